@@ -1,0 +1,364 @@
+"""ACOConfig: the seed's ``config.yaml`` as a pydantic model, plus a YAML loader.
+
+Usage::
+
+    from aco_langchain import ACOConfig, load_config
+    cfg = ACOConfig()                       # the seed's five-tier defaults
+    cfg = load_config("config.yaml")        # a user's file; unknown keys are errors
+    cfg.tier(1).model_id                    # 'tiny-local-3b'
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+TIER_NUMBERS = (1, 2, 3, 4, 5)
+TIER_KEYS = tuple(f"tier{n}" for n in TIER_NUMBERS)
+
+#: Task types the routers know. Floors may only name these.
+TASK_TYPES = (
+    "quick_answer",
+    "coding",
+    "math",
+    "reasoning",
+    "research",
+    "writing",
+    "summarization",
+    "legal_regulated",
+    "long_horizon",
+    "general",
+)
+
+Provider = Literal["local", "cloud", "openai", "openai-compatible", "ollama", "instance"]
+
+
+class ConfigError(ValueError):
+    """A config problem, worded for the user: names the field and the fix."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class RoutingSettings(_Strict):
+    """The seed's ``routing:`` block plus seed 3's policy fields."""
+
+    safety_threshold: float = Field(
+        0.30,
+        ge=0.0,
+        le=1.0,
+        description="Below this predicted success/confidence a tier is not trusted: escalate.",
+    )
+    downgrade_threshold: float = Field(
+        0.90,
+        ge=0.0,
+        le=1.0,
+        description="At or above this predicted success a cheaper tier is taken (downgrade).",
+    )
+    max_retries: int = Field(3, ge=0, le=20, description="Retries per tier before fallback.")
+    max_cost_per_task: float = Field(5.0, ge=0.0, description="USD budget for one run/task.")
+    prefer_local: bool = Field(True, description="Take the local tier when it is good enough.")
+    allow_cloud_fallback: bool = Field(True, description="May a failed local call go to cloud?")
+    max_latency_per_call_s: float = Field(30.0, gt=0.0, description="Per-call timeout, seconds.")
+    max_tokens_per_task: int = Field(100_000, gt=0, description="Token budget for one run.")
+    on_budget_exceeded: Literal["force_local", "raise"] = Field(
+        "force_local",
+        description="What happens once a run's spend reaches max_cost_per_task.",
+    )
+    quality_target: float = Field(
+        0.95,
+        gt=0.0,
+        le=1.0,
+        description="Learned router: fraction of the best tier's quality to keep.",
+    )
+    strict: bool = Field(
+        False, description="Raise instead of using the nearest tier when a tier is unavailable."
+    )
+
+
+class TierSpec(_Strict):
+    """One tier of the five: who answers and what it costs."""
+
+    model_id: str = Field(..., min_length=1, description="The tier's name in routing output.")
+    provider: Provider = "openai"
+    model: str | None = Field(
+        None, description="Provider's model name when it differs from model_id."
+    )
+    cost_per_1k_input: float | None = Field(None, ge=0.0)
+    cost_per_1k_output: float | None = Field(None, ge=0.0)
+    base_url: str | None = None
+    api_key_env: str | None = Field(None, description="Env var holding the API key.")
+    max_context: int = Field(32_768, gt=0)
+    capabilities: list[str] = Field(default_factory=lambda: ["tools"])
+    is_local: bool = False
+    avg_latency_ms: float = Field(1000.0, ge=0.0)
+
+    @property
+    def provider_model(self) -> str:
+        """The name sent to the provider (``model`` or ``model_id``)."""
+        return self.model or self.model_id
+
+    @property
+    def supports_tools(self) -> bool:
+        return "tools" in self.capabilities
+
+    @model_validator(mode="after")
+    def _local_flag(self) -> TierSpec:
+        if self.provider == "local" and not self.is_local:
+            object.__setattr__(self, "is_local", True)
+        return self
+
+
+class LocalModelSettings(_Strict):
+    """Where the local llama.cpp tier is built and how it is served (see local_model.py)."""
+
+    cache_dir: str = Field(
+        default_factory=lambda: os.environ.get(
+            "ACO_CACHE_DIR", str(Path.home() / ".cache" / "aco-langchain")
+        )
+    )
+    host: str = "127.0.0.1"
+    port: int | None = Field(None, ge=1, le=65535, description="None: pick a free port.")
+    ctx_size: int = Field(2048, gt=0)
+    threads: int = Field(2, gt=0)
+
+
+class CascadeSettings(_Strict):
+    """Confidence cascade (see cascade.py)."""
+
+    enabled: bool = False
+    confidence_threshold: float | None = Field(
+        None, ge=0.0, le=1.0, description="None: the calibrated default shipped with the package."
+    )
+    top_logprobs: int = Field(3, ge=0, le=20)
+    buffer_stream: bool = Field(
+        True, description="Buffer the cheap tier's stream until the escalation decision."
+    )
+
+
+class AgentSettings(_Strict):
+    """Agent-level controls: doom detector, gates (see doom.py, gates.py)."""
+
+    max_steps: int = Field(25, gt=0)
+    no_progress_steps: int = Field(5, gt=0)
+    max_repeated_failures: int = Field(3, gt=0)
+    verifier_budget_ratio: float = Field(0.5, ge=0.0, le=1.0)
+    tool_costs: dict[str, float] = Field(default_factory=dict)
+    on_low_budget: Literal["local", "stop"] = "local"
+
+
+def _default_models() -> dict[str, TierSpec]:
+    return {
+        "tier1": TierSpec(
+            model_id="tiny-local-3b",
+            provider="local",
+            model="smollm2-135m-instruct",
+            cost_per_1k_input=0.0,
+            cost_per_1k_output=0.0,
+            base_url=None,  # filled from the running local server (aco local-model start)
+            max_context=2048,
+            capabilities=["chat", "logprobs"],
+            is_local=True,
+            avg_latency_ms=300.0,
+        ),
+        "tier2": TierSpec(
+            model_id="cheap-cloud-8b",
+            provider="openai",
+            model="gpt-4o-mini",
+            cost_per_1k_input=0.05,
+            cost_per_1k_output=0.05,
+            api_key_env="OPENAI_API_KEY",
+            max_context=128_000,
+            capabilities=["chat", "tools", "logprobs", "structured_output"],
+            avg_latency_ms=600.0,
+        ),
+        "tier3": TierSpec(
+            model_id="medium-70b",
+            provider="openai",
+            model="gpt-4.1-mini",
+            cost_per_1k_input=0.30,
+            cost_per_1k_output=0.30,
+            api_key_env="OPENAI_API_KEY",
+            max_context=128_000,
+            capabilities=["chat", "tools", "logprobs", "structured_output"],
+            avg_latency_ms=900.0,
+        ),
+        "tier4": TierSpec(
+            model_id="frontier-latest",
+            provider="openai",
+            model="gpt-4.1",
+            cost_per_1k_input=1.00,
+            cost_per_1k_output=3.00,
+            api_key_env="OPENAI_API_KEY",
+            max_context=128_000,
+            capabilities=["chat", "tools", "logprobs", "structured_output"],
+            avg_latency_ms=1500.0,
+        ),
+        "tier5": TierSpec(
+            model_id="specialist-expert",
+            provider="openai",
+            model="o3",
+            cost_per_1k_input=1.50,
+            cost_per_1k_output=1.50,
+            api_key_env="OPENAI_API_KEY",
+            max_context=200_000,
+            capabilities=["chat", "tools", "structured_output"],
+            avg_latency_ms=4000.0,
+        ),
+    }
+
+
+def _default_floors() -> dict[str, int]:
+    return {"legal_regulated": 4, "long_horizon": 3, "coding": 3, "quick_answer": 1}
+
+
+class ACOConfig(_Strict):
+    """The whole configuration. Defaults are the seed's five-tier table and thresholds.
+
+    Usage::
+
+        cfg = ACOConfig(router_model_path="my_bundle/")
+        cfg.routing.max_cost_per_task   # 5.0
+    """
+
+    routing: RoutingSettings = Field(default_factory=RoutingSettings)
+    models: dict[str, TierSpec] = Field(default_factory=_default_models)
+    task_floors: dict[str, int] = Field(default_factory=_default_floors)
+    router_model_path: str | None = Field(
+        None, description="Directory of a learned-router bundle; None uses the shipped one."
+    )
+    router: Literal["learned", "rules"] = "learned"
+    local_model: LocalModelSettings = Field(default_factory=LocalModelSettings)
+    cascade: CascadeSettings = Field(default_factory=CascadeSettings)
+    agent: AgentSettings = Field(default_factory=AgentSettings)
+    trace_path: str | None = Field(None, description="JSONL file traces are appended to.")
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _merge_models(cls, value: Any) -> Any:
+        # A user's file may name only the tiers it changes (the seed's example gives
+        # tier1 and tier4); the others keep their defaults, and a named tier's unnamed
+        # fields keep theirs too.
+        if not isinstance(value, dict):
+            return value
+        merged: dict[str, Any] = {k: v.model_dump() for k, v in _default_models().items()}
+        for key, spec in value.items():
+            if key not in TIER_KEYS:
+                raise ValueError(
+                    f"unknown tier {key!r}: tiers are named {', '.join(TIER_KEYS)}"
+                )
+            if isinstance(spec, TierSpec):
+                merged[key] = spec
+            elif isinstance(spec, dict):
+                default = merged[key]
+                same_model = spec.get("model_id", default["model_id"]) == default["model_id"]
+                # Same model: fill unnamed fields from the default tier. Another model:
+                # the default tier's provider details would be wrong, so start clean.
+                merged[key] = {**default, **spec} if same_model else dict(spec)
+            else:
+                raise ValueError(f"tier {key!r} must be a mapping of fields")
+        return merged
+
+    @field_validator("task_floors")
+    @classmethod
+    def _check_floors(cls, value: dict[str, int]) -> dict[str, int]:
+        for task, tier in value.items():
+            if task not in TASK_TYPES:
+                raise ValueError(
+                    f"floor names unknown task {task!r}: use one of {', '.join(TASK_TYPES)}"
+                )
+            if tier not in TIER_NUMBERS:
+                raise ValueError(f"floor for {task!r} names unknown tier {tier}: use 1 to 5")
+        return value
+
+    @model_validator(mode="after")
+    def _check_models(self) -> ACOConfig:
+        missing = [k for k in TIER_KEYS if k not in self.models]
+        if missing:
+            raise ValueError(f"missing tier(s) {', '.join(missing)}: define all of tier1..tier5")
+        if self.routing.safety_threshold > self.routing.downgrade_threshold:
+            raise ValueError(
+                "routing.safety_threshold must not exceed routing.downgrade_threshold"
+            )
+        return self
+
+    def tier(self, number: int) -> TierSpec:
+        """The spec of tier ``number`` (1-5)."""
+        if number not in TIER_NUMBERS:
+            raise ConfigError(f"tier {number} does not exist: tiers are 1 to 5")
+        return self.models[f"tier{number}"]
+
+    def tier_of_model(self, model_id: str) -> int | None:
+        """The tier number whose model_id (or provider model) is ``model_id``."""
+        for n in TIER_NUMBERS:
+            spec = self.tier(n)
+            if model_id in (spec.model_id, spec.model):
+                return n
+        return None
+
+    def floor_for(self, task_type: str | None) -> int:
+        """The minimum tier the task type allows (1 when no floor is set)."""
+        if task_type is None:
+            return 1
+        return self.task_floors.get(task_type, 1)
+
+
+def format_validation_error(err: ValidationError, source: str = "config") -> str:
+    """One readable message naming each bad field and what to do about it."""
+    lines = [f"{source}: {err.error_count()} problem(s)"]
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key: remove it or check its spelling"
+        elif e["type"] == "missing":
+            msg = "required field is missing: add it"
+        elif msg.startswith("Value error, "):
+            msg = msg[len("Value error, ") :]
+        lines.append(f"  - {loc}: {msg}")
+    return "\n".join(lines)
+
+
+def config_from_dict(data: dict[str, Any], source: str = "config") -> ACOConfig:
+    """Validate a mapping into an ACOConfig, raising ConfigError with a readable message."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping (routing:, models:, ...)")
+    try:
+        return ACOConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(err, source)) from None
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> ACOConfig:
+    """Load ``config.yaml``; None gives the defaults (or ``$ACO_CONFIG`` when set).
+
+    Usage::
+
+        cfg = load_config("config.yaml")
+    """
+    if path is None:
+        env = os.environ.get("ACO_CONFIG")
+        if not env:
+            return ACOConfig()
+        path = env
+    import yaml
+
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{p}: no such config file (give a path to a YAML file)")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{p}: not valid YAML: {err}") from None
+    return config_from_dict(data or {}, source=str(p))
