@@ -255,9 +255,7 @@ class ACOConfig(_Strict):
         merged: dict[str, Any] = {k: v.model_dump() for k, v in _default_models().items()}
         for key, spec in value.items():
             if key not in TIER_KEYS:
-                raise ValueError(
-                    f"unknown tier {key!r}: tiers are named {', '.join(TIER_KEYS)}"
-                )
+                raise ValueError(f"unknown tier {key!r}: tiers are named {', '.join(TIER_KEYS)}")
             if isinstance(spec, TierSpec):
                 merged[key] = spec
             elif isinstance(spec, dict):
@@ -288,9 +286,7 @@ class ACOConfig(_Strict):
         if missing:
             raise ValueError(f"missing tier(s) {', '.join(missing)}: define all of tier1..tier5")
         if self.routing.safety_threshold > self.routing.downgrade_threshold:
-            raise ValueError(
-                "routing.safety_threshold must not exceed routing.downgrade_threshold"
-            )
+            raise ValueError("routing.safety_threshold must not exceed routing.downgrade_threshold")
         return self
 
     def tier(self, number: int) -> TierSpec:
