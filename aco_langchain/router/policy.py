@@ -133,7 +133,8 @@ def decide(
             ]
             new = safer[0] if safer else max(TIER_NUMBERS)
             reasons.append(
-                f"p(t{tier})={p_here:.2f} < safety_threshold {rs.safety_threshold:.2f} -> tier {new}"
+                f"p(t{tier})={p_here:.2f} < safety_threshold {rs.safety_threshold:.2f}"
+                f" -> tier {new}"
             )
             tier = new
 
@@ -146,7 +147,8 @@ def decide(
             and p_local >= rs.downgrade_threshold
         ):
             reasons.append(
-                f"local-first: p(t1)={p_local:.2f} >= downgrade_threshold {rs.downgrade_threshold:.2f}"
+                f"local-first: p(t1)={p_local:.2f}"
+                f" >= downgrade_threshold {rs.downgrade_threshold:.2f}"
             )
             tier = 1
 
