@@ -213,10 +213,21 @@ class TierRegistry:
         return self._instances[tier]
 
     def provider(self, tier: int) -> str:
+        """The provider name reported as ``model_provider`` for the tier's answers."""
+        if tier in self._instances:
+            ls = self._instances[tier]._get_ls_params()
+            return str(ls.get("ls_provider") or self._instances[tier]._llm_type)
         spec = self.spec(tier)
-        if tier in self._instances and spec.provider in ("instance",):
-            return getattr(self._instances[tier], "_llm_type", "instance")
         return {"local": "llama.cpp", "cloud": "openai"}.get(spec.provider, spec.provider)
+
+    def model_name(self, tier: int) -> str:
+        """The concrete model's name reported as ``model_name`` for the tier's answers."""
+        if tier in self._instances:
+            ls = self._instances[tier]._get_ls_params()
+            name = ls.get("ls_model_name") or getattr(self._instances[tier], "model_name", None)
+            if name:
+                return str(name)
+        return self.spec(tier).provider_model
 
     def cost(self, tier: int, input_tokens: int, output_tokens: int) -> float:
         return cost_usd(self.spec(tier), input_tokens, output_tokens)

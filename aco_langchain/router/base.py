@@ -97,6 +97,7 @@ class RouteDecision(BaseModel):
     unavailable: dict[int, str] = Field(
         default_factory=dict, description="Tiers skipped as unavailable, with why."
     )
+    budget_exceeded: bool = Field(False, description="The run's budget forced this tier.")
 
     def as_routing_dict(self) -> dict[str, Any]:
         """The seed's ``start_run(...)["routing"]`` shape."""

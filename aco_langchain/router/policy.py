@@ -168,7 +168,8 @@ def decide(
             if tier != before:
                 reasons.append(f"max_latency_ms {c.max_latency_ms:g} -> tier {tier}")
 
-    if spent_usd >= rs.max_cost_per_task > 0 or (rs.max_cost_per_task == 0 and spent_usd > 0):
+    budget_exceeded = False
+    if spent_usd >= rs.max_cost_per_task:
         if rs.on_budget_exceeded == "raise":
             raise BudgetExceededError(
                 f"run budget spent: ${spent_usd:.4f} of max_cost_per_task "
@@ -177,7 +178,20 @@ def decide(
         reasons.append(
             f"budget_exceeded (${spent_usd:.4f} >= ${rs.max_cost_per_task}): forced local"
         )
-        tier = 1
+        tier = (
+            min(n for n in TIER_NUMBERS if config.tier(n).is_local)
+            if any(config.tier(n).is_local for n in TIER_NUMBERS)
+            else 1
+        )
+        budget_exceeded = True
+    else:
+        # Never start a call projected to overrun the run's budget: step down until it fits.
+        remaining = rs.max_cost_per_task - spent_usd
+        before = tier
+        while tier > 1 and estimate_call_cost(config, tier, request) > remaining:
+            tier -= 1
+        if tier != before:
+            reasons.append(f"budget remaining ${remaining:.4f} -> tier {tier}")
 
     if tier not in allowed or tier in unavailable:
         why = unavailable.get(tier, "no tool calling")
@@ -209,4 +223,5 @@ def decide(
         difficulty=assessment.difficulty,
         complexity=assessment.complexity,
         unavailable={n: w for n, w in unavailable.items()},
+        budget_exceeded=budget_exceeded,
     )

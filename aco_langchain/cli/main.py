@@ -1,0 +1,184 @@
+"""The ``aco`` app: core commands here, the rest registered from sibling modules.
+
+Only ``typer`` is imported at module level: ``aco route`` must start in well under a second,
+so rich, numpy and langchain load inside the commands that need them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from typing import Any
+
+import typer
+
+app = typer.Typer(
+    name="aco",
+    help="Agent cost optimizer: route prompts to the cheapest capable tier.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+config_app = typer.Typer(help="Validate or show a config.yaml.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+_JSON = typer.Option(False, "--json", help="Print machine-readable JSON.")
+_CONFIG = typer.Option(
+    None, "--config", "-c", help="config.yaml (default: $ACO_CONFIG or built-ins)."
+)
+
+#: Modules that add their own commands with ``register(app)``.
+_COMMAND_MODULES = (
+    "aco_langchain.cli.local_model_cmds",
+    "aco_langchain.cli.agent_cmds",
+    "aco_langchain.cli.router_cmds",
+)
+
+
+def fail(message: str, as_json: bool = False) -> None:
+    """Print one clean error line (or a JSON error) and exit 1: no traceback for user mistakes."""
+    if as_json:
+        typer.echo(json.dumps({"ok": False, "error": message}))
+    else:
+        from rich.console import Console
+
+        Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code=1)
+
+
+def _load(config: str | None, as_json: bool) -> Any:
+    from aco_langchain.config import ConfigError, load_config
+
+    try:
+        return load_config(config)
+    except ConfigError as err:
+        fail(str(err), as_json)
+
+
+@app.command()
+def version(as_json: bool = _JSON) -> None:
+    """Print the installed version."""
+    from aco_langchain import __version__
+
+    if as_json:
+        typer.echo(json.dumps({"version": __version__}))
+    else:
+        typer.echo(f"aco-langchain {__version__}")
+
+
+@app.command()
+def route(
+    prompt: str = typer.Argument(..., help="The prompt to route."),
+    config: str | None = _CONFIG,
+    as_json: bool = _JSON,
+    available: bool = typer.Option(
+        False, "--available", help="Apply tier availability (keys, local server) as a call would."
+    ),
+    force_tier: int | None = typer.Option(None, "--force-tier", min=1, max=5),
+    max_cost_usd: float | None = typer.Option(None, "--max-cost-usd", min=0.0),
+    max_latency_ms: float | None = typer.Option(None, "--max-latency-ms", min=0.0),
+    min_quality: float | None = typer.Option(None, "--min-quality", min=0.0, max=1.0),
+    task_type: str | None = typer.Option(None, "--task-type"),
+    risk: str | None = typer.Option(None, "--risk", help="low | medium | high | critical"),
+) -> None:
+    """Route a request to the optimal tier: prints tier, model, cost estimate and reason."""
+    from aco_langchain.config import TASK_TYPES
+    from aco_langchain.router import RouteRequest, RoutingError, TierUnavailableError, get_router
+    from aco_langchain.router import route as do_route
+    from aco_langchain.tiers import TierRegistry
+
+    cfg = _load(config, as_json)
+    if not prompt.strip():
+        fail('the prompt is empty: pass the text to route, e.g. aco route "What is 2+2?"', as_json)
+    if task_type is not None and task_type not in TASK_TYPES:
+        fail(f"--task-type {task_type!r} is unknown: use one of {', '.join(TASK_TYPES)}", as_json)
+    if risk is not None and risk not in ("low", "medium", "high", "critical"):
+        fail(f"--risk {risk!r} is unknown: use low, medium, high or critical", as_json)
+    try:
+        request = RouteRequest.from_text(
+            prompt,
+            force_tier=force_tier,
+            max_cost_usd=max_cost_usd,
+            max_latency_ms=max_latency_ms,
+            min_quality=min_quality,
+            task_type=task_type,
+            risk=risk,
+        )
+        router = get_router(cfg)
+        unavailable = TierRegistry(cfg).unavailable()
+        decision = do_route(
+            request, cfg, router=router, unavailable=unavailable if available else None
+        )
+    except (RoutingError, ValueError) as err:
+        fail(str(err), as_json)
+    live_tier: int | None = decision.tier
+    if not available:
+        try:
+            live_tier = do_route(request, cfg, router=router, unavailable=unavailable).tier
+        except TierUnavailableError:
+            live_tier = None
+    out = decision.as_routing_dict()
+    out["complexity"] = decision.complexity
+    out["router"] = getattr(router, "name", type(router).__name__)
+    if unavailable:
+        out["unavailable"] = {str(k): v for k, v in unavailable.items()}
+        out["would_call_tier"] = live_tier
+    if as_json:
+        typer.echo(json.dumps(out, indent=2))
+        return
+    typer.echo(
+        f"→ tier={decision.tier}, model={decision.model_id}, cost=${decision.cost_estimate:.4f}"
+    )
+    typer.echo(
+        f"  task={decision.task_type} difficulty={decision.difficulty} "
+        f"confidence={decision.confidence:.2f} router={out['router']}"
+    )
+    typer.echo(f"  reason: {decision.reason}")
+    if unavailable and live_tier != decision.tier:
+        why = unavailable.get(decision.tier, "")
+        now = f"a call would use tier {live_tier}" if live_tier else "no tier is available"
+        typer.echo(f"  now: tier {decision.tier} unavailable ({why}); {now}")
+
+
+@config_app.command("validate")
+def config_validate(
+    path: str = typer.Argument(..., help="The config.yaml to check."), as_json: bool = _JSON
+) -> None:
+    """Check a config file: one clear message per bad field, exit 1 if any."""
+    cfg = _load(path, as_json)
+    if as_json:
+        typer.echo(json.dumps({"ok": True, "path": path}))
+    else:
+        typer.echo(f"{path}: ok ({len(cfg.models)} tiers, {len(cfg.task_floors)} task floors)")
+
+
+@config_app.command("show")
+def config_show(config: str | None = _CONFIG, as_json: bool = _JSON) -> None:
+    """Show the effective config (defaults filled in) as YAML or JSON."""
+    cfg = _load(config, as_json)
+    data = cfg.model_dump(mode="json")
+    if as_json:
+        typer.echo(json.dumps(data, indent=2))
+        return
+    import yaml
+
+    typer.echo(yaml.safe_dump(data, sort_keys=False).rstrip())
+
+
+def _register_all() -> None:
+    for name in _COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as err:
+            if err.name != name:
+                raise
+            continue
+        module.register(app)
+
+
+_register_all()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

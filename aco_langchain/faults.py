@@ -1,0 +1,156 @@
+"""Provider faults: which errors are retried, backoff, fallback order, tier cooldown.
+
+Policy (documented in README "Faults"):
+
+- Retried on the same tier, up to ``routing.max_retries`` times with exponential backoff and
+  jitter: HTTP 429, 5xx, timeouts, refused or dropped connections.
+- Not retried, straight to fallback: other provider errors (401/403 bad key, 404 unknown
+  model, 400 the provider rejects), since a retry would fail the same way.
+- Fallback order from the routed tier: the stronger tiers first (ascending), then the cheaper
+  ones (descending). A local routed tier only falls back to cloud tiers when
+  ``routing.allow_cloud_fallback`` is true.
+- A tier that exhausts its retries ``cooldown_after`` times in a row cools down for
+  ``cooldown_s`` seconds: routing treats it as unavailable meanwhile.
+- A stream that fails after its first chunk was delivered is not retried or re-routed:
+  the caller already holds part of an answer, and a second answer would be a duplicate.
+
+Usage::
+
+    kind = classify_error(exc)            # "retry" | "fallback"
+    order = fallback_order(3, {1, 2, 3, 4, 5}, allow_cloud=True, local={1})   # [3, 4, 5, 2, 1]
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Literal
+
+ErrorKind = Literal["retry", "fallback"]
+
+_RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529}
+
+
+def _status_code(exc: BaseException) -> int | None:
+    for attr in ("status_code", "status", "code"):
+        value = getattr(exc, attr, None)
+        if isinstance(value, int):
+            return value
+    response = getattr(exc, "response", None)
+    value = getattr(response, "status_code", None)
+    return value if isinstance(value, int) else None
+
+
+def classify_error(exc: BaseException) -> ErrorKind:
+    """Whether a failed call is worth retrying on the same tier or should fall back."""
+    status = _status_code(exc)
+    if status is not None:
+        return "retry" if status in _RETRY_STATUS or status >= 500 else "fallback"
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    transient = {
+        "TimeoutError",
+        "ConnectionError",
+        "APITimeoutError",
+        "APIConnectionError",
+        "TimeoutException",
+        "ConnectError",
+        "ReadError",
+        "RemoteProtocolError",
+        "ReadTimeout",
+        "ConnectTimeout",
+        "ServerDisconnectedError",
+        "ClientConnectionError",
+    }
+    if names & transient:
+        return "retry"
+    return "fallback"
+
+
+def backoff_delay(attempt: int, base_s: float, cap_s: float = 8.0) -> float:
+    """Seconds to wait before retry number ``attempt`` (0-based): full jitter, capped."""
+    if base_s <= 0:
+        return 0.0
+    return random.uniform(0, min(cap_s, base_s * (2**attempt)))
+
+
+def fallback_order(
+    tier: int, candidates: Iterable[int], *, allow_cloud: bool, local: Iterable[int]
+) -> list[int]:
+    """The routed tier, then stronger tiers ascending, then cheaper tiers descending."""
+    cands = set(candidates) | {tier}
+    local_set = set(local)
+    up = sorted(n for n in cands if n > tier)
+    down = sorted((n for n in cands if n < tier), reverse=True)
+    order = [tier, *up, *down]
+    if tier in local_set and not allow_cloud:
+        order = [n for n in order if n in local_set]
+    return order
+
+
+def describe_error(exc: BaseException) -> str:
+    """A one-line, secret-free description of a provider error."""
+    status = _status_code(exc)
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    # API keys never belong in messages we repeat; providers sometimes echo them.
+    for marker in ("sk-", "Bearer "):
+        if marker in text:
+            text = text.split(marker)[0] + marker + "***"
+    head = type(exc).__name__ + (f" {status}" if status else "")
+    return f"{head}: {text[:200]}" if text else head
+
+
+class AllTiersFailedError(RuntimeError):
+    """Every tier tried for a request failed; ``failures`` lists each tier's last error."""
+
+    def __init__(self, failures: dict[int, str]) -> None:
+        self.failures = dict(failures)
+        lines = "; ".join(f"tier {n}: {why}" for n, why in failures.items())
+        super().__init__(f"all tiers failed: {lines}")
+
+
+@dataclass
+class _TierState:
+    failures: int = 0
+    cooldown_until: float = 0.0
+
+
+@dataclass
+class TierHealth:
+    """Consecutive-failure counts and cooldowns of one router instance's tiers.
+
+    Usage::
+
+        health = TierHealth(cooldown_after=2, cooldown_s=30)
+        health.failed(2); health.failed(2)
+        health.cooling()   # {2: 'cooling down after 2 failures (30s)'}
+    """
+
+    cooldown_after: int = 2
+    cooldown_s: float = 30.0
+    _states: dict[int, _TierState] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def failed(self, tier: int, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            st = self._states.setdefault(tier, _TierState())
+            st.failures += 1
+            if st.failures >= self.cooldown_after:
+                st.cooldown_until = now + self.cooldown_s
+
+    def succeeded(self, tier: int) -> None:
+        with self._lock:
+            self._states.pop(tier, None)
+
+    def cooling(self, now: float | None = None) -> dict[int, str]:
+        """{tier: why} for tiers cooling down right now."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            return {
+                n: f"cooling down after {st.failures} failures"
+                for n, st in self._states.items()
+                if st.cooldown_until > now
+            }
