@@ -96,7 +96,11 @@ def assess_doom(progress: RunProgress, config: ACOConfig | None = None) -> DoomR
     """
     agent = (config or ACOConfig()).agent
     p = progress
-    base = {"total_spent": p.total_spent, "max_budget": p.max_budget, "steps_taken": p.steps_taken}
+    base = {
+        "total_spent": round(p.total_spent, 10),
+        "max_budget": p.max_budget,
+        "steps_taken": p.steps_taken,
+    }
     if p.max_budget >= 0 and p.total_spent >= p.max_budget and (p.total_spent > 0 or p.steps_taken):
         return DoomResult(
             doomed=True,
@@ -182,6 +186,7 @@ class DoomDetector:
         self._seen_ok: set[str] = set()
         self._seen_outputs: set[str] = set()
         self._since_progress = 0
+        self._extra = 0.0
 
     @property
     def steps_taken(self) -> int:
@@ -190,8 +195,8 @@ class DoomDetector:
 
     @property
     def total_spent(self) -> float:
-        """Sum of recorded step costs."""
-        return sum(self._step_costs)
+        """Sum of recorded step costs (and costs recorded before the first step)."""
+        return sum(self._step_costs) + self._extra
 
     def record_step(
         self,
@@ -225,9 +230,34 @@ class DoomDetector:
         self._since_progress = 0 if made else self._since_progress + 1
         return made
 
-    def record_tool_failure(self, tool_name: str, args: Any = None) -> None:
-        """Count a failed tool call without closing a step."""
-        self._failures[tool_signature(tool_name, args)] += 1
+    def record_tool(
+        self, tool_name: str, args: Any = None, success: bool = True, cost: float = 0.0
+    ) -> bool:
+        """Record one tool call inside the current step; returns whether it was progress.
+
+        A successful call not seen before is progress (resets the no-progress count); a
+        failure counts toward ``repeated_failure``. ``cost`` is added to the current step.
+        """
+        if self._step_costs:
+            self._step_costs[-1] += max(0.0, cost)
+        else:
+            self._extra += max(0.0, cost)
+        sig = tool_signature(tool_name, args)
+        if not success:
+            self._failures[sig] += 1
+            return False
+        new = sig not in self._seen_ok
+        self._seen_ok.add(sig)
+        if new:
+            self._since_progress = 0
+        return new
+
+    def add_cost(self, usd: float) -> None:
+        """Add spend (e.g. a verifier call) to the current step."""
+        if self._step_costs:
+            self._step_costs[-1] += max(0.0, usd)
+        else:
+            self._extra += max(0.0, usd)
 
     def snapshot(self, total_spent: float | None = None) -> RunProgress:
         """The current RunProgress (``total_spent`` overrides the recorded step costs)."""

@@ -207,8 +207,8 @@ def verify(
 ) -> VerifyDecision:
     """Decide whether an answer needs the verifier.
 
-    ``verifier_calls`` / ``total_steps``: the run so far, for the verifier-call budget
-    (``config.agent.verifier_budget_ratio``; this call counts as one more step).
+    ``verifier_calls`` / ``total_steps``: the run so far (steps including the one to
+    verify), for the verifier-call budget ``config.agent.verifier_budget_ratio``.
 
     Usage::
 
@@ -221,10 +221,12 @@ def verify(
         raise ValueError(f"confidence must be between 0 and 1, not {confidence}")
     config = config or ACOConfig()
     ratio = config.agent.verifier_budget_ratio
-    steps = total_steps + 1
-    rate_if_called = (verifier_calls + 1) / steps
     rate = verifier_calls / total_steps if total_steps else None
-    budget_ok = rate_if_called <= ratio or total_steps == 0
+    # The first verification is always affordable (unless the ratio is 0); after that a
+    # call must keep verifier calls / steps at or under the ratio.
+    budget_ok = (verifier_calls == 0 and ratio > 0) or (
+        (verifier_calls + 1) / max(total_steps, 1) <= ratio
+    )
     if risk == "critical":
         return VerifyDecision(
             needed=True,
@@ -254,7 +256,7 @@ def verify(
             budget_ok=False,
             verifier_rate=rate,
             reason=(
-                f"skip: verifier budget spent ({verifier_calls}/{total_steps} steps verified; "
+                f"skip: verifier budget spent ({verifier_calls} of {total_steps} steps verified; "
                 f"another call would exceed agent.verifier_budget_ratio {ratio:.2f})"
             ),
         )
