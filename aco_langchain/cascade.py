@@ -335,7 +335,7 @@ def _request_text(request: Any) -> str:
     if isinstance(request, str):
         return request
     if isinstance(request, Mapping):
-        for key in ("prompt", "query", "input", "text", "messages"):
+        for key in ("prompt", "query", "input", "text", "content", "messages"):
             if key in request:
                 return _request_text(request[key])
         return ""
