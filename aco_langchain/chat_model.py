@@ -364,7 +364,12 @@ class ACORouterChatModel(BaseChatModel):
         tool_choice = kw.pop(_TOOL_CHOICE_KEY, None)
         override = kw.pop("model", None)
         if override and override != self.model_name and "force_model" not in options:
-            options["force_model"] = override
+            # A concrete tier model name (e.g. "gpt-4.1") or a tier's model_id.
+            by_name = [n for n in range(1, 6) if self._registry.model_name(n) == override]
+            if by_name and "force_tier" not in options:
+                options["force_tier"] = by_name[0]
+            else:
+                options["force_model"] = override
         max_tokens = kw.get("max_tokens", self.max_tokens)
         if max_tokens is not None:
             options["max_tokens"] = max_tokens

@@ -1,0 +1,251 @@
+from __future__ import annotations
+
+import openai
+import pytest
+from langchain_core.callbacks import get_usage_metadata_callback
+from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
+from langchain_core.tools import tool
+from pydantic import BaseModel
+
+from aco_langchain import ACOConfig, ACORouterChatModel
+from aco_langchain.config import config_from_dict
+from aco_langchain.faults import AllTiersFailedError
+from aco_langchain.router import BudgetExceededError, RuleRouter
+from aco_langchain.testing import ScriptedChatModel
+
+
+def _llm(tiers, **kw) -> ACORouterChatModel:
+    kw.setdefault("router", RuleRouter())
+    kw.setdefault("retry_base_delay_s", 0.0)
+    return ACORouterChatModel(tier_models=tiers, **kw)
+
+
+def test_routes_simple_and_critical_prompts(fake_tiers) -> None:
+    llm = _llm(fake_tiers)
+    easy = llm.invoke("What is 2+2?")
+    assert easy.content == "answer from tier 1"
+    meta = easy.response_metadata["aco"]
+    assert meta["tier"] == 1 and meta["model_id"] == "tiny-local-3b"
+    assert set(meta) >= {
+        "tier",
+        "model_id",
+        "confidence",
+        "reason",
+        "cost_usd",
+        "estimated_cost_usd",
+        "escalated",
+        "fallback_from",
+    }
+    hard = llm.invoke("Fix the auth bug in production")
+    assert hard.content == "answer from tier 5"
+    assert hard.response_metadata["aco"]["tier"] == 5
+
+
+def test_cost_comes_from_usage_and_config_price(fake_tiers) -> None:
+    llm = _llm(fake_tiers)
+    msg = llm.invoke("hello", force_tier=4)
+    u = msg.usage_metadata
+    expected = (u["input_tokens"] * 1.0 + u["output_tokens"] * 3.0) / 1000
+    assert msg.response_metadata["aco"]["cost_usd"] == pytest.approx(expected)
+    assert llm.spent() == pytest.approx(expected)
+
+
+def test_tier_model_name_and_provider_in_metadata(fake_tiers) -> None:
+    msg = _llm(fake_tiers).invoke("hi", force_tier=2)
+    assert msg.response_metadata["model_name"] == "fake-t2"
+    assert msg.response_metadata["model_provider"] == "scripted"
+
+
+def test_usage_is_counted_once(fake_tiers) -> None:
+    llm = _llm(fake_tiers)
+    with get_usage_metadata_callback() as cb:
+        msg = llm.invoke("hi", force_tier=2)
+    totals = list(cb.usage_metadata.values())
+    assert len(totals) == 1
+    assert totals[0]["total_tokens"] == msg.usage_metadata["total_tokens"]
+
+
+def test_per_call_options_through_runnable_config(fake_tiers) -> None:
+    llm = _llm(fake_tiers)
+    msg = llm.invoke("What is 2+2?", config={"configurable": {"force_tier": 3}})
+    assert msg.response_metadata["aco"]["tier"] == 3
+    bound = llm.bind(force_model="frontier-latest")
+    assert bound.invoke("hi").response_metadata["aco"]["tier"] == 4
+
+
+def test_stream_async_and_batch(fake_tiers) -> None:
+    llm = _llm(fake_tiers)
+    chunks = list(llm.stream("Fix the auth bug in production"))
+    full = chunks[0]
+    for c in chunks[1:]:
+        full = full + c
+    assert full.content == "answer from tier 5"
+    assert full.response_metadata["aco"]["tier"] == 5
+    assert full.usage_metadata["total_tokens"] > 0
+    assert [m.content for m in llm.batch(["hi", "What is 2+2?"])] == ["answer from tier 1"] * 2
+
+
+async def test_async_paths(fake_tiers) -> None:
+    llm = _llm(fake_tiers)
+    msg = await llm.ainvoke("hi", force_tier=3)
+    assert msg.response_metadata["aco"]["tier"] == 3
+    parts = [c async for c in llm.astream("hi", force_tier=2)]
+    full = parts[0]
+    for c in parts[1:]:
+        full = full + c
+    assert full.content == "answer from tier 2"
+    assert full.response_metadata["aco"]["tier"] == 2
+    out = await llm.abatch(["a", "b"], config={"configurable": {"force_tier": 4}})
+    assert {m.response_metadata["aco"]["tier"] for m in out} == {4}
+
+
+def _conn_error() -> Exception:
+    import httpx
+
+    return openai.APIConnectionError(request=httpx.Request("POST", "http://127.0.0.1:1"))
+
+
+def test_retries_then_fallback_records_it(fake_tiers) -> None:
+    flaky = ScriptedChatModel(script=[_conn_error(), "recovered"], cycle=False, model="flaky")
+    tiers = {**fake_tiers, 3: flaky}
+    llm = _llm(tiers)
+    msg = llm.invoke("hi", force_tier=3)
+    assert msg.content == "recovered"  # retried on the same tier
+    assert len(flaky.calls) == 2
+    dead = ScriptedChatModel(script=[_conn_error()], cycle=True, model="dead")
+    llm = _llm({**fake_tiers, 3: dead}, max_retries=1)
+    msg = llm.invoke("hi", force_tier=3)
+    meta = msg.response_metadata["aco"]
+    assert meta["tier"] == 4 and meta["fallback_from"] == 3
+    assert "APIConnectionError" in meta["failures"]["3"]
+    assert len(dead.calls) == 2  # one try + one retry, then fallback
+
+
+def test_all_tiers_failing_lists_each(fake_tiers) -> None:
+    tiers = {n: ScriptedChatModel(script=[ValueError(f"bad {n}")]) for n in range(1, 6)}
+    llm = _llm(tiers)
+    with pytest.raises(AllTiersFailedError) as info:
+        llm.invoke("hi")
+    assert set(info.value.failures) == {1, 2, 3, 4, 5}
+    assert "tier 1: ValueError: bad 1" in str(info.value)
+
+
+def test_failing_tier_cools_down(fake_tiers) -> None:
+    dead = ScriptedChatModel(script=[ValueError("down")])
+    llm = _llm({**fake_tiers, 2: dead}, cooldown_after=1, cooldown_s=60)
+    llm.invoke("hi", force_tier=2)
+    before = len(dead.calls)
+    msg = llm.invoke("hi", force_tier=2)
+    assert len(dead.calls) == before  # skipped while cooling down
+    assert "cooling down" in msg.response_metadata["aco"]["reason"]
+
+
+def test_stream_failure_before_first_chunk_falls_back(fake_tiers) -> None:
+    dead = ScriptedChatModel(script=[ValueError("down")])
+    llm = _llm({**fake_tiers, 2: dead})
+    text = "".join(str(c.content) for c in llm.stream("hi", force_tier=2))
+    assert text == "answer from tier 3"
+
+
+def test_run_budget_forces_local_then_raises_when_configured(fake_tiers) -> None:
+    cfg = config_from_dict({"routing": {"max_cost_per_task": 1.0}})
+    llm = _llm(fake_tiers, config=cfg)
+    first = llm.invoke("hello there", force_tier=4, aco_run_id="r")
+    assert first.response_metadata["aco"]["cost_usd"] > 0
+    llm.spend_ledger.add("r", 1.0)  # e.g. spend recorded by another worker
+    second = llm.invoke("Fix the auth bug in production", aco_run_id="r")
+    assert second.response_metadata["aco"]["tier"] == 1
+    assert "budget_exceeded" in second.response_metadata["aco"]["reason"]
+    raising = config_from_dict(
+        {"routing": {"max_cost_per_task": 1.0, "on_budget_exceeded": "raise"}}
+    )
+    llm = _llm(fake_tiers, config=raising)
+    llm.spend_ledger.add("r", 1.0)
+    with pytest.raises(BudgetExceededError, match="max_cost_per_task"):
+        llm.invoke("again", aco_run_id="r")
+    llm.reset_budget("r")
+    assert llm.invoke("again", aco_run_id="r").content
+
+
+def test_call_projected_to_overrun_budget_is_not_started(fake_tiers) -> None:
+    cfg = config_from_dict({"routing": {"max_cost_per_task": 0.01}})
+    msg = _llm(fake_tiers, config=cfg).invoke("hello there", force_tier=4)
+    meta = msg.response_metadata["aco"]
+    assert meta["tier"] < 4 and "budget remaining" in meta["reason"]
+    assert meta["estimated_cost_usd"] <= 0.01
+
+
+def test_budget_is_per_run_key(fake_tiers) -> None:
+    cfg = config_from_dict({"routing": {"max_cost_per_task": 1.0}})
+    llm = _llm(fake_tiers, config=cfg)
+    llm.spend_ledger.add("a", 1.0)
+    other = llm.invoke("Fix the auth bug in production", aco_run_id="b")
+    assert other.response_metadata["aco"]["tier"] == 5
+
+
+@tool
+def get_weather(city: str) -> str:
+    """Weather for a city."""
+    return f"sunny in {city}"
+
+
+def test_bind_tools_binds_to_chosen_tier_and_skips_toolless(fake_tiers) -> None:
+    call = AIMessage(
+        "", tool_calls=[{"name": "get_weather", "args": {"city": "Paris"}, "id": "c1"}]
+    )
+    tiers = {**fake_tiers, 2: ScriptedChatModel(script=[call], model="tooly")}
+    llm = _llm(tiers)
+    msg = llm.bind_tools([get_weather], tool_choice="any").invoke("Weather in Paris?")
+    # tier 1 (local, no tool calling in the config) is skipped: tier 2 answers with a call
+    assert msg.response_metadata["aco"]["tier"] == 2
+    assert msg.tool_calls[0]["name"] == "get_weather"
+    sent = tiers[2].call_kwargs[-1]
+    assert sent["tools"][0]["function"]["name"] == "get_weather"
+    assert sent["tool_choice"] == "any"
+
+
+class Answer(BaseModel):
+    value: int
+
+
+def test_with_structured_output_function_calling(fake_tiers) -> None:
+    call = AIMessage("", tool_calls=[{"name": "Answer", "args": {"value": 4}, "id": "c1"}])
+    tiers = {**fake_tiers, 2: ScriptedChatModel(script=[call])}
+    llm = _llm(tiers)
+    out = llm.with_structured_output(Answer).invoke("What is 2+2?")
+    assert out == Answer(value=4)
+    raw = llm.with_structured_output(Answer, include_raw=True).invoke("What is 2+2?")
+    assert raw["parsed"] == Answer(value=4) and raw["parsing_error"] is None
+
+
+def test_with_structured_output_json_mode(fake_tiers) -> None:
+    tiers = {**fake_tiers, 1: ScriptedChatModel(script=['{"value": 7}'])}
+    out = _llm(tiers).with_structured_output(Answer, method="json_mode").invoke("seven?")
+    assert out == Answer(value=7)
+    assert tiers[1].call_kwargs[-1]["response_format"] == {"type": "json_object"}
+
+
+def test_messages_route_by_latest_user_turn(fake_tiers) -> None:
+    llm = _llm(fake_tiers)
+    msg = llm.invoke(
+        [
+            SystemMessage("You are a production incident assistant."),
+            HumanMessage("What is 2+2?"),
+        ]
+    )
+    assert msg.response_metadata["aco"]["tier"] == 1
+
+
+def test_no_tier_available_is_a_clear_error() -> None:
+    llm = ACORouterChatModel(config=ACOConfig(router="rules"))
+    with pytest.raises(Exception, match="no tier is available"):
+        llm.invoke("hi")
+
+
+def test_unavailable_cloud_tier_falls_to_local_and_says_why() -> None:
+    local = ScriptedChatModel(script=["local answer"])
+    llm = ACORouterChatModel(config=ACOConfig(router="rules"), tier_models={1: local})
+    msg = llm.invoke("Fix the auth bug in production")
+    meta = msg.response_metadata["aco"]
+    assert meta["tier"] == 1
+    assert "no OPENAI_API_KEY" in meta["reason"]
