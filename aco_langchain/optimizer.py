@@ -331,6 +331,7 @@ class ACOOptimizer:
             config=self.config,
             threshold=threshold,
             provider=provider,
+            available_tiers=[n for n in range(1, 6) if n not in self.unavailable],
         )
         if result.escalated and self._rec is not None:
             self._pending_escalation = True
