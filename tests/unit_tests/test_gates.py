@@ -1,0 +1,62 @@
+"""Tool gate and verification gate: decisions a user would see, with reasons."""
+
+from __future__ import annotations
+
+import pytest
+
+from aco_langchain.config import ACOConfig
+from aco_langchain.gates import gate, tool_cost, tool_kind, verify
+
+
+def test_web_search_is_worth_it_for_research_not_for_a_quick_answer():
+    yes = gate("web_search", "research")
+    no = gate("web_search", "quick_answer")
+    assert yes.allowed and yes.expected_value > yes.cost
+    assert not no.allowed and "unlikely to help" in no.reason
+
+
+def test_tool_costs_come_from_config():
+    cfg = ACOConfig(agent={"tool_costs": {"web_search": 5.0}})
+    assert tool_cost("web_search", cfg) == 5.0
+    d = gate("web_search", "research", config=cfg)
+    assert not d.allowed and "EV" in d.reason and d.cost == 5.0
+
+
+def test_repeated_calls_lose_value_and_budget_is_respected():
+    assert gate("web_search", "research", prior_calls=1).allowed
+    third = gate("web_search", "research", prior_calls=2)
+    assert not third.allowed and "prior call" in third.reason
+    broke = gate("web_search", "research", budget_remaining=0.001)
+    assert not broke.allowed and "remaining budget" in broke.reason
+
+
+def test_tool_kinds_from_names():
+    assert tool_kind("code_search") == "code"
+    assert tool_kind("web_search") == "search"
+    assert tool_kind("read_file") == "files"
+    assert tool_kind("tools") == "other"  # 'ls' must be a whole name part
+
+
+@pytest.mark.parametrize(
+    ("risk", "confidence", "needed"),
+    [("high", 0.7, True), ("high", 0.95, False), ("low", 0.6, False), ("medium", 0.6, True),
+     ("critical", 0.99, True)],
+)
+def test_verify_bars_by_risk(risk, confidence, needed):
+    assert verify(risk, confidence).needed is needed
+
+
+def test_verifier_budget_limits_the_call_rate():
+    # ratio 0.5: after 2 verified of 3 steps another call would make 3/3
+    d = verify("medium", 0.5, verifier_calls=2, total_steps=3)
+    assert not d.needed and not d.budget_ok and "verifier budget" in d.reason
+    assert verify("medium", 0.5, verifier_calls=1, total_steps=4).needed
+    # critical is verified whatever the budget
+    assert verify("critical", 0.5, verifier_calls=9, total_steps=9).needed
+
+
+def test_verify_rejects_bad_input():
+    with pytest.raises(ValueError, match="risk"):
+        verify("extreme", 0.5)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="confidence"):
+        verify("low", 1.5)
