@@ -109,6 +109,16 @@ def build_route_request(
 
 
 @dataclass
+class _Runtime:
+    registry: TierRegistry
+    router: Router
+    ledger: SpendLedger
+    health: TierHealth
+    default_run: str
+    identifying: dict[str, Any]
+
+
+@dataclass
 class CallPlan:
     """Everything decided before any I/O for one call."""
 
@@ -223,11 +233,8 @@ class ACORouterChatModel(BaseChatModel):
     cooldown_after: int = 2
     cooldown_s: float = 30.0
 
-    _registry: TierRegistry = PrivateAttr()
-    _router: Router = PrivateAttr()
-    _ledger: SpendLedger = PrivateAttr()
-    _health: TierHealth = PrivateAttr()
-    _default_run: str = PrivateAttr(default_factory=lambda: f"aco-{uuid.uuid4().hex[:12]}")
+    # One plain holder: pydantic private-attribute access costs ~1 us each on the hot path.
+    _rt: _Runtime = PrivateAttr()
 
     @field_validator("config", mode="before")
     @classmethod
@@ -240,10 +247,20 @@ class ACORouterChatModel(BaseChatModel):
 
     def model_post_init(self, context: Any) -> None:
         super().model_post_init(context)
-        self._registry = TierRegistry(self.config, self.tier_models)
-        self._router = self.router if self.router is not None else _default_router(self.config)
-        self._ledger = self.ledger if self.ledger is not None else MemoryLedger()
-        self._health = TierHealth(cooldown_after=self.cooldown_after, cooldown_s=self.cooldown_s)
+        router = self.router if self.router is not None else _default_router(self.config)
+        self._rt = _Runtime(
+            registry=TierRegistry(self.config, self.tier_models),
+            router=router,
+            ledger=self.ledger if self.ledger is not None else MemoryLedger(),
+            health=TierHealth(cooldown_after=self.cooldown_after, cooldown_s=self.cooldown_s),
+            default_run=f"aco-{uuid.uuid4().hex[:12]}",
+            identifying={
+                "model_name": self.model_name,
+                "tiers": {n: self.config.tier(n).model_id for n in range(1, 6)},
+                "router": getattr(router, "name", type(router).__name__),
+                "cascade": self._cascade_enabled,
+            },
+        )
 
     # -- LangChain plumbing --------------------------------------------------------------
 
@@ -253,12 +270,7 @@ class ACORouterChatModel(BaseChatModel):
 
     @property
     def _identifying_params(self) -> dict[str, Any]:
-        return {
-            "model_name": self.model_name,
-            "tiers": {n: self.config.tier(n).model_id for n in range(1, 6)},
-            "router": getattr(self._router, "name", type(self._router).__name__),
-            "cascade": self._cascade_enabled,
-        }
+        return self._rt.identifying
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
         params = LangSmithParams(
@@ -277,19 +289,19 @@ class ACORouterChatModel(BaseChatModel):
     @property
     def registry(self) -> TierRegistry:
         """The tiers of this model (their chat models are built on first use)."""
-        return self._registry
+        return self._rt.registry
 
     @property
     def spend_ledger(self) -> SpendLedger:
-        return self._ledger
+        return self._rt.ledger
 
     def spent(self, run_key: str | None = None) -> float:
         """USD spent so far by ``run_key`` (default: this instance's run)."""
-        return self._ledger.spent(run_key or self.run_key or self._default_run)
+        return self._rt.ledger.spent(run_key or self.run_key or self._rt.default_run)
 
     def reset_budget(self, run_key: str | None = None) -> None:
         """Start the budget of ``run_key`` (default: this instance's run) from zero."""
-        self._ledger.reset(run_key or self.run_key or self._default_run)
+        self._rt.ledger.reset(run_key or self.run_key or self._rt.default_run)
 
     @property
     def _cascade_enabled(self) -> bool:
@@ -359,13 +371,13 @@ class ACORouterChatModel(BaseChatModel):
         """Route the call and fix the fallback order; no I/O."""
         kw = dict(kwargs)
         options = {k: kw.pop(k) for k in ACO_OPTIONS if k in kw}
-        run_key = str(kw.pop(_RUN_KEY_OPTION, None) or self.run_key or self._default_run)
+        run_key = str(kw.pop(_RUN_KEY_OPTION, None) or self.run_key or self._rt.default_run)
         tools = kw.pop(_TOOLS_KEY, None)
         tool_choice = kw.pop(_TOOL_CHOICE_KEY, None)
         override = kw.pop("model", None)
         if override and override != self.model_name and "force_model" not in options:
             # A concrete tier model name (e.g. "gpt-4.1") or a tier's model_id.
-            by_name = [n for n in range(1, 6) if self._registry.model_name(n) == override]
+            by_name = [n for n in range(1, 6) if self._rt.registry.model_name(n) == override]
             if by_name and "force_tier" not in options:
                 options["force_tier"] = by_name[0]
             else:
@@ -374,14 +386,14 @@ class ACORouterChatModel(BaseChatModel):
         if max_tokens is not None:
             options["max_tokens"] = max_tokens
         request = build_route_request(messages, options, len(tools or []))
-        unavailable = {**self._registry.unavailable(), **self._health.cooling()}
-        assessment = self._router.assess(request, self.config)
+        unavailable = {**self._rt.registry.unavailable(), **self._rt.health.cooling()}
+        assessment = self._rt.router.assess(request, self.config)
         decision = decide(
             assessment,
             request,
             self.config,
             unavailable=unavailable,
-            spent_usd=self._ledger.spent(run_key),
+            spent_usd=self._rt.ledger.spent(run_key),
         )
         candidates = {
             n
@@ -409,15 +421,15 @@ class ACORouterChatModel(BaseChatModel):
         return CallPlan(decision, order, run_key, request, tools, tool_choice, kw, cascade)
 
     def _tier_takes_tools(self, tier: int) -> bool:
-        if self._registry.has_instance(tier):
-            model = self._registry.model(tier)
+        if self._rt.registry.has_instance(tier):
+            model = self._rt.registry.model(tier)
             return type(model).bind_tools is not BaseChatModel.bind_tools
         return self.config.tier(tier).supports_tools
 
     def _tier_kwargs(self, plan: CallPlan, tier: int, extra: dict[str, Any]) -> dict[str, Any]:
         kw = {**plan.passthrough, **extra}
         if plan.tools:
-            model = self._registry.model(tier)
+            model = self._rt.registry.model(tier)
             bound = model.bind_tools(plan.tools, tool_choice=plan.tool_choice)
             kw.update(getattr(bound, "kwargs", {}))
         return kw
@@ -441,7 +453,7 @@ class ACORouterChatModel(BaseChatModel):
         return TierCall(
             tier=tier,
             model_id=self.config.tier(tier).model_id,
-            cost_usd=self._registry.cost(tier, i, o),
+            cost_usd=self._rt.registry.cost(tier, i, o),
             usage=usage,
             failures=dict(failures),
         )
@@ -451,7 +463,7 @@ class ACORouterChatModel(BaseChatModel):
     ) -> dict[str, Any]:
         calls = [c for c in (cheap, final) if c is not None]
         total = sum(c.cost_usd for c in calls)
-        self._ledger.add(plan.run_key, total)
+        self._rt.ledger.add(plan.run_key, total)
         routed = plan.decision.tier
         first_tier = cheap.tier if cheap else routed
         fallback_from = None
@@ -475,7 +487,7 @@ class ACORouterChatModel(BaseChatModel):
             "task_type": plan.decision.task_type,
             "difficulty": plan.decision.difficulty,
             "run_key": plan.run_key,
-            "run_spent_usd": round(self._ledger.spent(plan.run_key), 8),
+            "run_spent_usd": round(self._rt.ledger.spent(plan.run_key), 8),
             "latency_ms": round((time.perf_counter() - plan.started) * 1000, 2),
         }
         if failures:
@@ -504,8 +516,8 @@ class ACORouterChatModel(BaseChatModel):
         meta = self._aco_metadata(plan, final, cheap, cascade_info)
         gen = result.generations[0]
         msg = gen.message
-        msg.response_metadata.setdefault("model_name", self._registry.model_name(final.tier))
-        msg.response_metadata["model_provider"] = self._registry.provider(final.tier)
+        msg.response_metadata.setdefault("model_name", self._rt.registry.model_name(final.tier))
+        msg.response_metadata["model_provider"] = self._rt.registry.provider(final.tier)
         msg.response_metadata["aco"] = meta
         if isinstance(msg, AIMessage):
             if msg.usage_metadata is None:
@@ -542,7 +554,7 @@ class ACORouterChatModel(BaseChatModel):
 
     def _logprob_kwargs(self, tier: int) -> dict[str, Any]:
         spec = self.config.tier(tier)
-        if self._registry.has_instance(tier) or "logprobs" not in spec.capabilities:
+        if self._rt.registry.has_instance(tier) or "logprobs" not in spec.capabilities:
             return {}
         k = self.config.cascade.top_logprobs
         return {"logprobs": True, **({"top_logprobs": k} if k else {})}
@@ -551,7 +563,7 @@ class ACORouterChatModel(BaseChatModel):
         return self.config.routing.max_retries if self.max_retries is None else self.max_retries
 
     def _fallback_run(self, order: list[int]) -> FallbackRun:
-        return FallbackRun(order, self._retries(), self._health, self.retry_base_delay_s)
+        return FallbackRun(order, self._retries(), self._rt.health, self.retry_base_delay_s)
 
     # -- sync I/O -----------------------------------------------------------------------
 
@@ -570,7 +582,7 @@ class ACORouterChatModel(BaseChatModel):
             if delay:
                 time.sleep(delay)
             try:
-                model = self._registry.model(tier)
+                model = self._rt.registry.model(tier)
                 kw = self._tier_kwargs(plan, tier, extra(tier))
                 if model.rate_limiter:
                     model.rate_limiter.acquire(blocking=True)
@@ -626,7 +638,7 @@ class ACORouterChatModel(BaseChatModel):
             if delay:
                 time.sleep(delay)
             try:
-                model = self._registry.model(tier)
+                model = self._rt.registry.model(tier)
                 kw = self._tier_kwargs(plan, tier, {})
                 if model.rate_limiter:
                     model.rate_limiter.acquire(blocking=True)
@@ -658,9 +670,9 @@ class ACORouterChatModel(BaseChatModel):
         meta = self._aco_metadata(plan, call, None, None)
         rm: dict[str, Any] = {"aco": meta}
         if "model_name" not in msg.response_metadata:
-            rm["model_name"] = self._registry.model_name(tier)
+            rm["model_name"] = self._rt.registry.model_name(tier)
         if "model_provider" not in msg.response_metadata:
-            rm["model_provider"] = self._registry.provider(tier)
+            rm["model_provider"] = self._rt.registry.provider(tier)
         usage = None
         if msg.usage_metadata is None and call.usage is not None:
             usage = call.usage  # estimated: the tier sent none
@@ -688,7 +700,7 @@ class ACORouterChatModel(BaseChatModel):
             if delay:
                 await asyncio.sleep(delay)
             try:
-                model = self._registry.model(tier)
+                model = self._rt.registry.model(tier)
                 kw = self._tier_kwargs(plan, tier, extra(tier))
                 if model.rate_limiter:
                     await model.rate_limiter.aacquire(blocking=True)
@@ -745,7 +757,7 @@ class ACORouterChatModel(BaseChatModel):
             if delay:
                 await asyncio.sleep(delay)
             try:
-                model = self._registry.model(tier)
+                model = self._rt.registry.model(tier)
                 kw = self._tier_kwargs(plan, tier, {})
                 if model.rate_limiter:
                     await model.rate_limiter.aacquire(blocking=True)
