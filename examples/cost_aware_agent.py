@@ -108,7 +108,7 @@ class CostAwareAgent:
     def run(self, request: str):  # -> Trace
         """The seed's loop (comments mark its lines)."""
         # Initial routing
-        result = self.opt.start_run(request)
+        result = self.opt.start_run(request, max_budget=self.ps.max_budget)
         tier = result["routing"]["tier"]  # noqa: F841  (the seed reads it; steps re-route)
         model = result["routing"]["model_id"]  # noqa: F841
         done = False

@@ -67,7 +67,5 @@ def test_new_successful_tool_call_is_progress():
 
 
 def test_step_limit():
-    r = assess_doom(
-        RunProgress(max_budget=5.0, steps_taken=25), ACOConfig(agent={"max_steps": 25})
-    )
+    r = assess_doom(RunProgress(max_budget=5.0, steps_taken=25), ACOConfig(agent={"max_steps": 25}))
     assert r.kind == "step_limit" and "max_steps" in r.reason

@@ -39,8 +39,13 @@ def test_tool_kinds_from_names():
 
 @pytest.mark.parametrize(
     ("risk", "confidence", "needed"),
-    [("high", 0.7, True), ("high", 0.95, False), ("low", 0.6, False), ("medium", 0.6, True),
-     ("critical", 0.99, True)],
+    [
+        ("high", 0.7, True),
+        ("high", 0.95, False),
+        ("low", 0.6, False),
+        ("medium", 0.6, True),
+        ("critical", 0.99, True),
+    ],
 )
 def test_verify_bars_by_risk(risk, confidence, needed):
     assert verify(risk, confidence).needed is needed

@@ -52,7 +52,9 @@ def _seed_fields(d: dict) -> dict:
         "steps": [
             {
                 "step_num": step["step_num"],
-                "model_call": {k: step["model_call"][k] for k in SEED_TRACE["steps"][0]["model_call"]},
+                "model_call": {
+                    k: step["model_call"][k] for k in SEED_TRACE["steps"][0]["model_call"]
+                },
                 "tool_calls": [
                     {k: t[k] for k in ("tool_name", "success", "cost")} for t in step["tool_calls"]
                 ],
@@ -70,7 +72,10 @@ def test_seed_trace_parses_and_dumps_back_field_for_field():
 
 def test_recorder_builds_the_seed_example():
     rec = TraceRecorder(
-        request="Fix the auth bug", trace_id="abc123", task_type="coding", difficulty=4,
+        request="Fix the auth bug",
+        trace_id="abc123",
+        task_type="coding",
+        difficulty=4,
         predicted_tier=5,
     )
     rec.record_model_call(
