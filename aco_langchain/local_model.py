@@ -480,8 +480,17 @@ def _read_state(settings: LocalModelSettings) -> dict[str, Any] | None:
     try:
         raw = state_path(settings).read_text(encoding="utf-8")
     except FileNotFoundError:
-        # A pidfile without a state file: stale leftovers of an interrupted start.
-        if pid_path(settings).exists():
+        # A pidfile without a state file: a server still starting up, or the stale
+        # leftovers of an interrupted start (cleared only when that pid is gone).
+        try:
+            text = pid_path(settings).read_text(encoding="utf-8").strip()
+        except OSError:
+            return None
+        try:
+            orphan: int | None = int(text)
+        except ValueError:
+            orphan = 0  # garbage: stale
+        if orphan is not None and not _pid_alive(orphan, check_cmd=False):
             _clear_state(settings)
         return None
     except OSError:

@@ -112,9 +112,20 @@ def test_stale_pidfile_is_cleared(settings: LocalModelSettings) -> None:
 
 def test_orphan_pidfile_without_state_is_cleared(settings: LocalModelSettings) -> None:
     lm.pid_path(settings).parent.mkdir(parents=True)
-    lm.pid_path(settings).write_text("12345\n")
+    lm.pid_path(settings).write_text(f"{_dead_pid()}\n")
     assert lm.running_base_url(settings) is None
     assert not lm.pid_path(settings).exists()
+    lm.pid_path(settings).write_text("garbage\n")
+    assert lm.running_base_url(settings) is None
+    assert not lm.pid_path(settings).exists()
+
+
+def test_pidfile_of_a_starting_server_is_kept(settings: LocalModelSettings) -> None:
+    # start() writes the pidfile first and the state file once /health answers.
+    lm.pid_path(settings).parent.mkdir(parents=True)
+    lm.pid_path(settings).write_text(f"{os.getpid()}\n")
+    assert lm.running_base_url(settings) is None
+    assert lm.pid_path(settings).exists()
 
 
 def test_reused_pid_of_another_program_is_not_our_server(settings: LocalModelSettings) -> None:
