@@ -96,7 +96,7 @@ def assess_doom(progress: RunProgress, config: ACOConfig | None = None) -> DoomR
     """
     agent = (config or ACOConfig()).agent
     p = progress
-    base = {
+    base: dict[str, Any] = {
         "total_spent": round(p.total_spent, 10),
         "max_budget": p.max_budget,
         "steps_taken": p.steps_taken,

@@ -254,10 +254,10 @@ class PerStepRouter:
                 tier = 1
 
         if tier in self.unavailable:
-            new = nearest_available(tier, self.unavailable, set(TIER_NUMBERS))
-            if new is not None:
-                reasons.append(f"tier {tier} unavailable ({self.unavailable[tier]}) -> {new}")
-                tier = new
+            alt = nearest_available(tier, self.unavailable, set(TIER_NUMBERS))
+            if alt is not None:
+                reasons.append(f"tier {tier} unavailable ({self.unavailable[tier]}) -> {alt}")
+                tier = alt
         est = step_cost_estimate(cfg, tier, input_tokens, output_tokens)
         decision = StepDecision(
             step_num=step_num,

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -152,7 +152,7 @@ class TraceRecorder:
         difficulty: int = 1,
         predicted_tier: int = 1,
     ) -> None:
-        kwargs = {"trace_id": trace_id} if trace_id else {}
+        kwargs: dict[str, Any] = {"trace_id": trace_id} if trace_id else {}
         self.trace = Trace(
             request=request,
             task_type=task_type,
