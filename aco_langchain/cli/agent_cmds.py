@@ -210,8 +210,7 @@ def register(app: typer.Typer) -> None:
         config: str | None = typer.Option(None, "--config", "-c", help=_CONFIG_HELP),
         as_json: bool = typer.Option(False, "--json", help=_JSON_HELP),
     ) -> None:
-        """Cost per successful task, success by tier, escalation/cache/verifier/false-DONE
-        rates, and the seed's alerts."""
+        """Cost per successful task, success rate by tier, other rates, and the seed's alerts."""
         from pathlib import Path
 
         from aco_langchain.tracing.sinks import DEFAULT_TRACE_PATH
