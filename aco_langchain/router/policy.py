@@ -200,15 +200,15 @@ def decide(
                 f"tier {tier} ({config.tier(tier).model_id}) is unavailable: {why} "
                 "(set routing.strict: false to fall back to the nearest tier)"
             )
-        new = nearest_available(tier, unavailable, allowed)
-        if new is None:
+        nearest = nearest_available(tier, unavailable, allowed)
+        if nearest is None:
             raise TierUnavailableError(
                 "no tier is available: "
                 + "; ".join(f"tier {n}: {w}" for n, w in sorted(unavailable.items()))
                 + " (start the local model with `aco local-model start` or set an API key)"
             )
-        reasons.append(f"tier {tier} unavailable ({why}) -> tier {new}")
-        tier = new
+        reasons.append(f"tier {tier} unavailable ({why}) -> tier {nearest}")
+        tier = nearest
 
     confidence = _p(assessment, tier)
     if confidence is None:
