@@ -24,6 +24,12 @@ _LAZY = {
     "RouteRequest": "aco_langchain.router",
     "RouteDecision": "aco_langchain.router",
     "route": "aco_langchain.router",
+    "ACOOptimizer": "aco_langchain.optimizer",
+    "PerStepRouter": "aco_langchain.per_step",
+    "StepDecision": "aco_langchain.per_step",
+    "Trace": "aco_langchain.tracing",
+    "TraceRecorder": "aco_langchain.tracing",
+    "ScriptedChatModel": "aco_langchain.testing",
 }
 
 __all__ = ["ACOConfig", "ConfigError", "load_config", "__version__", *_LAZY]

@@ -1,0 +1,5 @@
+"""Re-export of :mod:`aco_langchain.per_step` under the seed's import path."""
+
+from aco_langchain.per_step import PerStepRouter, StepDecision
+
+__all__ = ["PerStepRouter", "StepDecision"]
