@@ -43,11 +43,9 @@ from aco_langchain.router.policy import RISK_FLOORS
 Risk = Literal["low", "medium", "high", "critical"]
 ToollessPolicy = Literal["skip", "text"]
 
-#: Tag put on verifier model calls (the trace callback counts them as verifier calls).
-VERIFIER_TAG = "aco:verifier"
-#: Custom event names the nodes dispatch (read by ``ACOTraceCallbackHandler``).
-EVENT_VERDICT = "aco_verifier_verdict"
-EVENT_STOP = "aco_stop"
+# The tag on verifier model calls and the custom events the nodes dispatch are defined next
+# to their reader, ``ACOTraceCallbackHandler``.
+from aco_langchain.tracing.callback import EVENT_STOP, EVENT_VERDICT, VERIFIER_TAG  # noqa: E402
 
 VERIFIER_PROMPT = (
     "You are a strict verifier. Decide whether the ANSWER correctly and completely does what "

@@ -198,16 +198,18 @@ class ACOAgentNodes:
         run_key, new = self._run_key(state, config)
         return _Step(policy, decision, bind, action, messages, run_key, new)
 
-    def _model_config(self, step: _Step, tier: int, config: RunnableConfig | None) -> Any:
-        return _with_metadata(
-            config,
-            {
-                "aco_step": step.decision.step_num,
-                "aco_tier": tier,
-                "aco_action": step.action[:200],
-                "aco_role": "agent",
-            },
-        )
+    def _model_config(
+        self, step: _Step, tier: int, config: RunnableConfig | None, why: str | None
+    ) -> Any:
+        meta: dict[str, Any] = {
+            "aco_step": step.decision.step_num,
+            "aco_tier": tier,
+            "aco_action": step.action[:200],
+            "aco_role": "agent",
+        }
+        if why:
+            meta["aco_escalated"] = why
+        return _with_metadata(config, meta)
 
     def _runnable(self, bind: bool) -> Runnable[Any, Any]:
         return self._bound if bind else self.llm
@@ -258,6 +260,7 @@ class ACOAgentNodes:
     def _agent(self, state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
         step = self._prepare(state, config)
         if isinstance(step, dict):
+            dispatch_custom_event(EVENT_STOP, step["aco_events"][0], config=config)
             return step
         tier = step.decision.adjusted_tier
         answers: list[tuple[int, AIMessage, str | None]] = []
@@ -265,7 +268,7 @@ class ACOAgentNodes:
         for _ in range(step.policy.max_escalations + 1):
             answer = self._runnable(step.bind_tools).invoke(
                 step.messages,
-                config=self._model_config(step, tier, config),
+                config=self._model_config(step, tier, config, why),
                 force_tier=tier,
                 aco_run_id=step.run_key,
             )
@@ -279,6 +282,7 @@ class ACOAgentNodes:
     async def _aagent(self, state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
         step = self._prepare(state, config)
         if isinstance(step, dict):
+            await adispatch_custom_event(EVENT_STOP, step["aco_events"][0], config=config)
             return step
         tier = step.decision.adjusted_tier
         answers: list[tuple[int, AIMessage, str | None]] = []
@@ -286,7 +290,7 @@ class ACOAgentNodes:
         for _ in range(step.policy.max_escalations + 1):
             answer = await self._runnable(step.bind_tools).ainvoke(
                 step.messages,
-                config=self._model_config(step, tier, config),
+                config=self._model_config(step, tier, config, why),
                 force_tier=tier,
                 aco_run_id=step.run_key,
             )
