@@ -29,7 +29,7 @@ Usage::
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, NotRequired
 
@@ -73,6 +73,7 @@ from aco_langchain.graph.control import (
     request_text,
     route_step,
     stop_message_text,
+    tier_takes_tools,
     tool_event,
     verifier_tier,
     verify_gate,
@@ -167,6 +168,7 @@ class ACOMiddleware(AgentMiddleware):
         verifier_tier: int | None = None,
         verify_answers: bool = True,
         toolless_tiers: ToollessPolicy = "skip",
+        tool_tiers: Iterable[int] | None = None,
         human_approval: bool = False,
         max_escalations: int = 1,
         step_action: StepActionFn | None = None,
@@ -205,12 +207,8 @@ class ACOMiddleware(AgentMiddleware):
         return RunView.from_events(state.get("aco_events") or [], policy)
 
     def takes_tools(self, tier: int) -> bool:
-        """Can ``tier`` call tools?"""
-        registry = self.llm.registry
-        if registry.has_instance(tier):
-            model = registry.model(tier)
-            return type(model).bind_tools is not BaseChatModel.bind_tools
-        return self.llm.config.tier(tier).supports_tools
+        """Can ``tier`` call tools (``tool_tiers``, else detected from the tier model)?"""
+        return tier_takes_tools(self.llm, self.policy, tier)
 
     def _before_model(self, state: Mapping[str, Any]) -> dict[str, Any] | None:
         policy = self._policy()

@@ -25,7 +25,7 @@ Usage::
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +117,7 @@ def create_aco_agent(
     verifier_tier: int | None = None,
     verify_answers: bool = True,
     toolless_tiers: ToollessPolicy = "skip",
+    tool_tiers: Iterable[int] | None = None,
     human_approval: bool | None = None,
     max_escalations: int = 1,
     step_action: StepActionFn | None = None,
@@ -131,7 +132,9 @@ def create_aco_agent(
     (``tier_models`` go into a new router model). ``max_budget`` (USD per run, default
     ``routing.max_cost_per_task``) and ``task_risk`` can be overridden per invocation with
     ``configurable`` keys ``aco_max_budget`` / ``aco_task_risk``. ``human_approval``: None
-    turns it on when a checkpointer is given (an interrupt needs one).
+    turns it on when a checkpointer is given (an interrupt needs one). ``tool_tiers``: the
+    tiers that can call tools (default: detected); ``toolless_tiers`` says what a step routed
+    to another tier does (``skip`` up to one that can, or answer in ``text``).
 
     Usage::
 
@@ -155,6 +158,7 @@ def create_aco_agent(
         human_approval=(checkpointer is not None) if human_approval is None else human_approval,
         max_escalations=max_escalations,
         verify_answers=verify_answers,
+        tool_tiers=None if tool_tiers is None else frozenset(tool_tiers),
     )
     nodes = ACOAgentNodes(llm, tools, policy, system_prompt=system_prompt, step_action=step_action)
     return build_aco_agent_graph(nodes).compile(

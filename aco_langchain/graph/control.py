@@ -95,6 +95,9 @@ class AgentPolicy:
     """Extra calls, each one tier up, when an answer is empty or its tool call unparseable."""
     verify_answers: bool = True
     """Run the verification gate on final answers."""
+    tool_tiers: frozenset[int] | None = None
+    """Tiers that can call tools; None: detect (a tier model overriding ``bind_tools``, or
+    the tier spec's ``tools`` capability)."""
 
     @property
     def budget(self) -> float:
@@ -116,6 +119,19 @@ class AgentPolicy:
         from dataclasses import replace
 
         return replace(self, task_risk=risk, max_budget=budget)
+
+
+def tier_takes_tools(llm: Any, policy: AgentPolicy, tier: int) -> bool:
+    """Can ``tier`` of the router model ``llm`` call tools (``policy.tool_tiers`` first)?"""
+    if policy.tool_tiers is not None:
+        return tier in policy.tool_tiers
+    from langchain_core.language_models import BaseChatModel
+
+    registry = llm.registry
+    if registry.has_instance(tier):
+        model = registry.model(tier)
+        return type(model).bind_tools is not BaseChatModel.bind_tools
+    return bool(llm.config.tier(tier).supports_tools)
 
 
 def digest(text: str) -> str:
@@ -546,6 +562,7 @@ __all__ = [
     "request_text",
     "route_step",
     "stop_message_text",
+    "tier_takes_tools",
     "tool_event",
     "verifier_tier",
     "verify_gate",

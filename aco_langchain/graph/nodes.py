@@ -65,6 +65,7 @@ from aco_langchain.graph.control import (
     request_text,
     route_step,
     stop_message_text,
+    tier_takes_tools,
     tool_event,
     verifier_tier,
     verify_gate,
@@ -149,14 +150,8 @@ class ACOAgentNodes:
 
     # ------------------------------------------------------------------ helpers
     def takes_tools(self, tier: int) -> bool:
-        """Can ``tier`` call tools (an instance with ``bind_tools``, or the spec says so)?"""
-        from langchain_core.language_models import BaseChatModel
-
-        registry = self.llm.registry
-        if registry.has_instance(tier):
-            model = registry.model(tier)
-            return type(model).bind_tools is not BaseChatModel.bind_tools
-        return self.llm.config.tier(tier).supports_tools
+        """Can ``tier`` call tools (``tool_tiers``, else detected from the tier model)?"""
+        return tier_takes_tools(self.llm, self.policy, tier)
 
     def _policy(self, config: RunnableConfig | None) -> AgentPolicy:
         return self.policy.with_overrides(_configurable(config))

@@ -237,6 +237,16 @@ def test_toolless_tier_is_skipped_or_answers_in_text() -> None:
     assert out["messages"][-1].content == "from the local tier"
 
 
+def test_tool_tiers_override_detection() -> None:
+    t = tiers(t3=[call("read_file", {"path": "a"}, "c1")], t2=["from tier 2"])
+    graph = create_aco_agent(
+        cfg(), [read_file], tier_models=t, verify_answers=False, tool_tiers={2, 3, 4, 5}
+    )
+    out = graph.invoke({"messages": [HumanMessage(TASK)]})
+    assert events(out, "model")[1]["tier"] == 2
+    assert not t[1].calls
+
+
 def test_checkpointer_keeps_the_thread_and_restarts_the_turn() -> None:
     t = tiers(t3=[call("read_file", {"path": "a"}, "c1")], t1=["first", "second"])
     graph = create_aco_agent(cfg(), [read_file], tier_models=t, checkpointer=InMemorySaver())
