@@ -2,10 +2,10 @@
 
 Procedure:
 
-1. Ask the local model (SmolLM2-135M-Instruct via llama-server, greedy, at most 16 tokens,
+1. Ask the local model (SmolLM2-135M-Instruct via llama-server, greedy, at most 48 tokens,
    logprobs on) every question of ``benchmarks/data/cascade_calibration.jsonl`` (95 short
    questions with checkable answers: arithmetic, capitals, yes/no facts, one-word facts).
-2. Score each answer against its accepted answers (numbers: the first number in the answer;
+2. Score each answer against its accepted answers (numbers: the last number in the answer;
    yes/no: the first yes/no word; text: any accepted answer appears, case-insensitive).
 3. Compute ``cascade.confidence_from_logprobs`` on the answer's tokens, and report the ROC AUC
    of confidence for "answer is correct" (and the AUC of each component for comparison, with a
@@ -82,11 +82,11 @@ def is_correct(item: dict[str, Any], answer: str) -> bool:
                 targets.add(float(a))
             elif a.lower() in WORDS:
                 targets.add(float(WORDS[a.lower()]))
-        m = re.search(r"-?\d[\d,]*(\.\d+)?", text)
-        if m:
-            return float(m.group(0).replace(",", "")) in targets
-        w = re.search(r"\b(" + "|".join(WORDS) + r")\b", text)
-        return bool(w) and float(WORDS[w.group(1)]) in targets
+        nums = re.findall(r"-?\d[\d,]*(?:\.\d+)?", text)
+        if nums:  # the last number is the answer ("11 * 11 = 121.")
+            return float(nums[-1].replace(",", "").rstrip(".")) in targets
+        words = re.findall(r"\b(" + "|".join(WORDS) + r")\b", text)
+        return bool(words) and float(WORDS[words[-1]]) in targets
     return any(a.lower() in text for a in item["answers"])
 
 
@@ -184,7 +184,11 @@ def evaluate_at(conf: Sequence[float], correct: Sequence[bool], t: float) -> dic
 
 
 def ask_all(
-    items: list[dict[str, Any]], base_url: str, top_logprobs: int, say: Callable[[str], None]
+    items: list[dict[str, Any]],
+    base_url: str,
+    top_logprobs: int,
+    max_tokens: int,
+    say: Callable[[str], None],
 ) -> list[dict[str, Any]]:
     """Ask every item once; return per-item records with answer, logprobs stats, timing."""
     from langchain_core.messages import HumanMessage, SystemMessage
@@ -199,7 +203,7 @@ def ask_all(
         top_logprobs=top_logprobs,
         max_retries=1,
         timeout=60,
-        extra_body={"max_tokens": 16},
+        extra_body={"max_tokens": max_tokens},
     )
     records = []
     for i, item in enumerate(items):
@@ -224,6 +228,7 @@ def ask_all(
                 "p10_prob": est.details.get("p10_prob", 0.0),
                 "min_prob": est.details.get("min_prob", 0.0),
                 "format_check": form.value,
+                "finish_reason": msg.response_metadata.get("finish_reason"),
                 "n_tokens": est.n_tokens,
                 "output_tokens": usage.get("output_tokens"),
                 "latency_s": round(dt, 4),
@@ -245,6 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--config", help="config.yaml (local_model settings)")
     ap.add_argument("--limit", type=int, help="only the first N questions")
     ap.add_argument("--top-logprobs", type=int, default=3)
+    ap.add_argument("--max-tokens", type=int, default=48)
     ap.add_argument("--target-accuracy", type=float, default=0.9)
     ap.add_argument("--write-default", action="store_true", help=f"update {DEFAULT_FILE.name}")
     ap.add_argument("--quiet", action="store_true")
@@ -260,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
         base_url = args.base_url or info.base_url
         say(f"asking {len(items)} questions at {base_url}")
         t0 = time.perf_counter()
-        records = ask_all(items, base_url, args.top_logprobs, say)
+        records = ask_all(items, base_url, args.top_logprobs, args.max_tokens, say)
         wall = time.perf_counter() - t0
 
     correct = [r["correct"] for r in records]
@@ -366,7 +372,12 @@ def main(argv: list[str] | None = None) -> int:
             "kept_accuracy": round(best["kept_accuracy"], 4),
             "model": summary["model"],
             "data": "benchmarks/data/cascade_calibration.jsonl",
-            "settings": {"temperature": 0.0, "max_tokens": 16, "system_prompt": SYSTEM},
+            "settings": {
+                "temperature": 0.0,
+                "max_tokens": args.max_tokens,
+                "top_logprobs": args.top_logprobs,
+                "system_prompt": SYSTEM,
+            },
         }
         DEFAULT_FILE.parent.mkdir(parents=True, exist_ok=True)
         DEFAULT_FILE.write_text(json.dumps(default, indent=2) + "\n", encoding="utf-8")
