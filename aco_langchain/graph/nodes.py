@@ -329,7 +329,7 @@ class ACOAgentNodes:
         policy = self._policy(config)
         view = RunView.from_events(state.get("aco_events") or [], policy)
         ai = _last_ai(state["messages"])
-        calls = list(ai.tool_calls) if ai is not None else []
+        calls: list[dict[str, Any]] = [dict(tc) for tc in ai.tool_calls] if ai else []
         task_type = view.task_type or classify_task(request_text(state["messages"]))
         messages: list[BaseMessage] = []
         events: list[dict[str, Any]] = []

@@ -279,7 +279,7 @@ def _build_critical(
             for i in range(critics)
         ]
 
-    def approve(state: dict[str, Any]) -> dict[str, Any]:
+    def approve(state: StrategyState) -> dict[str, Any]:
         verdicts = [_critic_approves(c["content"]) for c in state.get("critiques") or []]
         rejected = [
             c for c, v in zip(state.get("critiques") or [], verdicts, strict=True) if v is False
@@ -312,7 +312,7 @@ def _build_critical(
         ),
     )
 
-    def rejected(state: dict[str, Any]) -> dict[str, Any]:
+    def rejected(state: StrategyState) -> dict[str, Any]:
         why = "; ".join(
             c["content"].strip().split("\n")[-1]
             for c in state.get("critiques") or []
@@ -449,7 +449,7 @@ def create_strategy_graph(
     cfg = calls.llm.config
     router = get_router(cfg)
 
-    def classify(state: dict[str, Any]) -> dict[str, Any]:
+    def classify(state: StrategyState) -> dict[str, Any]:
         task = state.get("task")
         if not isinstance(task, str) or not task.strip():
             raise ValueError("the input needs a non-empty 'task' string")
