@@ -252,7 +252,6 @@ def _fetch_sdist(dest: Path, progress: ProgressFn) -> Path:
         "--no-binary",
         ":all:",
         "--no-deps",
-        "--no-build-isolation",
         f"llama-cpp-python=={LLAMA_CPP_PYTHON_VERSION}",
         "-d",
         str(dest),
