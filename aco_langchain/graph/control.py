@@ -40,12 +40,12 @@ from aco_langchain.gates import ToolGateDecision, VerifyDecision, gate, tool_cos
 from aco_langchain.per_step import PerStepRouter, StepDecision, classify_action
 from aco_langchain.router.policy import RISK_FLOORS
 
+# The verifier tag and the custom event names live next to their reader, the trace handler.
+from aco_langchain.tracing.callback import EVENT_STOP, EVENT_VERDICT, VERIFIER_TAG
+
 Risk = Literal["low", "medium", "high", "critical"]
 ToollessPolicy = Literal["skip", "text"]
 
-# The tag on verifier model calls and the custom events the nodes dispatch are defined next
-# to their reader, ``ACOTraceCallbackHandler``.
-from aco_langchain.tracing.callback import EVENT_STOP, EVENT_VERDICT, VERIFIER_TAG  # noqa: E402
 
 VERIFIER_PROMPT = (
     "You are a strict verifier. Decide whether the ANSWER correctly and completely does what "

@@ -242,7 +242,6 @@ class ACOAgentNodes:
             extra_cost=extra,
         )
         event["run_key"] = step.run_key
-        final.response_metadata.setdefault("aco_step", {})
         final.response_metadata["aco_step"] = {
             "step": decision.step_num,
             "tier": event["tier"],
