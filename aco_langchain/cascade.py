@@ -193,12 +193,12 @@ def normalize_logprobs(raw: Any, provider: str = "openai") -> list[TokenLogprob]
             return normalize_logprobs(raw["content"] or [], provider)
         if "token_logprobs" in raw:
             tokens = list(raw.get("tokens") or [])
-            out = []
+            legacy: list[TokenLogprob] = []
             for i, lp in enumerate(raw["token_logprobs"] or []):
                 v = _clip(lp)
                 if v is not None:
-                    out.append(TokenLogprob(str(tokens[i]) if i < len(tokens) else "", v))
-            return out
+                    legacy.append(TokenLogprob(str(tokens[i]) if i < len(tokens) else "", v))
+            return legacy
         if "logprobs" in raw:
             return normalize_logprobs(raw["logprobs"], provider)
         if _is_token_entry(raw):

@@ -696,23 +696,23 @@ def status(settings: LocalModelSettings, *, check_health: bool = True) -> Server
     except LocalModelError:
         model = None
     state = _read_state(settings)
-    base = {
-        "built": is_built(settings),
-        "binary_path": str(binary_path(settings)),
-        "log_path": str(log_path(settings)),
-    }
+    built, binary, log = is_built(settings), str(binary_path(settings)), str(log_path(settings))
     if state is None:
-        return ServerStatus(running=False, model_path=model, **base)
+        return ServerStatus(
+            running=False, built=built, binary_path=binary, model_path=model, log_path=log
+        )
     host, port = str(state["host"]), int(state["port"])
     return ServerStatus(
         running=True,
+        built=built,
+        binary_path=binary,
         pid=int(state["pid"]),
         host=host,
         port=port,
         base_url=str(state["base_url"]),
         healthy=_healthy(host, port) if check_health else None,
         model_path=str(state.get("model_path") or model),
-        **base,
+        log_path=log,
     )
 
 
