@@ -300,6 +300,7 @@ def _run_logged(cmd: list[str], log: Any, progress: ProgressFn, label: str) -> N
             )
             if pct >= last_pct + 5:
                 last_pct = pct
+                log.flush()
                 progress(f"{label}: {pct}%")
     rc = proc.wait()
     log.flush()

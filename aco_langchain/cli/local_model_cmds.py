@@ -89,7 +89,10 @@ def register(app: typer.Typer) -> None:
 
                     def progress(msg: str) -> None:
                         spinner.update(f"building llama-server: {msg}")
-                        if not msg.startswith(("compile:", "configure:")):
+                        # On a terminal the spinner shows percentages; in logs print them.
+                        if not console.is_terminal or not msg.startswith(
+                            ("compile:", "configure:")
+                        ):
                             console.print(f"  {msg}", highlight=False)
 
                     path = local_model.build(settings, force=force, jobs=jobs, progress=progress)
