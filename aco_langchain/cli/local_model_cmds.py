@@ -68,7 +68,7 @@ def register(app: typer.Typer) -> None:
     def build_cmd(
         force: bool = typer.Option(False, "--force", help="Rebuild even if already built."),
         jobs: int | None = typer.Option(None, "--jobs", "-j", help="Parallel compile jobs."),
-        config: str | None = typer.Option(None, "--config", help=_CONFIG_HELP),
+        config: str | None = typer.Option(None, "--config", "-c", help=_CONFIG_HELP),
         as_json: bool = typer.Option(False, "--json", help=_JSON_HELP),
     ) -> None:
         """Build llama-server once into the cache dir (several minutes; reused afterwards)."""
@@ -109,7 +109,7 @@ def register(app: typer.Typer) -> None:
     @lm.command("start")
     def start_cmd(
         wait: float = typer.Option(60.0, "--wait", help="Seconds to wait for readiness."),
-        config: str | None = typer.Option(None, "--config", help=_CONFIG_HELP),
+        config: str | None = typer.Option(None, "--config", "-c", help=_CONFIG_HELP),
         as_json: bool = typer.Option(False, "--json", help=_JSON_HELP),
     ) -> None:
         """Start the local server in the background (or report the one already running)."""
@@ -128,7 +128,7 @@ def register(app: typer.Typer) -> None:
 
     @lm.command("stop")
     def stop_cmd(
-        config: str | None = typer.Option(None, "--config", help=_CONFIG_HELP),
+        config: str | None = typer.Option(None, "--config", "-c", help=_CONFIG_HELP),
         as_json: bool = typer.Option(False, "--json", help=_JSON_HELP),
     ) -> None:
         """Stop the local server started by `aco local-model start`."""
@@ -146,7 +146,7 @@ def register(app: typer.Typer) -> None:
 
     @lm.command("status")
     def status_cmd(
-        config: str | None = typer.Option(None, "--config", help=_CONFIG_HELP),
+        config: str | None = typer.Option(None, "--config", "-c", help=_CONFIG_HELP),
         as_json: bool = typer.Option(False, "--json", help=_JSON_HELP),
     ) -> None:
         """Show whether llama-server is built and running, and where."""
