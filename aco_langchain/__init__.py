@@ -30,6 +30,11 @@ _LAZY = {
     "Trace": "aco_langchain.tracing",
     "TraceRecorder": "aco_langchain.tracing",
     "ScriptedChatModel": "aco_langchain.testing",
+    "create_aco_agent": "aco_langchain.graph",
+    "create_strategy_graph": "aco_langchain.graph",
+    "ACOMiddleware": "aco_langchain.middleware",
+    "ACOTraceCallbackHandler": "aco_langchain.tracing.callback",
+    "AsyncACOTraceCallbackHandler": "aco_langchain.tracing.callback",
 }
 
 __all__ = ["ACOConfig", "ConfigError", "load_config", "__version__", *_LAZY]

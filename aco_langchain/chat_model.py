@@ -64,6 +64,7 @@ from aco_langchain.faults import (
     fallback_order,
 )
 from aco_langchain.ledger import MemoryLedger, SpendLedger
+from aco_langchain.messages import message_text
 from aco_langchain.router import RouteConstraints, RouteDecision, Router, RouteRequest, decide
 from aco_langchain.router import get_router as _default_router
 from aco_langchain.tiers import TierRegistry, estimate_tokens, usage_tokens
@@ -75,24 +76,11 @@ _TOOLS_KEY = "aco_tools"
 _TOOL_CHOICE_KEY = "aco_tool_choice"
 
 
-def _message_text(message: BaseMessage) -> str:
-    content = message.content
-    if isinstance(content, str):
-        return content
-    parts = []
-    for block in content:
-        if isinstance(block, str):
-            parts.append(block)
-        elif isinstance(block, dict) and isinstance(block.get("text"), str):
-            parts.append(block["text"])
-    return "\n".join(parts)
-
-
 def build_route_request(
     messages: Sequence[BaseMessage], options: dict[str, Any], n_tools: int
 ) -> RouteRequest:
     """What the router sees of a call: texts, roles, tools and the per-call options."""
-    texts = [_message_text(m) for m in messages]
+    texts = [message_text(m) for m in messages]
     last_user = next(
         (t for m, t in zip(reversed(messages), reversed(texts), strict=True) if m.type == "human"),
         None,
@@ -398,7 +386,7 @@ class ACORouterChatModel(BaseChatModel):
         candidates = {
             n
             for n in range(1, 6)
-            if n not in unavailable and (not tools or self._tier_takes_tools(n))
+            if n not in unavailable and (not tools or self._rt.registry.takes_tools(n))
         }
         if decision.budget_exceeded:
             candidates = {n for n in candidates if self.config.tier(n).is_local}
@@ -420,12 +408,6 @@ class ACORouterChatModel(BaseChatModel):
                 kw.setdefault(key, value)
         return CallPlan(decision, order, run_key, request, tools, tool_choice, kw, cascade)
 
-    def _tier_takes_tools(self, tier: int) -> bool:
-        if self._rt.registry.has_instance(tier):
-            model = self._rt.registry.model(tier)
-            return type(model).bind_tools is not BaseChatModel.bind_tools
-        return self.config.tier(tier).supports_tools
-
     def _tier_kwargs(self, plan: CallPlan, tier: int, extra: dict[str, Any]) -> dict[str, Any]:
         kw = {**plan.passthrough, **extra}
         if plan.tools:
@@ -443,7 +425,7 @@ class ACORouterChatModel(BaseChatModel):
         usage = getattr(result_msg, "usage_metadata", None)
         if usage is None:
             # No usage from the provider: estimate, so spend is never silently zero.
-            out = estimate_tokens(_message_text(result_msg))
+            out = estimate_tokens(message_text(result_msg))
             usage = UsageMetadata(
                 input_tokens=estimate_tokens(plan.request.text),
                 output_tokens=out,
@@ -543,7 +525,7 @@ class ACORouterChatModel(BaseChatModel):
             request=plan.request.routing_text,
             initial_tier=cheap.tier,
             cheap_logprobs=logprobs,
-            cheap_response=_message_text(gen.message),
+            cheap_response=message_text(gen.message),
             config=self.config,
             provider=provider,
         )

@@ -35,7 +35,7 @@ def estimate_tokens(text: str) -> int:
 
 
 @lru_cache(maxsize=256)
-def _genai_price_per_1k(provider: str, model: str) -> tuple[float, float] | None:
+def genai_price_per_1k(provider: str, model: str) -> tuple[float, float] | None:
     """USD per 1k input/output tokens from genai-prices' bundled data, None if unknown."""
     provider_id = _PROVIDER_IDS.get(provider, provider)
     try:
@@ -61,7 +61,7 @@ def price_per_1k(spec: TierSpec) -> tuple[float, float]:
         return spec.cost_per_1k_input, spec.cost_per_1k_output
     if spec.is_local:
         return (spec.cost_per_1k_input or 0.0, spec.cost_per_1k_output or 0.0)
-    found = _genai_price_per_1k(spec.provider, spec.provider_model)
+    found = genai_price_per_1k(spec.provider, spec.provider_model)
     if found is None:
         raise ConfigError(
             f"no price for tier model {spec.provider_model!r} (provider {spec.provider}): "
@@ -194,6 +194,18 @@ class TierRegistry:
 
     def has_instance(self, tier: int) -> bool:
         return tier in self._instances
+
+    def takes_tools(self, tier: int) -> bool:
+        """Can the tier call tools? A given instance: does it implement ``bind_tools``.
+
+        A ready-made ChatOpenAI pointed at a server without tool calling still says yes:
+        set the tier's ``capabilities`` (or the agent's ``tool_tiers``) to say otherwise.
+        """
+        if tier in self._instances:
+            from langchain_core.language_models import BaseChatModel
+
+            return type(self._instances[tier]).bind_tools is not BaseChatModel.bind_tools
+        return self.spec(tier).supports_tools
 
     def unavailable(self) -> dict[int, str]:
         """{tier: why} for tiers that cannot be called now."""

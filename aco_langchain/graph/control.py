@@ -37,6 +37,7 @@ from typing import Any, Literal
 from aco_langchain.config import TIER_NUMBERS, ACOConfig
 from aco_langchain.doom import DoomDetector, DoomResult, tool_signature
 from aco_langchain.gates import ToolGateDecision, VerifyDecision, gate, tool_cost, verify
+from aco_langchain.messages import message_text
 from aco_langchain.per_step import PerStepRouter, StepDecision, classify_action
 from aco_langchain.router.policy import RISK_FLOORS
 
@@ -125,32 +126,12 @@ def tier_takes_tools(llm: Any, policy: AgentPolicy, tier: int) -> bool:
     """Can ``tier`` of the router model ``llm`` call tools (``policy.tool_tiers`` first)?"""
     if policy.tool_tiers is not None:
         return tier in policy.tool_tiers
-    from langchain_core.language_models import BaseChatModel
-
-    registry = llm.registry
-    if registry.has_instance(tier):
-        model = registry.model(tier)
-        return type(model).bind_tools is not BaseChatModel.bind_tools
-    return bool(llm.config.tier(tier).supports_tools)
+    return bool(llm.registry.takes_tools(tier))
 
 
 def digest(text: str) -> str:
     """A short stable hash of a step's output (for the no-progress rule)."""
     return hashlib.sha256(text.strip().encode("utf-8")).hexdigest()[:16]
-
-
-def message_text(message: Any) -> str:
-    """The text of a message (string content or the text blocks of a list)."""
-    content = getattr(message, "content", message)
-    if isinstance(content, str):
-        return content
-    parts = []
-    for block in content or []:
-        if isinstance(block, str):
-            parts.append(block)
-        elif isinstance(block, dict) and isinstance(block.get("text"), str):
-            parts.append(block["text"])
-    return "\n".join(parts)
 
 
 def output_digest(message: Any) -> str:

@@ -315,14 +315,14 @@ class TraceBuilder:
         }
 
     def _price(self, tier: Any, name: str, provider: Any, i: int, o: int) -> float:
-        from aco_langchain.tiers import _genai_price_per_1k, cost_usd
+        from aco_langchain.tiers import cost_usd, genai_price_per_1k
 
         if tier in (1, 2, 3, 4, 5):
             try:
                 return cost_usd(self.config.tier(int(tier)), i, o)
             except Exception:  # noqa: BLE001 - a tier without a price is priced below
                 pass
-        found = _genai_price_per_1k(str(provider or "openai"), name)
+        found = genai_price_per_1k(str(provider or "openai"), name)
         if found is None:
             return 0.0
         return (i * found[0] + o * found[1]) / 1000.0
