@@ -525,9 +525,12 @@ class ACORouterChatModel(BaseChatModel):
             request=plan.request.routing_text,
             initial_tier=cheap.tier,
             cheap_logprobs=logprobs,
-            cheap_response=message_text(gen.message),
+            cheap_response=gen.message,
             config=self.config,
             provider=provider,
+            available_tiers=plan.order,
+            finish_reason=info.get("finish_reason")
+            or gen.message.response_metadata.get("finish_reason"),
         )
 
     def _escalation_plan(self, plan: CallPlan, verdict: Any) -> list[int]:

@@ -95,6 +95,14 @@ def local_base_url(config: ACOConfig) -> str | None:
     return running_base_url(config.local_model)
 
 
+def _follows_local_server(spec: TierSpec) -> bool:
+    return (
+        spec.base_url is None
+        and (spec.provider == "local" or spec.is_local)
+        and (spec.provider not in ("ollama", "instance"))
+    )
+
+
 def availability(spec: TierSpec, config: ACOConfig) -> str | None:
     """Why the tier cannot be called now (missing key, server down), or None if it can.
 
@@ -185,6 +193,10 @@ class TierRegistry:
     ) -> None:
         self.config = config
         self._instances: dict[int, BaseChatModel] = dict(instances or {})
+        # Tiers the user handed over as objects; the others are built from config on use
+        # and keep config semantics (availability, capabilities, provider names).
+        self._given = frozenset(self._instances)
+        self._built_urls: dict[int, str | None] = {}
         for n in self._instances:
             if n not in TIER_NUMBERS:
                 raise ConfigError(f"tier_models key {n!r} is not a tier: use 1 to 5")
@@ -193,7 +205,8 @@ class TierRegistry:
         return self.config.tier(tier)
 
     def has_instance(self, tier: int) -> bool:
-        return tier in self._instances
+        """Was the tier given as a ready-made model (rather than built from config)?"""
+        return tier in self._given
 
     def takes_tools(self, tier: int) -> bool:
         """Can the tier call tools? A given instance: does it implement ``bind_tools``.
@@ -201,7 +214,7 @@ class TierRegistry:
         A ready-made ChatOpenAI pointed at a server without tool calling still says yes:
         set the tier's ``capabilities`` (or the agent's ``tool_tiers``) to say otherwise.
         """
-        if tier in self._instances:
+        if tier in self._given:
             from langchain_core.language_models import BaseChatModel
 
             return type(self._instances[tier]).bind_tools is not BaseChatModel.bind_tools
@@ -211,7 +224,7 @@ class TierRegistry:
         """{tier: why} for tiers that cannot be called now."""
         out: dict[int, str] = {}
         for n in TIER_NUMBERS:
-            if n in self._instances:
+            if n in self._given:
                 continue
             why = availability(self.spec(n), self.config)
             if why:
@@ -220,13 +233,21 @@ class TierRegistry:
 
     def model(self, tier: int) -> BaseChatModel:
         """The tier's chat model, built on first use."""
+        if tier not in self._given:
+            spec = self.spec(tier)
+            if _follows_local_server(spec):
+                # The local server may have restarted on another port since we built it.
+                url = local_base_url(self.config)
+                if url != self._built_urls.get(tier):
+                    self._instances.pop(tier, None)
+                    self._built_urls[tier] = url
         if tier not in self._instances:
             self._instances[tier] = build_chat_model(self.spec(tier), self.config)
         return self._instances[tier]
 
     def provider(self, tier: int) -> str:
         """The provider name reported as ``model_provider`` for the tier's answers."""
-        if tier in self._instances:
+        if tier in self._given:
             ls = self._instances[tier]._get_ls_params()
             return str(ls.get("ls_provider") or self._instances[tier]._llm_type)
         spec = self.spec(tier)
@@ -234,7 +255,7 @@ class TierRegistry:
 
     def model_name(self, tier: int) -> str:
         """The concrete model's name reported as ``model_name`` for the tier's answers."""
-        if tier in self._instances:
+        if tier in self._given:
             ls = self._instances[tier]._get_ls_params()
             name = ls.get("ls_model_name") or getattr(self._instances[tier], "model_name", None)
             if name:
