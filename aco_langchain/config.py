@@ -131,7 +131,9 @@ class LocalModelSettings(_Strict):
     host: str = "127.0.0.1"
     port: int | None = Field(None, ge=1, le=65535, description="None: pick a free port.")
     ctx_size: int = Field(2048, gt=0)
-    threads: int = Field(2, gt=0)
+    threads: int = Field(
+        1, gt=0, description="llama.cpp threads; 2 threads stall each other on a busy 2-core box"
+    )
 
 
 class CascadeSettings(_Strict):

@@ -140,9 +140,8 @@ def main() -> None:
     ap.add_argument("--no-local", action="store_true", help="do not start the local model")
     args = ap.parse_args()
     cfg = ACOConfig()
-    with _local_context(cfg, not args.no_local):
+    with _local_context(cfg, not args.no_local), tempfile.TemporaryDirectory() as tmp:
         figures = routing_table(cfg)
-    with tempfile.TemporaryDirectory() as tmp:
         agent_section(Path(tmp) / "aco_traces.jsonl")
     top = figures["top_tier_estimate"]
     saved = top - figures["routed"]
