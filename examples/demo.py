@@ -1,7 +1,7 @@
 """`make demo`: what aco-langchain does, on this machine, with no API keys and no network.
 
 1. Starts the real local model (tier 1; built once by `aco local-model build`).
-2. Sends realistic prompts through ACORouterChatModel and prints, per prompt: tier, model,
+2. Sends realistic prompts through ACORouterChatModel(cascade=True) and prints: tier, model,
    reason, confidence, cost and latency. Tier-1 answers come from the local model. A prompt
    routed to a cloud tier is answered for real when its API key is set; otherwise the row says
    "dry run (no OPENAI_API_KEY)" with the estimated cost, and no answer is invented.
@@ -64,7 +64,7 @@ def _local_context(cfg: ACOConfig, use_local: bool) -> Any:
 
 def routing_table(cfg: ACOConfig) -> dict[str, float]:
     """Route every prompt; answer for real where the tier is available."""
-    llm = ACORouterChatModel(config=cfg, max_tokens=48, temperature=0.0)
+    llm = ACORouterChatModel(config=cfg, max_tokens=48, temperature=0.0, cascade=True)
     router = get_router(cfg)
     registry = TierRegistry(cfg)
     unavailable = registry.unavailable()
