@@ -3,6 +3,7 @@
 Usage::
 
     import typer
+
     from aco_langchain.cli.agent_cmds import register
     app = typer.Typer()
     register(app)      # aco budget "TEXT", aco gate TOOL --task-type T,
@@ -17,31 +18,11 @@ from typing import Any
 
 import typer
 
+from aco_langchain.cli.common import fail, load_or_fail
+
 _CONFIG_HELP = "config.yaml (default: $ACO_CONFIG or built-ins)."
 _JSON_HELP = "Print machine-readable JSON."
 _RISKS = ("low", "medium", "high", "critical")
-
-
-def _fail(message: str, as_json: bool) -> None:
-    """One clean error line (or JSON error) and exit 1: no traceback for user mistakes."""
-    import json
-
-    if as_json:
-        typer.echo(json.dumps({"ok": False, "error": message}))
-    else:
-        from rich.console import Console
-
-        Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False)
-    raise typer.Exit(code=1)
-
-
-def _config(path: str | None, as_json: bool) -> Any:
-    from aco_langchain.config import ConfigError, load_config
-
-    try:
-        return load_config(path)
-    except ConfigError as err:
-        _fail(str(err), as_json)
 
 
 def _emit_json(data: Any) -> None:
@@ -83,13 +64,13 @@ def register(app: typer.Typer) -> None:
         """Context budget: total tokens, what to keep exactly, summarise and omit."""
         from aco_langchain.config import TASK_TYPES
 
-        cfg = _config(config, as_json)
+        cfg = load_or_fail(config, as_json)
         if not text.strip():
-            _fail('the request is empty: e.g. aco budget "Research transformer advances"', as_json)
+            fail('the request is empty: e.g. aco budget "Research transformer advances"', as_json)
         if tier is not None and tier not in range(1, 6):
-            _fail(f"--tier {tier} does not exist: use 1 to 5", as_json)
+            fail(f"--tier {tier} does not exist: use 1 to 5", as_json)
         if task_type is not None and task_type not in TASK_TYPES:
-            _fail(
+            fail(
                 f"--task-type {task_type!r} is unknown: use one of {', '.join(TASK_TYPES)}", as_json
             )
         from aco_langchain.budget import context_budget
@@ -98,7 +79,7 @@ def register(app: typer.Typer) -> None:
         try:
             b = context_budget(text, cfg, tier=tier, task_type=task_type)
         except (RoutingError, ValueError) as err:
-            _fail(str(err), as_json)
+            fail(str(err), as_json)
         if as_json:
             _emit_json(b.model_dump())
             return
@@ -134,17 +115,17 @@ def register(app: typer.Typer) -> None:
         """Is a tool call worth its cost for this task type?"""
         from aco_langchain.config import TASK_TYPES
 
-        cfg = _config(config, as_json)
+        cfg = load_or_fail(config, as_json)
         if task_type not in TASK_TYPES:
-            _fail(
+            fail(
                 f"--task-type {task_type!r} is unknown: use one of {', '.join(TASK_TYPES)}", as_json
             )
         if prior_calls < 0:
-            _fail("--prior-calls must be 0 or more", as_json)
+            fail("--prior-calls must be 0 or more", as_json)
         if (budget_remaining is not None and budget_remaining < 0) or (
             cost is not None and cost < 0
         ):
-            _fail("--budget-remaining and --cost must be 0 or more", as_json)
+            fail("--budget-remaining and --cost must be 0 or more", as_json)
         from aco_langchain.gates import gate
 
         d = gate(
@@ -177,13 +158,13 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help=_JSON_HELP),
     ) -> None:
         """Does this answer need the verifier?"""
-        cfg = _config(config, as_json)
+        cfg = load_or_fail(config, as_json)
         if risk not in _RISKS:
-            _fail(f"--risk {risk!r} is unknown: use low, medium, high or critical", as_json)
+            fail(f"--risk {risk!r} is unknown: use low, medium, high or critical", as_json)
         if not 0.0 <= confidence <= 1.0:
-            _fail(f"--confidence must be between 0 and 1, not {confidence}", as_json)
+            fail(f"--confidence must be between 0 and 1, not {confidence}", as_json)
         if verifier_calls < 0 or total_steps < 0:
-            _fail("--verifier-calls and --steps must be 0 or more", as_json)
+            fail("--verifier-calls and --steps must be 0 or more", as_json)
         from aco_langchain.gates import verify
 
         d = verify(
@@ -215,11 +196,11 @@ def register(app: typer.Typer) -> None:
 
         from aco_langchain.tracing.sinks import DEFAULT_TRACE_PATH
 
-        cfg = _config(config, as_json)
+        cfg = load_or_fail(config, as_json)
         files = list(trace_files or [cfg.trace_path or DEFAULT_TRACE_PATH])
         missing = [f for f in files if not Path(f).is_file()]
         if missing:
-            _fail(
+            fail(
                 f"no trace file at {', '.join(missing)}: run an agent with trace_path set, "
                 "or pass the JSONL files to read",
                 as_json,
@@ -229,7 +210,7 @@ def register(app: typer.Typer) -> None:
         try:
             report = stats_from_files(files, cfg)
         except OSError as err:
-            _fail(f"cannot read traces: {err}", as_json)
+            fail(f"cannot read traces: {err}", as_json)
         if as_json:
             _emit_json({"files": files, **report.model_dump(mode="json")})
             return

@@ -3,6 +3,7 @@
 Usage::
 
     import typer
+
     from aco_langchain.cli.local_model_cmds import register
     app = typer.Typer()
     register(app)          # adds the `local-model` command group
@@ -16,6 +17,8 @@ from typing import Any
 
 import typer
 
+from aco_langchain.cli.common import fail
+
 _CONFIG_HELP = "config.yaml to read local_model settings from (default: $ACO_CONFIG or built-ins)."
 _JSON_HELP = "Print machine-readable JSON instead of text."
 
@@ -24,18 +27,6 @@ def _settings(config: str | None) -> Any:
     from aco_langchain.config import load_config
 
     return load_config(config).local_model
-
-
-def _fail(message: str, as_json: bool) -> None:
-    import json
-
-    from rich.console import Console
-
-    if as_json:
-        typer.echo(json.dumps({"ok": False, "error": message}))
-    else:
-        Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False)
-    raise typer.Exit(code=1)
 
 
 def _emit(data: dict[str, Any]) -> None:
@@ -99,7 +90,7 @@ def register(app: typer.Typer) -> None:
             seconds = round(time.monotonic() - started, 1)
             model = str(local_model.model_path())
         except _errors() as err:
-            _fail(str(err), as_json)
+            fail(str(err), as_json)
             return
         if as_json:
             _emit({"binary_path": str(path), "model_path": model, "seconds": seconds})
@@ -119,7 +110,7 @@ def register(app: typer.Typer) -> None:
             settings = _settings(config)
             info = local_model.start(settings, wait_s=wait)
         except _errors() as err:
-            _fail(str(err), as_json)
+            fail(str(err), as_json)
             return
         if as_json:
             _emit(info.to_dict())
@@ -137,7 +128,7 @@ def register(app: typer.Typer) -> None:
 
             stopped = local_model.stop(_settings(config))
         except _errors() as err:
-            _fail(str(err), as_json)
+            fail(str(err), as_json)
             return
         if as_json:
             _emit({"stopped": stopped})
@@ -155,7 +146,7 @@ def register(app: typer.Typer) -> None:
 
             st = local_model.status(_settings(config))
         except _errors() as err:
-            _fail(str(err), as_json)
+            fail(str(err), as_json)
             return
         if as_json:
             _emit(st.to_dict())

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import importlib
 import json
-from typing import Any
 
 import typer
+
+from aco_langchain.cli.common import fail, load_or_fail
 
 app = typer.Typer(
     name="aco",
@@ -35,24 +36,7 @@ _COMMAND_MODULES = (
 )
 
 
-def fail(message: str, as_json: bool = False) -> None:
-    """Print one clean error line (or a JSON error) and exit 1: no traceback for user mistakes."""
-    if as_json:
-        typer.echo(json.dumps({"ok": False, "error": message}))
-    else:
-        from rich.console import Console
-
-        Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False)
-    raise typer.Exit(code=1)
-
-
-def _load(config: str | None, as_json: bool) -> Any:
-    from aco_langchain.config import ConfigError, load_config
-
-    try:
-        return load_config(config)
-    except ConfigError as err:
-        fail(str(err), as_json)
+_load = load_or_fail
 
 
 @app.command()

@@ -50,6 +50,7 @@ from langchain_core.callbacks import AsyncCallbackHandler, BaseCallbackHandler
 from langchain_core.outputs import LLMResult
 
 from aco_langchain.config import ACOConfig
+from aco_langchain.messages import message_text
 from aco_langchain.tracing.sinks import InMemoryTraceSink, JsonlTraceSink, TraceSink
 from aco_langchain.tracing.trace import FinalOutcome, Trace, TraceRecorder
 
@@ -89,18 +90,6 @@ class _Open:
     interrupted: bool = False
 
 
-def _text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    parts = []
-    for block in content or []:
-        if isinstance(block, str):
-            parts.append(block)
-        elif isinstance(block, Mapping) and isinstance(block.get("text"), str):
-            parts.append(block["text"])
-    return "\n".join(parts)
-
-
 def _request_from(inputs: Any) -> str:
     """The task text of a root run's inputs (first human message, or a text field)."""
     if isinstance(inputs, str):
@@ -113,11 +102,11 @@ def _request_from(inputs: Any) -> str:
                     return got
             mtype = getattr(m, "type", None)
             if mtype == "human":
-                return _text(m.content)
+                return message_text(m.content)
             if isinstance(m, tuple) and len(m) == 2 and m[0] in ("user", "human"):
                 return str(m[1])
             if isinstance(m, Mapping) and m.get("role") in ("user", "human"):
-                return _text(m.get("content"))
+                return message_text(m.get("content"))
         return ""
     if isinstance(inputs, Mapping):
         for key in ("messages", "task", "input", "question", "query", "request", "prompt"):
@@ -386,7 +375,7 @@ class TraceBuilder:
             if found is not None:
                 run, opened = found
                 ok = getattr(output, "status", "success") != "error"
-                err = None if ok else _text(getattr(output, "content", ""))[:300]
+                err = None if ok else message_text(getattr(output, "content", ""))[:300]
                 self._tool(opened, run, ok, err)
         self._end_run(run_id, output, None)
 
