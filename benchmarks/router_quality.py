@@ -1,0 +1,134 @@
+"""Cross-validated quality of the learned router beside its baselines.
+
+Protocol: 5-fold cross-validation on the training data, folds stratified by task, empty
+outcomes counted as wrong; each fold's router is trained on the other four. Prints a
+table and writes ``benchmarks/results/router_quality.json``.
+
+Usage::
+
+    python benchmarks/router_quality.py [--data-dir ../shared/data/routing] [--seeds 0 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from aco_langchain.router import evaluate as ev
+from aco_langchain.router.datasets import OutcomeSet, load_outcomes
+from aco_langchain.router.features import FeatureSpec
+from aco_langchain.router.train import TrainParams, featurize, out_of_fold, stratified_folds
+
+OUT = Path(__file__).parent / "results" / "router_quality.json"
+
+
+def task_prior(data: OutcomeSet, seed: int) -> np.ndarray:
+    """Baseline: per-task mean outcome of the training folds (uses the label: an upper-ish
+    reference for prompt-format priors, never a router)."""
+    n, m = data.correct.shape
+    p = np.zeros((n, m))
+    tasks = np.array(data.tasks)
+    for test in stratified_folds(data.tasks, 5, seed):
+        train = np.setdiff1d(np.arange(n), test)
+        for t in set(data.tasks):
+            a, b = train[tasks[train] == t], test[tasks[test] == t]
+            p[b] = data.correct[a].mean(axis=0) if a.size else data.correct[train].mean(axis=0)
+    return p
+
+
+def evaluate(data: OutcomeSet, seed: int) -> dict:
+    """Cross-validated metrics of the learned router and the task-prior baseline."""
+    t0 = time.perf_counter()
+    x, dense = featurize(data.prompts, FeatureSpec())
+    p, c_hat = out_of_fold(x, dense, data, TrainParams(), seed)
+    best_cost = ev.best_single(data.correct, data.cost)[2]
+    knobs = ev.default_lambdas()
+    pair = None
+    if len(data.models) == 2:
+        s = ev.best_single(data.correct, data.cost)[0]
+        pair = p[:, s] - p[:, 1 - s]
+    rep = ev.report(
+        data.models,
+        data.correct,
+        data.cost,
+        ev.sweep_choices(p, c_hat / best_cost, knobs),
+        knobs,
+        pair,
+    )
+    prior = task_prior(data, seed)
+    pts = ev.choices_points(
+        ev.sweep_choices(prior, c_hat / best_cost, knobs), data.correct, data.cost
+    )
+    singles = ev.single_model_points(data.correct, data.cost)
+    lo, hi = min(c for c, _ in singles), max(c for c, _ in singles)
+    base = {
+        "aiq": ev.aiq(pts, lo, hi),
+        "cost_reduction_at_95": ev.cost_reduction_at(pts, data.correct, data.cost)[0],
+    }
+    if pair is not None:
+        s = ev.best_single(data.correct, data.cost)[0]
+        base.update(ev.apgr(prior[:, s] - prior[:, 1 - s], data.correct, s, 1 - s))
+    rep["router"].pop("curve")
+    return {
+        "seed": seed,
+        "seconds": round(time.perf_counter() - t0, 1),
+        "router": rep["router"],
+        "zero_router": rep["zero_router"],
+        "oracle": rep["oracle"],
+        "task_prior_baseline": base,
+        "random_router": rep.get("random_router"),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument(
+        "--data-dir",
+        default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "routing"),
+    )
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    args = ap.parse_args()
+    root = Path(args.data_dir)
+    sets = {
+        "routerbench": sorted(str(p) for p in (root / "routerbench").glob("*.csv")),
+        "routellm_mmlu": [str(root / "routellm_mmlu" / "mmlu_train.csv")],
+    }
+    results: dict = {"protocol": "5-fold CV, folds stratified by task, empty outcomes wrong"}
+    for name, files in sets.items():
+        data = load_outcomes(files)
+        runs = [evaluate(data, s) for s in args.seeds]
+        keys = ["aiq", "cost_reduction_at_95", "apgr", "cpt_50", "cpt_80"]
+        mean = {
+            k: float(np.mean([r["router"][k] for r in runs]))
+            for k in keys
+            if k in runs[0]["router"]
+        }
+        results[name] = {"n_prompts": len(data), "models": data.models, "mean": mean, "runs": runs}
+        print(f"\n== {name} ({len(data)} prompts, {len(data.models)} models, seeds {args.seeds})")
+        for r in runs:
+            rr, zb, tp = r["router"], r["zero_router"], r["task_prior_baseline"]
+            line = (
+                f"seed {r['seed']}: router AIQ {rr['aiq']:.4f} cut@95 "
+                f"{rr['cost_reduction_at_95']:.1%} | zero router {zb['aiq']:.4f} | "
+                f"task prior {tp['aiq']:.4f} cut@95 {tp['cost_reduction_at_95']:.1%} | "
+                f"oracle {r['oracle']['aiq']:.4f}"
+            )
+            if "apgr" in rr:
+                line += (
+                    f" | APGR {rr['apgr']:.3f} (task prior {tp['apgr']:.3f}, random "
+                    f"{r['random_router']['apgr']:.3f}) CPT50 {rr['cpt_50']:.1%} "
+                    f"CPT80 {rr['cpt_80']:.1%}"
+                )
+            print(line)
+        print("mean:", {k: round(v, 4) for k, v in mean.items()})
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"\nwrote {OUT}")
+
+
+if __name__ == "__main__":
+    main()
