@@ -81,6 +81,11 @@ class Assessment(BaseModel):
     )
     reason: str = ""
     router: str = "rules"
+    risk: Risk | None = Field(
+        None,
+        description="Risk inferred from the request (seed 3's critical markers: production, "
+        "deploy, payment, credentials...); a per-call ``risk`` wins over it.",
+    )
 
 
 class RouteDecision(BaseModel):

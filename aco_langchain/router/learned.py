@@ -38,6 +38,7 @@ from aco_langchain.router.base import Assessment, Complexity, RouteRequest
 from aco_langchain.router.datasets import CHARS_PER_TOKEN
 from aco_langchain.router.features import DENSE_CLIP, Featurizer
 from aco_langchain.router.model import Bundle, OperatingPoint, load_bundle
+from aco_langchain.router.rules import classify_task, infer_risk
 
 if TYPE_CHECKING:
     from aco_langchain.config import ACOConfig
@@ -50,64 +51,6 @@ _COMPLEXITY: dict[int, Complexity] = {
     4: "complex",
     5: "critical",
 }
-
-_TASK_MARKERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    (
-        "legal_regulated",
-        ("contract", "legal", "regulat", "compliance", "gdpr", "hipaa", "lawsuit", "liability"),
-    ),
-    (
-        "coding",
-        (
-            "```",
-            "def ",
-            "function",
-            "python",
-            "code",
-            "bug",
-            "compile",
-            "class ",
-            "javascript",
-            "sql",
-            "stack trace",
-            "traceback",
-            "refactor",
-        ),
-    ),
-    (
-        "math",
-        (
-            "solve",
-            "equation",
-            "integral",
-            "derivative",
-            "\\frac",
-            "prove",
-            "calculate",
-            "probability",
-        ),
-    ),
-    ("summarization", ("summarize", "summarise", "summary", "tl;dr")),
-    ("research", ("research", "compare", "analyze", "analyse", "investigate", "survey")),
-    ("writing", ("write an essay", "draft", "blog post", "poem", "story", "rewrite", "email to")),
-    (
-        "long_horizon",
-        ("step by step plan", "multi-step", "roadmap", "migration plan", "orchestrat"),
-    ),
-)
-
-
-def guess_task_type(text: str) -> str:
-    """A task type from ``config.TASK_TYPES`` by cheap markers in the prompt text."""
-    low = (text[:600] + " " + text[-600:] if len(text) > 1200 else text).lower()
-    for task, markers in _TASK_MARKERS:
-        if any(m in low for m in markers):
-            return task
-    if "answer:" in low or len(low) < 200:
-        return "quick_answer" if "?" in low or "answer:" in low else "general"
-    if "why" in low or "explain" in low or "reason" in low:
-        return "reasoning"
-    return "general"
 
 
 def _pick_operating_point(points: list[OperatingPoint], target: float) -> OperatingPoint:
@@ -198,7 +141,7 @@ class LearnedRouter:
             f"lam calibrated for {target:.0%} of best-tier quality)"
         )
         return Assessment(
-            task_type=guess_task_type(request.routing_text),
+            task_type=classify_task(request.routing_text),
             difficulty=min(5, max(1, difficulty)),
             complexity=_COMPLEXITY[min(5, max(1, difficulty))],
             suggested_tier=tier,
@@ -206,6 +149,7 @@ class LearnedRouter:
             p_success={t: float(p[t - 1]) for t in _TIERS},
             reason=reason,
             router=self.name,
+            risk=infer_risk(request.routing_text),
         )
 
 

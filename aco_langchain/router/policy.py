@@ -5,7 +5,8 @@ Order of application (each step says itself in the decision's ``reason``):
 1. ``force_tier`` / ``force_model`` win over everything but availability.
 2. Start at the router's ``suggested_tier``.
 3. Floors raise the tier: the config's ``task_floors`` for the task type, and risk floors
-   (high -> 3, critical -> 5, seed 3's "critical: specialists").
+   (high -> 3, critical -> 5, seed 3's "critical: specialists"). The risk is the per-call
+   ``risk`` or else the one the router inferred (seed 3's critical markers).
 4. ``min_quality``: the cheapest tier at or above the floor whose predicted success meets it.
 5. ``safety_threshold``: a tier whose predicted success is below it is not trusted; move up
    to the first tier that clears it (when predictions exist).
@@ -103,12 +104,14 @@ def decide(
     else:
         tier = assessment.suggested_tier
         floor = config.floor_for(task_type)
-        risk_floor = RISK_FLOORS.get(c.risk or "low", 1)
+        risk = c.risk or assessment.risk
+        risk_floor = RISK_FLOORS.get(risk or "low", 1)
         if floor > tier:
             reasons.append(f"task floor {task_type}>={floor}")
             tier = floor
         if risk_floor > tier:
-            reasons.append(f"risk {c.risk} floor>={risk_floor}")
+            inferred = "" if c.risk else " (inferred from the request)"
+            reasons.append(f"risk {risk}{inferred} floor>={risk_floor}")
             tier = risk_floor
         floor = max(floor, risk_floor)
 

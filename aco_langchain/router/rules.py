@@ -16,7 +16,7 @@ import math
 import re
 
 from aco_langchain.config import TIER_NUMBERS, ACOConfig
-from aco_langchain.router.base import Assessment, Complexity, RouteRequest
+from aco_langchain.router.base import Assessment, Complexity, Risk, RouteRequest
 
 _CRITICAL = {
     "deploy", "production", "prod", "delete", "admin", "payment", "payments", "credential",
@@ -84,6 +84,14 @@ def classify_complexity(text: str) -> Complexity:
     return "moderate"
 
 
+_CRITICAL_SCAN = re.compile(r"\b(" + "|".join(sorted(_CRITICAL, key=len, reverse=True)) + r")\b")
+
+
+def infer_risk(text: str) -> Risk | None:
+    """Seed 3's critical markers (production, deploy, payment, credentials...) mean critical."""
+    return "critical" if _CRITICAL_SCAN.search(text.lower()) else None
+
+
 def success_curve(difficulty: int) -> dict[int, float]:
     """Heuristic P(success) per tier: a logistic in (tier - difficulty)."""
     return {
@@ -114,4 +122,5 @@ class RuleRouter:
             p_success=p,
             reason=f"rules: complexity={complexity}, task={task_type}",
             router=self.name,
+            risk=infer_risk(text),
         )

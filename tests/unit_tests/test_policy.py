@@ -134,3 +134,16 @@ def test_tools_skip_tiers_without_tool_calling() -> None:
     req = RouteRequest(text="x", n_tools=2)
     d = decide(_assessment(1), req, CFG)
     assert d.tier >= 2 and CFG.tier(d.tier).supports_tools
+
+
+def test_learned_router_keeps_the_seed_examples() -> None:
+    cfg = ACOConfig()  # the shipped learned router
+    prod = route(RouteRequest.from_text("Fix the auth bug in production"), cfg)
+    assert prod.tier == 5 and "inferred from the request" in prod.reason
+    assert route(RouteRequest.from_text("What is 2+2?"), cfg).tier <= 2
+
+
+def test_explicit_risk_wins_over_inferred() -> None:
+    cfg = ACOConfig(router="rules")
+    d = route(RouteRequest.from_text("Fix the auth bug in production", risk="low"), cfg)
+    assert d.tier == 3  # coding floor only
