@@ -144,6 +144,7 @@ def test_learned_router_keeps_the_seed_examples() -> None:
 
 
 def test_explicit_risk_wins_over_inferred() -> None:
-    cfg = ACOConfig(router="rules")
-    d = route(RouteRequest.from_text("Fix the auth bug in production", risk="low"), cfg)
-    assert d.tier == 3  # coding floor only
+    a = _assessment(2, task="coding")
+    a.risk = "critical"
+    assert decide(a, RouteRequest.from_text("x"), CFG).tier == 5
+    assert decide(a, RouteRequest.from_text("x", risk="low"), CFG).tier == 3  # coding floor
