@@ -29,19 +29,25 @@ PROMPT = (
 )
 
 
-def bench_invoke(rounds: int) -> dict[str, float]:
+def _prompts(n: int) -> list[str]:
+    # Distinct prompts, so nothing in either path can profit from seeing the same text twice.
+    return [f"{PROMPT} Ticket #{i}: customer {i % 37} on plan {i % 5}." for i in range(n)]
+
+
+def bench_invoke(rounds: int, router: str) -> dict[str, float]:
     tier = ScriptedChatModel(script=["A short answer."], model="bench-tier")
     tiers = {n: tier for n in range(1, 6)}
-    llm = ACORouterChatModel(config=ACOConfig(), tier_models=tiers)
-    for _ in range(50):  # warm up both paths (router bundle load, pydantic caches)
-        tier.invoke(PROMPT)
-        llm.invoke(PROMPT)
+    llm = ACORouterChatModel(config=ACOConfig(router=router), tier_models=tiers)
+    prompts = _prompts(rounds)
+    for p in prompts[:50]:  # warm up both paths (router bundle load, pydantic caches)
+        tier.invoke(p)
+        llm.invoke(p)
     direct, routed = [], []
-    for _ in range(rounds):
+    for p in prompts:
         t0 = time.perf_counter()
-        tier.invoke(PROMPT)
+        tier.invoke(p)
         t1 = time.perf_counter()
-        llm.invoke(PROMPT)
+        llm.invoke(p)
         t2 = time.perf_counter()
         direct.append(t1 - t0)
         routed.append(t2 - t1)
@@ -53,6 +59,41 @@ def bench_invoke(rounds: int) -> dict[str, float]:
         "router_invoke_median_us": statistics.median(routed) * 1e6,
         "ratio_of_medians": statistics.median(routed) / statistics.median(direct),
         "median_of_ratios": statistics.median(ratios),
+    }
+
+
+def bench_local(rounds: int) -> dict[str, float] | None:
+    """Same comparison with the real local tier (llama.cpp), when it is built."""
+    from aco_langchain import local_model as lm
+    from aco_langchain.tiers import TierRegistry
+
+    cfg = ACOConfig()
+    if not lm.is_built(cfg.local_model):
+        return None
+    with lm.serve(cfg.local_model):
+        tier = TierRegistry(cfg).model(1)
+        llm = ACORouterChatModel(config=cfg, tier_models={1: tier}, max_tokens=8)
+        prompts = _prompts(rounds + 3)
+        for p in prompts[:3]:
+            tier.invoke(p, max_tokens=8)
+            llm.invoke(p, force_tier=1)
+        direct, routed = [], []
+        # llama-server caches the prompt prefix: the second call of a pair is cheaper, so
+        # the order alternates and each call gets a prompt the server has not seen.
+        for i, p in enumerate(prompts[3:]):
+            calls = [
+                (direct, lambda p=p: tier.invoke("A " + p, max_tokens=8)),
+                (routed, lambda p=p: llm.invoke("B " + p, force_tier=1)),
+            ]
+            for sink, call in calls if i % 2 == 0 else calls[::-1]:
+                t0 = time.perf_counter()
+                call()
+                sink.append(time.perf_counter() - t0)
+    return {
+        "rounds": rounds,
+        "tier_invoke_median_ms": statistics.median(direct) * 1e3,
+        "router_invoke_median_ms": statistics.median(routed) * 1e3,
+        "ratio_of_medians": statistics.median(routed) / statistics.median(direct),
     }
 
 
@@ -70,18 +111,31 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=2000)
     ap.add_argument("--cli-runs", type=int, default=7)
+    ap.add_argument("--local-rounds", type=int, default=20, help="0 skips the local tier")
     args = ap.parse_args()
-    inv = bench_invoke(args.rounds)
+    runs = {r: bench_invoke(args.rounds, r) for r in ("learned", "rules")}
     cli = bench_cli(args.cli_runs)
-    out = {"invoke": inv, "aco_route_process": cli, "targets": {"ratio": 1.3, "cli_s": 1.0}}
-    print(f"router: {inv['router']}")
-    print(f"tier.invoke median            {inv['tier_invoke_median_us']:9.1f} us")
-    print(f"ACORouterChatModel.invoke     {inv['router_invoke_median_us']:9.1f} us")
-    print(f"median ratio (router / tier)  {inv['median_of_ratios']:9.3f} x  (target <= 1.3)")
+    local = bench_local(args.local_rounds) if args.local_rounds else None
+    out = {
+        "invoke": runs,
+        "local_tier": local,
+        "aco_route_process": cli,
+        "targets": {"ratio": 1.3, "cli_s": 1.0},
+    }
+    for name, inv in runs.items():
+        print(f"router: {name}")
+        print(f"  tier.invoke median            {inv['tier_invoke_median_us']:9.1f} us")
+        print(f"  ACORouterChatModel.invoke     {inv['router_invoke_median_us']:9.1f} us")
+        print(f"  median ratio (router / tier)  {inv['median_of_ratios']:9.3f} x  (target <= 1.3)")
     print(
         f"`aco route` whole process     {cli['median_s']:9.3f} s  median of {cli['runs']}"
         f" (max {cli['max_s']:.3f}; target <= 1.0)"
     )
+    if local:
+        print("real local tier (llama.cpp, 8 output tokens)")
+        print(f"  tier.invoke median            {local['tier_invoke_median_ms']:9.1f} ms")
+        print(f"  ACORouterChatModel.invoke     {local['router_invoke_median_ms']:9.1f} ms")
+        print(f"  ratio of medians              {local['ratio_of_medians']:9.3f} x")
     dest = Path(__file__).parent / "results" / "overhead.json"
     dest.parent.mkdir(parents=True, exist_ok=True)
     dest.write_text(json.dumps(out, indent=2))
