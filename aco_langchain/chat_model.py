@@ -285,11 +285,13 @@ class ACORouterChatModel(BaseChatModel):
 
     def spent(self, run_key: str | None = None) -> float:
         """USD spent so far by ``run_key`` (default: this instance's run)."""
-        return self._rt.ledger.spent(run_key or self.run_key or self._rt.default_run)
+        rt = self._rt
+        return rt.ledger.spent(run_key or self.run_key or rt.default_run)
 
     def reset_budget(self, run_key: str | None = None) -> None:
         """Start the budget of ``run_key`` (default: this instance's run) from zero."""
-        self._rt.ledger.reset(run_key or self.run_key or self._rt.default_run)
+        rt = self._rt
+        rt.ledger.reset(run_key or self.run_key or rt.default_run)
 
     @property
     def _cascade_enabled(self) -> bool:
@@ -357,15 +359,16 @@ class ACORouterChatModel(BaseChatModel):
         self, messages: Sequence[BaseMessage], kwargs: dict[str, Any], *, streaming: bool = False
     ) -> CallPlan:
         """Route the call and fix the fallback order; no I/O."""
+        rt = self._rt
         kw = dict(kwargs)
         options = {k: kw.pop(k) for k in ACO_OPTIONS if k in kw}
-        run_key = str(kw.pop(_RUN_KEY_OPTION, None) or self.run_key or self._rt.default_run)
+        run_key = str(kw.pop(_RUN_KEY_OPTION, None) or self.run_key or rt.default_run)
         tools = kw.pop(_TOOLS_KEY, None)
         tool_choice = kw.pop(_TOOL_CHOICE_KEY, None)
         override = kw.pop("model", None)
         if override and override != self.model_name and "force_model" not in options:
             # A concrete tier model name (e.g. "gpt-4.1") or a tier's model_id.
-            by_name = [n for n in range(1, 6) if self._rt.registry.model_name(n) == override]
+            by_name = [n for n in range(1, 6) if rt.registry.model_name(n) == override]
             if by_name and "force_tier" not in options:
                 options["force_tier"] = by_name[0]
             else:
@@ -374,19 +377,19 @@ class ACORouterChatModel(BaseChatModel):
         if max_tokens is not None:
             options["max_tokens"] = max_tokens
         request = build_route_request(messages, options, len(tools or []))
-        unavailable = {**self._rt.registry.unavailable(), **self._rt.health.cooling()}
-        assessment = self._rt.router.assess(request, self.config)
+        unavailable = {**rt.registry.unavailable(), **rt.health.cooling()}
+        assessment = rt.router.assess(request, self.config)
         decision = decide(
             assessment,
             request,
             self.config,
             unavailable=unavailable,
-            spent_usd=self._rt.ledger.spent(run_key),
+            spent_usd=rt.ledger.spent(run_key),
         )
         candidates = {
             n
             for n in range(1, 6)
-            if n not in unavailable and (not tools or self._rt.registry.takes_tools(n))
+            if n not in unavailable and (not tools or rt.registry.takes_tools(n))
         }
         if decision.budget_exceeded:
             candidates = {n for n in candidates if self.config.tier(n).is_local}
@@ -443,9 +446,10 @@ class ACORouterChatModel(BaseChatModel):
     def _aco_metadata(
         self, plan: CallPlan, final: TierCall, cheap: TierCall | None, cascade_info: Any
     ) -> dict[str, Any]:
+        rt = self._rt
         calls = [c for c in (cheap, final) if c is not None]
         total = sum(c.cost_usd for c in calls)
-        self._rt.ledger.add(plan.run_key, total)
+        rt.ledger.add(plan.run_key, total)
         routed = plan.decision.tier
         first_tier = cheap.tier if cheap else routed
         fallback_from = None
@@ -469,7 +473,7 @@ class ACORouterChatModel(BaseChatModel):
             "task_type": plan.decision.task_type,
             "difficulty": plan.decision.difficulty,
             "run_key": plan.run_key,
-            "run_spent_usd": round(self._rt.ledger.spent(plan.run_key), 8),
+            "run_spent_usd": round(rt.ledger.spent(plan.run_key), 8),
             "latency_ms": round((time.perf_counter() - plan.started) * 1000, 2),
         }
         if failures:
@@ -495,11 +499,12 @@ class ACORouterChatModel(BaseChatModel):
         cheap: TierCall | None,
         cascade_info: Any,
     ) -> ChatResult:
+        rt = self._rt
         meta = self._aco_metadata(plan, final, cheap, cascade_info)
         gen = result.generations[0]
         msg = gen.message
-        msg.response_metadata.setdefault("model_name", self._rt.registry.model_name(final.tier))
-        msg.response_metadata["model_provider"] = self._rt.registry.provider(final.tier)
+        msg.response_metadata.setdefault("model_name", rt.registry.model_name(final.tier))
+        msg.response_metadata["model_provider"] = rt.registry.provider(final.tier)
         msg.response_metadata["aco"] = meta
         if isinstance(msg, AIMessage):
             if msg.usage_metadata is None:
@@ -647,6 +652,7 @@ class ACORouterChatModel(BaseChatModel):
         collected: list[ChatGenerationChunk],
         run: FallbackRun,
     ) -> ChatGenerationChunk:
+        rt = self._rt
         merged: AIMessageChunk | None = None
         for c in collected:
             merged = c.message if merged is None else merged + c.message  # type: ignore[assignment]
@@ -655,9 +661,9 @@ class ACORouterChatModel(BaseChatModel):
         meta = self._aco_metadata(plan, call, None, None)
         rm: dict[str, Any] = {"aco": meta}
         if "model_name" not in msg.response_metadata:
-            rm["model_name"] = self._rt.registry.model_name(tier)
+            rm["model_name"] = rt.registry.model_name(tier)
         if "model_provider" not in msg.response_metadata:
-            rm["model_provider"] = self._rt.registry.provider(tier)
+            rm["model_provider"] = rt.registry.provider(tier)
         usage = None
         if msg.usage_metadata is None and call.usage is not None:
             usage = call.usage  # estimated: the tier sent none
