@@ -15,38 +15,10 @@ from aco_langchain.config import ACOConfig
 from aco_langchain.middleware import ACOMiddleware
 from aco_langchain.testing import ScriptedChatModel
 from aco_langchain.tracing.callback import ACOTraceCallbackHandler
+from tests.unit_tests.agent_helpers import call, deploy_service, read_file, run_tests, tiers
 
 CFG = ACOConfig(router="rules")
 TASK = "Fix the parse bug in utils.py"
-
-
-def call(name: str, args: dict[str, Any], cid: str) -> AIMessage:
-    return AIMessage("", tool_calls=[{"name": name, "args": args, "id": cid}])
-
-
-@tool
-def read_file(path: str) -> str:
-    """Read a file."""
-    return f"contents of {path}"
-
-
-@tool
-def run_tests(target: str) -> str:
-    """Run the unit tests."""
-    raise RuntimeError("2 failed")
-
-
-@tool
-def deploy_service(name: str) -> str:
-    """Deploy a service to production."""
-    return f"{name} deployed"
-
-
-def tiers(**scripts: list[Any]) -> dict[int, ScriptedChatModel]:
-    out = {n: ScriptedChatModel(model=f"fake-t{n}", script=[f"answer t{n}"]) for n in range(1, 6)}
-    for key, script in scripts.items():
-        out[int(key[1:])] = ScriptedChatModel(model=f"fake-{key}", script=script)
-    return out
 
 
 def agent(t: dict[int, ScriptedChatModel], tools: list[Any], cfg: ACOConfig = CFG, **kw: Any):  # type: ignore[no-untyped-def]

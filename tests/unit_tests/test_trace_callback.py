@@ -10,7 +10,6 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.runnables import RunnableLambda
-from langchain_core.tools import tool
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
 
@@ -25,37 +24,9 @@ from aco_langchain.tracing.callback import (
     ACOTraceCallbackHandler,
     AsyncACOTraceCallbackHandler,
 )
+from tests.unit_tests.agent_helpers import call, deploy_service, read_file, run_tests, tiers
 
 CFG = ACOConfig(router="rules")
-
-
-def call(name: str, args: dict[str, Any], cid: str) -> AIMessage:
-    return AIMessage("", tool_calls=[{"name": name, "args": args, "id": cid}])
-
-
-@tool
-def read_file(path: str) -> str:
-    """Read a file."""
-    return f"contents of {path}"
-
-
-@tool
-def run_tests(target: str) -> str:
-    """Run tests."""
-    raise RuntimeError("2 failed")
-
-
-@tool
-def deploy_service(name: str) -> str:
-    """Deploy a service to production."""
-    return f"{name} deployed"
-
-
-def tiers(**scripts: list[Any]) -> dict[int, ScriptedChatModel]:
-    out = {n: ScriptedChatModel(model=f"fake-t{n}", script=[f"answer t{n}"]) for n in range(1, 6)}
-    for key, script in scripts.items():
-        out[int(key[1:])] = ScriptedChatModel(model=f"fake-{key}", script=script)
-    return out
 
 
 def test_agent_run_becomes_one_seed_format_trace() -> None:
