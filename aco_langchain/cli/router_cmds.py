@@ -71,12 +71,12 @@ def train_cmd(
     for k, v in sorted(man.tier_map.items()):
         t.add_row(k, v)
     con.print(t)
-    v = man.validation
+    val = man.validation
     con.print(
-        f"cross-validated: router AIQ {v['router_aiq']:.4f} (zero router "
-        f"{v['zero_router_aiq']:.4f}), cost reduction at 95% "
-        f"{v['router_cost_reduction_at_95']:.1%}"
-        + (f", APGR {v['router_apgr']:.3f}" if "router_apgr" in v else "")
+        f"cross-validated: router AIQ {val['router_aiq']:.4f} (zero router "
+        f"{val['zero_router_aiq']:.4f}), cost reduction at 95% "
+        f"{val['router_cost_reduction_at_95']:.1%}"
+        + (f", APGR {val['router_apgr']:.3f}" if "router_apgr" in val else "")
     )
 
 
