@@ -86,7 +86,9 @@ def eval_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
     plot: str | None = typer.Option(None, "--plot", help="Write the cost-quality curve PNG."),
     choices_out: str | None = typer.Option(
-        None, "--choices-out", help="JSONL of each operating point's choice per prompt."
+        None,
+        "--choices-out",
+        help="JSONL of each plain (unmixed) operating point's choice per prompt.",
     ),
 ) -> None:
     """Evaluate the learned router on outcome data: singles, oracle, zero router, router."""
@@ -114,18 +116,23 @@ def eval_cmd(
     p, c_hat = Fitted(b.arrays).predict(x, dense)
     p, c_hat = p[:, order], c_hat[:, order]
     knobs = ev.default_lambdas()
-    choices = ev.sweep_choices(p, c_hat / man.cost_reference, knobs)
+    u = np.array([ev.prompt_uniform(t) for t in dataset.prompts])
+    choices, lam_idx, mixes = ev.mixed_sweep(p, c_hat / man.cost_reference, knobs, u)
     pair = None
     if len(dataset.models) == 2:
         strong = ev.best_single(dataset.correct, dataset.cost)[0]
         pair = p[:, strong] - p[:, 1 - strong]
-    rep = ev.report(dataset.models, dataset.correct, dataset.cost, choices, knobs, pair)
+    rep = ev.report(
+        dataset.models, dataset.correct, dataset.cost, choices, knobs[lam_idx], pair, mixes
+    )
     rep["data"] = dataset.summary()["name"]
     rep["bundle"] = b.path
     if choices_out:
         try:
             with open(choices_out, "w", encoding="utf-8") as fh:
                 for k, row in enumerate(choices):
+                    if mixes[k] > 0:  # mixed points follow from their two neighbours
+                        continue
                     for sid, j in zip(dataset.ids, row, strict=True):
                         rec = {"point": k, "id": sid, "model": dataset.models[int(j)]}
                         fh.write(json.dumps(rec) + "\n")

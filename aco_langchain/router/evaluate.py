@@ -18,6 +18,7 @@ Usage::
 
 from __future__ import annotations
 
+import zlib
 from typing import Any
 
 import numpy as np
@@ -153,6 +154,42 @@ def sweep_choices(p: np.ndarray, c_norm: np.ndarray, lambdas: np.ndarray) -> np.
     return np.stack([np.argmax(p - lam * c_norm, axis=1) for lam in lambdas])
 
 
+def prompt_uniform(text: str) -> float:
+    """A deterministic number in [0, 1) from the prompt (crc32): the coin of mixed points."""
+    return zlib.crc32(text.encode("utf-8", "replace")) / 4294967296.0
+
+
+def mixed_sweep(
+    p: np.ndarray,
+    c_norm: np.ndarray,
+    lambdas: np.ndarray,
+    u: np.ndarray,
+    fracs: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Choices of the knob grid plus mixed points between neighbouring knob values.
+
+    A mixed point (lam_i, frac) sends a prompt through ``lam_{i+1}`` when its coin
+    ``u < frac`` and through ``lam_i`` otherwise: the derandomised mix of two operating
+    points, so the router's curve follows the chord between them (what AIQ's hull
+    assumes) instead of jumping when many prompts share a prediction. The coin is a
+    hash of the prompt, independent of the outcome. Returns (choices, lam index, frac)
+    with frac = 0 for the plain grid points.
+    """
+    fracs = np.arange(0.05, 0.951, 0.05) if fracs is None else fracs
+    base = sweep_choices(p, c_norm, lambdas)
+    out = [base]
+    idx = [np.arange(len(lambdas))]
+    fr = [np.zeros(len(lambdas))]
+    for i in range(len(lambdas) - 1):
+        a, b = base[i], base[i + 1]
+        if np.array_equal(a, b):
+            continue
+        out.append(np.where(u[None, :] < fracs[:, None], b[None, :], a[None, :]))
+        idx.append(np.full(len(fracs), i))
+        fr.append(fracs)
+    return np.concatenate(out), np.concatenate(idx), np.concatenate(fr)
+
+
 def default_lambdas(n: int = 161) -> np.ndarray:
     """The knob grid: 0, then log-spaced 1e-4 .. 1e3, then infinity-like (cheapest)."""
     return np.concatenate([[0.0], np.logspace(-4, 3, n - 2), [1e9]])
@@ -165,8 +202,14 @@ def report(
     choices: np.ndarray,
     knobs: np.ndarray,
     pair_scores: np.ndarray | None = None,
+    mixes: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """The full metrics dict ``aco eval --json`` writes."""
+    """The full metrics dict ``aco eval --json`` writes.
+
+    ``mixes`` (from ``mixed_sweep``): per curve point, the share of prompts moved to the
+    next knob value (0 for plain points); reported beside each knob.
+    """
+    mixes = np.zeros(len(knobs)) if mixes is None else mixes
     singles = single_model_points(correct, cost)
     c_lo = min(p[0] for p in singles)
     c_hi = max(p[0] for p in singles)
@@ -179,10 +222,15 @@ def report(
         "cost_reduction_at_95": red,
         "point_at_95": None
         if idx is None
-        else {"knob": float(knobs[idx]), "mean_cost": pts[idx][0], "accuracy": pts[idx][1]},
+        else {
+            "knob": float(knobs[idx]),
+            "mix": float(mixes[idx]),
+            "mean_cost": pts[idx][0],
+            "accuracy": pts[idx][1],
+        },
         "curve": [
-            {"knob": float(k), "mean_cost": c, "accuracy": a}
-            for k, (c, a) in zip(knobs, pts, strict=True)
+            {"knob": float(k), "mix": float(f), "mean_cost": c, "accuracy": a}
+            for k, f, (c, a) in zip(knobs, mixes, pts, strict=True)
         ],
     }
     zr_red, _ = cost_reduction_at(singles, correct, cost)

@@ -4,6 +4,12 @@ Decision rule (the knob ``lam`` is calibrated from data, see ``train.py``)::
 
     suggested_tier = argmax_t  p(t) - lam * cost(t) / cost_ref
 
+A calibrated operating point may be *mixed*: a share ``mix`` of prompts (those whose
+crc32 coin ``crc32(text) / 2**32 < mix``) use the next, cheaper knob value ``lam_next``.
+That is the deterministic version of mixing two operating points, so the quality target
+is met on the chord between them rather than at the next grid point (many prompts of one
+format share a prediction, and the plain rule would move them all at once).
+
 ``p(t)`` is the bundle model mapped to tier t (manifest ``tier_map``); ``cost(t)`` is the
 configured price of tier t (``cost_per_1k_input/output``) times the prompt's estimated
 input tokens and the predicted output tokens; ``cost_ref`` is the top tier's cost for an
@@ -29,6 +35,7 @@ Usage::
 from __future__ import annotations
 
 import math
+import zlib
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
@@ -75,20 +82,25 @@ class LearnedRouter:
         self.tier_models = [man.tier_model(t) for t in _TIERS]
         # Per-tier contiguous weights: the gather touches 5 columns, not all models.
         self._w_hash = np.ascontiguousarray(a["w_hash"][:, cols], dtype=np.float32)
-        self._w_dense = np.ascontiguousarray(a["w_dense"][:, cols], dtype=np.float64)
-        self._bias = a["bias"][cols].astype(np.float64)
+        # dense weights of the 5 tiers and the output-token regression: one matvec
+        self._w_dense = np.ascontiguousarray(
+            np.hstack([a["w_dense"][:, cols], a["out_w"][:-1, None]]), dtype=np.float64
+        )
+        self._bias = np.append(a["bias"][cols], a["out_w"][-1]).astype(np.float64)
         self._mean = a["dense_mean"].astype(np.float64)
         self._inv_std = 1.0 / a["dense_std"].astype(np.float64)
-        self._out_w = a["out_w"][:-1].astype(np.float64)
-        self._out_b = float(a["out_w"][-1])
         self._edges = list(man.difficulty_edges)
         self._points = man.tier_operating_points or man.operating_points
         self._tok_in = man.token_reference.get("input", 500.0)
         self._tok_out = man.token_reference.get("output", 100.0)
-        self._cfg_cache: dict[tuple[float, ...], tuple[np.ndarray, np.ndarray, float, float]] = {}
+        self._cfg_cache: dict[
+            tuple[float, ...], tuple[np.ndarray, np.ndarray, float, float, float, float]
+        ] = {}
 
     # -- per-config precomputation (prices, knob), cached on the instance
-    def _config_terms(self, config: ACOConfig) -> tuple[np.ndarray, np.ndarray, float, float]:
+    def _config_terms(
+        self, config: ACOConfig
+    ) -> tuple[np.ndarray, np.ndarray, float, float, float, float]:
         specs = [config.tier(t) for t in _TIERS]
         pin = [s.cost_per_1k_input or 0.0 for s in specs]
         pout = [s.cost_per_1k_output or 0.0 for s in specs]
@@ -100,8 +112,9 @@ class LearnedRouter:
         pout_a = np.array(pout) / 1000.0
         ref_costs = pin_a * self._tok_in + pout_a * self._tok_out
         ref = float(ref_costs[-1]) if ref_costs[-1] > 0 else float(ref_costs.max())
-        lam = _pick_operating_point(self._points, config.routing.quality_target).lam
-        terms = (pin_a, pout_a, ref if ref > 0 else 1.0, lam)
+        op = _pick_operating_point(self._points, config.routing.quality_target)
+        lam_next = op.lam_next if op.lam_next is not None else op.lam
+        terms = (pin_a, pout_a, ref if ref > 0 else 1.0, op.lam, lam_next, op.mix)
         if len(self._cfg_cache) > 32:
             self._cfg_cache.clear()
         self._cfg_cache[key] = terms
@@ -114,20 +127,24 @@ class LearnedRouter:
         fz = self.featurizer
         idx, w = fz.hashed(text, low)
         dense = fz.dense(text, request.roles, request.n_tools, request.last_user_text, low)
-        dz = np.clip((dense - self._mean) * self._inv_std, -DENSE_CLIP, DENSE_CLIP)
-        z = w @ np.take(self._w_hash, idx, axis=0) + dz @ self._w_dense + self._bias
+        dz = (dense - self._mean) * self._inv_std
+        np.clip(dz, -DENSE_CLIP, DENSE_CLIP, out=dz)
+        zd = dz @ self._w_dense + self._bias
+        z = w @ np.take(self._w_hash, idx, axis=0) + zd[:5]
         p = 1.0 / (1.0 + np.exp(-z))
         tok_in = max(1.0, len(text) / CHARS_PER_TOKEN)
         if request.expected_output_tokens is not None:
             tok_out = float(request.expected_output_tokens)
         else:
-            tok_out = math.exp(min(12.0, float(dz @ self._out_w) + self._out_b))
+            tok_out = math.exp(min(12.0, float(zd[5])))
         return p, tok_in, tok_out
 
     def assess(self, request: RouteRequest, config: ACOConfig) -> Assessment:
         """Per-tier success, difficulty and the cost-aware suggested tier (no I/O)."""
         p, tok_in, tok_out = self.predict(request)
-        pin, pout, ref, lam = self._config_terms(config)
+        pin, pout, ref, lam, lam_next, mix = self._config_terms(config)
+        if mix > 0.0 and zlib.crc32(request.text.encode("utf-8", "replace")) < mix * 2**32:
+            lam = lam_next  # mixed operating point: this prompt's coin takes the next knob
         cost = pin * tok_in + pout * tok_out
         util = p - lam * cost / ref
         best = int(np.argmax(util))
@@ -140,13 +157,15 @@ class LearnedRouter:
             f"(p(t{tier})={p[best]:.2f}, p(t5)={p[-1]:.2f}, "
             f"lam calibrated for {target:.0%} of best-tier quality)"
         )
-        return Assessment(
+        # model_construct: every field is built here from validated numbers (tier in 1..5,
+        # confidence clipped to [0, 1]), so pydantic's re-validation (~15 us) is skipped
+        return Assessment.model_construct(
             task_type=classify_task(request.routing_text),
             difficulty=min(5, max(1, difficulty)),
             complexity=_COMPLEXITY[min(5, max(1, difficulty))],
             suggested_tier=tier,
             confidence=float(min(1.0, max(0.0, p[best]))),
-            p_success={t: float(p[t - 1]) for t in _TIERS},
+            p_success=dict(zip(_TIERS, p.tolist(), strict=True)),
             reason=reason,
             router=self.name,
             risk=infer_risk(request.routing_text),

@@ -28,7 +28,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from aco_langchain.router.features import DENSE_NAMES, FeatureSpec
 
-BUNDLE_FORMAT = "aco-router-bundle/1"
+# /2: packed char n-gram hashing (features.py) and mixed operating points
+BUNDLE_FORMAT = "aco-router-bundle/2"
 MANIFEST = "manifest.json"
 ARRAYS = "arrays.npz"
 
@@ -60,6 +61,16 @@ class OperatingPoint(BaseModel):
 
     quality_target: float = Field(..., gt=0.0, le=1.0)
     lam: float = Field(..., ge=0.0)
+    lam_next: float | None = Field(
+        None, ge=0.0, description="Mixed point: the cheaper knob value taken with ``mix``."
+    )
+    mix: float = Field(
+        0.0,
+        ge=0.0,
+        lt=1.0,
+        description="Share of prompts (by the prompt's crc32 coin u < mix) that use "
+        "``lam_next`` instead of ``lam``: the derandomised mix of two neighbouring points.",
+    )
     val_accuracy: float
     val_cost_share: float = Field(..., description="Mean cost / always-best-model cost.")
 
@@ -81,7 +92,10 @@ class Manifest(BaseModel):
     token_reference: dict[str, float] = Field(
         default_factory=dict, description="Mean input/output tokens per call in training."
     )
-    decision_rule: str = "argmax_t p(t) - lam * cost(t) / cost_reference"
+    decision_rule: str = (
+        "argmax_t p(t) - lam' * cost(t) / cost_reference, lam' = lam_next if "
+        "crc32(prompt) / 2**32 < mix else lam"
+    )
     operating_points: list[OperatingPoint] = Field(default_factory=list)
     tier_operating_points: list[OperatingPoint] = Field(default_factory=list)
     difficulty_edges: list[float] = Field(default_factory=list)

@@ -8,10 +8,11 @@ Pipeline, reproducible for a given seed:
 3. cost model: per model, ridge regression of log(cost per call) on the dense features,
    so long or verbose prompts are known to cost more before the call;
 4. operating points: K-fold out-of-fold predictions give the cost-quality curve of the
-   rule ``argmax_m p(m) - lam * cost(m) / cost_reference``; for each quality target q the
-   cheapest ``lam`` keeping ``q x`` the best model's accuracy is stored (for all models,
-   and for the five tier models alone). The same predictions give the manifest's
-   validation metrics;
+   rule ``argmax_m p(m) - lam * cost(m) / cost_reference``, with mixed points between
+   neighbouring ``lam`` values (a prompt's crc32 coin picks one of the two,
+   ``evaluate.mixed_sweep``); for each quality target q the cheapest point keeping
+   ``q x`` the best model's accuracy is stored (for all models, and for the five tier
+   models alone). The same predictions give the manifest's validation metrics;
 5. tier map: config ``tier_of_model`` where the config names bundle models, else the
    price-ordered cost-accuracy frontier of the models, spread over tiers 1..5.
 
@@ -230,22 +231,30 @@ def calibrate(
     c_norm: np.ndarray,
     correct: np.ndarray,
     cost: np.ndarray,
+    u: np.ndarray,
     targets: tuple[float, ...] = QUALITY_TARGETS,
 ) -> list[OperatingPoint]:
-    """For each quality target, the cheapest knob value meeting it on this data."""
+    """For each quality target, the cheapest (possibly mixed) knob value meeting it here.
+
+    ``u`` is each prompt's coin (``evaluate.prompt_uniform``); see ``evaluate.mixed_sweep``.
+    """
     lams = ev.default_lambdas()
-    choices = ev.sweep_choices(p, c_norm, lams)
+    choices, lam_idx, fracs = ev.mixed_sweep(p, c_norm, lams, u)
     pts = ev.choices_points(choices, correct, cost)
     _, best_acc, best_cost = ev.best_single(correct, cost)
     out = []
     for q in targets:
         floor = q * best_acc - 1e-12
-        ok = [(cst, -lams[i], i) for i, (cst, acc) in enumerate(pts) if acc >= floor]
+        ok = [(cst, -lams[lam_idx[i]], i) for i, (cst, acc) in enumerate(pts) if acc >= floor]
         i = min(ok)[2] if ok else 0  # none: lam = 0, the most accurate the router can be
+        j = int(lam_idx[i])
+        mixed = fracs[i] > 0
         out.append(
             OperatingPoint(
                 quality_target=q,
-                lam=float(lams[i]),
+                lam=float(lams[j]),
+                lam_next=float(lams[j + 1]) if mixed else None,
+                mix=float(fracs[i]),
                 val_accuracy=pts[i][1],
                 val_cost_share=pts[i][0] / best_cost,
             )
@@ -311,20 +320,22 @@ def train_bundle(
     c_norm = c_oof / best_cost
     tier_map, rule = tier_map_for(data, config)
     tier_idx = sorted({data.models.index(mdl) for mdl in tier_map.values()})
-    ops_all = calibrate(p_oof, c_norm, data.correct, data.cost)
+    u = np.array([ev.prompt_uniform(p) for p in data.prompts])
+    ops_all = calibrate(p_oof, c_norm, data.correct, data.cost, u)
     tier_best_cost = ev.best_single(data.correct[:, tier_idx], data.cost[:, tier_idx])[2]
     ops_tier = calibrate(
         p_oof[:, tier_idx],
         c_oof[:, tier_idx] / tier_best_cost,
         data.correct[:, tier_idx],
         data.cost[:, tier_idx],
+        u,
     )
     lams = ev.default_lambdas()
-    choices = ev.sweep_choices(p_oof, c_norm, lams)
+    choices, lam_idx, fracs = ev.mixed_sweep(p_oof, c_norm, lams, u)
     pair = p_oof[:, 1] - p_oof[:, 0] if m == 2 else None
     if pair is not None and ev.best_single(data.correct, data.cost)[0] == 0:
         pair = -pair
-    rep = ev.report(data.models, data.correct, data.cost, choices, lams, pair)
+    rep = ev.report(data.models, data.correct, data.cost, choices, lams[lam_idx], pair, fracs)
     validation = {
         "protocol": f"{params.folds}-fold cross-validation, folds stratified by task, "
         "empty outcomes counted as wrong",
