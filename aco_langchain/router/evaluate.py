@@ -249,5 +249,6 @@ def report(
         weak = 1 - strong
         router.update(apgr(pair_scores, correct, strong, weak))
         rng = np.random.default_rng(0)
-        out["random_router"] = apgr(rng.random(correct.shape[0]), correct, strong, weak)
+        coins = np.asarray(rng.random(correct.shape[0]))
+        out["random_router"] = apgr(coins, correct, strong, weak)
     return out

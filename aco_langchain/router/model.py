@@ -228,7 +228,8 @@ def save_bundle(bundle: Bundle, out_dir: str | os.PathLike[str]) -> Path:
     _check_arrays(bundle.arrays, bundle.manifest, str(out))
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
-        np.savez_compressed(tmp / ARRAYS, **bundle.arrays)
+        arrays: dict[str, Any] = dict(bundle.arrays)
+        np.savez_compressed(tmp / ARRAYS, **arrays)
         (tmp / MANIFEST).write_text(
             json.dumps(bundle.manifest.model_dump(mode="json"), indent=2, sort_keys=False) + "\n",
             encoding="utf-8",
