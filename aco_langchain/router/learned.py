@@ -45,7 +45,7 @@ from aco_langchain.router.base import Assessment, Complexity, RouteRequest
 from aco_langchain.router.datasets import CHARS_PER_TOKEN
 from aco_langchain.router.features import DENSE_CLIP, Featurizer
 from aco_langchain.router.model import Bundle, OperatingPoint, load_bundle
-from aco_langchain.router.rules import classify_task, infer_risk
+from aco_langchain.router.rules import text_signals
 
 if TYPE_CHECKING:
     from aco_langchain.config import ACOConfig
@@ -152,6 +152,7 @@ class LearnedRouter:
         mean_p = float(p.mean())
         difficulty = 1 + sum(1 for e in self._edges if mean_p < e)
         target = config.routing.quality_target
+        task_type, risk = text_signals(request.routing_text)
         reason = (
             f"learned: tier {tier} maximises p - {lam:.3g} x cost/ref "
             f"(p(t{tier})={p[best]:.2f}, p(t5)={p[-1]:.2f}, "
@@ -160,7 +161,7 @@ class LearnedRouter:
         # model_construct: every field is built here from validated numbers (tier in 1..5,
         # confidence clipped to [0, 1]), so pydantic's re-validation (~15 us) is skipped
         return Assessment.model_construct(
-            task_type=classify_task(request.routing_text),
+            task_type=task_type,
             difficulty=min(5, max(1, difficulty)),
             complexity=_COMPLEXITY[min(5, max(1, difficulty))],
             suggested_tier=tier,
@@ -168,7 +169,7 @@ class LearnedRouter:
             p_success=dict(zip(_TIERS, p.tolist(), strict=True)),
             reason=reason,
             router=self.name,
-            risk=infer_risk(request.routing_text),
+            risk=risk,
         )
 
 

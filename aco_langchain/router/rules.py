@@ -28,45 +28,93 @@ _COMPLEX = {
 }  # fmt: skip
 _SIMPLE = {"summarize", "translate", "hello", "hi", "define", "explain", "list", "what", "who"}
 
-_TASK_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
-    (
+_WORD = re.compile(r"[a-z0-9][a-z0-9\-']*")
+_MATH_OP = re.compile(r"\d\s*[-+*/^]\s*\d")
+
+
+class _TaskRule:
+    """A task type's markers: whole words, word prefixes, and literal substrings."""
+
+    __slots__ = ("name", "words", "prefixes", "substrings")
+
+    def __init__(
+        self,
+        name: str,
+        words: str,
+        prefixes: tuple[str, ...] = (),
+        substrings: tuple[str, ...] = (),
+    ) -> None:
+        self.name = name
+        self.words = frozenset(words.split())
+        self.prefixes = prefixes
+        self.substrings = substrings
+
+    def matches(self, low: str, words: frozenset[str] | set[str]) -> bool:
+        if not self.words.isdisjoint(words):
+            return True
+        if any(sub in low for sub in self.substrings):
+            return True
+        return bool(self.prefixes) and any(w.startswith(self.prefixes) for w in words)
+
+
+# First match wins, in this order (a legal question about code is legal first).
+_TASK_RULES = (
+    _TaskRule(
         "legal_regulated",
-        re.compile(r"\b(legal|contract|gdpr|hipaa|compliance|regulat\w*|lawsuit|liabilit\w*)\b"),
+        "legal contract contracts gdpr hipaa compliance lawsuit",
+        prefixes=("regulat", "liabilit"),
     ),
-    (
+    _TaskRule(
         "coding",
-        re.compile(
-            r"(```|\bdef |\bclass |\bbug\b|\bcode\b|\bfunction\b|\brefactor|\bimplement"
-            r"|\bcompile|\bstack ?trace|\bexception\b|\bpython\b|\bjavascript\b|\bsql\b"
-            r"|\bapi\b|\bunit tests?\b|\btypo\b|\bauth\b|\bdebug)"
-        ),
+        "bug bugs code function exception python javascript sql api typo auth stacktrace",
+        prefixes=("refactor", "implement", "compile", "debug"),
+        substrings=("```", "def ", "class ", "stack trace", "unit test"),
     ),
-    (
+    _TaskRule(
         "long_horizon",
-        re.compile(
-            r"\b(multi-step|orchestrat\w*|migrat\w*|roll ?out|end-to-end|step by step plan)\b"
-        ),
+        "multi-step end-to-end rollout",
+        prefixes=("orchestrat", "migrat"),
+        substrings=("roll out", "step by step plan"),
     ),
-    ("research", re.compile(r"\b(research|survey|literature|compare|investigate|advances)\b")),
-    ("summarization", re.compile(r"\b(summari[sz]e|tl;?dr|bullet points|recap)\b")),
-    ("math", re.compile(r"(\d\s*[-+*/^]\s*\d|\bsolve\b|\bequation\b|\bintegral\b|\bcalculate\b)")),
-    ("writing", re.compile(r"\b(write|draft|essay|email|story|poem|blog)\b")),
-    ("reasoning", re.compile(r"\b(why|reason|explain|deduce|logic)\b")),
-]
+    _TaskRule("research", "research survey literature compare investigate advances"),
+    _TaskRule(
+        "summarization", "summarize summarise tldr recap", substrings=("tl;dr", "bullet points")
+    ),
+    _TaskRule("math", "solve equation integral calculate"),
+    _TaskRule("writing", "write draft essay email story poem blog"),
+    _TaskRule("reasoning", "why reason explain deduce logic"),
+)
+
 
 _BASE_TIER: dict[Complexity, int] = {"simple": 1, "moderate": 3, "complex": 4, "critical": 5}
 _DIFFICULTY: dict[Complexity, int] = {"simple": 1, "moderate": 3, "complex": 4, "critical": 5}
 
 
-def classify_task(text: str) -> str:
-    """The task type of a prompt by keyword rules (first match wins)."""
-    low = text.lower()
-    for task, pattern in _TASK_PATTERNS:
-        if pattern.search(low):
-            return task
+def _task_of(text: str, low: str, words: frozenset[str] | set[str]) -> str:
+    for rule in _TASK_RULES:
+        if rule.matches(low, words) or (rule.name == "math" and _MATH_OP.search(low)):
+            return rule.name
     if len(text) < 120 and text.rstrip().endswith("?"):
         return "quick_answer"
     return "general"
+
+
+def text_signals(text: str) -> tuple[str, Risk | None]:
+    """(task type, inferred risk) from one pass over the prompt's words.
+
+    Usage::
+
+        text_signals("Deploy the payment fix")   # ('general', 'critical')
+    """
+    low = text.lower()
+    words = set(_WORD.findall(low))
+    risk: Risk | None = None if _CRITICAL.isdisjoint(words) else "critical"
+    return _task_of(text, low, words), risk
+
+
+def classify_task(text: str) -> str:
+    """The task type of a prompt by keyword rules (first match wins)."""
+    return text_signals(text)[0]
 
 
 def classify_complexity(text: str) -> Complexity:
@@ -84,12 +132,9 @@ def classify_complexity(text: str) -> Complexity:
     return "moderate"
 
 
-_CRITICAL_SCAN = re.compile(r"\b(" + "|".join(sorted(_CRITICAL, key=len, reverse=True)) + r")\b")
-
-
 def infer_risk(text: str) -> Risk | None:
     """Seed 3's critical markers (production, deploy, payment, credentials...) mean critical."""
-    return "critical" if _CRITICAL_SCAN.search(text.lower()) else None
+    return text_signals(text)[1]
 
 
 def success_curve(difficulty: int) -> dict[int, float]:
@@ -107,7 +152,7 @@ class RuleRouter:
     def assess(self, request: RouteRequest, config: ACOConfig) -> Assessment:
         text = request.routing_text
         complexity = classify_complexity(text)
-        task_type = classify_task(text)
+        task_type, risk = text_signals(text)
         difficulty = _DIFFICULTY[complexity]
         if complexity == "simple" and len(text) > 60:
             difficulty = 2
@@ -122,5 +167,5 @@ class RuleRouter:
             p_success=p,
             reason=f"rules: complexity={complexity}, task={task_type}",
             router=self.name,
-            risk=infer_risk(text),
+            risk=risk,
         )

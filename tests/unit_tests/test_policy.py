@@ -148,3 +148,28 @@ def test_explicit_risk_wins_over_inferred() -> None:
     a.risk = "critical"
     assert decide(a, RouteRequest.from_text("x"), CFG).tier == 5
     assert decide(a, RouteRequest.from_text("x", risk="low"), CFG).tier == 3  # coding floor
+
+
+@pytest.mark.parametrize(
+    ("text", "task", "risk"),
+    [
+        ("Fix the auth bug in production", "coding", "critical"),
+        (
+            "Review this contract for GDPR compliance and fix the python code",
+            "legal_regulated",
+            None,
+        ),
+        ("Plan the database migration end-to-end", "long_horizon", None),
+        ("Research transformer advances", "research", None),
+        ("tl;dr of this thread please", "summarization", None),
+        ("What is 17 * 23?", "math", None),
+        ("Draft an email to the team", "writing", None),
+        ("Deploy the payment service", "general", "critical"),
+        ("What is the capital of France?", "quick_answer", None),
+        ("Refactoring the parser", "coding", None),
+    ],
+)
+def test_text_signals(text: str, task: str, risk: str | None) -> None:
+    from aco_langchain.router.rules import text_signals
+
+    assert text_signals(text) == (task, risk)
