@@ -86,14 +86,17 @@ def build_route_request(
         None,
     )
     max_tokens = options.pop("max_tokens", None)
-    return RouteRequest(
-        text="\n".join(texts),
-        last_user_text=last_user,
-        roles=[m.type for m in messages],
-        n_tools=n_tools,
-        expected_output_tokens=max_tokens,
-        constraints=RouteConstraints(**options),
-    )
+    fields: dict[str, Any] = {
+        "text": "\n".join(texts),
+        "last_user_text": last_user,
+        "roles": [m.type for m in messages],
+        "n_tools": n_tools,
+        "expected_output_tokens": max_tokens,
+    }
+    if options or max_tokens is not None:
+        # User-supplied values: validate (force_tier=9 or a negative cap is a clear error).
+        return RouteRequest(**fields, constraints=RouteConstraints(**options))
+    return RouteRequest.model_construct(**fields, constraints=RouteConstraints.model_construct())
 
 
 @dataclass

@@ -249,3 +249,11 @@ def test_unavailable_cloud_tier_falls_to_local_and_says_why() -> None:
     meta = msg.response_metadata["aco"]
     assert meta["tier"] == 1
     assert "no OPENAI_API_KEY" in meta["reason"]
+
+
+def test_bad_per_call_option_names_the_field(fake_tiers) -> None:
+    llm = _llm(fake_tiers)
+    with pytest.raises(ValueError, match="force_tier"):
+        llm.invoke("hi", force_tier=9)
+    with pytest.raises(ValueError, match="risk"):
+        llm.invoke("hi", config={"configurable": {"risk": "extreme"}})
