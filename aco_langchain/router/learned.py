@@ -158,9 +158,7 @@ class LearnedRouter:
             f"(p(t{tier})={p[best]:.2f}, p(t5)={p[-1]:.2f}, "
             f"lam calibrated for {target:.0%} of best-tier quality)"
         )
-        # model_construct: every field is built here from validated numbers (tier in 1..5,
-        # confidence clipped to [0, 1]), so pydantic's re-validation (~15 us) is skipped
-        return Assessment.model_construct(
+        return Assessment(
             task_type=task_type,
             difficulty=min(5, max(1, difficulty)),
             complexity=_COMPLEXITY[min(5, max(1, difficulty))],

@@ -216,9 +216,7 @@ def decide(
     confidence = _p(assessment, tier)
     if confidence is None:
         confidence = assessment.confidence
-    # Every field is derived from validated inputs (config, assessment, constraints) and
-    # tier is one of TIER_NUMBERS by construction: skip re-validation on the hot path.
-    return RouteDecision.model_construct(
+    return RouteDecision(
         tier=tier,
         model_id=config.tier(tier).model_id,
         confidence=max(0.0, min(1.0, confidence)),
