@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
 from pathlib import Path
@@ -184,6 +184,10 @@ class FallbackRun:
 
     def exhausted_error(self) -> AllTiersFailedError:
         return AllTiersFailedError(self.failures)
+
+
+def _no_extra(_tier: int) -> dict[str, Any]:
+    return {}
 
 
 class ACORouterChatModel(BaseChatModel):
@@ -551,6 +555,25 @@ class ACORouterChatModel(BaseChatModel):
         k = self.config.cascade.top_logprobs
         return {"logprobs": True, **({"top_logprobs": k} if k else {})}
 
+    def _answer_flow(
+        self, plan: CallPlan
+    ) -> Generator[
+        tuple[list[int], Callable[[int], dict[str, Any]]], tuple[ChatResult, TierCall], ChatResult
+    ]:
+        """The decisions of one answer, shared by sync and async: yields (tier order, extra
+        kwargs per tier) for each tier call it needs, receives (result, call), returns the
+        decorated result. Without a cascade: one call. With one: the cheap call with logprobs,
+        the verdict, and the escalated call when the verdict asks for it."""
+        if not plan.cascade:
+            result, call = yield plan.order, _no_extra
+            return self._decorate(result, plan, call, None, None)
+        result, cheap = yield plan.order, self._logprob_kwargs
+        verdict = self._cascade_verdict(plan, cheap, result)
+        if not verdict.escalated:
+            return self._decorate(result, plan, cheap, None, verdict)
+        final_result, final = yield self._escalation_plan(plan, verdict), _no_extra
+        return self._decorate(final_result, plan, final, cheap, verdict)
+
     def _retries(self) -> int:
         return self.config.routing.max_retries if self.max_retries is None else self.max_retries
 
@@ -566,7 +589,7 @@ class ACORouterChatModel(BaseChatModel):
         messages: list[BaseMessage],
         stop: list[str] | None,
         run_manager: CallbackManagerForLLMRun | None,
-        extra: Callable[[int], dict[str, Any]] = lambda _t: {},
+        extra: Callable[[int], dict[str, Any]] = _no_extra,
     ) -> tuple[ChatResult, TierCall]:
         run = self._fallback_run(order)
         while (attempt := run.next_attempt()) is not None:
@@ -596,19 +619,14 @@ class ACORouterChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         plan = self.plan(messages, kwargs)
-        if not plan.cascade:
-            result, call = self._call_tiers(plan, plan.order, messages, stop, run_manager)
-            return self._decorate(result, plan, call, None, None)
-        result, cheap = self._call_tiers(
-            plan, plan.order, messages, stop, run_manager, self._logprob_kwargs
-        )
-        verdict = self._cascade_verdict(plan, cheap, result)
-        if not verdict.escalated:
-            return self._decorate(result, plan, cheap, None, verdict)
-        final_result, final = self._call_tiers(
-            plan, self._escalation_plan(plan, verdict), messages, stop, run_manager
-        )
-        return self._decorate(final_result, plan, final, cheap, verdict)
+        flow = self._answer_flow(plan)
+        order, extra = next(flow)
+        while True:
+            answer = self._call_tiers(plan, order, messages, stop, run_manager, extra)
+            try:
+                order, extra = flow.send(answer)
+            except StopIteration as done:
+                return done.value
 
     def _stream(
         self,
@@ -685,7 +703,7 @@ class ACORouterChatModel(BaseChatModel):
         messages: list[BaseMessage],
         stop: list[str] | None,
         run_manager: AsyncCallbackManagerForLLMRun | None,
-        extra: Callable[[int], dict[str, Any]] = lambda _t: {},
+        extra: Callable[[int], dict[str, Any]] = _no_extra,
     ) -> tuple[ChatResult, TierCall]:
         run = self._fallback_run(order)
         while (attempt := run.next_attempt()) is not None:
@@ -715,19 +733,14 @@ class ACORouterChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         plan = self.plan(messages, kwargs)
-        if not plan.cascade:
-            result, call = await self._acall_tiers(plan, plan.order, messages, stop, run_manager)
-            return self._decorate(result, plan, call, None, None)
-        result, cheap = await self._acall_tiers(
-            plan, plan.order, messages, stop, run_manager, self._logprob_kwargs
-        )
-        verdict = self._cascade_verdict(plan, cheap, result)
-        if not verdict.escalated:
-            return self._decorate(result, plan, cheap, None, verdict)
-        final_result, final = await self._acall_tiers(
-            plan, self._escalation_plan(plan, verdict), messages, stop, run_manager
-        )
-        return self._decorate(final_result, plan, final, cheap, verdict)
+        flow = self._answer_flow(plan)
+        order, extra = next(flow)
+        while True:
+            answer = await self._acall_tiers(plan, order, messages, stop, run_manager, extra)
+            try:
+                order, extra = flow.send(answer)
+            except StopIteration as done:
+                return done.value
 
     async def _astream(
         self,
