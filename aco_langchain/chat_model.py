@@ -63,9 +63,16 @@ from aco_langchain.faults import (
     describe_error,
     fallback_order,
 )
-from aco_langchain.ledger import MemoryLedger, SpendLedger
+from aco_langchain.ledger import MemoryLedger, ReservingLedger, SpendLedger
 from aco_langchain.messages import message_text
-from aco_langchain.router import RouteConstraints, RouteDecision, Router, RouteRequest, decide
+from aco_langchain.router import (
+    BudgetExceededError,
+    RouteConstraints,
+    RouteDecision,
+    Router,
+    RouteRequest,
+    decide,
+)
 from aco_langchain.router import get_router as _default_router
 from aco_langchain.tiers import TierRegistry, estimate_tokens, usage_tokens
 
@@ -121,6 +128,11 @@ class CallPlan:
     passthrough: dict[str, Any]
     cascade: bool
     started: float = field(default_factory=time.perf_counter)
+    held: float = 0.0
+    """USD held against the run's budget while the call is in flight."""
+    completed_usd: float = 0.0
+    """USD of the tier calls that answered so far."""
+    settled: bool = False
 
 
 @dataclass
@@ -184,6 +196,10 @@ class FallbackRun:
 
     def exhausted_error(self) -> AllTiersFailedError:
         return AllTiersFailedError(self.failures)
+
+
+#: How often a call is planned again when concurrent calls took the budget it was planned for.
+_HOLD_ATTEMPTS = 4
 
 
 def _no_extra(_tier: int) -> dict[str, Any]:
@@ -441,13 +457,15 @@ class ACORouterChatModel(BaseChatModel):
                 total_tokens=estimate_tokens(plan.request.text) + out,
             )
         i, o = usage_tokens(usage)  # type: ignore[arg-type]
-        return TierCall(
+        call = TierCall(
             tier=tier,
             model_id=self.config.tier(tier).model_id,
             cost_usd=self._rt.registry.cost(tier, i, o),
             usage=usage,
             failures=dict(failures),
         )
+        plan.completed_usd += call.cost_usd
+        return call
 
     def _aco_metadata(
         self, plan: CallPlan, final: TierCall, cheap: TierCall | None, cascade_info: Any
@@ -455,7 +473,7 @@ class ACORouterChatModel(BaseChatModel):
         rt = self._rt
         calls = [c for c in (cheap, final) if c is not None]
         total = sum(c.cost_usd for c in calls)
-        rt.ledger.add(plan.run_key, total)
+        self._settle(plan, total)
         routed = plan.decision.tier
         first_tier = cheap.tier if cheap else routed
         fallback_from = None
@@ -555,6 +573,48 @@ class ACORouterChatModel(BaseChatModel):
         k = self.config.cascade.top_logprobs
         return {"logprobs": True, **({"top_logprobs": k} if k else {})}
 
+    def _plan_and_hold(
+        self,
+        messages: Sequence[BaseMessage],
+        kwargs: dict[str, Any],
+        *,
+        streaming: bool = False,
+        first: CallPlan | None = None,
+    ) -> CallPlan:
+        """Plan the call, then hold its estimate against the run's budget.
+
+        The hold is atomic in a ReservingLedger, so concurrent calls of one run see each
+        other's estimates: a call that no longer fits is planned again (a cheaper tier, or
+        the budget policy). A ledger without holds is only read and then added to.
+        """
+        ledger = self._rt.ledger
+        limit = self.config.routing.max_cost_per_task
+        plan = first
+        for attempt in range(_HOLD_ATTEMPTS):
+            if plan is None or attempt:
+                plan = self.plan(messages, kwargs, streaming=streaming)
+            if not isinstance(ledger, ReservingLedger):
+                return plan
+            if ledger.reserve(plan.run_key, plan.decision.cost_estimate, limit):
+                plan.held = plan.decision.cost_estimate
+                return plan
+        assert plan is not None  # noqa: S101 - the loop ran at least once
+        raise BudgetExceededError(
+            f"run {plan.run_key!r}: concurrent calls kept taking the rest of max_cost_per_task "
+            f"(${limit}); retry, or raise routing.max_cost_per_task"
+        )
+
+    def _settle(self, plan: CallPlan, actual: float) -> None:
+        """Record what the call really cost and release its hold (once)."""
+        if plan.settled:
+            return
+        plan.settled = True
+        ledger = self._rt.ledger
+        if isinstance(ledger, ReservingLedger):
+            ledger.settle(plan.run_key, plan.held, actual)
+        else:
+            ledger.add(plan.run_key, actual)
+
     def _answer_flow(
         self, plan: CallPlan
     ) -> Generator[
@@ -618,15 +678,18 @@ class ACORouterChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        plan = self.plan(messages, kwargs)
+        plan = self._plan_and_hold(messages, kwargs)
         flow = self._answer_flow(plan)
         order, extra = next(flow)
-        while True:
-            answer = self._call_tiers(plan, order, messages, stop, run_manager, extra)
-            try:
-                order, extra = flow.send(answer)
-            except StopIteration as done:
-                return done.value
+        try:
+            while True:
+                answer = self._call_tiers(plan, order, messages, stop, run_manager, extra)
+                try:
+                    order, extra = flow.send(answer)
+                except StopIteration as done:
+                    return done.value
+        finally:
+            self._settle(plan, plan.completed_usd)  # no-op once the answer settled it
 
     def _stream(
         self,
@@ -641,29 +704,34 @@ class ACORouterChatModel(BaseChatModel):
             result = self._generate(messages, stop=stop, run_manager=None, **kwargs)
             yield from _result_as_chunks(result)
             return
+        plan = self._plan_and_hold(messages, kwargs, streaming=True, first=plan)
         collected: list[ChatGenerationChunk] = []
-        run = self._fallback_run(plan.order)
-        while (attempt := run.next_attempt()) is not None:
-            tier, delay = attempt
-            if delay:
-                time.sleep(delay)
-            try:
-                model = self._rt.registry.model(tier)
-                kw = self._tier_kwargs(plan, tier, {})
-                if model.rate_limiter:
-                    model.rate_limiter.acquire(blocking=True)
-                for chunk in model._stream(messages, stop=self._stop(stop), **kw):
-                    collected.append(chunk)
-                    yield chunk
-            except Exception as exc:  # noqa: BLE001
-                if collected:
-                    raise  # part of an answer is out: never answer twice
-                run.failed(exc)
-                continue
-            run.succeeded()
-            yield self._final_chunk(plan, tier, collected, run)
-            return
-        raise run.exhausted_error()
+        try:
+            run = self._fallback_run(plan.order)
+            while (attempt := run.next_attempt()) is not None:
+                tier, delay = attempt
+                if delay:
+                    time.sleep(delay)
+                try:
+                    model = self._rt.registry.model(tier)
+                    kw = self._tier_kwargs(plan, tier, {})
+                    if model.rate_limiter:
+                        model.rate_limiter.acquire(blocking=True)
+                    for chunk in model._stream(messages, stop=self._stop(stop), **kw):
+                        collected.append(chunk)
+                        yield chunk
+                except Exception as exc:  # noqa: BLE001
+                    if collected:
+                        raise  # part of an answer is out: never answer twice
+                    run.failed(exc)
+                    continue
+                run.succeeded()
+                yield self._final_chunk(plan, tier, collected, run)
+                return
+            raise run.exhausted_error()
+        finally:
+            # An abandoned or failed stream: what was streamed is charged at the estimate.
+            self._settle(plan, plan.held if collected else 0.0)
 
     def _final_chunk(
         self,
@@ -732,15 +800,18 @@ class ACORouterChatModel(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        plan = self.plan(messages, kwargs)
+        plan = self._plan_and_hold(messages, kwargs)
         flow = self._answer_flow(plan)
         order, extra = next(flow)
-        while True:
-            answer = await self._acall_tiers(plan, order, messages, stop, run_manager, extra)
-            try:
-                order, extra = flow.send(answer)
-            except StopIteration as done:
-                return done.value
+        try:
+            while True:
+                answer = await self._acall_tiers(plan, order, messages, stop, run_manager, extra)
+                try:
+                    order, extra = flow.send(answer)
+                except StopIteration as done:
+                    return done.value
+        finally:
+            self._settle(plan, plan.completed_usd)  # no-op once the answer settled it
 
     async def _astream(
         self,
@@ -755,30 +826,33 @@ class ACORouterChatModel(BaseChatModel):
             for chunk in _result_as_chunks(result):
                 yield chunk
             return
+        plan = self._plan_and_hold(messages, kwargs, streaming=True, first=plan)
         collected: list[ChatGenerationChunk] = []
-        run = self._fallback_run(plan.order)
-        tier = plan.decision.tier
-        while (attempt := run.next_attempt()) is not None:
-            tier, delay = attempt
-            if delay:
-                await asyncio.sleep(delay)
-            try:
-                model = self._rt.registry.model(tier)
-                kw = self._tier_kwargs(plan, tier, {})
-                if model.rate_limiter:
-                    await model.rate_limiter.aacquire(blocking=True)
-                async for chunk in model._astream(messages, stop=self._stop(stop), **kw):
-                    collected.append(chunk)
-                    yield chunk
-            except Exception as exc:  # noqa: BLE001
-                if collected:
-                    raise  # part of an answer is out: never answer twice
-                run.failed(exc)
-                continue
-            run.succeeded()
-            yield self._final_chunk(plan, tier, collected, run)
-            return
-        raise run.exhausted_error()
+        try:
+            run = self._fallback_run(plan.order)
+            while (attempt := run.next_attempt()) is not None:
+                tier, delay = attempt
+                if delay:
+                    await asyncio.sleep(delay)
+                try:
+                    model = self._rt.registry.model(tier)
+                    kw = self._tier_kwargs(plan, tier, {})
+                    if model.rate_limiter:
+                        await model.rate_limiter.aacquire(blocking=True)
+                    async for chunk in model._astream(messages, stop=self._stop(stop), **kw):
+                        collected.append(chunk)
+                        yield chunk
+                except Exception as exc:  # noqa: BLE001
+                    if collected:
+                        raise  # part of an answer is out: never answer twice
+                    run.failed(exc)
+                    continue
+                run.succeeded()
+                yield self._final_chunk(plan, tier, collected, run)
+                return
+            raise run.exhausted_error()
+        finally:
+            self._settle(plan, plan.held if collected else 0.0)
 
     # -- tools and structured output ----------------------------------------------------
 
