@@ -64,7 +64,7 @@ from aco_langchain.faults import (
     fallback_order,
 )
 from aco_langchain.ledger import MemoryLedger, ReservingLedger, SpendLedger
-from aco_langchain.messages import message_text
+from aco_langchain.messages import message_text, tool_call_chunks
 from aco_langchain.router import (
     BudgetExceededError,
     RouteConstraints,
@@ -947,20 +947,11 @@ def _result_as_chunks(result: ChatResult) -> Iterator[ChatGenerationChunk]:
         additional_kwargs=msg.additional_kwargs,
         response_metadata=msg.response_metadata,
         usage_metadata=getattr(msg, "usage_metadata", None),
-        tool_call_chunks=[
-            {"name": tc["name"], "args": _json_args(tc["args"]), "id": tc["id"], "index": i}
-            for i, tc in enumerate(getattr(msg, "tool_calls", []) or [])
-        ],
+        tool_call_chunks=tool_call_chunks(msg),
         id=msg.id,
         chunk_position="last",
     )
     yield ChatGenerationChunk(message=chunk_msg, generation_info=gen.generation_info)
-
-
-def _json_args(args: dict[str, Any]) -> str:
-    import json
-
-    return json.dumps(args)
 
 
 __all__ = ["ACO_OPTIONS", "ACORouterChatModel", "CallPlan", "FallbackRun", "build_route_request"]

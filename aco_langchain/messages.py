@@ -3,11 +3,15 @@
 Usage::
 
     message_text(AIMessage([{"type": "text", "text": "hi"}]))   # 'hi'
+    tool_call_chunks(ai_message)                                  # for a re-chunked answer
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
+
+from langchain_core.messages.tool import ToolCallChunk, tool_call_chunk
 
 
 def message_text(message: Any) -> str:
@@ -24,4 +28,17 @@ def message_text(message: Any) -> str:
     return "\n".join(parts)
 
 
-__all__ = ["message_text"]
+def tool_call_chunks(message: Any) -> list[ToolCallChunk]:
+    """A finished message's tool calls as stream chunks (arguments as JSON text).
+
+    Usage::
+
+        AIMessageChunk(content="", tool_call_chunks=tool_call_chunks(ai_message))
+    """
+    return [
+        tool_call_chunk(name=tc["name"], args=json.dumps(tc["args"]), id=tc["id"], index=i)
+        for i, tc in enumerate(getattr(message, "tool_calls", None) or [])
+    ]
+
+
+__all__ = ["message_text", "tool_call_chunks"]

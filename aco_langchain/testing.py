@@ -29,6 +29,8 @@ from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, Field, PrivateAttr
 
+from aco_langchain.messages import tool_call_chunks
+
 ScriptItem = str | AIMessage | BaseException | Callable[[list[BaseMessage]], Any]
 
 
@@ -147,10 +149,7 @@ class ScriptedChatModel(BaseChatModel):
         yield ChatGenerationChunk(
             message=AIMessageChunk(
                 content="",
-                tool_call_chunks=[
-                    {"name": tc["name"], "args": _dumps(tc["args"]), "id": tc["id"], "index": j}
-                    for j, tc in enumerate(msg.tool_calls)
-                ],
+                tool_call_chunks=tool_call_chunks(msg),
                 usage_metadata=msg.usage_metadata,
                 response_metadata={"model_name": self.model_name},
                 chunk_position="last",
@@ -169,12 +168,6 @@ class ScriptedChatModel(BaseChatModel):
         if tool_choice is not None:
             extra["tool_choice"] = tool_choice
         return self.bind(**extra, **kwargs)
-
-
-def _dumps(args: Any) -> str:
-    import json
-
-    return json.dumps(args)
 
 
 __all__ = ["ScriptedChatModel"]
