@@ -433,13 +433,16 @@ class ACORouterChatModel(BaseChatModel):
                 kw.setdefault(key, value)
         return CallPlan(decision, order, run_key, request, tools, tool_choice, kw, cascade)
 
-    def _tier_kwargs(self, plan: CallPlan, tier: int, extra: dict[str, Any]) -> dict[str, Any]:
+    def _tier_call_args(
+        self, plan: CallPlan, tier: int, extra: dict[str, Any]
+    ) -> tuple[BaseChatModel, dict[str, Any]]:
+        """The tier's model and the kwargs for its call (tools bound for this tier)."""
+        model = self._rt.registry.model(tier)
         kw = {**plan.passthrough, **extra}
         if plan.tools:
-            model = self._rt.registry.model(tier)
             bound = model.bind_tools(plan.tools, tool_choice=plan.tool_choice)
             kw.update(getattr(bound, "kwargs", {}))
-        return kw
+        return model, kw
 
     def _stop(self, stop: list[str] | None) -> list[str] | None:
         return stop or self.stop or None
@@ -657,8 +660,7 @@ class ACORouterChatModel(BaseChatModel):
             if delay:
                 time.sleep(delay)
             try:
-                model = self._rt.registry.model(tier)
-                kw = self._tier_kwargs(plan, tier, extra(tier))
+                model, kw = self._tier_call_args(plan, tier, extra(tier))
                 if model.rate_limiter:
                     model.rate_limiter.acquire(blocking=True)
                 result = model._generate(
@@ -713,8 +715,7 @@ class ACORouterChatModel(BaseChatModel):
                 if delay:
                     time.sleep(delay)
                 try:
-                    model = self._rt.registry.model(tier)
-                    kw = self._tier_kwargs(plan, tier, {})
+                    model, kw = self._tier_call_args(plan, tier, {})
                     if model.rate_limiter:
                         model.rate_limiter.acquire(blocking=True)
                     for chunk in model._stream(messages, stop=self._stop(stop), **kw):
@@ -779,8 +780,7 @@ class ACORouterChatModel(BaseChatModel):
             if delay:
                 await asyncio.sleep(delay)
             try:
-                model = self._rt.registry.model(tier)
-                kw = self._tier_kwargs(plan, tier, extra(tier))
+                model, kw = self._tier_call_args(plan, tier, extra(tier))
                 if model.rate_limiter:
                     await model.rate_limiter.aacquire(blocking=True)
                 result = await model._agenerate(
@@ -835,8 +835,7 @@ class ACORouterChatModel(BaseChatModel):
                 if delay:
                     await asyncio.sleep(delay)
                 try:
-                    model = self._rt.registry.model(tier)
-                    kw = self._tier_kwargs(plan, tier, {})
+                    model, kw = self._tier_call_args(plan, tier, {})
                     if model.rate_limiter:
                         await model.rate_limiter.aacquire(blocking=True)
                     async for chunk in model._astream(messages, stop=self._stop(stop), **kw):
