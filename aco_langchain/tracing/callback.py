@@ -514,9 +514,21 @@ def _make_sink(sink: TraceSink | str | os.PathLike[str] | None, config: ACOConfi
 
 
 class _HandlerMixin:
-    """The public surface both handlers share."""
+    """The construction and public surface both handlers share."""
 
+    raise_error = False
+    run_inline = True
     core: TraceBuilder
+
+    def __init__(
+        self,
+        sink: TraceSink | str | os.PathLike[str] | None = None,
+        *,
+        config: ACOConfig | None = None,
+    ) -> None:
+        super().__init__()
+        cfg = config or ACOConfig()
+        self.core = TraceBuilder(cfg, _make_sink(sink, cfg))
 
     @property
     def traces(self) -> list[Trace]:
@@ -543,19 +555,6 @@ class ACOTraceCallbackHandler(_HandlerMixin, BaseCallbackHandler):
         h = ACOTraceCallbackHandler("traces/aco_traces.jsonl")
         chain.invoke(inputs, config={"callbacks": [h]})
     """
-
-    raise_error = False
-    run_inline = True
-
-    def __init__(
-        self,
-        sink: TraceSink | str | os.PathLike[str] | None = None,
-        *,
-        config: ACOConfig | None = None,
-    ) -> None:
-        super().__init__()
-        cfg = config or ACOConfig()
-        self.core = TraceBuilder(cfg, _make_sink(sink, cfg))
 
     def on_chain_start(self, serialized: Any, inputs: Any, *, run_id: UUID, **kw: Any) -> None:
         self.core.chain_start(run_id, kw.pop("parent_run_id", None), inputs=inputs, **kw)
@@ -602,19 +601,6 @@ class AsyncACOTraceCallbackHandler(_HandlerMixin, AsyncCallbackHandler):
         h = AsyncACOTraceCallbackHandler(InMemoryTraceSink())
         await graph.ainvoke(inputs, {"callbacks": [h]})
     """
-
-    raise_error = False
-    run_inline = True
-
-    def __init__(
-        self,
-        sink: TraceSink | str | os.PathLike[str] | None = None,
-        *,
-        config: ACOConfig | None = None,
-    ) -> None:
-        super().__init__()
-        cfg = config or ACOConfig()
-        self.core = TraceBuilder(cfg, _make_sink(sink, cfg))
 
     async def on_chain_start(
         self, serialized: Any, inputs: Any, *, run_id: UUID, **kw: Any
