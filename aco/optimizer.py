@@ -1,5 +1,5 @@
-"""Re-export of :mod:`aco_langchain.optimizer` under the seed's import path."""
+"""Re-export of :mod:`aco_langchain.agent.optimizer` under the seed's import path."""
 
-from aco_langchain.optimizer import ACOOptimizer
+from aco_langchain.agent.optimizer import ACOOptimizer
 
 __all__ = ["ACOOptimizer"]

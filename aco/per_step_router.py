@@ -1,5 +1,5 @@
-"""Re-export of :mod:`aco_langchain.per_step` under the seed's import path."""
+"""Re-export of :mod:`aco_langchain.agent.per_step` under the seed's import path."""
 
-from aco_langchain.per_step import PerStepRouter, StepDecision
+from aco_langchain.agent.per_step import PerStepRouter, StepDecision
 
 __all__ = ["PerStepRouter", "StepDecision"]

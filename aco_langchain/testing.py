@@ -29,7 +29,7 @@ from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, Field, PrivateAttr
 
-from aco_langchain.messages import tool_call_chunks
+from aco_langchain.chat.messages import tool_call_chunks
 
 ScriptItem = str | AIMessage | BaseException | Callable[[list[BaseMessage]], Any]
 

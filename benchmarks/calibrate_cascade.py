@@ -43,9 +43,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from aco_langchain import cascade as cs  # noqa: E402
-from aco_langchain import local_model as lm  # noqa: E402
+from aco_langchain.chat import cascade as cs  # noqa: E402
 from aco_langchain.config import load_config  # noqa: E402
+from aco_langchain.providers import local as lm  # noqa: E402
 
 DATA = ROOT / "benchmarks" / "data" / "cascade_calibration.jsonl"
 RESULTS = ROOT / "benchmarks" / "results" / "calibrate_cascade.json"

@@ -37,8 +37,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from calibrate_cascade import DATA, is_correct  # noqa: E402
 
 from aco_langchain import ACORouterChatModel  # noqa: E402
-from aco_langchain import local_model as lm  # noqa: E402
 from aco_langchain.config import ACOConfig  # noqa: E402
+from aco_langchain.providers import local as lm  # noqa: E402
 from aco_langchain.testing import ScriptedChatModel  # noqa: E402
 
 SYSTEM = "Answer the question with only the answer: a number, a name, or yes/no. No explanation."
@@ -120,7 +120,7 @@ def _first_answer(meta: dict[str, Any], msg: Any) -> str:
 
 
 def _threshold() -> float | None:
-    from aco_langchain.cascade import calibrated_threshold
+    from aco_langchain.chat.cascade import calibrated_threshold
 
     return calibrated_threshold()
 

@@ -64,8 +64,8 @@ def bench_invoke(rounds: int, router: str) -> dict[str, float]:
 
 def bench_local(rounds: int) -> dict[str, float] | None:
     """Same comparison with the real local tier (llama.cpp), when it is built."""
-    from aco_langchain import local_model as lm
-    from aco_langchain.tiers import TierRegistry
+    from aco_langchain.providers import local as lm
+    from aco_langchain.providers.tiers import TierRegistry
 
     cfg = ACOConfig()
     if not lm.is_built(cfg.local_model):

@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from aco_langchain.config import ACOConfig
-from aco_langchain.router.base import RouteRequest
-from aco_langchain.router.learned import load_router
+from aco_langchain.routing.base import RouteRequest
+from aco_langchain.routing.learned import load_router
 
 OUT = Path(__file__).parent / "results" / "router_latency.json"
 

@@ -21,10 +21,15 @@ from pathlib import Path
 
 import numpy as np
 
-from aco_langchain.router import evaluate as ev
-from aco_langchain.router.datasets import OutcomeSet, load_outcomes
-from aco_langchain.router.features import FeatureSpec
-from aco_langchain.router.train import TrainParams, featurize, out_of_fold, stratified_folds
+from aco_langchain.routing.features import FeatureSpec
+from aco_langchain.routing.training import evaluate as ev
+from aco_langchain.routing.training.datasets import OutcomeSet, load_outcomes
+from aco_langchain.routing.training.train import (
+    TrainParams,
+    featurize,
+    out_of_fold,
+    stratified_folds,
+)
 
 OUT = Path(__file__).parent / "results" / "router_quality.json"
 

@@ -20,10 +20,10 @@ from dataclasses import dataclass
 
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 
+from aco_langchain.agent.optimizer import ACOOptimizer
+from aco_langchain.agent.per_step import PerStepRouter
 from aco_langchain.config import ACOConfig
-from aco_langchain.optimizer import ACOOptimizer
-from aco_langchain.per_step_router import PerStepRouter
-from aco_langchain.tiers import estimate_tokens
+from aco_langchain.providers.tiers import estimate_tokens
 
 
 @dataclass

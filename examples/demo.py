@@ -29,9 +29,9 @@ from rich.console import Console
 from rich.table import Table
 
 from aco_langchain import ACOConfig, ACORouterChatModel
-from aco_langchain.router import RouteRequest, TierUnavailableError, get_router, route
-from aco_langchain.router.policy import estimate_call_cost
-from aco_langchain.tiers import TierRegistry
+from aco_langchain.providers.tiers import TierRegistry
+from aco_langchain.routing import RouteRequest, TierUnavailableError, get_router, route
+from aco_langchain.routing.policy import estimate_call_cost
 
 PROMPTS = [
     "What is the capital of France?",
@@ -49,7 +49,7 @@ console = Console(width=170)
 def _local_context(cfg: ACOConfig, use_local: bool) -> Any:
     if not use_local:
         return contextlib.nullcontext(None)
-    from aco_langchain.local_model import LocalModelError, is_built, serve
+    from aco_langchain.providers.local import LocalModelError, is_built, serve
 
     if not is_built(cfg.local_model):
         console.print("[yellow]local model not built: run `make local-model` first[/]")
@@ -124,11 +124,8 @@ def routing_table(cfg: ACOConfig) -> dict[str, float]:
 
 def agent_section(trace_file: Path) -> None:
     """A small agent run with per-step routing, a verification gate and doom termination."""
-    try:
-        from aco_langchain.demo_agent import run_demo_agent
-    except ImportError:
-        console.print("[dim](agent demo not available in this build)[/]")
-        return
+    from demo_agent import run_demo_agent  # examples/demo_agent.py, beside this script
+
     run_demo_agent(trace_file, console)
     console.print(f"\n[bold]aco stats {trace_file}[/]")
     aco = Path(sys.executable).with_name("aco")

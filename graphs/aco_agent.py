@@ -64,7 +64,7 @@ TOOLS = [calculator, word_count]
 def build_graph() -> Any:
     """The compiled agent (built once per process)."""
     from aco_langchain.config import load_config
-    from aco_langchain.graph import create_aco_agent
+    from aco_langchain.integrations.langgraph import create_aco_agent
 
     return create_aco_agent(
         load_config(os.environ.get("ACO_CONFIG") or None),

@@ -26,7 +26,7 @@ def _config() -> Any:
 @functools.cache
 def build_graph() -> Any:
     """The classify-and-dispatch graph (built once per process)."""
-    from aco_langchain.graph import create_strategy_graph
+    from aco_langchain.integrations.langgraph import create_strategy_graph
 
     return create_strategy_graph(_config())
 
@@ -34,7 +34,7 @@ def build_graph() -> Any:
 @functools.cache
 def build_critical() -> Any:
     """The critical strategy with human approval (built once per process)."""
-    from aco_langchain.graph import create_critical_graph
+    from aco_langchain.integrations.langgraph import create_critical_graph
 
     return create_critical_graph(_config(), human_approval=True)
 

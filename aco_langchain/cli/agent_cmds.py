@@ -73,8 +73,8 @@ def register(app: typer.Typer) -> None:
             fail(
                 f"--task-type {task_type!r} is unknown: use one of {', '.join(TASK_TYPES)}", as_json
             )
-        from aco_langchain.budget import context_budget
-        from aco_langchain.router import RoutingError
+        from aco_langchain.routing import RoutingError
+        from aco_langchain.spend.context import context_budget
 
         try:
             b = context_budget(text, cfg, tier=tier, task_type=task_type)
@@ -126,7 +126,7 @@ def register(app: typer.Typer) -> None:
             cost is not None and cost < 0
         ):
             fail("--budget-remaining and --cost must be 0 or more", as_json)
-        from aco_langchain.gates import gate
+        from aco_langchain.agent.gates import gate
 
         d = gate(
             tool,
@@ -165,7 +165,7 @@ def register(app: typer.Typer) -> None:
             fail(f"--confidence must be between 0 and 1, not {confidence}", as_json)
         if verifier_calls < 0 or total_steps < 0:
             fail("--verifier-calls and --steps must be 0 or more", as_json)
-        from aco_langchain.gates import verify
+        from aco_langchain.agent.gates import verify
 
         d = verify(
             risk,  # type: ignore[arg-type]
@@ -205,7 +205,7 @@ def register(app: typer.Typer) -> None:
                 "or pass the JSONL files to read",
                 as_json,
             )
-        from aco_langchain.stats import stats_from_files
+        from aco_langchain.tracing.stats import stats_from_files
 
         try:
             report = stats_from_files(files, cfg)

@@ -37,7 +37,7 @@ def _emit(data: dict[str, Any]) -> None:
 
 def _errors() -> tuple[type[Exception], ...]:
     from aco_langchain.config import ConfigError
-    from aco_langchain.local_model import LocalModelError
+    from aco_langchain.providers.local import LocalModelError
 
     return (LocalModelError, ConfigError, OSError)
 
@@ -66,7 +66,7 @@ def register(app: typer.Typer) -> None:
         import time
 
         try:
-            from aco_langchain import local_model
+            from aco_langchain.providers import local as local_model
 
             settings = _settings(config)
             started = time.monotonic()
@@ -105,7 +105,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Start the local server in the background (or report the one already running)."""
         try:
-            from aco_langchain import local_model
+            from aco_langchain.providers import local as local_model
 
             settings = _settings(config)
             info = local_model.start(settings, wait_s=wait)
@@ -124,7 +124,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Stop the local server started by `aco local-model start`."""
         try:
-            from aco_langchain import local_model
+            from aco_langchain.providers import local as local_model
 
             stopped = local_model.stop(_settings(config))
         except _errors() as err:
@@ -142,7 +142,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Show whether llama-server is built and running, and where."""
         try:
-            from aco_langchain import local_model
+            from aco_langchain.providers import local as local_model
 
             st = local_model.status(_settings(config))
         except _errors() as err:

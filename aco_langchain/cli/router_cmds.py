@@ -20,7 +20,7 @@ from aco_langchain.cli.common import fail, load_or_fail
 
 
 def _load_data(paths: list[str], as_json: bool) -> Any:
-    from aco_langchain.router.datasets import DataError, load_outcomes
+    from aco_langchain.routing.training.datasets import DataError, load_outcomes
 
     try:
         return load_outcomes(paths)
@@ -38,8 +38,8 @@ def train_cmd(
     """Train a learned-router bundle from per-prompt outcome data."""
     cfg = load_or_fail(config, as_json) if config else None
     dataset = _load_data(data, as_json)
-    from aco_langchain.router.model import BundleError, save_bundle
-    from aco_langchain.router.train import TrainError, train_bundle
+    from aco_langchain.routing.bundle import BundleError, save_bundle
+    from aco_langchain.routing.training.train import TrainError, train_bundle
 
     try:
         bundle = train_bundle(dataset, config=cfg, seed=seed)
@@ -95,9 +95,9 @@ def eval_cmd(
     dataset = _load_data(data, as_json)
     import numpy as np
 
-    from aco_langchain.router import evaluate as ev
-    from aco_langchain.router.model import BundleError, load_bundle
-    from aco_langchain.router.train import Fitted, featurize
+    from aco_langchain.routing.bundle import BundleError, load_bundle
+    from aco_langchain.routing.training import evaluate as ev
+    from aco_langchain.routing.training.train import Fitted, featurize
 
     try:
         b = load_bundle(bundle)
@@ -189,7 +189,7 @@ def _plot(rep: dict[str, Any], path: str, as_json: bool) -> None:
         import matplotlib.pyplot as plt
     except ImportError:
         fail("--plot needs matplotlib (the 'train' extra): pip install matplotlib", as_json)
-    from aco_langchain.router import evaluate as ev
+    from aco_langchain.routing.training import evaluate as ev
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     curve = rep["router"]["curve"]

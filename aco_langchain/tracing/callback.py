@@ -49,8 +49,8 @@ from uuid import UUID
 from langchain_core.callbacks import AsyncCallbackHandler, BaseCallbackHandler
 from langchain_core.outputs import LLMResult
 
+from aco_langchain.chat.messages import message_text
 from aco_langchain.config import ACOConfig
-from aco_langchain.messages import message_text
 from aco_langchain.tracing.sinks import InMemoryTraceSink, JsonlTraceSink, TraceSink
 from aco_langchain.tracing.trace import FinalOutcome, Trace, TraceRecorder
 
@@ -189,8 +189,8 @@ class TraceBuilder:
             self._open[run_id] = opened
             return
         request = _request_from(inputs) or (run.name or "run")
-        from aco_langchain.router import RouteRequest
-        from aco_langchain.router.rules import RuleRouter
+        from aco_langchain.routing import RouteRequest
+        from aco_langchain.routing.rules import RuleRouter
 
         a = RuleRouter().assess(RouteRequest.from_text(request[:4000]), self.config)
         rec = TraceRecorder(
@@ -304,7 +304,7 @@ class TraceBuilder:
         }
 
     def _price(self, tier: Any, name: str, provider: Any, i: int, o: int) -> float:
-        from aco_langchain.tiers import cost_usd, genai_price_per_1k
+        from aco_langchain.providers.tiers import cost_usd, genai_price_per_1k
 
         if tier in (1, 2, 3, 4, 5):
             try:
@@ -388,7 +388,7 @@ class TraceBuilder:
         self._end_run(run_id, None, error)
 
     def _tool(self, opened: _Open, run: _Run, ok: bool, error: str | None) -> None:
-        from aco_langchain.gates import tool_cost
+        from aco_langchain.agent.gates import tool_cost
 
         name = run.name or "tool"
         opened.recorder.record_tool_call(

@@ -17,8 +17,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from aco_langchain import local_model as lm
 from aco_langchain.config import LocalModelSettings, load_config
+from aco_langchain.providers import local as lm
 
 
 def _in_ci() -> bool:

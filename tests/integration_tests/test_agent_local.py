@@ -8,8 +8,8 @@ import pytest
 from langchain_core.messages import HumanMessage
 from langchain_core.tools import tool
 
-from aco_langchain import local_model as lm
 from aco_langchain.config import ACOConfig
+from aco_langchain.providers import local as lm
 from aco_langchain.testing import ScriptedChatModel
 
 pytestmark = pytest.mark.local_model
@@ -45,7 +45,7 @@ def _tiers(info: lm.ServerInfo) -> dict[int, object]:
 
 
 def test_agent_step_answered_by_the_local_tier(local_server: lm.ServerInfo) -> None:
-    from aco_langchain.graph import create_aco_agent
+    from aco_langchain.integrations.langgraph import create_aco_agent
     from aco_langchain.tracing.callback import ACOTraceCallbackHandler
 
     cfg = ACOConfig(router="rules")
@@ -76,7 +76,7 @@ def test_agent_step_answered_by_the_local_tier(local_server: lm.ServerInfo) -> N
 
 
 async def test_async_agent_with_the_local_tier(local_server: lm.ServerInfo) -> None:
-    from aco_langchain.graph import create_aco_agent
+    from aco_langchain.integrations.langgraph import create_aco_agent
 
     graph = create_aco_agent(
         ACOConfig(router="rules"),
@@ -94,11 +94,11 @@ async def test_async_agent_with_the_local_tier(local_server: lm.ServerInfo) -> N
 def test_demo_agent_with_the_local_tier(local_server: lm.ServerInfo, tmp_path: Path) -> None:
     from rich.console import Console
 
-    from aco_langchain.demo_agent import run_demo_agent
     from aco_langchain.tracing import read_traces
+    from tests.examples import load_example
 
     console = Console(record=True, width=160)
-    run_demo_agent(tmp_path / "t.jsonl", console)
+    load_example("demo_agent").run_demo_agent(tmp_path / "t.jsonl", console)
     res = read_traces(tmp_path / "t.jsonl")
     assert len(res.traces) == 2 and not res.problems
     assert res.traces[1].final_outcome == "doomed"

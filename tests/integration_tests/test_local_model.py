@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from langchain_core.messages import HumanMessage, SystemMessage
 
-from aco_langchain import cascade as cs
-from aco_langchain import local_model as lm
+from aco_langchain.chat import cascade as cs
 from aco_langchain.config import LocalModelSettings
+from aco_langchain.providers import local as lm
 
 pytestmark = pytest.mark.local_model
 

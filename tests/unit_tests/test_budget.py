@@ -5,8 +5,8 @@ from __future__ import annotations
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.messages.utils import count_tokens_approximately
 
-from aco_langchain.budget import apply_context_budget, context_budget
 from aco_langchain.config import ACOConfig
+from aco_langchain.spend.context import apply_context_budget, context_budget
 
 
 def test_budget_comes_from_the_tier_window_minus_an_answer_reserve():

@@ -9,8 +9,8 @@ import pytest
 
 from aco_langchain import ACORouterChatModel
 from aco_langchain.config import config_from_dict
-from aco_langchain.ledger import MemoryLedger
-from aco_langchain.router import RuleRouter
+from aco_langchain.routing import RuleRouter
+from aco_langchain.spend.ledger import MemoryLedger
 from aco_langchain.testing import ScriptedChatModel
 
 BUDGET = 0.2

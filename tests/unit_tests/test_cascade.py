@@ -1,4 +1,4 @@
-"""Unit tests of aco_langchain.cascade (pure, offline)."""
+"""Unit tests of aco_langchain.chat.cascade (pure, offline)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from importlib import resources
 import pytest
 from langchain_core.messages import AIMessage
 
-from aco_langchain import cascade as cs
+from aco_langchain.chat import cascade as cs
 from aco_langchain.config import ACOConfig, CascadeSettings
 
 OPENAI_META = {

@@ -6,9 +6,9 @@ import pytest
 
 from aco_langchain import ACOConfig, ACORouterChatModel
 from aco_langchain.config import config_from_dict
-from aco_langchain.router import RuleRouter
+from aco_langchain.providers.tiers import TierRegistry
+from aco_langchain.routing import RuleRouter
 from aco_langchain.testing import ScriptedChatModel
-from aco_langchain.tiers import TierRegistry
 
 
 def _llm(cheap_logprob: float | None, **kw) -> tuple[ACORouterChatModel, dict]:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from aco_langchain.agent.doom import DoomDetector, RunProgress, assess_doom
 from aco_langchain.config import ACOConfig
-from aco_langchain.doom import DoomDetector, RunProgress, assess_doom
 
 
 def test_healthy_run_is_not_doomed():

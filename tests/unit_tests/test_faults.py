@@ -4,7 +4,7 @@ import httpx
 import openai
 import pytest
 
-from aco_langchain.faults import (
+from aco_langchain.providers.faults import (
     AllTiersFailedError,
     TierHealth,
     backoff_delay,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from aco_langchain.agent.gates import gate, tool_cost, tool_kind, verify
 from aco_langchain.config import ACOConfig
-from aco_langchain.gates import gate, tool_cost, tool_kind, verify
 
 
 def test_web_search_is_worth_it_for_research_not_for_a_quick_answer():

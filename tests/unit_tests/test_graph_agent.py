@@ -13,8 +13,8 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
 
 from aco_langchain.config import ACOConfig
-from aco_langchain.graph import create_aco_agent, open_checkpointer
-from aco_langchain.graph.control import VERIFIER_TAG
+from aco_langchain.integrations.langgraph import create_aco_agent, open_checkpointer
+from aco_langchain.integrations.langgraph.control import VERIFIER_TAG
 from aco_langchain.testing import ScriptedChatModel
 
 TASK = "Fix the parse bug in utils.py"

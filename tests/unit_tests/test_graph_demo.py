@@ -6,9 +6,13 @@ from pathlib import Path
 
 from rich.console import Console
 
-from aco_langchain.demo_agent import run_demo_agent, scripted_reply
-from aco_langchain.stats import compute_stats
 from aco_langchain.tracing import read_traces
+from aco_langchain.tracing.stats import compute_stats
+from tests.examples import load_example
+
+_demo = load_example("demo_agent")
+run_demo_agent = _demo.run_demo_agent
+scripted_reply = _demo.scripted_reply
 
 
 def test_demo_agent_runs_and_writes_traces(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
 
 from aco_langchain.config import ACOConfig
-from aco_langchain.graph import (
+from aco_langchain.integrations.langgraph import (
     create_complex_graph,
     create_critical_graph,
     create_moderate_graph,

@@ -1,4 +1,4 @@
-"""Offline tests of aco_langchain.local_model: paths, state files, pid checks, errors."""
+"""Offline tests of aco_langchain.providers.local: paths, state files, pid checks, errors."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from aco_langchain import local_model as lm
 from aco_langchain.config import LocalModelSettings
+from aco_langchain.providers import local as lm
 
 
 @pytest.fixture
@@ -254,7 +254,7 @@ def test_failed_build_leaves_nothing_behind(
 def test_cli_module_imports_only_typer() -> None:
     code = (
         "import sys; import aco_langchain.cli.local_model_cmds as m; "
-        "bad = [x for x in ('rich', 'langchain_core', 'aco_langchain.local_model') "
+        "bad = [x for x in ('rich', 'langchain_core', 'aco_langchain.providers.local') "
         "if x in sys.modules]; print(bad)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

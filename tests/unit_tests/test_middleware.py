@@ -12,7 +12,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
 
 from aco_langchain.config import ACOConfig
-from aco_langchain.middleware import ACOMiddleware
+from aco_langchain.integrations.middleware import ACOMiddleware
 from aco_langchain.testing import ScriptedChatModel
 from aco_langchain.tracing.callback import ACOTraceCallbackHandler
 from tests.unit_tests.agent_helpers import call, deploy_service, read_file, run_tests, tiers

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from aco_langchain.agent.optimizer import ACOOptimizer
 from aco_langchain.config import ACOConfig
-from aco_langchain.optimizer import ACOOptimizer
 from aco_langchain.tracing import InMemoryTraceSink, read_traces
 
 RULES = ACOConfig(router="rules")

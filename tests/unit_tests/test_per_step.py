@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from aco_langchain.agent.per_step import PerStepRouter, classify_action
+from aco_langchain.agent.per_step import PerStepRouter as SeedAlias
 from aco_langchain.config import ACOConfig
-from aco_langchain.per_step import PerStepRouter, classify_action
-from aco_langchain.per_step_router import PerStepRouter as SeedAlias
 
 
 def test_seed_alias_module():

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from aco_langchain.config import ACOConfig, config_from_dict
-from aco_langchain.router import (
+from aco_langchain.routing import (
     Assessment,
     BudgetExceededError,
     RouteRequest,
@@ -170,6 +170,6 @@ def test_explicit_risk_wins_over_inferred() -> None:
     ],
 )
 def test_text_signals(text: str, task: str, risk: str | None) -> None:
-    from aco_langchain.router.rules import text_signals
+    from aco_langchain.routing.rules import text_signals
 
     assert text_signals(text) == (task, risk)

@@ -14,17 +14,17 @@ pytest.importorskip("scipy")
 pytest.importorskip("sklearn")
 
 from aco_langchain.config import ACOConfig  # noqa: E402
-from aco_langchain.router.base import RouteRequest  # noqa: E402
-from aco_langchain.router.datasets import DataError, load_outcomes  # noqa: E402
-from aco_langchain.router.learned import LearnedRouter, load_router  # noqa: E402
-from aco_langchain.router.model import (  # noqa: E402
+from aco_langchain.routing.base import RouteRequest  # noqa: E402
+from aco_langchain.routing.bundle import (  # noqa: E402
     ARRAYS,
     MANIFEST,
     BundleError,
     load_bundle,
     save_bundle,
 )
-from aco_langchain.router.train import TrainParams, train_bundle  # noqa: E402
+from aco_langchain.routing.learned import LearnedRouter, load_router  # noqa: E402
+from aco_langchain.routing.training.datasets import DataError, load_outcomes  # noqa: E402
+from aco_langchain.routing.training.train import TrainParams, train_bundle  # noqa: E402
 
 
 def _write_slice(path: Path, n: int = 60) -> Path:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from aco_langchain.router import evaluate as ev
+from aco_langchain.routing.training import evaluate as ev
 
 
 def test_aiq_of_two_points_is_the_trapezoid() -> None:

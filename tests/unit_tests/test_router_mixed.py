@@ -7,11 +7,11 @@ import zlib
 import numpy as np
 
 from aco_langchain.config import ACOConfig
-from aco_langchain.router import evaluate as ev
-from aco_langchain.router.base import RouteRequest
-from aco_langchain.router.features import FeatureSpec, Featurizer
-from aco_langchain.router.learned import load_router
-from aco_langchain.router.model import OperatingPoint
+from aco_langchain.routing.base import RouteRequest
+from aco_langchain.routing.bundle import OperatingPoint
+from aco_langchain.routing.features import FeatureSpec, Featurizer
+from aco_langchain.routing.learned import load_router
+from aco_langchain.routing.training import evaluate as ev
 
 
 def test_packed_hash_counts_every_4gram_once() -> None:

@@ -14,7 +14,7 @@ from langchain_tests.integration_tests import ChatModelIntegrationTests
 from langchain_tests.unit_tests import ChatModelUnitTests
 
 from aco_langchain import ACOConfig, ACORouterChatModel
-from aco_langchain.router import RuleRouter
+from aco_langchain.routing import RuleRouter
 from aco_langchain.testing import ScriptedChatModel
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from aco_langchain.config import ACOConfig
-from aco_langchain.stats import compute_stats, stats_from_files
 from aco_langchain.tracing import JsonlTraceSink, Trace, TraceRecorder
+from aco_langchain.tracing.stats import compute_stats, stats_from_files
 
 
 def _run(

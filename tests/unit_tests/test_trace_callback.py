@@ -13,10 +13,9 @@ from langchain_core.runnables import RunnableLambda
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
 
-from aco_langchain.chat_model import ACORouterChatModel
+from aco_langchain.chat.model import ACORouterChatModel
 from aco_langchain.config import ACOConfig
-from aco_langchain.graph import create_aco_agent
-from aco_langchain.stats import compute_stats
+from aco_langchain.integrations.langgraph import create_aco_agent
 from aco_langchain.testing import ScriptedChatModel
 from aco_langchain.tracing import InMemoryTraceSink, read_traces
 from aco_langchain.tracing.callback import (
@@ -24,6 +23,7 @@ from aco_langchain.tracing.callback import (
     ACOTraceCallbackHandler,
     AsyncACOTraceCallbackHandler,
 )
+from aco_langchain.tracing.stats import compute_stats
 from tests.unit_tests.agent_helpers import call, deploy_service, read_file, run_tests, tiers
 
 CFG = ACOConfig(router="rules")

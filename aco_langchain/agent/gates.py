@@ -1,0 +1,271 @@
+"""Tool gate and verification gate: pure decisions with a reason.
+
+Tool gate: a tool call is worth it when its expected value beats its cost,
+``p_useful(tool, task_type) x value_usd >= cost``, and it is likely enough to help at all
+(``p_useful >= min_usefulness``) and affordable (``cost <= budget_remaining``). Repeating the
+same tool halves its usefulness each time (diminishing returns). ``value_usd`` defaults to
+what a failed step would cost at the frontier tier (2000 input + 500 output tokens, the
+seed's trace example): a useful tool result is what saves that step. Tool costs come from
+``config.agent.tool_costs``, else ``DEFAULT_TOOL_COSTS``, else ``UNKNOWN_TOOL_COST``.
+
+Verification gate: verify when the answer's confidence is below the risk's bar
+(``VERIFY_CONFIDENCE_BARS``); ``critical`` always verifies. A verifier-call budget keeps the
+verifier call rate at or under ``config.agent.verifier_budget_ratio`` (the seed alerts above
+50%); when it is spent only critical steps are verified, and the reason says so.
+
+Usage::
+
+    gate("web_search", "research").allowed          # True
+    gate("web_search", "quick_answer").allowed      # False: unlikely to help
+    verify("high", 0.7).needed                      # True: high risk needs >= 0.90
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from aco_langchain.config import ACOConfig
+from aco_langchain.routing.base import Risk
+
+#: Default USD per call for well-known tools (override with config.agent.tool_costs).
+DEFAULT_TOOL_COSTS: dict[str, float] = {
+    "web_search": 0.01,
+    "search": 0.01,
+    "code_search": 0.01,
+    "fetch_url": 0.005,
+    "browse": 0.02,
+    "read_file": 0.0,
+    "list_files": 0.0,
+    "grep": 0.0,
+    "run_tests": 0.02,
+    "python": 0.005,
+    "calculator": 0.0,
+    "sql_query": 0.005,
+}
+UNKNOWN_TOOL_COST = 0.01
+DEFAULT_MIN_USEFULNESS = 0.25
+#: Tokens of the step a useful tool result saves (the seed's trace example step).
+SAVED_STEP_TOKENS = (2000, 500)
+
+ToolKind = Literal["search", "code", "files", "fetch", "compute", "data", "other"]
+
+#: Tool kind from name keywords (first match wins).
+_KIND_KEYWORDS: list[tuple[ToolKind, tuple[str, ...]]] = [
+    ("code", ("code", "test", "lint", "compile", "git")),
+    ("search", ("search", "google", "bing", "lookup", "wiki")),
+    ("fetch", ("fetch", "browse", "http", "url", "scrape", "crawl")),
+    ("files", ("file", "read", "list", "grep", "ls", "cat", "open")),
+    ("compute", ("calc", "python", "math", "wolfram", "exec")),
+    ("data", ("sql", "db", "query", "table", "csv")),
+]
+
+#: P(the tool helps) by tool kind and task type; "general" is the fallback column.
+TOOL_USEFULNESS: dict[ToolKind, dict[str, float]] = {
+    "search": {"research": 0.85, "long_horizon": 0.6, "legal_regulated": 0.6, "coding": 0.4,
+               "writing": 0.35, "summarization": 0.1, "quick_answer": 0.15, "math": 0.1,
+               "reasoning": 0.2, "general": 0.4},
+    "code": {"coding": 0.85, "long_horizon": 0.6, "math": 0.3, "research": 0.2,
+             "general": 0.2},
+    "files": {"coding": 0.8, "long_horizon": 0.7, "summarization": 0.7, "legal_regulated": 0.6,
+              "research": 0.5, "writing": 0.4, "quick_answer": 0.1, "general": 0.4},
+    "fetch": {"research": 0.7, "summarization": 0.6, "legal_regulated": 0.5,
+              "long_horizon": 0.5, "quick_answer": 0.1, "general": 0.3},
+    "compute": {"math": 0.9, "coding": 0.5, "reasoning": 0.4, "research": 0.3,
+                "quick_answer": 0.3, "general": 0.3},
+    "data": {"research": 0.5, "coding": 0.5, "long_horizon": 0.5, "general": 0.3},
+    "other": {"general": 0.4},
+}  # fmt: skip
+
+#: Minimum confidence to skip verification, per risk. ``critical`` always verifies.
+VERIFY_CONFIDENCE_BARS: dict[str, float] = {"low": 0.5, "medium": 0.7, "high": 0.9}
+
+
+class ToolGateDecision(BaseModel):
+    """Whether to make a tool call, and why."""
+
+    allowed: bool
+    tool_name: str
+    tool_kind: ToolKind
+    task_type: str
+    p_useful: float = Field(..., ge=0.0, le=1.0)
+    value_usd: float = Field(..., ge=0.0)
+    expected_value: float = Field(..., ge=0.0)
+    cost: float = Field(..., ge=0.0)
+    reason: str
+
+
+class VerifyDecision(BaseModel):
+    """Whether to call the verifier, and why."""
+
+    needed: bool
+    risk: Risk
+    confidence: float = Field(..., ge=0.0, le=1.0)
+    threshold: float | None = Field(None, description="Confidence bar for this risk.")
+    budget_ok: bool = True
+    verifier_rate: float | None = Field(None, description="Verifier calls / steps so far.")
+    reason: str
+
+
+def tool_kind(tool_name: str) -> ToolKind:
+    """The kind of a tool from its name (``web_search`` -> ``search``).
+
+    Usage::
+
+        tool_kind("code_search")   # 'code'
+    """
+    low = tool_name.lower()
+    tokens = set(re.split(r"[^a-z0-9]+", low))
+    for kind, words in _KIND_KEYWORDS:
+        # Short keywords (ls, db, url) must be a whole name part; longer ones may be inside.
+        if any(w in tokens or (len(w) >= 4 and w in low) for w in words):
+            return kind
+    return "other"
+
+
+def tool_cost(tool_name: str, config: ACOConfig | None = None) -> float:
+    """USD per call of ``tool_name``: config.agent.tool_costs, the defaults, else 0.01.
+
+    Usage::
+
+        tool_cost("web_search")    # 0.01
+    """
+    if config is not None and tool_name in config.agent.tool_costs:
+        return config.agent.tool_costs[tool_name]
+    return DEFAULT_TOOL_COSTS.get(tool_name, UNKNOWN_TOOL_COST)
+
+
+def saved_step_value(config: ACOConfig | None = None) -> float:
+    """USD a useful tool result saves: one frontier-tier (tier 4) step of the seed's size."""
+    from aco_langchain.providers.tiers import cost_usd
+
+    config = config or ACOConfig()
+    return cost_usd(config.tier(4), *SAVED_STEP_TOKENS)
+
+
+def gate(
+    tool_name: str,
+    task_type: str = "general",
+    *,
+    config: ACOConfig | None = None,
+    prior_calls: int = 0,
+    budget_remaining: float | None = None,
+    value_usd: float | None = None,
+    cost: float | None = None,
+    min_usefulness: float = DEFAULT_MIN_USEFULNESS,
+) -> ToolGateDecision:
+    """Decide whether calling ``tool_name`` for a ``task_type`` task is worth its cost.
+
+    ``prior_calls``: how often this tool already ran in the run (each halves usefulness).
+
+    Usage::
+
+        d = gate("web_search", "research", config=cfg, budget_remaining=0.5)
+        d.allowed, d.reason
+    """
+    if prior_calls < 0:
+        raise ValueError("prior_calls must be >= 0")
+    kind = tool_kind(tool_name)
+    table = TOOL_USEFULNESS[kind]
+    base = table.get(task_type, table.get("general", 0.3))
+    p = base * (0.5**prior_calls)
+    c = tool_cost(tool_name, config) if cost is None else cost
+    v = saved_step_value(config) if value_usd is None else value_usd
+    ev = p * v
+    repeat = f" (x0.5^{prior_calls} for {prior_calls} prior call(s))" if prior_calls else ""
+    head = f"{tool_name} ({kind}) for {task_type}: p_useful={p:.2f}{repeat}"
+    if budget_remaining is not None and c > budget_remaining:
+        allowed, why = False, f"cost ${c:.4f} exceeds the remaining budget ${budget_remaining:.4f}"
+    elif p < min_usefulness:
+        allowed, why = False, f"unlikely to help (< {min_usefulness:.2f})"
+    elif ev < c:
+        allowed, why = False, f"EV ${ev:.4f} < cost ${c:.4f}"
+    else:
+        allowed, why = True, f"EV ${ev:.4f} (x ${v:.2f} step value) >= cost ${c:.4f}"
+    return ToolGateDecision(
+        allowed=allowed,
+        tool_name=tool_name,
+        tool_kind=kind,
+        task_type=task_type,
+        p_useful=round(p, 4),
+        value_usd=round(v, 6),
+        expected_value=round(ev, 6),
+        cost=c,
+        reason=f"{'allow' if allowed else 'skip'}: {head}; {why}",
+    )
+
+
+def verify(
+    risk: Risk,
+    confidence: float,
+    *,
+    config: ACOConfig | None = None,
+    verifier_calls: int = 0,
+    total_steps: int = 0,
+) -> VerifyDecision:
+    """Decide whether an answer needs the verifier.
+
+    ``verifier_calls`` / ``total_steps``: the run so far (steps including the one to
+    verify), for the verifier-call budget ``config.agent.verifier_budget_ratio``.
+
+    Usage::
+
+        verify("high", 0.7).needed      # True
+        verify("low", 0.9).needed       # False
+    """
+    if risk not in ("low", "medium", "high", "critical"):
+        raise ValueError(f"risk must be low, medium, high or critical, not {risk!r}")
+    if not 0.0 <= confidence <= 1.0:
+        raise ValueError(f"confidence must be between 0 and 1, not {confidence}")
+    config = config or ACOConfig()
+    ratio = config.agent.verifier_budget_ratio
+    rate = verifier_calls / total_steps if total_steps else None
+    # The first verification is always affordable (unless the ratio is 0); after that a
+    # call must keep verifier calls / steps at or under the ratio.
+    budget_ok = (verifier_calls == 0 and ratio > 0) or (
+        (verifier_calls + 1) / max(total_steps, 1) <= ratio
+    )
+    if risk == "critical":
+        return VerifyDecision(
+            needed=True,
+            risk=risk,
+            confidence=confidence,
+            budget_ok=budget_ok,
+            verifier_rate=rate,
+            reason="verify: critical risk is always verified",
+        )
+    bar = VERIFY_CONFIDENCE_BARS[risk]
+    if confidence >= bar:
+        return VerifyDecision(
+            needed=False,
+            risk=risk,
+            confidence=confidence,
+            threshold=bar,
+            budget_ok=budget_ok,
+            verifier_rate=rate,
+            reason=f"skip: confidence {confidence:.2f} >= {bar:.2f} bar for {risk} risk",
+        )
+    if not budget_ok:
+        return VerifyDecision(
+            needed=False,
+            risk=risk,
+            confidence=confidence,
+            threshold=bar,
+            budget_ok=False,
+            verifier_rate=rate,
+            reason=(
+                f"skip: verifier budget spent ({verifier_calls} of {total_steps} steps verified; "
+                f"another call would exceed agent.verifier_budget_ratio {ratio:.2f})"
+            ),
+        )
+    return VerifyDecision(
+        needed=True,
+        risk=risk,
+        confidence=confidence,
+        threshold=bar,
+        budget_ok=True,
+        verifier_rate=rate,
+        reason=f"verify: confidence {confidence:.2f} < {bar:.2f} bar for {risk} risk",
+    )

@@ -1,0 +1,276 @@
+"""PerStepRouter: route every step of an agent run, within the run's budget.
+
+Each step's tier comes from what the step does (its ``action`` text), then:
+
+1. **Kind of action** (earliest keyword in the text wins; destructive verbs anywhere win):
+   ``routine`` (read, search, list, ...) -> tier 1; ``verify`` (test, check, ...) -> 2;
+   ``edit`` (fix, write, implement, ...) -> 3; ``plan`` (plan, design, debug, ...) -> 3;
+   ``critical`` (deploy, delete, migrate, payment, ...) -> 4; anything else -> what the
+   configured router suggests for the action text.
+2. **Risk floors** (``task_risk``): as the routing policy (high >= 3, critical >= 5) for
+   non-routine steps; routine steps are de-escalated (at most tier 2 even for critical risk).
+3. **Prior failures**: one tier up (after a failed attempt the cheap tier had its chance).
+4. **Budget**: each step's estimate (``DEFAULT_STEP_TOKENS`` at the tier's price) is reserved
+   against ``max_budget`` until ``record_spend`` replaces it with the actual cost. When the
+   estimate does not fit, the highest cheaper cloud tier that fits is taken; when none fits
+   or less than ``LOW_BUDGET_RATIO`` of the budget is left, ``config.agent.on_low_budget``
+   decides: ``local`` drops to tier 1, ``stop`` returns ``stop=True``.
+5. **Availability** (optional ``unavailable``): nearest available tier, up first.
+
+Usage::
+
+    ps = PerStepRouter(max_budget=2.0)
+    d = ps.route_step("Read the failing test", 1, has_prior_failures=False, task_risk="medium")
+    d.adjusted_tier, d.model_id, d.cost_estimate, d.reason
+    ps.record_spend(0.0, step_num=1)       # the step's actual cost replaces its estimate
+    ps.budget_remaining, ps.total_spent
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import BaseModel, Field
+
+from aco_langchain.config import TIER_NUMBERS, ACOConfig
+from aco_langchain.providers.tiers import cost_usd
+from aco_langchain.routing.policy import RISK_FLOORS, nearest_available
+
+if TYPE_CHECKING:
+    from aco_langchain.routing.base import Router
+
+ActionKind = Literal["routine", "verify", "edit", "plan", "critical", "other"]
+
+#: Tokens assumed for one agent step when the caller gives none (the seed's trace example).
+DEFAULT_STEP_TOKENS = (2000, 500)
+#: Below this share of the budget left, ``on_low_budget`` applies whatever the step.
+LOW_BUDGET_RATIO = 0.05
+
+_KIND_TIER: dict[ActionKind, int] = {"routine": 1, "verify": 2, "edit": 3, "plan": 3, "critical": 4}
+_ROUTINE_RISK_CAP = 2
+
+_CRITICAL_WORDS = {
+    "deploy", "delete", "drop", "migrate", "release", "rollback", "rm", "truncate",
+    "payment", "pay", "transfer", "revoke", "rotate", "wipe", "publish", "merge",
+}  # fmt: skip
+_KIND_WORDS: dict[ActionKind, set[str]] = {
+    "routine": {
+        "read", "search", "list", "ls", "grep", "find", "open", "view", "look", "lookup",
+        "fetch", "get", "cat", "browse", "inspect", "show", "load", "download", "retrieve",
+        "scan", "locate",
+    },
+    "verify": {"test", "tests", "verify", "check", "validate", "lint", "review", "confirm"},
+    "edit": {
+        "edit", "write", "implement", "fix", "refactor", "patch", "modify", "update",
+        "create", "add", "rename", "rewrite", "draft", "change", "apply", "code",
+    },
+    "plan": {
+        "plan", "design", "decide", "analyze", "analyse", "debug", "diagnose", "investigate",
+        "architect", "reason", "summarize", "summarise", "compare", "evaluate", "prioritize",
+    },
+}  # fmt: skip
+
+
+@dataclass
+class _Entry:
+    step_num: int
+    estimate: float
+    actual: float | None = None
+
+
+class StepDecision(BaseModel):
+    """One step's routing: the tier to use and why (``stop`` when the budget says stop)."""
+
+    step_num: int
+    action_kind: ActionKind
+    base_tier: int = Field(..., ge=1, le=5, description="Tier from the action alone.")
+    adjusted_tier: int = Field(..., ge=1, le=5)
+    model_id: str
+    cost_estimate: float = Field(..., ge=0.0)
+    budget_remaining: float = Field(..., ge=0.0, description="Before this step's reservation.")
+    stop: bool = False
+    reason: str
+
+
+def classify_action(action: str) -> ActionKind:
+    """What kind of step ``action`` describes.
+
+    Usage::
+
+        classify_action("Read the config file")     # 'routine'
+        classify_action("Deploy the fix")           # 'critical'
+    """
+    words = re.findall(r"[a-z]+", action.lower())
+    if any(w in _CRITICAL_WORDS for w in words):
+        return "critical"
+    for w in words:
+        for kind, vocab in _KIND_WORDS.items():
+            if w in vocab:
+                return kind
+    return "other"
+
+
+def step_cost_estimate(
+    config: ACOConfig, tier: int, input_tokens: int | None = None, output_tokens: int | None = None
+) -> float:
+    """USD estimate of one step at ``tier`` (``DEFAULT_STEP_TOKENS`` when not given)."""
+    i = DEFAULT_STEP_TOKENS[0] if input_tokens is None else input_tokens
+    o = DEFAULT_STEP_TOKENS[1] if output_tokens is None else output_tokens
+    return round(cost_usd(config.tier(tier), i, o), 6)
+
+
+class PerStepRouter:
+    """Routes each agent step and keeps the run's spend against ``max_budget``.
+
+    ``max_budget`` defaults to ``config.routing.max_cost_per_task``. Not thread-safe: one
+    router per run.
+
+    Usage::
+
+        ps = PerStepRouter(max_budget=2.0)
+        d = ps.route_step("Fix the null check", 2, has_prior_failures=True)
+    """
+
+    def __init__(
+        self,
+        max_budget: float | None = None,
+        config: ACOConfig | None = None,
+        *,
+        router: Router | None = None,
+        unavailable: Mapping[int, str] | None = None,
+    ) -> None:
+        self.config = config or ACOConfig()
+        if max_budget is not None and max_budget < 0:
+            raise ValueError(f"max_budget must be >= 0, got {max_budget}")
+        self.max_budget = (
+            self.config.routing.max_cost_per_task if max_budget is None else float(max_budget)
+        )
+        self.unavailable = dict(unavailable or {})
+        self._router = router
+        self._entries: list[_Entry] = []
+        self._extra = 0.0
+        self.decisions: list[StepDecision] = []
+
+    @property
+    def total_spent(self) -> float:
+        """USD spent: actual costs where recorded, estimates for steps not yet recorded."""
+        steps = sum(e.estimate if e.actual is None else e.actual for e in self._entries)
+        return round(steps + self._extra, 10)
+
+    @property
+    def budget_remaining(self) -> float:
+        """USD left of ``max_budget`` (never below 0)."""
+        return max(0.0, round(self.max_budget - self.total_spent, 10))
+
+    def record_spend(self, usd: float, *, step_num: int | None = None) -> float:
+        """Record actual spend; returns the new ``total_spent``.
+
+        With ``step_num``: the step's actual model cost (replaces its estimate; repeated
+        calls add up). Without: spend outside routed steps (tools, verifier, ...).
+        """
+        if usd < 0:
+            raise ValueError(f"spend must be >= 0, got {usd}")
+        if step_num is not None:
+            for entry in reversed(self._entries):
+                if entry.step_num == step_num:
+                    entry.actual = (entry.actual or 0.0) + usd
+                    return self.total_spent
+        self._extra += usd
+        return self.total_spent
+
+    def _router_tier(self, action: str) -> int:
+        from aco_langchain.routing import RouteRequest, get_router
+
+        if self._router is None:
+            self._router = get_router(self.config)
+        return self._router.assess(RouteRequest.from_text(action), self.config).suggested_tier
+
+    def route_step(
+        self,
+        action: str,
+        step_num: int,
+        has_prior_failures: bool = False,
+        task_risk: str = "medium",
+        *,
+        input_tokens: int | None = None,
+        output_tokens: int | None = None,
+    ) -> StepDecision:
+        """Choose the tier for one step; reserves its estimate against the budget.
+
+        Usage::
+
+            d = ps.route_step("Search the docs", 3, task_risk="high")
+            if d.stop: ...   # only with agent.on_low_budget == "stop"
+        """
+        if task_risk not in RISK_FLOORS:
+            raise ValueError(f"task_risk must be low, medium, high or critical, not {task_risk!r}")
+        cfg = self.config
+        kind = classify_action(action)
+        base = _KIND_TIER.get(kind) or self._router_tier(action)
+        tier = base
+        reasons = [f"{kind} step -> tier {base}"]
+
+        risk_floor = RISK_FLOORS[task_risk]
+        if kind == "routine":
+            risk_floor = min(risk_floor, _ROUTINE_RISK_CAP)
+        if risk_floor > tier:
+            reasons.append(f"{task_risk} risk floor -> tier {risk_floor}")
+            tier = risk_floor
+        if has_prior_failures and tier < max(TIER_NUMBERS):
+            tier += 1
+            reasons.append(f"prior failures: escalate -> tier {tier}")
+
+        remaining = self.budget_remaining
+        est = step_cost_estimate(cfg, tier, input_tokens, output_tokens)
+        low = remaining <= self.max_budget * LOW_BUDGET_RATIO
+        stop = False
+        if est > remaining or low:
+            fits = [
+                n
+                for n in TIER_NUMBERS
+                if 2 <= n < tier
+                and step_cost_estimate(cfg, n, input_tokens, output_tokens) <= remaining
+            ]
+            if fits and not low:
+                new = fits[-1]
+                reasons.append(
+                    f"estimate ${est:.4f} > remaining ${remaining:.4f}: down to tier {new}"
+                )
+                tier = new
+            elif cfg.agent.on_low_budget == "stop":
+                stop = True
+                reasons.append(
+                    f"budget low (${remaining:.4f} of ${self.max_budget:.4f} left): stop "
+                    "(agent.on_low_budget=stop)"
+                )
+            elif tier != 1:
+                reasons.append(
+                    f"budget low (${remaining:.4f} of ${self.max_budget:.4f} left): "
+                    "local tier (agent.on_low_budget=local)"
+                )
+                tier = 1
+
+        if tier in self.unavailable:
+            alt = nearest_available(tier, self.unavailable, set(TIER_NUMBERS))
+            if alt is not None:
+                reasons.append(f"tier {tier} unavailable ({self.unavailable[tier]}) -> {alt}")
+                tier = alt
+        est = step_cost_estimate(cfg, tier, input_tokens, output_tokens)
+        decision = StepDecision(
+            step_num=step_num,
+            action_kind=kind,
+            base_tier=base,
+            adjusted_tier=tier,
+            model_id=cfg.tier(tier).model_id,
+            cost_estimate=est,
+            budget_remaining=remaining,
+            stop=stop,
+            reason="; ".join(reasons),
+        )
+        if not stop:
+            self._entries.append(_Entry(step_num, est))
+        self.decisions.append(decision)
+        return decision

@@ -1,0 +1,41 @@
+"""LangGraph integration: agent nodes, the prebuilt ACO agent, and seed-3 strategy graphs.
+
+Nothing here imports LangGraph until a name is used (``import aco_langchain`` stays light).
+
+Usage::
+
+    from aco_langchain.integrations.langgraph import create_aco_agent, create_strategy_graph
+    agent = create_aco_agent(ACOConfig(), [search], tier_models=tiers)
+    router = create_strategy_graph(ACOConfig(), tier_models=tiers)   # classify, then dispatch
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {
+    "ACOAgentNodes": "aco_langchain.integrations.langgraph.nodes",
+    "ACOAgentState": "aco_langchain.integrations.langgraph.state",
+    "StrategyState": "aco_langchain.integrations.langgraph.state",
+    "AgentPolicy": "aco_langchain.integrations.langgraph.control",
+    "RunView": "aco_langchain.integrations.langgraph.control",
+    "build_aco_agent_graph": "aco_langchain.integrations.langgraph.agent",
+    "create_aco_agent": "aco_langchain.integrations.langgraph.agent",
+    "open_checkpointer": "aco_langchain.integrations.langgraph.agent",
+    "resolve_router_model": "aco_langchain.integrations.langgraph.agent",
+    "create_simple_graph": "aco_langchain.integrations.langgraph.strategies",
+    "create_moderate_graph": "aco_langchain.integrations.langgraph.strategies",
+    "create_complex_graph": "aco_langchain.integrations.langgraph.strategies",
+    "create_critical_graph": "aco_langchain.integrations.langgraph.strategies",
+    "create_strategy_graph": "aco_langchain.integrations.langgraph.strategies",
+}
+
+__all__ = list(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

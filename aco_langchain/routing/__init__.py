@@ -1,0 +1,74 @@
+"""Routing: the Router protocol, the rule and learned routers, and the shared policy.
+
+Usage::
+
+    from aco_langchain.routing import route, RouteRequest
+    decision = route(RouteRequest.from_text("Fix the auth bug in production"), ACOConfig())
+    decision.tier   # 5
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from aco_langchain.config import ACOConfig
+from aco_langchain.routing.base import (
+    Assessment,
+    RouteConstraints,
+    RouteDecision,
+    Router,
+    RouteRequest,
+)
+from aco_langchain.routing.policy import (
+    BudgetExceededError,
+    RoutingError,
+    TierUnavailableError,
+    decide,
+    estimate_call_cost,
+)
+from aco_langchain.routing.rules import RuleRouter
+
+__all__ = [
+    "Assessment",
+    "BudgetExceededError",
+    "RouteConstraints",
+    "RouteDecision",
+    "RouteRequest",
+    "Router",
+    "RoutingError",
+    "RuleRouter",
+    "TierUnavailableError",
+    "decide",
+    "estimate_call_cost",
+    "get_router",
+    "route",
+]
+
+
+def get_router(config: ACOConfig) -> Router:
+    """The router the config asks for: the learned bundle (default) or the rules.
+
+    Falls back to the rules, saying so, only when no bundle is shipped or configured.
+    """
+    if config.router == "rules":
+        return RuleRouter()
+    try:
+        from aco_langchain.routing.learned import load_router
+    except ImportError:
+        return RuleRouter()
+    return load_router(config.router_model_path)
+
+
+def route(
+    request: RouteRequest,
+    config: ACOConfig,
+    *,
+    router: Router | None = None,
+    unavailable: Mapping[int, str] | None = None,
+    spent_usd: float = 0.0,
+) -> RouteDecision:
+    """Assess and decide in one call (pure: no I/O beyond loading a bundle once)."""
+    r = router if router is not None else get_router(config)
+    return decide(
+        r.assess(request, config), request, config, unavailable=unavailable, spent_usd=spent_usd
+    )

@@ -1,0 +1,1 @@
+"""Training the learned router: datasets (routing JSONL), training, evaluation (AIQ, cost cut)."""
