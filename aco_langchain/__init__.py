@@ -1,29 +1,75 @@
 """aco-langchain: agent cost optimizer for LangChain and LangGraph.
 
-Usage::
-
+Example:
+    ```python
     from aco_langchain import ACORouterChatModel, ACOConfig
+
     llm = ACORouterChatModel(config=ACOConfig())
     llm.invoke("What is 2+2?").response_metadata["aco"]["tier"]
+    ```
 
-Heavy modules (chat model, graphs, training, server) import lazily on first attribute use.
+Heavy modules (chat model, graphs, training, server) import lazily on first attribute use;
+the ``TYPE_CHECKING`` imports below let type checkers see the real classes.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aco_langchain.config import ACOConfig, ConfigError, load_config
+from aco_langchain.config import ACOConfig, load_config
+from aco_langchain.errors import (
+    ACOError,
+    AllTiersFailedError,
+    BudgetExceededError,
+    BundleError,
+    ConfigError,
+    DataError,
+    LocalModelError,
+    RoutingError,
+    TierUnavailableError,
+    TrainError,
+)
+
+if TYPE_CHECKING:
+    from aco_langchain.agent.optimizer import ACOOptimizer
+    from aco_langchain.agent.per_step import PerStepRouter, StepDecision
+    from aco_langchain.chat.model import ACORouterChatModel
+    from aco_langchain.integrations.langgraph import create_aco_agent, create_strategy_graph
+    from aco_langchain.integrations.middleware import ACOMiddleware
+    from aco_langchain.providers.tiers import TierRegistry
+    from aco_langchain.routing import (
+        Assessment,
+        RouteDecision,
+        Router,
+        RouteRequest,
+        RuleRouter,
+        decide,
+        route,
+    )
+    from aco_langchain.spend.ledger import MemoryLedger, ReservingLedger, SpendLedger
+    from aco_langchain.testing import ScriptedChatModel
+    from aco_langchain.tracing import Trace, TraceRecorder
+    from aco_langchain.tracing.callback import (
+        ACOTraceCallbackHandler,
+        AsyncACOTraceCallbackHandler,
+    )
 
 __version__ = "0.1.0"
 
 _LAZY = {
     "ACORouterChatModel": "aco_langchain.chat.model",
     "TierRegistry": "aco_langchain.providers.tiers",
+    "Assessment": "aco_langchain.routing",
     "RouteRequest": "aco_langchain.routing",
     "RouteDecision": "aco_langchain.routing",
+    "Router": "aco_langchain.routing",
+    "RuleRouter": "aco_langchain.routing",
+    "decide": "aco_langchain.routing",
     "route": "aco_langchain.routing",
+    "SpendLedger": "aco_langchain.spend.ledger",
+    "ReservingLedger": "aco_langchain.spend.ledger",
+    "MemoryLedger": "aco_langchain.spend.ledger",
     "ACOOptimizer": "aco_langchain.agent.optimizer",
     "PerStepRouter": "aco_langchain.agent.per_step",
     "StepDecision": "aco_langchain.agent.per_step",
@@ -37,7 +83,44 @@ _LAZY = {
     "AsyncACOTraceCallbackHandler": "aco_langchain.tracing.callback",
 }
 
-__all__ = ["ACOConfig", "ConfigError", "load_config", "__version__", *_LAZY]
+__all__ = [
+    "ACOConfig",
+    "ACOError",
+    "AllTiersFailedError",
+    "BudgetExceededError",
+    "BundleError",
+    "ConfigError",
+    "DataError",
+    "LocalModelError",
+    "RoutingError",
+    "TierUnavailableError",
+    "TrainError",
+    "__version__",
+    "load_config",
+    "ACORouterChatModel",
+    "TierRegistry",
+    "Assessment",
+    "RouteRequest",
+    "RouteDecision",
+    "Router",
+    "RuleRouter",
+    "decide",
+    "route",
+    "SpendLedger",
+    "ReservingLedger",
+    "MemoryLedger",
+    "ACOOptimizer",
+    "PerStepRouter",
+    "StepDecision",
+    "Trace",
+    "TraceRecorder",
+    "ScriptedChatModel",
+    "create_aco_agent",
+    "create_strategy_graph",
+    "ACOMiddleware",
+    "ACOTraceCallbackHandler",
+    "AsyncACOTraceCallbackHandler",
+]
 
 
 def __getattr__(name: str) -> Any:

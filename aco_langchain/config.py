@@ -23,6 +23,8 @@ from pydantic import (
     model_validator,
 )
 
+from aco_langchain.errors import ConfigError
+
 TIER_NUMBERS = (1, 2, 3, 4, 5)
 TIER_KEYS = tuple(f"tier{n}" for n in TIER_NUMBERS)
 
@@ -41,10 +43,6 @@ TASK_TYPES = (
 )
 
 Provider = Literal["local", "cloud", "openai", "openai-compatible", "ollama", "instance"]
-
-
-class ConfigError(ValueError):
-    """A config problem, worded for the user: names the field and the fix."""
 
 
 class _Strict(BaseModel):

@@ -29,8 +29,9 @@ from rich.console import Console
 from rich.table import Table
 
 from aco_langchain import ACOConfig, ACORouterChatModel
+from aco_langchain.errors import TierUnavailableError
 from aco_langchain.providers.tiers import TierRegistry
-from aco_langchain.routing import RouteRequest, TierUnavailableError, get_router, route
+from aco_langchain.routing import RouteRequest, get_router, route
 from aco_langchain.routing.policy import estimate_call_cost
 
 PROMPTS = [
@@ -49,7 +50,8 @@ console = Console(width=170)
 def _local_context(cfg: ACOConfig, use_local: bool) -> Any:
     if not use_local:
         return contextlib.nullcontext(None)
-    from aco_langchain.providers.local import LocalModelError, is_built, serve
+    from aco_langchain.errors import LocalModelError
+    from aco_langchain.providers.local import is_built, serve
 
     if not is_built(cfg.local_model):
         console.print("[yellow]local model not built: run `make local-model` first[/]")

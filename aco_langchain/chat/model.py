@@ -56,8 +56,8 @@ from pydantic import ConfigDict, Field, PrivateAttr, field_validator
 
 from aco_langchain.chat.messages import message_text, tool_call_chunks
 from aco_langchain.config import ACOConfig, config_from_dict, load_config
+from aco_langchain.errors import AllTiersFailedError, BudgetExceededError
 from aco_langchain.providers.faults import (
-    AllTiersFailedError,
     TierHealth,
     backoff_delay,
     classify_error,
@@ -65,14 +65,7 @@ from aco_langchain.providers.faults import (
     fallback_order,
 )
 from aco_langchain.providers.tiers import TierRegistry, estimate_tokens, usage_tokens
-from aco_langchain.routing import (
-    BudgetExceededError,
-    RouteConstraints,
-    RouteDecision,
-    Router,
-    RouteRequest,
-    decide,
-)
+from aco_langchain.routing import RouteConstraints, RouteDecision, Router, RouteRequest, decide
 from aco_langchain.routing import get_router as _default_router
 from aco_langchain.spend.ledger import MemoryLedger, ReservingLedger, SpendLedger
 

@@ -73,7 +73,7 @@ def register(app: typer.Typer) -> None:
             fail(
                 f"--task-type {task_type!r} is unknown: use one of {', '.join(TASK_TYPES)}", as_json
             )
-        from aco_langchain.routing import RoutingError
+        from aco_langchain.errors import RoutingError
         from aco_langchain.spend.context import context_budget
 
         try:

@@ -28,7 +28,8 @@ def fail(message: str, as_json: bool = False) -> NoReturn:
 
 def load_or_fail(path: str | None, as_json: bool = False) -> Any:
     """The ACOConfig at ``path`` (None: ``$ACO_CONFIG`` or defaults), or a clean exit 1."""
-    from aco_langchain.config import ConfigError, load_config
+    from aco_langchain.config import load_config
+    from aco_langchain.errors import ConfigError
 
     try:
         return load_config(path)

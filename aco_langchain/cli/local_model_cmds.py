@@ -36,8 +36,7 @@ def _emit(data: dict[str, Any]) -> None:
 
 
 def _errors() -> tuple[type[Exception], ...]:
-    from aco_langchain.config import ConfigError
-    from aco_langchain.providers.local import LocalModelError
+    from aco_langchain.errors import ConfigError, LocalModelError
 
     return (LocalModelError, ConfigError, OSError)
 

@@ -67,8 +67,9 @@ def route(
 ) -> None:
     """Route a request to the optimal tier: prints tier, model, cost estimate and reason."""
     from aco_langchain.config import TASK_TYPES
+    from aco_langchain.errors import RoutingError, TierUnavailableError
     from aco_langchain.providers.tiers import TierRegistry
-    from aco_langchain.routing import RouteRequest, RoutingError, TierUnavailableError, get_router
+    from aco_langchain.routing import RouteRequest, get_router
     from aco_langchain.routing import route as do_route
 
     cfg = _load(config, as_json)

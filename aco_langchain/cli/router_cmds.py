@@ -20,7 +20,8 @@ from aco_langchain.cli.common import fail, load_or_fail
 
 
 def _load_data(paths: list[str], as_json: bool) -> Any:
-    from aco_langchain.routing.training.datasets import DataError, load_outcomes
+    from aco_langchain.errors import DataError
+    from aco_langchain.routing.training.datasets import load_outcomes
 
     try:
         return load_outcomes(paths)
@@ -38,8 +39,9 @@ def train_cmd(
     """Train a learned-router bundle from per-prompt outcome data."""
     cfg = load_or_fail(config, as_json) if config else None
     dataset = _load_data(data, as_json)
-    from aco_langchain.routing.bundle import BundleError, save_bundle
-    from aco_langchain.routing.training.train import TrainError, train_bundle
+    from aco_langchain.errors import BundleError, TrainError
+    from aco_langchain.routing.bundle import save_bundle
+    from aco_langchain.routing.training.train import train_bundle
 
     try:
         bundle = train_bundle(dataset, config=cfg, seed=seed)
@@ -95,7 +97,8 @@ def eval_cmd(
     dataset = _load_data(data, as_json)
     import numpy as np
 
-    from aco_langchain.routing.bundle import BundleError, load_bundle
+    from aco_langchain.errors import BundleError
+    from aco_langchain.routing.bundle import load_bundle
     from aco_langchain.routing.training import evaluate as ev
     from aco_langchain.routing.training.train import Fitted, featurize
 

@@ -102,15 +102,6 @@ def describe_error(exc: BaseException) -> str:
     return f"{head}: {text[:200]}" if text else head
 
 
-class AllTiersFailedError(RuntimeError):
-    """Every tier tried for a request failed; ``failures`` lists each tier's last error."""
-
-    def __init__(self, failures: dict[int, str]) -> None:
-        self.failures = dict(failures)
-        lines = "; ".join(f"tier {n}: {why}" for n, why in failures.items())
-        super().__init__(f"all tiers failed: {lines}")
-
-
 @dataclass
 class _TierState:
     failures: int = 0

@@ -16,7 +16,8 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from aco_langchain.config import TIER_NUMBERS, ACOConfig, ConfigError, TierSpec
+from aco_langchain.config import TIER_NUMBERS, ACOConfig, TierSpec
+from aco_langchain.errors import ConfigError
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel

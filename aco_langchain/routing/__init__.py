@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from aco_langchain.config import ACOConfig
+from aco_langchain.errors import BudgetExceededError, RoutingError, TierUnavailableError
 from aco_langchain.routing.base import (
     Assessment,
     RouteConstraints,
@@ -19,13 +20,7 @@ from aco_langchain.routing.base import (
     Router,
     RouteRequest,
 )
-from aco_langchain.routing.policy import (
-    BudgetExceededError,
-    RoutingError,
-    TierUnavailableError,
-    decide,
-    estimate_call_cost,
-)
+from aco_langchain.routing.policy import decide, estimate_call_cost
 from aco_langchain.routing.rules import RuleRouter
 
 __all__ = [

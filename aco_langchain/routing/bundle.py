@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from aco_langchain.errors import BundleError
 from aco_langchain.routing.features import DENSE_NAMES, FeatureSpec
 
 # /2: packed char n-gram hashing (features.py) and mixed operating points
@@ -43,10 +44,6 @@ REQUIRED_ARRAYS = {
     "cost_w": 2,  # (dense + 1, models) log-cost regression (last row: intercept)
     "out_w": 1,  # (dense + 1,) log output-token regression (last: intercept)
 }
-
-
-class BundleError(ValueError):
-    """A bundle that cannot be trusted or read: missing, tampered, or of another version."""
 
 
 def default_bundle_dir() -> Path:

@@ -30,22 +30,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from aco_langchain.config import TIER_NUMBERS, ACOConfig
+from aco_langchain.errors import BudgetExceededError, RoutingError, TierUnavailableError
 from aco_langchain.providers.tiers import DEFAULT_OUTPUT_TOKENS, cost_usd, estimate_tokens
 from aco_langchain.routing.base import Assessment, RouteDecision, RouteRequest
 
 RISK_FLOORS = {"low": 1, "medium": 1, "high": 3, "critical": 5}
-
-
-class RoutingError(RuntimeError):
-    """No tier can serve the request under the given constraints."""
-
-
-class BudgetExceededError(RoutingError):
-    """The run has spent its budget and the policy is ``on_budget_exceeded: raise``."""
-
-
-class TierUnavailableError(RoutingError):
-    """``strict`` routing and the chosen tier cannot be called."""
 
 
 def estimate_call_cost(config: ACOConfig, tier: int, request: RouteRequest) -> float:

@@ -9,8 +9,8 @@ from pydantic import BaseModel
 
 from aco_langchain import ACOConfig, ACORouterChatModel
 from aco_langchain.config import config_from_dict
-from aco_langchain.providers.faults import AllTiersFailedError
-from aco_langchain.routing import BudgetExceededError, RuleRouter
+from aco_langchain.errors import AllTiersFailedError, BudgetExceededError
+from aco_langchain.routing import RuleRouter
 from aco_langchain.testing import ScriptedChatModel
 
 

@@ -5,7 +5,8 @@ import yaml
 from typer.testing import CliRunner
 
 from aco_langchain.cli import app
-from aco_langchain.config import ACOConfig, ConfigError, config_from_dict, load_config
+from aco_langchain.config import ACOConfig, config_from_dict, load_config
+from aco_langchain.errors import ConfigError
 
 
 def test_defaults_are_the_seed_table() -> None:

@@ -4,8 +4,8 @@ import httpx
 import openai
 import pytest
 
+from aco_langchain.errors import AllTiersFailedError
 from aco_langchain.providers.faults import (
-    AllTiersFailedError,
     TierHealth,
     backoff_delay,
     classify_error,

@@ -6,7 +6,7 @@ import pytest
 
 from aco_langchain import ACORouterChatModel
 from aco_langchain.config import config_from_dict
-from aco_langchain.providers.faults import AllTiersFailedError
+from aco_langchain.errors import AllTiersFailedError
 from aco_langchain.routing import RuleRouter
 from tests.fault_server import Fault, FaultServer
 

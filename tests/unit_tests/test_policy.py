@@ -3,15 +3,8 @@ from __future__ import annotations
 import pytest
 
 from aco_langchain.config import ACOConfig, config_from_dict
-from aco_langchain.routing import (
-    Assessment,
-    BudgetExceededError,
-    RouteRequest,
-    RuleRouter,
-    TierUnavailableError,
-    decide,
-    route,
-)
+from aco_langchain.errors import BudgetExceededError, TierUnavailableError
+from aco_langchain.routing import Assessment, RouteRequest, RuleRouter, decide, route
 
 CFG = ACOConfig(router="rules")
 

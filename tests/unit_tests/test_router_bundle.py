@@ -14,6 +14,7 @@ pytest.importorskip("scipy")
 pytest.importorskip("sklearn")
 
 from aco_langchain.config import ACOConfig  # noqa: E402
+from aco_langchain.errors import DataError
 from aco_langchain.routing.base import RouteRequest  # noqa: E402
 from aco_langchain.routing.bundle import (  # noqa: E402
     ARRAYS,
@@ -23,7 +24,7 @@ from aco_langchain.routing.bundle import (  # noqa: E402
     save_bundle,
 )
 from aco_langchain.routing.learned import LearnedRouter, load_router  # noqa: E402
-from aco_langchain.routing.training.datasets import DataError, load_outcomes  # noqa: E402
+from aco_langchain.routing.training.datasets import load_outcomes  # noqa: E402
 from aco_langchain.routing.training.train import TrainParams, train_bundle  # noqa: E402
 
 

@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from aco_langchain.config import LocalModelSettings
+from aco_langchain.errors import LocalModelError
 
 __all__ = [
     "LLAMA_CPP_PYTHON_VERSION",
@@ -95,10 +96,6 @@ CMAKE_OPTIONS = (
 ProgressFn = Callable[[str], None]
 
 _STEP_RE = re.compile(r"^\[\s*(\d+)\s*/\s*(\d+)\]|^\[\s*(\d+)%\]")
-
-
-class LocalModelError(RuntimeError):
-    """A local-tier problem, worded for the user: says what is wrong and what to run."""
 
 
 @dataclass(frozen=True)

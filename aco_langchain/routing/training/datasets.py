@@ -37,6 +37,8 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from aco_langchain.errors import DataError
+
 #: List prices, USD per 1M tokens (input, output), for models the shipped data names.
 LIST_PRICES: dict[str, tuple[float, float]] = {
     "gpt-4-1106-preview": (10.0, 30.0),
@@ -54,10 +56,6 @@ LIST_PRICES: dict[str, tuple[float, float]] = {
 }
 
 CHARS_PER_TOKEN = 4.0
-
-
-class DataError(ValueError):
-    """A data file that cannot be read as outcomes; the message names the file and the fix."""
 
 
 def estimate_tokens(text: str) -> int:

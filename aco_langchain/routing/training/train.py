@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from aco_langchain.errors import TrainError
 from aco_langchain.routing.bundle import Bundle, OperatingPoint, make_manifest
 from aco_langchain.routing.features import DENSE_CLIP, FeatureSpec, Featurizer
 from aco_langchain.routing.training import evaluate as ev
@@ -42,10 +43,6 @@ if TYPE_CHECKING:
     from aco_langchain.config import ACOConfig
 
 QUALITY_TARGETS = tuple(round(x, 3) for x in np.arange(0.70, 1.0001, 0.005))
-
-
-class TrainError(ValueError):
-    """Training input that cannot give a router (too few prompts, missing extra...)."""
 
 
 @dataclass(frozen=True)
