@@ -1,0 +1,148 @@
+"""What a call reports: ``response_metadata["aco"]`` (tier, cost, reason, escalation,
+fallback) and the final stream chunk that carries it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from langchain_core.messages import AIMessage, AIMessageChunk
+from langchain_core.messages.ai import add_usage
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+
+from aco_langchain.chat.messages import tool_call_chunks
+from aco_langchain.chat.plan import CallPlan, TierCall
+
+if TYPE_CHECKING:
+    from aco_langchain.chat.execute import FallbackRun
+    from aco_langchain.chat.model import ACORouterChatModel
+
+
+class MetadataMixin:
+    """Builds the ``aco`` metadata of an answer and settles the call's spend."""
+
+    def _aco_metadata(
+        self: ACORouterChatModel,
+        plan: CallPlan,
+        final: TierCall,
+        cheap: TierCall | None,
+        cascade_info: Any,
+    ) -> dict[str, Any]:
+        rt = self._rt
+        calls = [c for c in (cheap, final) if c is not None]
+        total = sum(c.cost_usd for c in calls)
+        self._settle(plan, total)
+        routed = plan.decision.tier
+        first_tier = cheap.tier if cheap else routed
+        fallback_from = None
+        failures = {**(cheap.failures if cheap else {}), **final.failures}
+        if cheap is None and final.tier != routed or cheap is not None and cheap.tier != routed:
+            fallback_from = routed
+        meta: dict[str, Any] = {
+            "tier": final.tier,
+            "model_id": final.model_id,
+            "confidence": round(
+                cascade_info.confidence if cascade_info is not None else plan.decision.confidence,
+                4,
+            ),
+            "reason": plan.decision.reason
+            + (f"; cascade: {cascade_info.reason}" if cascade_info is not None else ""),
+            "cost_usd": round(total, 8),
+            "estimated_cost_usd": plan.decision.cost_estimate,
+            "escalated": bool(cheap is not None and final.tier != cheap.tier),
+            "fallback_from": fallback_from,
+            "routed_tier": routed,
+            "task_type": plan.decision.task_type,
+            "difficulty": plan.decision.difficulty,
+            "run_key": plan.run_key,
+            "run_spent_usd": round(rt.ledger.spent(plan.run_key), 8),
+            "latency_ms": round((time.perf_counter() - plan.started) * 1000, 2),
+        }
+        if failures:
+            meta["failures"] = {str(k): v for k, v in failures.items()}
+        if cheap is not None:
+            meta["calls"] = [
+                {
+                    "tier": c.tier,
+                    "model_id": c.model_id,
+                    "cost_usd": round(c.cost_usd, 8),
+                    "usage": dict(c.usage or {}),
+                }
+                for c in calls
+            ]
+            meta["first_tier"] = first_tier
+        return meta
+
+    def _decorate(
+        self: ACORouterChatModel,
+        result: ChatResult,
+        plan: CallPlan,
+        final: TierCall,
+        cheap: TierCall | None,
+        cascade_info: Any,
+    ) -> ChatResult:
+        rt = self._rt
+        meta = self._aco_metadata(plan, final, cheap, cascade_info)
+        gen = result.generations[0]
+        msg = gen.message
+        msg.response_metadata.setdefault("model_name", rt.registry.model_name(final.tier))
+        msg.response_metadata["model_provider"] = rt.registry.provider(final.tier)
+        msg.response_metadata["aco"] = meta
+        if isinstance(msg, AIMessage):
+            if msg.usage_metadata is None:
+                # The tier reported no usage: carry the estimate the cost was computed from.
+                msg.usage_metadata = final.usage
+                meta["usage_estimated"] = True
+            if cheap is not None and cheap.usage:
+                # Both calls were really spent through this model: report their sum.
+                msg.usage_metadata = add_usage(cheap.usage, msg.usage_metadata)
+        if result.llm_output is None:
+            result.llm_output = {}
+        result.llm_output["aco"] = meta
+        return result
+
+    def _final_chunk(
+        self: ACORouterChatModel,
+        plan: CallPlan,
+        tier: int,
+        collected: list[ChatGenerationChunk],
+        run: FallbackRun,
+    ) -> ChatGenerationChunk:
+        rt = self._rt
+        merged: AIMessageChunk | None = None
+        for c in collected:
+            merged = c.message if merged is None else merged + c.message  # type: ignore[assignment]
+        msg = merged if merged is not None else AIMessageChunk(content="")
+        call = self._tier_call(plan, tier, msg, run.failures)
+        meta = self._aco_metadata(plan, call, None, None)
+        rm: dict[str, Any] = {"aco": meta}
+        if "model_name" not in msg.response_metadata:
+            rm["model_name"] = rt.registry.model_name(tier)
+        if "model_provider" not in msg.response_metadata:
+            rm["model_provider"] = rt.registry.provider(tier)
+        usage = None
+        if msg.usage_metadata is None and call.usage is not None:
+            usage = call.usage  # estimated: the tier sent none
+            meta["usage_estimated"] = True
+        return ChatGenerationChunk(
+            message=AIMessageChunk(
+                content="", response_metadata=rm, usage_metadata=usage, chunk_position="last"
+            )
+        )
+
+
+def _result_as_chunks(result: ChatResult) -> Iterator[ChatGenerationChunk]:
+    """A finished (buffered) answer as stream chunks: the content, then metadata."""
+    gen: ChatGeneration = result.generations[0]
+    msg = gen.message
+    chunk_msg = AIMessageChunk(
+        content=msg.content,
+        additional_kwargs=msg.additional_kwargs,
+        response_metadata=msg.response_metadata,
+        usage_metadata=getattr(msg, "usage_metadata", None),
+        tool_call_chunks=tool_call_chunks(msg),
+        id=msg.id,
+        chunk_position="last",
+    )
+    yield ChatGenerationChunk(message=chunk_msg, generation_info=gen.generation_info)
