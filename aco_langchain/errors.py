@@ -78,6 +78,10 @@ class TrainError(ACOError, ValueError):
     """Training input that cannot give a router (too few prompts, missing extra...)."""
 
 
+class PlotError(ACOError, RuntimeError):
+    """A plot that cannot be drawn or written (matplotlib missing, unwritable path)."""
+
+
 __all__ = [
     "ACOError",
     "AllTiersFailedError",
@@ -86,6 +90,7 @@ __all__ = [
     "ConfigError",
     "DataError",
     "LocalModelError",
+    "PlotError",
     "RoutingError",
     "TierUnavailableError",
     "TrainError",

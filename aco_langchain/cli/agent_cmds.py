@@ -190,6 +190,11 @@ def register(app: typer.Typer) -> None:
         ),
         config: str | None = typer.Option(None, "--config", "-c", help=_CONFIG_HELP),
         as_json: bool = typer.Option(False, "--json", help=_JSON_HELP),
+        plot: str | None = typer.Option(
+            None,
+            "--plot",
+            help="Also write a PNG: spend per step, tier mix, success by tier, rates.",
+        ),
     ) -> None:
         """Cost per successful task, success rate by tier, other rates, and the seed's alerts."""
         from pathlib import Path
@@ -205,14 +210,25 @@ def register(app: typer.Typer) -> None:
                 "or pass the JSONL files to read",
                 as_json,
             )
-        from aco_langchain.tracing.stats import stats_from_files
+        from aco_langchain.tracing.sinks import read_traces
+        from aco_langchain.tracing.stats import compute_stats
 
         try:
-            report = stats_from_files(files, cfg)
+            result = read_traces(files)
         except OSError as err:
             fail(f"cannot read traces: {err}", as_json)
+        report = compute_stats(result.traces, cfg, problems=result.problems)
+        if plot:
+            from aco_langchain.errors import PlotError
+            from aco_langchain.viz import save_png, stats_figure
+
+            try:
+                save_png(stats_figure(result.traces, report), plot)
+            except PlotError as err:
+                fail(str(err), as_json)
         if as_json:
-            _emit_json({"files": files, **report.model_dump(mode="json")})
+            extra = {"plot": plot} if plot else {}
+            _emit_json({"files": files, **report.model_dump(mode="json"), **extra})
             return
         from rich.table import Table
 
@@ -247,3 +263,5 @@ def register(app: typer.Typer) -> None:
             con.print("[green]no alerts[/]")
         for p in report.problems:
             con.print(f"[yellow]skipped[/] {p}")
+        if plot:
+            con.print(f"plot written to {plot}")

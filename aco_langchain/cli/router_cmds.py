@@ -35,6 +35,9 @@ def train_cmd(
     config: str | None = typer.Option(None, "--config", help="config.yaml (tier map)."),
     seed: int = typer.Option(0, "--seed", help="Seed: same data + seed = same bundle."),
     as_json: bool = typer.Option(False, "--json", help="Print the manifest summary as JSON."),
+    plot: str | None = typer.Option(
+        None, "--plot", help="Write the cross-validated cost-quality frontier as a PNG."
+    ),
 ) -> None:
     """Train a learned-router bundle from per-prompt outcome data."""
     cfg = load_or_fail(config, as_json) if config else None
@@ -50,6 +53,12 @@ def train_cmd(
         fail(str(err), as_json)
     except OSError as err:
         fail(f"{out}: cannot write the bundle ({err.strerror})", as_json)
+    if plot and bundle.cv_report is not None:
+        _plot(
+            {**bundle.cv_report, "data": f"{dataset.summary()['name']}, cross-validated"},
+            plot,
+            as_json,
+        )
     man = bundle.manifest
     summary = {
         "ok": True,
@@ -58,6 +67,7 @@ def train_cmd(
         "tier_map": man.tier_map,
         "validation": man.validation,
         "fingerprint": bundle.fingerprint(),
+        **({"plot": plot} if plot else {}),
     }
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
@@ -86,7 +96,9 @@ def eval_cmd(
     data: list[str] = typer.Option(..., "--data", help="Outcome files to evaluate on."),
     bundle: str | None = typer.Option(None, "--bundle", help="Bundle dir (default: shipped)."),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
-    plot: str | None = typer.Option(None, "--plot", help="Write the cost-quality curve PNG."),
+    plot: str | None = typer.Option(
+        None, "--plot", help="Write the cost-quality frontier as a PNG (needs matplotlib)."
+    ),
     choices_out: str | None = typer.Option(
         None,
         "--choices-out",
@@ -95,41 +107,18 @@ def eval_cmd(
 ) -> None:
     """Evaluate the learned router on outcome data: singles, oracle, zero router, router."""
     dataset = _load_data(data, as_json)
-    import numpy as np
-
-    from aco_langchain.errors import BundleError
+    from aco_langchain.errors import BundleError, TrainError
     from aco_langchain.routing.bundle import load_bundle
-    from aco_langchain.routing.training import evaluate as ev
-    from aco_langchain.routing.training.train import Fitted, featurize
+    from aco_langchain.routing.training.train import evaluate_bundle
 
     try:
         b = load_bundle(bundle)
+        rep = evaluate_bundle(b, dataset)
     except BundleError as err:
         fail(str(err), as_json)
-    man = b.manifest
-    if sorted(man.models) != sorted(dataset.models):
-        missing = sorted(set(dataset.models) - set(man.models))
-        fail(
-            f"the data's models differ from the bundle's (not in bundle: {missing}); "
-            f"train a bundle for them first: aco train --data {' '.join(data)} --out DIR",
-            as_json,
-        )
-    order = [man.models.index(m) for m in dataset.models]
-    x, dense = featurize(dataset.prompts, man.feature_spec)
-    p, c_hat = Fitted(b.arrays).predict(x, dense)
-    p, c_hat = p[:, order], c_hat[:, order]
-    knobs = ev.default_lambdas()
-    u = np.array([ev.prompt_uniform(t) for t in dataset.prompts])
-    choices, lam_idx, mixes = ev.mixed_sweep(p, c_hat / man.cost_reference, knobs, u)
-    pair = None
-    if len(dataset.models) == 2:
-        strong = ev.best_single(dataset.correct, dataset.cost)[0]
-        pair = p[:, strong] - p[:, 1 - strong]
-    rep = ev.report(
-        dataset.models, dataset.correct, dataset.cost, choices, knobs[lam_idx], pair, mixes
-    )
-    rep["data"] = dataset.summary()["name"]
-    rep["bundle"] = b.path
+    except TrainError as err:
+        fail(f"{err} (data: {' '.join(data)})", as_json)
+    choices, mixes = rep.pop("choices"), rep.pop("mixes")
     if choices_out:
         try:
             with open(choices_out, "w", encoding="utf-8") as fh:
@@ -146,10 +135,10 @@ def eval_cmd(
     if as_json:
         typer.echo(json.dumps(rep, indent=2))
         return
-    _print_report(rep, np)
+    _print_report(rep)
 
 
-def _print_report(rep: dict[str, Any], np: Any) -> None:
+def _print_report(rep: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -185,36 +174,13 @@ def _print_report(rep: dict[str, Any], np: Any) -> None:
 
 
 def _plot(rep: dict[str, Any], path: str, as_json: bool) -> None:
-    try:
-        import matplotlib
+    from aco_langchain.errors import PlotError
+    from aco_langchain.viz import frontier_figure, save_png
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        fail("--plot needs matplotlib (the 'train' extra): pip install matplotlib", as_json)
-    from aco_langchain.routing.training import evaluate as ev
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    curve = rep["router"]["curve"]
-    ax.plot([c["mean_cost"] for c in curve], [c["accuracy"] for c in curve], ".-", label="router")
-    singles = [(m["mean_cost"], m["accuracy"]) for m in rep["models"].values()]
-    for name, m in rep["models"].items():
-        ax.scatter(m["mean_cost"], m["accuracy"], marker="x")
-        ax.annotate(name.split("/")[-1], (m["mean_cost"], m["accuracy"]), fontsize=6)
-    hull = ev.upper_hull(singles)
-    ax.plot([h[0] for h in hull], [h[1] for h in hull], "--", label="zero router (hull)")
-    o = rep["oracle"]
-    ax.scatter(o["mean_cost"], o["accuracy"], marker="*", s=80, label="oracle")
-    ax.set_xscale("log")
-    ax.set_xlabel("mean cost per query (USD)")
-    ax.set_ylabel("accuracy")
-    ax.legend(fontsize=7)
     try:
-        fig.savefig(path, dpi=120, bbox_inches="tight")
-    except OSError as err:
-        fail(f"{path}: cannot write the plot ({err.strerror})", as_json)
-    finally:
-        plt.close(fig)
+        save_png(frontier_figure(rep), path)
+    except PlotError as err:
+        fail(str(err), as_json)
 
 
 def register(app: typer.Typer) -> None:

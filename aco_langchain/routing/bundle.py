@@ -19,7 +19,7 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -122,6 +122,9 @@ class Bundle:
     manifest: Manifest
     arrays: dict[str, np.ndarray]
     path: str | None = None
+    #: A freshly trained bundle's cross-validated metrics (``evaluate.report``: curve,
+    #: singles, oracle, zero router); not saved, None for a loaded bundle.
+    cv_report: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
     def fingerprint(self) -> str:
         """One sha256 over all array checksums (what tests compare for reproducibility)."""

@@ -113,12 +113,20 @@ def cost_reduction_at(
     negative reduction is possible when the only qualifying point costs more.
     """
     _, best_acc, best_cost = best_single(correct, cost)
-    target = level * best_acc - 1e-12
-    ok = [(c, i) for i, (c, a) in enumerate(points) if a >= target]
-    if not ok:
+    i = cheapest_at(points, level * best_acc)
+    if i is None:
         return 0.0, None
-    c, i = min(ok)
-    return 1.0 - c / best_cost, i
+    return 1.0 - points[i][0] / best_cost, i
+
+
+def cheapest_at(points: list[Point], accuracy: float) -> int | None:
+    """Index of the cheapest point whose accuracy reaches ``accuracy`` (None: no point does).
+
+    Ties in cost go to the earlier point.
+    """
+    target = accuracy - 1e-12
+    ok = [(c, i) for i, (c, a) in enumerate(points) if a >= target]
+    return min(ok)[1] if ok else None
 
 
 def pgr_curve(scores: np.ndarray, correct: np.ndarray, strong: int, weak: int) -> np.ndarray:

@@ -371,4 +371,54 @@ def train_bundle(
         },
         validation=validation,
     )
-    return Bundle(manifest=manifest, arrays=fitted.arrays)
+    return Bundle(manifest=manifest, arrays=fitted.arrays, cv_report=rep)
+
+
+def evaluate_bundle(bundle: Bundle, data: OutcomeSet) -> dict[str, Any]:
+    """Measure ``bundle`` on ``data``: the knob sweep's curve, singles, oracle, zero router.
+
+    What ``aco eval --json`` prints. Evaluate on prompts the bundle was not trained on to
+    get an honest curve (a freshly trained bundle's ``cv_report`` is the cross-validated
+    one).
+
+    Args:
+        bundle: A trained or loaded bundle.
+        data: Outcomes of the same models as the bundle's (any order).
+
+    Returns:
+        ``evaluate.report``'s dict plus ``data`` (the data's name), ``bundle`` (its path)
+        and ``choices``/``mixes`` (each curve point's model index per prompt, and its mix).
+
+    Raises:
+        TrainError: The data's models differ from the bundle's.
+
+    Example:
+        ```python
+        rep = evaluate_bundle(load_bundle(None), load_outcomes(["mbpp_train.csv"]))
+        rep["router"]["aiq"], rep["zero_router"]["aiq"]
+        ```
+    """
+    man = bundle.manifest
+    if sorted(man.models) != sorted(data.models):
+        missing = sorted(set(data.models) - set(man.models))
+        raise TrainError(
+            f"the data's models differ from the bundle's (not in bundle: {missing}); "
+            "train a bundle for them first: aco train --data FILES --out DIR"
+        )
+    order = [man.models.index(m) for m in data.models]
+    x, dense = featurize(data.prompts, man.feature_spec)
+    p, c_hat = Fitted(bundle.arrays).predict(x, dense)
+    p, c_hat = p[:, order], c_hat[:, order]
+    knobs = ev.default_lambdas()
+    u = np.array([ev.prompt_uniform(t) for t in data.prompts])
+    choices, lam_idx, mixes = ev.mixed_sweep(p, c_hat / man.cost_reference, knobs, u)
+    pair = None
+    if len(data.models) == 2:
+        strong = ev.best_single(data.correct, data.cost)[0]
+        pair = p[:, strong] - p[:, 1 - strong]
+    rep = ev.report(data.models, data.correct, data.cost, choices, knobs[lam_idx], pair, mixes)
+    rep["data"] = data.summary()["name"]
+    rep["bundle"] = bundle.path
+    rep["choices"] = choices
+    rep["mixes"] = mixes
+    return rep
