@@ -49,6 +49,15 @@ class AllTiersFailedError(ACOError, RuntimeError):
         failures: each tier's last error, as a short masked line (``{tier: "..."}``).
         exceptions: each tier's last exception object (``{tier: exc}``); the error is raised
             ``from`` the last of them.
+
+    Example:
+        ```python
+        try:
+            llm.invoke("hi")
+        except AllTiersFailedError as exc:
+            print(exc.failures)             # {3: "APIStatusError 500: ...", 4: "..."}
+            print(type(exc.__cause__))      # the last tier's exception
+        ```
     """
 
     def __init__(
@@ -60,6 +69,84 @@ class AllTiersFailedError(ACOError, RuntimeError):
         self.exceptions = dict(exceptions or {})
         lines = "; ".join(f"tier {n}: {why}" for n, why in self.failures.items())
         super().__init__(f"all tiers failed: {lines}")
+
+
+class DeadlineExceededError(AllTiersFailedError, TimeoutError):
+    """A call's deadline was spent before any tier answered.
+
+    One deadline covers the whole call (every attempt, retry, fallback and cascade step):
+    the smallest of ``routing.max_latency_per_call_s``, the model's ``timeout`` and the
+    call's ``max_latency_ms``. It is an :class:`AllTiersFailedError`, so code that handles
+    "no tier answered" handles this too.
+
+    Attributes:
+        deadline_s: the deadline in seconds.
+        source: which setting set it (e.g. ``"max_latency_ms=500"``).
+        elapsed_s: seconds spent when the call gave up.
+        failures: what each tier tried said (``{tier: "..."}``), as in AllTiersFailedError.
+
+    Example:
+        ```python
+        try:
+            llm.invoke("hi", max_latency_ms=500)
+        except DeadlineExceededError as exc:
+            print(exc.source, exc.failures)   # "max_latency_ms=500" {2: "APITimeoutError: ..."}
+        ```
+    """
+
+    def __init__(
+        self,
+        deadline_s: float,
+        source: str,
+        elapsed_s: float,
+        failures: Mapping[int, str],
+        exceptions: Mapping[int, BaseException] | None = None,
+    ) -> None:
+        super().__init__(failures, exceptions)
+        self.deadline_s = deadline_s
+        self.source = source
+        self.elapsed_s = elapsed_s
+        tried = (
+            "; ".join(f"tier {n}: {why}" for n, why in self.failures.items())
+            or "no tier was called"
+        )
+        self.args = (
+            f"deadline of {deadline_s:g}s ({source}) spent after {elapsed_s:.2f}s; tried: "
+            f"{tried}. Raise the deadline or choose a faster tier",
+        )
+
+
+class TierReplyError(ACOError, RuntimeError):
+    """A tier answered with something that is not an answer (no choices, no content and no
+    tool calls, a stream without chunks). It counts as a tier failure: the next tier is tried.
+
+    Attributes:
+        tier: the tier that answered.
+    """
+
+    def __init__(self, tier: int, what: str) -> None:
+        self.tier = tier
+        super().__init__(f"tier {tier} gave no usable answer: {what}")
+
+
+class StreamInterruptedError(ACOError, RuntimeError):
+    """A stream failed after part of the answer was delivered; it is not retried or re-routed
+    (a second answer would duplicate the first part). Raised ``from`` the transport error.
+
+    Attributes:
+        tier: the tier whose stream broke.
+        chunks: how many chunks were delivered.
+        chars: how many characters of content were delivered.
+    """
+
+    def __init__(self, tier: int, chunks: int, chars: int, why: str) -> None:
+        self.tier = tier
+        self.chunks = chunks
+        self.chars = chars
+        super().__init__(
+            f"tier {tier} stream broke after {chunks} chunk(s), {chars} char(s) delivered: "
+            f"{why}. The partial answer was not retried; call again for a full answer"
+        )
 
 
 class LocalModelError(ACOError, RuntimeError):
@@ -89,9 +176,12 @@ __all__ = [
     "BundleError",
     "ConfigError",
     "DataError",
+    "DeadlineExceededError",
     "LocalModelError",
     "PlotError",
     "RoutingError",
+    "StreamInterruptedError",
+    "TierReplyError",
     "TierUnavailableError",
     "TrainError",
 ]

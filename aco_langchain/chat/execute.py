@@ -1,9 +1,18 @@
 """The call loops of :class:`ACORouterChatModel`: sync and async tier calls with retries,
-fallback and streaming. Every decision comes from ``plan``; only the I/O is here."""
+fallback and streaming. Every decision comes from ``plan`` and :class:`FallbackRun`; only the
+I/O is here.
+
+Each tier call is built (tier model, tool binding, config errors) *outside* the ``try`` that
+classifies provider faults, as langchain's ``model_fallback`` middleware does: a bug or a
+config error surfaces as itself, never as "tier failed". Every reply is checked
+(:func:`check_result`): no choices, or no content and no tool calls, is a tier fault like any
+other. One deadline covers the call (``providers/deadline.py``).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -12,12 +21,19 @@ from langchain_core.callbacks import (
     AsyncCallbackManagerForLLMRun,
     CallbackManagerForLLMRun,
 )
+from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 
 from aco_langchain.chat.metadata import _result_as_chunks
 from aco_langchain.chat.plan import CallPlan, TierCall, _no_extra
-from aco_langchain.errors import AllTiersFailedError
+from aco_langchain.errors import (
+    AllTiersFailedError,
+    DeadlineExceededError,
+    StreamInterruptedError,
+    TierReplyError,
+)
+from aco_langchain.providers.deadline import MIN_ATTEMPT_S, Deadline
 from aco_langchain.providers.faults import (
     TierHealth,
     backoff_delay,
@@ -28,26 +44,74 @@ from aco_langchain.providers.faults import (
 if TYPE_CHECKING:
     from aco_langchain.chat.model import ACORouterChatModel
 
+logger = logging.getLogger(__name__)
+
+
+def _has_answer(message: BaseMessage) -> bool:
+    """Does a message carry an answer: content, tool calls, or an explicit refusal?"""
+    content = message.content
+    if isinstance(content, str):
+        if content.strip():
+            return True
+    elif content:
+        return True
+    for calls in ("tool_calls", "tool_call_chunks", "invalid_tool_calls"):
+        if getattr(message, calls, None):
+            return True  # a call, even a broken one, is the agent's to judge
+    extra = message.additional_kwargs
+    return bool(extra.get("tool_calls") or extra.get("function_call") or extra.get("refusal"))
+
+
+def check_result(tier: int, result: ChatResult) -> ChatResult:
+    """The tier's result if it holds an answer; else a :class:`TierReplyError` (a fault).
+
+    Args:
+        tier: the tier that answered.
+        result: what its ``_generate`` returned.
+
+    Returns:
+        ``result`` unchanged.
+
+    Raises:
+        TierReplyError: no generations (a 200 with empty ``choices``), or a message with
+            neither content nor tool calls (null content).
+    """
+    if not result.generations:
+        raise TierReplyError(tier, "the reply had no choices")
+    if not _has_answer(result.generations[0].message):
+        raise TierReplyError(tier, "the reply had no content and no tool calls")
+    return result
+
 
 class FallbackRun:
     """The retry/fallback state machine of one call; sync and async loops drive it.
 
     Usage (the sync loop)::
 
-        run = FallbackRun(order, retries, health)
+        run = FallbackRun(order, retries, health, 0.5, plan.deadline)
         while (attempt := run.next_attempt()) is not None:
             tier, delay = attempt
-            ...call tier..., then run.succeeded() or run.failed(exc)
+            ...call tier with run.deadline.remaining()..., then run.succeeded() or run.failed(exc)
+        raise run.exhausted_error() from run.last
     """
 
     def __init__(
-        self, order: list[int], retries: int, health: TierHealth, base_delay_s: float
+        self,
+        order: list[int],
+        retries: int,
+        health: TierHealth,
+        base_delay_s: float,
+        deadline: Deadline | None = None,
     ) -> None:
         self.order = list(order)
         self.retries = retries
         self.health = health
         self.base_delay_s = base_delay_s
+        self.deadline = deadline if deadline is not None else Deadline.start(float("inf"), "none")
         self.failures: dict[int, str] = {}
+        self.exceptions: dict[int, BaseException] = {}
+        self.last: BaseException | None = None
+        self.deadline_spent = False
         self._i = 0
         self._attempt = 0
         self._delay = 0.0
@@ -57,8 +121,19 @@ class FallbackRun:
         return self.order[self._i]
 
     def next_attempt(self) -> tuple[int, float] | None:
-        """(tier, seconds to wait first) for the next attempt, or None when exhausted."""
+        """(tier, seconds to wait first) for the next attempt, or None when exhausted or
+        when the deadline leaves no time for it (wait included)."""
         if self._i >= len(self.order):
+            return None
+        if self.deadline.remaining() - self._delay < MIN_ATTEMPT_S:
+            self.deadline_spent = True
+            logger.warning(
+                "deadline %gs (%s) spent after %.2fs: no further attempt (next was tier %s)",
+                self.deadline.budget_s,
+                self.deadline.source,
+                self.deadline.elapsed(),
+                self.order[self._i],
+            )
             return None
         return self.order[self._i], self._delay
 
@@ -67,18 +142,67 @@ class FallbackRun:
 
     def failed(self, exc: BaseException) -> None:
         tier = self.tier
-        self.failures[tier] = describe_error(exc)
+        why = describe_error(exc)
+        self.failures[tier] = why
+        self.exceptions[tier] = exc
+        self.last = exc
         if classify_error(exc) == "retry" and self._attempt < self.retries:
             self._delay = backoff_delay(self._attempt, self.base_delay_s)
             self._attempt += 1
+            logger.info(
+                "tier %s failed (%s): retry %d of %d in %.2fs",
+                tier,
+                why,
+                self._attempt,
+                self.retries,
+                self._delay,
+            )
             return
         self.health.failed(tier)
         self._i += 1
         self._attempt = 0
         self._delay = 0.0
+        if self._i < len(self.order):
+            logger.warning("tier %s failed (%s): falling back to tier %s", tier, why, self.tier)
+        else:
+            logger.warning("tier %s failed (%s): no tier left to fall back to", tier, why)
 
     def exhausted_error(self) -> AllTiersFailedError:
-        return AllTiersFailedError(self.failures)
+        """The error that ends the call: :class:`DeadlineExceededError` when the deadline
+        stopped it, else :class:`AllTiersFailedError`; raise it ``from run.last``."""
+        if self.deadline_spent:
+            return DeadlineExceededError(
+                self.deadline.budget_s,
+                self.deadline.source,
+                self.deadline.elapsed(),
+                self.failures,
+                self.exceptions,
+            )
+        return AllTiersFailedError(self.failures, self.exceptions)
+
+
+class _Delivered:
+    """What a stream has handed to the caller so far."""
+
+    def __init__(self) -> None:
+        self.chunks: list[ChatGenerationChunk] = []
+        self.answered = False  # any chunk with content or tool calls
+
+    def add(self, chunk: ChatGenerationChunk) -> None:
+        self.chunks.append(chunk)
+        if not self.answered and _has_answer(chunk.message):
+            self.answered = True
+
+    def chars(self) -> int:
+        return sum(len(str(c.message.content)) for c in self.chunks)
+
+    def interrupted(self, tier: int, exc: BaseException) -> StreamInterruptedError:
+        return StreamInterruptedError(tier, len(self.chunks), self.chars(), describe_error(exc))
+
+
+def _stream_deadline_error(run: FallbackRun) -> TimeoutError:
+    d = run.deadline
+    return TimeoutError(f"deadline {d.budget_s:g}s ({d.source}) spent during the stream")
 
 
 class ExecuteMixin:
@@ -87,8 +211,29 @@ class ExecuteMixin:
     def _retries(self: ACORouterChatModel) -> int:
         return self.config.routing.max_retries if self.max_retries is None else self.max_retries
 
-    def _fallback_run(self: ACORouterChatModel, order: list[int]) -> FallbackRun:
-        return FallbackRun(order, self._retries(), self._rt.health, self.retry_base_delay_s)
+    def _fallback_run(self: ACORouterChatModel, plan: CallPlan, order: list[int]) -> FallbackRun:
+        return FallbackRun(
+            order, self._retries(), self._rt.health, self.retry_base_delay_s, plan.deadline
+        )
+
+    def _attempt_args(
+        self: ACORouterChatModel,
+        plan: CallPlan,
+        tier: int,
+        extra: dict[str, Any],
+        run: FallbackRun,
+    ) -> tuple[BaseChatModel, dict[str, Any]]:
+        """The tier's model and call kwargs, with the time left as the request timeout for
+        clients that take one (ChatOpenAI). Built outside the fault ``try``: a config error
+        or a tool-binding bug is raised as itself."""
+        cold = not self._rt.registry.is_built(tier)
+        started = time.monotonic()
+        model, kw = self._tier_call_args(plan, tier, extra)
+        if cold:  # first use builds the client (imports, TLS): setup, not call time
+            run.deadline.exclude(time.monotonic() - started)
+        if _takes_request_timeout(model):
+            kw["timeout"] = max(MIN_ATTEMPT_S, run.deadline.remaining())
+        return model, kw
 
     def _call_tiers(
         self: ACORouterChatModel,
@@ -99,24 +244,25 @@ class ExecuteMixin:
         run_manager: CallbackManagerForLLMRun | None,
         extra: Callable[[int], dict[str, Any]] = _no_extra,
     ) -> tuple[ChatResult, TierCall]:
-        run = self._fallback_run(order)
+        run = self._fallback_run(plan, order)
         while (attempt := run.next_attempt()) is not None:
             tier, delay = attempt
             if delay:
                 time.sleep(delay)
+            model, kw = self._attempt_args(plan, tier, extra(tier), run)
             try:
-                model, kw = self._tier_call_args(plan, tier, extra(tier))
                 if model.rate_limiter:
                     model.rate_limiter.acquire(blocking=True)
-                result = model._generate(
-                    messages, stop=self._stop(stop), run_manager=run_manager, **kw
+                result = check_result(
+                    tier,
+                    model._generate(messages, stop=self._stop(stop), run_manager=run_manager, **kw),
                 )
-            except Exception as exc:  # noqa: BLE001 - every provider fault is classified
+            except Exception as exc:  # noqa: BLE001 - provider faults: classified by FallbackRun
                 run.failed(exc)
                 continue
             run.succeeded()
             return result, self._tier_call(plan, tier, result.generations[0].message, run.failures)
-        raise run.exhausted_error()
+        raise run.exhausted_error() from run.last
 
     def _generate(
         self: ACORouterChatModel,
@@ -152,32 +298,41 @@ class ExecuteMixin:
             yield from _result_as_chunks(result)
             return
         plan = self._plan_and_hold(messages, kwargs, streaming=True, first=plan)
-        collected: list[ChatGenerationChunk] = []
+        out = _Delivered()
         try:
-            run = self._fallback_run(plan.order)
+            run = self._fallback_run(plan, plan.order)
             while (attempt := run.next_attempt()) is not None:
                 tier, delay = attempt
                 if delay:
                     time.sleep(delay)
+                model, kw = self._attempt_args(plan, tier, {}, run)
+                out = _Delivered()
                 try:
-                    model, kw = self._tier_call_args(plan, tier, {})
                     if model.rate_limiter:
                         model.rate_limiter.acquire(blocking=True)
-                    for chunk in model._stream(messages, stop=self._stop(stop), **kw):
-                        collected.append(chunk)
+                    chunks = model._stream(messages, stop=self._stop(stop), **kw)
+                    # Sync tiers we did not build cannot be cut mid-read: stop between chunks.
+                    while (chunk := next(chunks, None)) is not None:
+                        out.add(chunk)
                         yield chunk
-                except Exception as exc:  # noqa: BLE001
-                    if collected:
-                        raise  # part of an answer is out: never answer twice
+                        if run.deadline.remaining() <= 0:
+                            raise _stream_deadline_error(run)
+                    if not out.answered:
+                        raise TierReplyError(tier, "the stream ended without any content")
+                except Exception as exc:  # noqa: BLE001 - provider faults: classified below
+                    if out.answered:
+                        # Part of an answer is out: never answer twice.
+                        self._rt.health.failed(tier)
+                        raise out.interrupted(tier, exc) from exc
                     run.failed(exc)
                     continue
                 run.succeeded()
-                yield self._final_chunk(plan, tier, collected, run)
+                yield self._final_chunk(plan, tier, out.chunks, run)
                 return
-            raise run.exhausted_error()
+            raise run.exhausted_error() from run.last
         finally:
             # An abandoned or failed stream: what was streamed is charged at the estimate.
-            self._settle(plan, plan.held if collected else 0.0)
+            self._settle(plan, plan.held if out.answered else 0.0)
 
     async def _acall_tiers(
         self: ACORouterChatModel,
@@ -188,24 +343,29 @@ class ExecuteMixin:
         run_manager: AsyncCallbackManagerForLLMRun | None,
         extra: Callable[[int], dict[str, Any]] = _no_extra,
     ) -> tuple[ChatResult, TierCall]:
-        run = self._fallback_run(order)
+        run = self._fallback_run(plan, order)
         while (attempt := run.next_attempt()) is not None:
             tier, delay = attempt
             if delay:
                 await asyncio.sleep(delay)
+            model, kw = self._attempt_args(plan, tier, extra(tier), run)
             try:
-                model, kw = self._tier_call_args(plan, tier, extra(tier))
-                if model.rate_limiter:
-                    await model.rate_limiter.aacquire(blocking=True)
-                result = await model._agenerate(
-                    messages, stop=self._stop(stop), run_manager=run_manager, **kw
-                )
-            except Exception as exc:  # noqa: BLE001
+                # The deadline around any tier, built or passed in.
+                async with asyncio.timeout(run.deadline.remaining()):
+                    if model.rate_limiter:
+                        await model.rate_limiter.aacquire(blocking=True)
+                    result = check_result(
+                        tier,
+                        await model._agenerate(
+                            messages, stop=self._stop(stop), run_manager=run_manager, **kw
+                        ),
+                    )
+            except Exception as exc:  # noqa: BLE001 - provider faults: classified by FallbackRun
                 run.failed(exc)
                 continue
             run.succeeded()
             return result, self._tier_call(plan, tier, result.generations[0].message, run.failures)
-        raise run.exhausted_error()
+        raise run.exhausted_error() from run.last
 
     async def _agenerate(
         self: ACORouterChatModel,
@@ -241,28 +401,51 @@ class ExecuteMixin:
                 yield chunk
             return
         plan = self._plan_and_hold(messages, kwargs, streaming=True, first=plan)
-        collected: list[ChatGenerationChunk] = []
+        out = _Delivered()
         try:
-            run = self._fallback_run(plan.order)
+            run = self._fallback_run(plan, plan.order)
             while (attempt := run.next_attempt()) is not None:
                 tier, delay = attempt
                 if delay:
                     await asyncio.sleep(delay)
+                model, kw = self._attempt_args(plan, tier, {}, run)
+                out = _Delivered()
+                chunks = model._astream(messages, stop=self._stop(stop), **kw)
                 try:
-                    model, kw = self._tier_call_args(plan, tier, {})
-                    if model.rate_limiter:
-                        await model.rate_limiter.aacquire(blocking=True)
-                    async for chunk in model._astream(messages, stop=self._stop(stop), **kw):
-                        collected.append(chunk)
+                    async with asyncio.timeout(run.deadline.remaining()):
+                        if model.rate_limiter:
+                            await model.rate_limiter.aacquire(blocking=True)
+                    while True:
+                        # Each chunk under what is left of the deadline (never across a yield).
+                        try:
+                            async with asyncio.timeout(run.deadline.remaining()):
+                                chunk = await anext(chunks)
+                        except StopAsyncIteration:
+                            break
+                        out.add(chunk)
                         yield chunk
-                except Exception as exc:  # noqa: BLE001
-                    if collected:
-                        raise  # part of an answer is out: never answer twice
+                    if not out.answered:
+                        raise TierReplyError(tier, "the stream ended without any content")
+                except Exception as exc:  # noqa: BLE001 - provider faults: classified below
+                    if out.answered:
+                        self._rt.health.failed(tier)
+                        raise out.interrupted(tier, exc) from exc
                     run.failed(exc)
                     continue
+                finally:
+                    await chunks.aclose()  # type: ignore[attr-defined]
                 run.succeeded()
-                yield self._final_chunk(plan, tier, collected, run)
+                yield self._final_chunk(plan, tier, out.chunks, run)
                 return
-            raise run.exhausted_error()
+            raise run.exhausted_error() from run.last
         finally:
-            self._settle(plan, plan.held if collected else 0.0)
+            self._settle(plan, plan.held if out.answered else 0.0)
+
+
+def _takes_request_timeout(model: BaseChatModel) -> bool:
+    """Does the tier's ``_generate``/``_stream`` take a per-request ``timeout`` (ChatOpenAI)?"""
+    if not any(c.__module__.startswith("langchain_openai") for c in type(model).__mro__):
+        return False  # not an OpenAI model: no import of langchain_openai on the hot path
+    from langchain_openai.chat_models.base import BaseChatOpenAI
+
+    return isinstance(model, BaseChatOpenAI)

@@ -3,6 +3,7 @@ the answer flow (cascade verdict, escalation) that the sync and async loops both
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from langchain_core.runnables import RunnableConfig
 
 from aco_langchain.chat.messages import message_text
 from aco_langchain.errors import BudgetExceededError
+from aco_langchain.providers.deadline import Deadline, call_deadline
 from aco_langchain.providers.faults import (
     TierHealth,
     fallback_order,
@@ -26,6 +28,8 @@ from aco_langchain.spend.ledger import ReservingLedger, SpendLedger
 
 if TYPE_CHECKING:
     from aco_langchain.chat.model import ACORouterChatModel
+
+logger = logging.getLogger(__name__)
 
 #: Per-call options, accepted as invoke kwargs or RunnableConfig ``configurable`` keys.
 ACO_OPTIONS = tuple(RouteConstraints.model_fields)
@@ -89,6 +93,8 @@ class CallPlan:
     completed_usd: float = 0.0
     """USD of the tier calls that answered so far."""
     settled: bool = False
+    deadline: Deadline = field(default_factory=lambda: Deadline.start(float("inf"), "none"))
+    """The call's one deadline: every attempt, retry, fallback and cascade step shares it."""
 
 
 @dataclass
@@ -176,7 +182,22 @@ class PlanningMixin:
         for key, value in (("temperature", self.temperature), ("max_tokens", self.max_tokens)):
             if value is not None:
                 kw.setdefault(key, value)
-        return CallPlan(decision, order, run_key, request, tools, tool_choice, kw, cascade)
+        deadline = call_deadline(
+            self.config.routing.max_latency_per_call_s,
+            self.timeout,
+            request.constraints.max_latency_ms,
+        )
+        logger.debug(
+            "tier %s (order %s, deadline %gs by %s): %s",
+            decision.tier,
+            order,
+            deadline.budget_s,
+            deadline.source,
+            decision.reason,
+        )
+        return CallPlan(
+            decision, order, run_key, request, tools, tool_choice, kw, cascade, deadline=deadline
+        )
 
     def _tier_call_args(
         self: ACORouterChatModel, plan: CallPlan, tier: int, extra: dict[str, Any]

@@ -22,6 +22,7 @@ Usage::
 
 from __future__ import annotations
 
+import logging
 import random
 import threading
 import time
@@ -29,42 +30,69 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
+import httpx
+import ollama
+import openai
+from langchain_core.exceptions import ModelError
+
+from aco_langchain.redact import mask
+
 ErrorKind = Literal["retry", "fallback"]
+
+logger = logging.getLogger(__name__)
 
 _RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529}
 
+#: Transport faults worth a retry on the same tier: timeouts, refused/dropped connections,
+#: a reply cut in the middle. httpx's are what openai and ollama raise underneath.
+_TRANSIENT: tuple[type[BaseException], ...] = (
+    TimeoutError,
+    ConnectionError,
+    httpx.TimeoutException,
+    httpx.NetworkError,
+    httpx.RemoteProtocolError,
+    openai.APIConnectionError,  # includes APITimeoutError
+)
+
 
 def _status_code(exc: BaseException) -> int | None:
-    for attr in ("status_code", "status", "code"):
-        value = getattr(exc, attr, None)
-        if isinstance(value, int):
-            return value
-    response = getattr(exc, "response", None)
-    value = getattr(response, "status_code", None)
-    return value if isinstance(value, int) else None
+    """The HTTP status a provider error carries (openai, httpx, ollama), None for others."""
+    if isinstance(exc, openai.APIStatusError):
+        return exc.status_code
+    if isinstance(exc, httpx.HTTPStatusError):
+        return exc.response.status_code
+    if isinstance(exc, ollama.ResponseError):
+        code = exc.status_code
+        return code if isinstance(code, int) and code > 0 else None
+    return None
 
 
 def classify_error(exc: BaseException) -> ErrorKind:
-    """Whether a failed call is worth retrying on the same tier or should fall back."""
+    """Whether a failed call is worth retrying on the same tier or should fall back.
+
+    Typed errors only (no class-name matching): langchain-core's ``ModelError`` family says
+    itself whether it is retryable; provider status errors (openai, httpx, ollama) by their
+    HTTP status; transport faults (timeouts, refused or dropped connections) are retried.
+    Everything else falls back to the next tier.
+
+    Args:
+        exc: the exception a tier call raised.
+
+    Returns:
+        ``"retry"`` or ``"fallback"``.
+
+    Example:
+        ```python
+        classify_error(TimeoutError())      # 'retry'
+        classify_error(ValueError("bad"))   # 'fallback'
+        ```
+    """
     status = _status_code(exc)
     if status is not None:
         return "retry" if status in _RETRY_STATUS or status >= 500 else "fallback"
-    names = {cls.__name__ for cls in type(exc).__mro__}
-    transient = {
-        "TimeoutError",
-        "ConnectionError",
-        "APITimeoutError",
-        "APIConnectionError",
-        "TimeoutException",
-        "ConnectError",
-        "ReadError",
-        "RemoteProtocolError",
-        "ReadTimeout",
-        "ConnectTimeout",
-        "ServerDisconnectedError",
-        "ClientConnectionError",
-    }
-    if names & transient:
+    if isinstance(exc, ModelError):
+        return "retry" if exc.is_retryable else "fallback"
+    if isinstance(exc, _TRANSIENT):
         return "retry"
     return "fallback"
 
@@ -91,13 +119,18 @@ def fallback_order(
 
 
 def describe_error(exc: BaseException) -> str:
-    """A one-line, secret-free description of a provider error."""
+    """A one-line, secret-free description of a provider error.
+
+    Args:
+        exc: the exception.
+
+    Returns:
+        ``"ClassName status: first line"`` with every known secret masked, at most ~230 chars.
+    """
     status = _status_code(exc)
-    text = str(exc).splitlines()[0] if str(exc) else ""
+    text = str(exc).splitlines()[0] if str(exc).strip() else ""
     # API keys never belong in messages we repeat; providers sometimes echo them.
-    for marker in ("sk-", "Bearer "):
-        if marker in text:
-            text = text.split(marker)[0] + marker + "***"
+    text = mask(text)
     head = type(exc).__name__ + (f" {status}" if status else "")
     return f"{head}: {text[:200]}" if text else head
 
@@ -131,6 +164,16 @@ class TierHealth:
             st.failures += 1
             if st.failures >= self.cooldown_after:
                 st.cooldown_until = now + self.cooldown_s
+                failures = st.failures
+            else:
+                failures = 0
+        if failures:
+            logger.warning(
+                "tier %s cools down for %gs after %d failures in a row",
+                tier,
+                self.cooldown_s,
+                failures,
+            )
 
     def succeeded(self, tier: int) -> None:
         with self._lock:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from aco_langchain.config import TIER_NUMBERS, ACOConfig, TierSpec
 from aco_langchain.errors import ConfigError
+from aco_langchain.providers.deadline import deadline_http_client
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
@@ -139,7 +140,11 @@ def build_chat_model(spec: TierSpec, config: ACOConfig) -> BaseChatModel:
     if spec.provider == "ollama":
         from langchain_ollama import ChatOllama
 
-        kwargs: dict[str, Any] = {"model": spec.provider_model}
+        # ollama's API takes no per-request timeout: the config's deadline bounds each request.
+        kwargs: dict[str, Any] = {
+            "model": spec.provider_model,
+            "client_kwargs": {"timeout": timeout},
+        }
         if spec.base_url:
             kwargs["base_url"] = spec.base_url
         return ChatOllama(**kwargs)
@@ -177,6 +182,8 @@ def build_chat_model(spec: TierSpec, config: ACOConfig) -> BaseChatModel:
         # Retries and fallback are the router's job (one place, one policy).
         max_retries=0,
         stream_usage=True,
+        # Each request's timeout is a total deadline (a trickling server is cut).
+        http_client=deadline_http_client(timeout),
     )
 
 
@@ -231,6 +238,10 @@ class TierRegistry:
             if why:
                 out[n] = why
         return out
+
+    def is_built(self, tier: int) -> bool:
+        """Is the tier's chat model ready (given, or built by an earlier call)?"""
+        return tier in self._instances
 
     def model(self, tier: int) -> BaseChatModel:
         """The tier's chat model, built on first use."""

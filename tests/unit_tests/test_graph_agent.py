@@ -201,14 +201,16 @@ def test_unknown_tool_is_an_error_message() -> None:
     assert tm.status == "error" and "unknown tool" in tm.content
 
 
-def test_empty_answer_escalates_one_tier() -> None:
+def test_empty_answer_falls_back_one_tier() -> None:
+    # An empty reply is a tier fault (issue 11): the chat model falls back to the next tier.
     t = tiers(t3=[""], t4=["a real answer"])
     graph = create_aco_agent(cfg(), [], tier_models=t, verify_answers=False)
     out = graph.invoke({"messages": [HumanMessage(TASK)]})
     step = events(out, "model")[0]
-    assert step["tier"] == 4 and step["escalated"]
-    assert "escalated (empty answer) -> tier 4" in step["reason"]
+    assert step["tier"] == 4
     assert out["messages"][-1].content == "a real answer"
+    meta = out["messages"][-1].response_metadata["aco"]
+    assert meta["fallback_from"] == 3 and "no content" in meta["failures"]["3"]
 
 
 class _NoTools(ScriptedChatModel):

@@ -1,0 +1,248 @@
+"""One deadline per call, and the HTTP transport that makes a tier's request keep it.
+
+The deadline of a call is the smallest of ``routing.max_latency_per_call_s``, the router
+model's ``timeout`` field and the call's ``max_latency_ms``. It covers the whole call: every
+attempt, retry, fallback and cascade step gets only what is left of it. Building a tier's
+client the first time it is used (imports, TLS setup) is setup, not call time: it is not
+counted.
+
+How each kind of tier keeps it:
+
+- **Tiers built from the config** (ChatOpenAI for ``openai``/``openai-compatible``/``local``):
+  the client's own retries are off (``max_retries=0``); every request is sent with the
+  remaining time as its timeout, and the client's :class:`DeadlineTransport` treats that
+  timeout as a total: connect, each socket read and write wait at most what is left, so a
+  server that trickles bytes is cut when the time is spent, not when it goes quiet.
+- **Async calls, any tier** (built or passed in ``tier_models``): each attempt runs under
+  ``asyncio.timeout`` with the remaining time (streams: each chunk).
+- **Sync calls to passed-in tiers**: a ``ChatOpenAI`` is given the remaining time as its
+  request timeout (connect and idle-read bounded, but a trickle is not cut and its own
+  ``max_retries`` still run inside ours); other chat models cannot be interrupted from
+  outside in sync code. The loop still stops retrying and falling back once the deadline is
+  spent, and a stream is stopped between chunks. Use async calls, or build the tier from
+  the config, for a hard bound.
+- **Ollama tiers built from the config** get the deadline of ``max_latency_per_call_s`` as
+  their client timeout (ollama's API takes no per-request timeout); a shorter per-call
+  deadline holds in async calls and between stream chunks.
+
+Example:
+    ```python
+    from aco_langchain.providers.deadline import Deadline
+
+    d = Deadline.start(3.0, "routing.max_latency_per_call_s=3")
+    d.remaining()     # ~3.0
+    d.expired()       # False
+    ```
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpcore
+import httpx
+
+logger = logging.getLogger(__name__)
+
+#: Below this many seconds left, another attempt is not started.
+MIN_ATTEMPT_S = 0.05
+
+
+@dataclass
+class Deadline:
+    """The time budget of one call (monotonic clock).
+
+    Attributes:
+        budget_s: the deadline in seconds.
+        source: the setting that set it, for messages (``"max_latency_ms=500"``).
+        started: ``time.monotonic()`` when the call started.
+    """
+
+    budget_s: float
+    source: str
+    started: float = field(default_factory=time.monotonic)
+
+    @classmethod
+    def start(cls, budget_s: float, source: str) -> Deadline:
+        """A deadline of ``budget_s`` seconds starting now."""
+        return cls(budget_s, source, time.monotonic())
+
+    @property
+    def at(self) -> float:
+        """The monotonic time at which the call must end."""
+        return self.started + self.budget_s
+
+    def elapsed(self) -> float:
+        """Seconds since the call started."""
+        return time.monotonic() - self.started
+
+    def remaining(self) -> float:
+        """Seconds left (never negative)."""
+        return max(0.0, self.at - time.monotonic())
+
+    def exclude(self, seconds: float) -> None:
+        """Do not count ``seconds`` (one-time setup, e.g. building a tier's client)."""
+        self.started += seconds
+
+    def expired(self) -> bool:
+        """Is there too little time left to start another attempt?"""
+        return self.remaining() < MIN_ATTEMPT_S
+
+
+def call_deadline(
+    config_s: float, model_timeout_s: float | None, max_latency_ms: float | None
+) -> Deadline:
+    """The deadline of a call: the smallest of the settings that set one.
+
+    Args:
+        config_s: ``routing.max_latency_per_call_s``.
+        model_timeout_s: the router model's ``timeout`` field (None: unset).
+        max_latency_ms: the call's ``max_latency_ms`` option (None: unset).
+
+    Returns:
+        A started :class:`Deadline` naming the setting that won.
+    """
+    choices: list[tuple[float, str]] = [(config_s, f"routing.max_latency_per_call_s={config_s:g}")]
+    if model_timeout_s is not None and model_timeout_s > 0:
+        choices.append((model_timeout_s, f"timeout={model_timeout_s:g}"))
+    if max_latency_ms is not None and max_latency_ms > 0:
+        choices.append((max_latency_ms / 1000.0, f"max_latency_ms={max_latency_ms:g}"))
+    budget, source = min(choices, key=lambda c: c[0])
+    return Deadline.start(budget, source)
+
+
+# -- the transport that turns a request timeout into a total deadline -------------------------
+
+_local = threading.local()
+
+
+def _clamp(timeout: float | None, exc: type[Exception]) -> float | None:
+    """The socket timeout to use now: the given one, cut to what is left of the request."""
+    at: float | None = getattr(_local, "deadline", None)
+    if at is None:
+        return timeout
+    left = at - time.monotonic()
+    if left <= 0:
+        raise exc("the call's deadline is spent")
+    return left if timeout is None else min(timeout, left)
+
+
+class _ClampedStream(httpcore.NetworkStream):
+    def __init__(self, inner: httpcore.NetworkStream) -> None:
+        self._inner = inner
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._inner.read(max_bytes, _clamp(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, _clamp(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(
+        self, ssl_context: Any, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore.NetworkStream:
+        return _ClampedStream(
+            self._inner.start_tls(
+                ssl_context, server_hostname, _clamp(timeout, httpcore.ConnectTimeout)
+            )
+        )
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+class _ClampedBackend(httpcore.NetworkBackend):
+    def __init__(self, inner: httpcore.NetworkBackend) -> None:
+        self._inner = inner
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Any = None,
+    ) -> httpcore.NetworkStream:
+        stream = self._inner.connect_tcp(
+            host, port, _clamp(timeout, httpcore.ConnectTimeout), local_address, socket_options
+        )
+        return _ClampedStream(stream)
+
+    def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Any = None
+    ) -> httpcore.NetworkStream:
+        stream = self._inner.connect_unix_socket(
+            path, _clamp(timeout, httpcore.ConnectTimeout), socket_options
+        )
+        return _ClampedStream(stream)
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+
+class DeadlineTransport(httpx.HTTPTransport):
+    """An httpx transport whose request timeout is a total deadline, not an idle timeout.
+
+    A request sent with ``timeout=T`` must end (headers and body) within ``T`` seconds of
+    being sent: each connect, read and write waits at most what is left, and raises httpx's
+    own timeout errors once it is spent. Body reads happen in the thread that sent the
+    request (httpx's sync API), which is where the deadline is kept.
+
+    Example:
+        ```python
+        client = httpx.Client(transport=DeadlineTransport())
+        client.get(url, timeout=2.0)      # at most ~2 s, even if the server trickles
+        ```
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        pool = self._pool
+        backend = getattr(pool, "_network_backend", None)
+        if isinstance(backend, httpcore.NetworkBackend):
+            pool._network_backend = _ClampedBackend(backend)  # type: ignore[union-attr]
+        else:  # pragma: no cover - another httpcore layout
+            logger.warning(
+                "httpcore has no _network_backend on its pool: tier requests fall back to "
+                "idle-read timeouts (a trickling server is cut only by async calls)"
+            )
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        timeouts = request.extensions.get("timeout") or {}
+        total = timeouts.get("read") or timeouts.get("connect")
+        _local.deadline = time.monotonic() + float(total) if total else None
+        return super().handle_request(request)
+
+
+def deadline_http_client(timeout_s: float) -> httpx.Client | None:
+    """A sync httpx client for a tier we build, with :class:`DeadlineTransport`.
+
+    None when a proxy is configured in the environment (an explicit transport would bypass
+    it): the tier then keeps idle-read timeouts only, which is logged.
+    """
+    if any(
+        os.environ.get(v)
+        for v in (
+            "HTTPS_PROXY",
+            "HTTP_PROXY",
+            "ALL_PROXY",
+            "https_proxy",
+            "http_proxy",
+            "all_proxy",
+        )
+    ):
+        logger.info(
+            "proxy configured: tier clients keep httpx's proxy handling and idle-read timeouts"
+        )
+        return None
+    return httpx.Client(transport=DeadlineTransport(), timeout=timeout_s, follow_redirects=True)
+
+
+__all__ = ["Deadline", "DeadlineTransport", "call_deadline", "deadline_http_client"]
