@@ -37,6 +37,7 @@ from pydantic import BaseModel, Field
 
 from aco_langchain.config import TIER_NUMBERS, ACOConfig
 from aco_langchain.providers.tiers import cost_usd
+from aco_langchain.routing.markers import CRITICAL_WORDS
 from aco_langchain.routing.policy import RISK_FLOORS, nearest_available
 
 if TYPE_CHECKING:
@@ -52,10 +53,7 @@ LOW_BUDGET_RATIO = 0.05
 _KIND_TIER: dict[ActionKind, int] = {"routine": 1, "verify": 2, "edit": 3, "plan": 3, "critical": 4}
 _ROUTINE_RISK_CAP = 2
 
-_CRITICAL_WORDS = {
-    "deploy", "delete", "drop", "migrate", "release", "rollback", "rm", "truncate",
-    "payment", "pay", "transfer", "revoke", "rotate", "wipe", "publish", "merge",
-}  # fmt: skip
+
 _KIND_WORDS: dict[ActionKind, set[str]] = {
     "routine": {
         "read", "search", "list", "ls", "grep", "find", "open", "view", "look", "lookup",
@@ -104,7 +102,7 @@ def classify_action(action: str) -> ActionKind:
         classify_action("Deploy the fix")           # 'critical'
     """
     words = re.findall(r"[a-z]+", action.lower())
-    if any(w in _CRITICAL_WORDS for w in words):
+    if not CRITICAL_WORDS.isdisjoint(words):
         return "critical"
     for w in words:
         for kind, vocab in _KIND_WORDS.items():
@@ -120,6 +118,122 @@ def step_cost_estimate(
     i = DEFAULT_STEP_TOKENS[0] if input_tokens is None else input_tokens
     o = DEFAULT_STEP_TOKENS[1] if output_tokens is None else output_tokens
     return round(cost_usd(config.tier(tier), i, o), 6)
+
+
+def decide_step(
+    config: ACOConfig,
+    action: str,
+    step_num: int,
+    *,
+    max_budget: float,
+    spent: float,
+    has_prior_failures: bool = False,
+    task_risk: str = "medium",
+    unavailable: Mapping[int, str] | None = None,
+    router: Router | None = None,
+    input_tokens: int | None = None,
+    output_tokens: int | None = None,
+) -> StepDecision:
+    """One step's tier from its action, risk, prior failures, the budget left and availability.
+
+    Pure: it keeps no book. ``spent`` is what the run has spent so far, read from wherever
+    the caller keeps it (the agent engine reads the chat model's spend ledger;
+    ``PerStepRouter`` passes its own total).
+
+    Args:
+        config: Tier prices and ``agent.on_low_budget``.
+        action: What the step does.
+        step_num: The step's number in the run (1-based).
+        max_budget: The run's budget in USD.
+        spent: USD the run has spent so far.
+        has_prior_failures: Whether the previous attempt failed (one tier up).
+        task_risk: ``low``, ``medium``, ``high`` or ``critical``.
+        unavailable: Tiers that cannot be called, with why.
+        router: Suggests the tier of an ``other`` step (default: the config's router).
+        input_tokens: The step's expected input tokens.
+        output_tokens: The step's expected output tokens.
+
+    Returns:
+        The step's decision (``stop=True`` when the budget policy says stop).
+
+    Raises:
+        ValueError: ``task_risk`` is not one of the four risks.
+
+    Example:
+        ```python
+        decide_step(ACOConfig(), "Read the file", 1, max_budget=1.0, spent=0.2).adjusted_tier
+        ```
+    """
+    if task_risk not in RISK_FLOORS:
+        raise ValueError(f"task_risk must be low, medium, high or critical, not {task_risk!r}")
+    cfg = config
+    unavailable = unavailable or {}
+    kind = classify_action(action)
+    base = _KIND_TIER.get(kind) or _router_tier(cfg, router, action)
+    tier = base
+    reasons = [f"{kind} step -> tier {base}"]
+
+    risk_floor = RISK_FLOORS[task_risk]
+    if kind == "routine":
+        risk_floor = min(risk_floor, _ROUTINE_RISK_CAP)
+    if risk_floor > tier:
+        reasons.append(f"{task_risk} risk floor -> tier {risk_floor}")
+        tier = risk_floor
+    if has_prior_failures and tier < max(TIER_NUMBERS):
+        tier += 1
+        reasons.append(f"prior failures: escalate -> tier {tier}")
+
+    remaining = max(0.0, round(max_budget - spent, 10))
+    est = step_cost_estimate(cfg, tier, input_tokens, output_tokens)
+    low = remaining <= max_budget * LOW_BUDGET_RATIO
+    stop = False
+    if est > remaining or low:
+        fits = [
+            n
+            for n in TIER_NUMBERS
+            if 2 <= n < tier
+            and step_cost_estimate(cfg, n, input_tokens, output_tokens) <= remaining
+        ]
+        if fits and not low:
+            new = fits[-1]
+            reasons.append(f"estimate ${est:.4f} > remaining ${remaining:.4f}: down to tier {new}")
+            tier = new
+        elif cfg.agent.on_low_budget == "stop":
+            stop = True
+            reasons.append(
+                f"budget low (${remaining:.4f} of ${max_budget:.4f} left): stop "
+                "(agent.on_low_budget=stop)"
+            )
+        elif tier != 1:
+            reasons.append(
+                f"budget low (${remaining:.4f} of ${max_budget:.4f} left): "
+                "local tier (agent.on_low_budget=local)"
+            )
+            tier = 1
+
+    if tier in unavailable:
+        alt = nearest_available(tier, dict(unavailable), set(TIER_NUMBERS))
+        if alt is not None:
+            reasons.append(f"tier {tier} unavailable ({unavailable[tier]}) -> {alt}")
+            tier = alt
+    return StepDecision(
+        step_num=step_num,
+        action_kind=kind,
+        base_tier=base,
+        adjusted_tier=tier,
+        model_id=cfg.tier(tier).model_id,
+        cost_estimate=step_cost_estimate(cfg, tier, input_tokens, output_tokens),
+        budget_remaining=remaining,
+        stop=stop,
+        reason="; ".join(reasons),
+    )
+
+
+def _router_tier(config: ACOConfig, router: Router | None, action: str) -> int:
+    from aco_langchain.routing import RouteRequest, get_router
+
+    router = router or get_router(config)
+    return router.assess(RouteRequest.from_text(action), config).suggested_tier
 
 
 class PerStepRouter:
@@ -181,13 +295,6 @@ class PerStepRouter:
         self._extra += usd
         return self.total_spent
 
-    def _router_tier(self, action: str) -> int:
-        from aco_langchain.routing import RouteRequest, get_router
-
-        if self._router is None:
-            self._router = get_router(self.config)
-        return self._router.assess(RouteRequest.from_text(action), self.config).suggested_tier
-
     def route_step(
         self,
         action: str,
@@ -200,76 +307,43 @@ class PerStepRouter:
     ) -> StepDecision:
         """Choose the tier for one step; reserves its estimate against the budget.
 
-        Usage::
+        Args:
+            action: What the step does (its kind picks the base tier).
+            step_num: The step's number in the run (1-based).
+            has_prior_failures: Whether the previous attempt failed (one tier up).
+            task_risk: ``low``, ``medium``, ``high`` or ``critical`` (risk floors).
+            input_tokens: The step's expected input tokens (default ``DEFAULT_STEP_TOKENS``).
+            output_tokens: The step's expected output tokens.
 
+        Returns:
+            The decision; ``stop`` only with ``agent.on_low_budget == "stop"``.
+
+        Raises:
+            ValueError: ``task_risk`` is not one of the four risks.
+
+        Example:
+            ```python
             d = ps.route_step("Search the docs", 3, task_risk="high")
-            if d.stop: ...   # only with agent.on_low_budget == "stop"
+            ```
         """
-        if task_risk not in RISK_FLOORS:
-            raise ValueError(f"task_risk must be low, medium, high or critical, not {task_risk!r}")
-        cfg = self.config
-        kind = classify_action(action)
-        base = _KIND_TIER.get(kind) or self._router_tier(action)
-        tier = base
-        reasons = [f"{kind} step -> tier {base}"]
+        if self._router is None and classify_action(action) == "other":
+            from aco_langchain.routing import get_router
 
-        risk_floor = RISK_FLOORS[task_risk]
-        if kind == "routine":
-            risk_floor = min(risk_floor, _ROUTINE_RISK_CAP)
-        if risk_floor > tier:
-            reasons.append(f"{task_risk} risk floor -> tier {risk_floor}")
-            tier = risk_floor
-        if has_prior_failures and tier < max(TIER_NUMBERS):
-            tier += 1
-            reasons.append(f"prior failures: escalate -> tier {tier}")
-
-        remaining = self.budget_remaining
-        est = step_cost_estimate(cfg, tier, input_tokens, output_tokens)
-        low = remaining <= self.max_budget * LOW_BUDGET_RATIO
-        stop = False
-        if est > remaining or low:
-            fits = [
-                n
-                for n in TIER_NUMBERS
-                if 2 <= n < tier
-                and step_cost_estimate(cfg, n, input_tokens, output_tokens) <= remaining
-            ]
-            if fits and not low:
-                new = fits[-1]
-                reasons.append(
-                    f"estimate ${est:.4f} > remaining ${remaining:.4f}: down to tier {new}"
-                )
-                tier = new
-            elif cfg.agent.on_low_budget == "stop":
-                stop = True
-                reasons.append(
-                    f"budget low (${remaining:.4f} of ${self.max_budget:.4f} left): stop "
-                    "(agent.on_low_budget=stop)"
-                )
-            elif tier != 1:
-                reasons.append(
-                    f"budget low (${remaining:.4f} of ${self.max_budget:.4f} left): "
-                    "local tier (agent.on_low_budget=local)"
-                )
-                tier = 1
-
-        if tier in self.unavailable:
-            alt = nearest_available(tier, self.unavailable, set(TIER_NUMBERS))
-            if alt is not None:
-                reasons.append(f"tier {tier} unavailable ({self.unavailable[tier]}) -> {alt}")
-                tier = alt
-        est = step_cost_estimate(cfg, tier, input_tokens, output_tokens)
-        decision = StepDecision(
-            step_num=step_num,
-            action_kind=kind,
-            base_tier=base,
-            adjusted_tier=tier,
-            model_id=cfg.tier(tier).model_id,
-            cost_estimate=est,
-            budget_remaining=remaining,
-            stop=stop,
-            reason="; ".join(reasons),
+            self._router = get_router(self.config)
+        decision = decide_step(
+            self.config,
+            action,
+            step_num,
+            max_budget=self.max_budget,
+            spent=self.total_spent,
+            has_prior_failures=has_prior_failures,
+            task_risk=task_risk,
+            unavailable=self.unavailable,
+            router=self._router,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
         )
+        stop, est = decision.stop, decision.cost_estimate
         if not stop:
             self._entries.append(_Entry(step_num, est))
         self.decisions.append(decision)

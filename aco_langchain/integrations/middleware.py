@@ -1,159 +1,201 @@
 """``ACOMiddleware``: the ACO agent controls for LangChain v1 ``create_agent``.
 
-The same decisions as the LangGraph nodes (``integrations.langgraph.control``), as middleware:
+A thin adapter around the agent engine (``agent/engine.py``, ``agent/checks.py``): the same
+decisions as the LangGraph nodes, as middleware hooks.
 
-- ``before_agent``: a new input starts a turn (budget and doom rules count from there);
-- ``before_model``: the doom detector and the per-step budget; a doomed or out-of-budget run
-  jumps to the end with a final AIMessage giving the reason (``jump_to="end"``);
-- ``wrap_model_call`` / ``awrap_model_call``: ``PerStepRouter`` picks the step's tier and the
-  call goes to it (``request.override(model=...)``: the ``ACORouterChatModel`` with
-  ``force_tier``, or with ``direct=True`` the tier's own chat model); an empty answer, an
-  unparseable tool call or a low-confidence answer is retried one tier up by calling the
-  handler again;
-- ``wrap_tool_call`` / ``awrap_tool_call``: the tool gate (skipped calls get a ToolMessage
-  saying why), a human's approval of critical calls (``interrupt``), and the outcome record;
-- ``after_model``: the verification gate on a final answer; a verifier FAIL sends the run
-  back to the model (``jump_to="model"``) with the verifier's reason, one tier up.
+- ``before_agent``: a new input starts a turn and its run key (budget and doom rules count
+  from there);
+- ``before_model``: the doom detector; a doomed run jumps to the end with a final AIMessage
+  giving the reason (``jump_to="end"``);
+- ``wrap_model_call`` / ``awrap_model_call``: the step's tier (``plan_step``), the call
+  overridden to it (``request.override(model=...)``: the ``ACORouterChatModel`` with
+  ``force_tier``, or with ``direct=True`` the tier's own chat model), one tier up on an
+  unusable answer by calling the handler again (``step_flow``);
+- ``after_model``: for tool calls, the cost gate (skipped calls get a ToolMessage saying why)
+  and a human's approval of critical calls (``interrupt``); for a final answer, the
+  verification gate, whose FAIL sends the run back to the model (``jump_to="model"``);
+- ``wrap_tool_call`` / ``awrap_tool_call``: errors as error messages, the ``tool`` event and
+  the tool's cost in the run's ledger (``ToolCallRecorder``, shared with the nodes).
 
-State: ``aco_events``, the run's event log (merged by concatenation, checkpoint-friendly).
+The router model is the one given to ``create_agent`` when it is an ``ACORouterChatModel``;
+otherwise the middleware's own (built from ``config_or_model``, else the default config).
+Per-run settings come from the agent's ``context`` (``task_risk``, ``max_budget``, ``run_id``
+fields or keys) or the older ``configurable`` keys ``aco_task_risk`` / ``aco_max_budget`` /
+``aco_run_id``.
 
-Usage::
-
+Example:
+    ```python
     from langchain.agents import create_agent
-    from aco_langchain.integrations.middleware import ACOMiddleware
-    aco = ACOMiddleware(ACOConfig(), tier_models=tiers, max_budget=0.5)
-    agent = create_agent(aco.model, [search], middleware=[aco])
+    from aco_langchain import ACOMiddleware, ACORouterChatModel
+
+    llm = ACORouterChatModel(config=cfg, tier_models=tiers)
+    agent = create_agent(llm, [search], middleware=[ACOMiddleware(max_budget=0.5)])
     agent.invoke({"messages": [("user", "Find the release date")]})
+    ```
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import functools
+import logging
+import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Annotated, Any, NotRequired
+from typing import TYPE_CHECKING, Annotated, Any, NotRequired
 
 from langchain.agents.middleware.types import (
     AgentMiddleware,
     AgentState,
+    ContextT,
     ExtendedModelResponse,
     ModelRequest,
     ModelResponse,
+    ResponseT,
     hook_config,
 )
 from langchain_core.callbacks.manager import adispatch_custom_event, dispatch_custom_event
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
-from langgraph.errors import GraphBubbleUp
+from langchain_core.messages import AIMessage, BaseMessage
+from langgraph.prebuilt.tool_node import ToolCallRequest
 from langgraph.types import Command, interrupt
+from typing_extensions import override
 
-from aco_langchain.agent.per_step import StepDecision
-from aco_langchain.integrations.langgraph.agent import ConfigOrModel, resolve_router_model
-from aco_langchain.integrations.langgraph.control import (
-    EVENT_STOP,
-    EVENT_VERDICT,
-    VERIFIER_PROMPT,
-    VERIFIER_TAG,
+from aco_langchain.agent.checks import (
+    StopOutcome,
+    VerifierOutcome,
+    VerifyPlan,
+    apply_approval,
+    doom_stop,
+    gate_tool_calls,
+    plan_verification,
+    verification_outcome,
+)
+from aco_langchain.agent.engine import (
+    RunView,
+    StepActionFn,
+    StepOutcome,
+    StepPlan,
+    TierCall,
+    adrive,
+    current_run_key,
+    default_step_action,
+    drive,
+    plan_step,
+    request_text,
+    step_flow,
+    turn_event,
+)
+from aco_langchain.agent.events import AgentEvent, merge_events
+from aco_langchain.agent.policy import (
     AgentPolicy,
     Risk,
-    RunView,
+    RunSettings,
     ToollessPolicy,
-    aco_meta,
-    answer_confidence,
-    approval_granted,
-    call_cost,
-    default_step_action,
-    doom_or_stop,
-    escalation_reason,
-    gate_tool_call,
-    is_critical_call,
-    merge_events,
-    message_text,
-    model_event,
-    parse_verdict,
-    request_text,
-    route_step,
-    stop_message_text,
-    tier_takes_tools,
-    tool_event,
-    verifier_tier,
-    verify_gate,
+    run_settings,
+    takes_tools,
 )
+from aco_langchain.integrations.langgraph.agent import ConfigOrModel, resolve_router_model
+from aco_langchain.integrations.langgraph.nodes import with_metadata
+from aco_langchain.integrations.tool_calls import ToolCallRecorder, ToolResult
+from aco_langchain.tracing.callback import EVENT_STOP, EVENT_VERDICT, VERIFIER_TAG
 
-StepActionFn = Callable[[Sequence[Any], str], str]
+if TYPE_CHECKING:
+    from langchain_core.runnables import RunnableConfig
+    from langgraph.runtime import Runtime
+
+    from aco_langchain.chat.model import ACORouterChatModel
+
+logger = logging.getLogger(__name__)
+
+Update = dict[str, Any]
+ModelResult = ModelResponse[ResponseT] | AIMessage | ExtendedModelResponse[ResponseT]
 
 
-class ACOMiddlewareState(AgentState):
-    """Agent state plus the ACO event log."""
+class ACOMiddlewareState(AgentState[ResponseT]):
+    """Agent state plus the ACO event log (``agent/events.py``)."""
 
-    aco_events: NotRequired[Annotated[list[dict[str, Any]], merge_events]]
-
-
-@dataclass
-class _ModelPlan:
-    policy: AgentPolicy
-    decision: StepDecision
-    bind_tools: bool
-    action: str
+    aco_events: NotRequired[Annotated[list[AgentEvent], merge_events]]
 
 
-def _current_config() -> Any:
+def _current_config() -> RunnableConfig | None:
     try:
         from langgraph.config import get_config
 
         return get_config()
-    except RuntimeError:
+    except RuntimeError:  # outside a graph run
         return None
 
 
-def _emit(name: str, data: dict[str, Any]) -> None:
+def _configurable() -> Mapping[str, Any]:
+    return (_current_config() or {}).get("configurable") or {}
+
+
+def _emit(name: str, data: Mapping[str, Any]) -> None:
     """Dispatch a custom event for the trace handler (no-op outside a run)."""
     with contextlib.suppress(RuntimeError):
-        dispatch_custom_event(name, data)
+        dispatch_custom_event(name, dict(data))
 
 
-async def _aemit(name: str, data: dict[str, Any]) -> None:
+async def _aemit(name: str, data: Mapping[str, Any]) -> None:
     with contextlib.suppress(RuntimeError):
-        await adispatch_custom_event(name, data)
-
-
-def _stop(kind: str, reason: str) -> dict[str, Any]:
-    msg = AIMessage(
-        stop_message_text(kind, reason),
-        name="aco",
-        response_metadata={"aco_stop": {"kind": kind, "reason": reason}},
-    )
-    return {
-        "jump_to": "end",
-        "messages": [msg],
-        "aco_events": [{"type": "stop", "kind": kind, "reason": reason}],
-    }
+        await adispatch_custom_event(name, dict(data))
 
 
 def _first_ai(response: Any) -> AIMessage | None:
     if isinstance(response, AIMessage):
         return response
-    result = getattr(response, "result", None)
-    if result is None and hasattr(response, "model_response"):
-        result = response.model_response.result
-    for m in result or []:
-        if isinstance(m, AIMessage):
-            return m
-    return None
+    if isinstance(response, ExtendedModelResponse):
+        response = response.model_response
+    return next(
+        (m for m in getattr(response, "result", None) or [] if isinstance(m, AIMessage)), None
+    )
 
 
-class ACOMiddleware(AgentMiddleware):
+def _tool_name(tool: Any) -> str:
+    if isinstance(tool, Mapping):
+        return str(tool.get("name") or (tool.get("function") or {}).get("name"))
+    return str(getattr(tool, "name", tool))
+
+
+def _stop_jump(stop: StopOutcome) -> Update:
+    return {"jump_to": "end", "messages": [stop.message], "aco_events": [stop.event]}
+
+
+def _stop_response(stop: StopOutcome) -> ExtendedModelResponse[Any]:
+    return ExtendedModelResponse(
+        model_response=ModelResponse(result=[stop.message]),
+        command=Command(update={"aco_events": [stop.event]}),
+    )
+
+
+def _verifier_update(gate: VerifyPlan, outcome: VerifierOutcome) -> Update:
+    update: Update = {"aco_events": [gate.gate_event, outcome.event]}
+    if outcome.feedback is not None:
+        update["messages"] = [outcome.feedback]
+        update["jump_to"] = "model"
+    return update
+
+
+@dataclasses.dataclass(frozen=True)
+class _ModelStep:
+    llm: ACORouterChatModel
+    plan: StepPlan
+
+
+class ACOMiddleware(AgentMiddleware[ACOMiddlewareState[ResponseT], ContextT, ResponseT]):
     """Per-step routing, escalation, tool gate, verification and doom stop for ``create_agent``.
 
-    ``config_or_model``: an ``ACOConfig`` / YAML path / dict (with ``tier_models``) or a
-    ready ``ACORouterChatModel``. Pass ``aco.model`` as ``create_agent``'s model (any model
-    works: each call is overridden). ``direct=True`` calls the tier's own chat model instead
-    of the router model (costs are then priced from usage at the tier's price).
+    Example:
+        ```python
+        from langchain.agents import create_agent
 
-    Usage::
-
-        aco = ACOMiddleware(cfg, tier_models=tiers, task_risk="high", max_budget=1.0)
+        llm = ACORouterChatModel(config=cfg, tier_models=tiers)
+        agent = create_agent(llm, tools, middleware=[ACOMiddleware(task_risk="high")])
+        # or let the middleware build the router model:
+        aco = ACOMiddleware(cfg, tier_models=tiers, max_budget=1.0)
         agent = create_agent(aco.model, tools, middleware=[aco])
+        ```
     """
 
     state_schema = ACOMiddlewareState  # type: ignore[assignment]
@@ -174,14 +216,37 @@ class ACOMiddleware(AgentMiddleware):
         step_action: StepActionFn | None = None,
         direct: bool = False,
     ) -> None:
+        """Check the options and build the router model when a config is given.
+
+        Args:
+            config_or_model: An ``ACOConfig`` / YAML path / dict (with ``tier_models``) or a
+                ready ``ACORouterChatModel``; None: use the model given to ``create_agent``
+                (or, when that is not a router model, the default config's).
+            tier_models: Chat models per tier for the middleware's own router model.
+            max_budget: USD per run (default ``routing.max_cost_per_task``).
+            task_risk: ``low``, ``medium``, ``high`` or ``critical``.
+            verifier_tier: The verifier's tier (default one above the answer's, at least 3).
+            verify_answers: Run the verification gate on final answers.
+            toolless_tiers: ``skip`` tiers without tool calling, or let them answer in ``text``.
+            tool_tiers: The tiers that can call tools (default: detected).
+            human_approval: Interrupt before critical tool calls (needs a checkpointer).
+            max_escalations: Extra calls, one tier up each, on an unusable answer.
+            step_action: ``(messages, request) -> action`` for per-step routing.
+            direct: Call the tier's own chat model instead of the router model (costs are
+                then priced from usage at the tier's price and added to the run's ledger).
+
+        Raises:
+            ConfigError: An option has a wrong value.
+            TypeError: ``config_or_model`` is another chat model.
+        """
         super().__init__()
-        if max_budget is not None and max_budget < 0:
-            raise ValueError(f"max_budget must be >= 0, got {max_budget}")
-        if verifier_tier is not None and verifier_tier not in range(1, 6):
-            raise ValueError(f"verifier_tier must be 1 to 5, got {verifier_tier}")
-        self.llm = resolve_router_model(config_or_model, tier_models)
+        own = None
+        if config_or_model is not None or tier_models:
+            own = resolve_router_model(config_or_model, tier_models)
+        self._own: ACORouterChatModel | None = own
+        self._bound: ACORouterChatModel | None = own
         self.policy = AgentPolicy(
-            config=self.llm.config,
+            config=own.config if own is not None else AgentPolicy().config,
             max_budget=max_budget,
             task_risk=task_risk,
             verifier_tier=verifier_tier,
@@ -189,370 +254,327 @@ class ACOMiddleware(AgentMiddleware):
             human_approval=human_approval,
             max_escalations=max_escalations,
             verify_answers=verify_answers,
+            tool_tiers=None if tool_tiers is None else frozenset(tool_tiers),
         )
         self.step_action = step_action or default_step_action
         self.direct = direct
+        self._tools = ToolCallRecorder(lambda: self.llm.spend_ledger, self._policy, {})
+
+    # ------------------------------------------------------------------ the router model
+    @property
+    def model(self) -> ACORouterChatModel:
+        """The router model to pass to ``create_agent`` (built from the default config when
+        the middleware was given none)."""
+        if self._own is None:
+            self._own = resolve_router_model(None)
+        return self._own
 
     @property
-    def model(self) -> Any:
-        """The ``ACORouterChatModel`` to pass to ``create_agent``."""
+    def llm(self) -> ACORouterChatModel:
+        """The router model the controls use: the agent's, once seen, else ``model``."""
+        return self._bound or self.model
+
+    def _router_for(self, model: BaseChatModel) -> ACORouterChatModel:
+        from aco_langchain.chat.model import ACORouterChatModel
+
+        if isinstance(model, ACORouterChatModel):
+            if self._bound is not None and model is not self._bound:
+                logger.warning(
+                    "ACOMiddleware sees a second ACORouterChatModel: use one middleware per "
+                    "agent (the run's ledger and config follow the model)"
+                )
+            self._bound = model
+            return model
+        if self._bound is None:
+            logger.warning(
+                "create_agent's model %s is not an ACORouterChatModel: ACOMiddleware routes "
+                "with its own router model",
+                type(model).__name__,
+            )
         return self.llm
 
-    # ------------------------------------------------------------------ shared decisions
-    def _policy(self, runtime: Any = None) -> AgentPolicy:
-        conf = _current_config() or {}
-        return self.policy.with_overrides(conf.get("configurable"))
+    # ------------------------------------------------------------------ reading the run
+    def _policy(self, settings: RunSettings) -> AgentPolicy:
+        policy = self.policy
+        if policy.config is not self.llm.config:
+            policy = dataclasses.replace(policy, config=self.llm.config)
+        return policy.with_settings(settings)
 
-    def _view(self, state: Mapping[str, Any], policy: AgentPolicy) -> RunView:
-        return RunView.from_events(state.get("aco_events") or [], policy)
+    def _settings(self, runtime: Any) -> RunSettings:
+        return run_settings(getattr(runtime, "context", None), _configurable())
 
-    def takes_tools(self, tier: int) -> bool:
-        """Can ``tier`` call tools (``tool_tiers``, else detected from the tier model)?"""
-        return tier_takes_tools(self.llm, self.policy, tier)
+    def _view(self, state: Mapping[str, Any], policy: AgentPolicy) -> tuple[RunView, str | None]:
+        events = state.get("aco_events") or []
+        key = current_run_key(events)
+        return RunView.from_events(events, policy, spent=self.llm.spent(key) if key else 0.0), key
 
-    def _before_model(self, state: Mapping[str, Any]) -> dict[str, Any] | None:
-        policy = self._policy()
-        view = self._view(state, policy)
-        found = doom_or_stop(view)
-        if found is not None:
-            return _stop(*found)
-        return None
+    # ------------------------------------------------------------------ turn, doom
+    @override
+    def before_agent(
+        self, state: ACOMiddlewareState[ResponseT], runtime: Runtime[ContextT]
+    ) -> Update | None:
+        """Start a turn: its run key; budget and doom rules count from this input.
 
-    def _plan(self, request: ModelRequest) -> _ModelPlan | dict[str, Any]:
-        policy = self._policy()
-        view = self._view(request.state, policy)
-        request_str = request_text(request.messages)
-        action = self.step_action(request.messages, request_str)
-        decision, bind = route_step(
+        Args:
+            state: The agent state.
+            runtime: The run's runtime (its ``context`` may carry ``run_id``).
+
+        Returns:
+            The ``turn`` event.
+        """
+        thread = _configurable().get("thread_id")
+        return {"aco_events": [turn_event(self._settings(runtime), thread, uuid.uuid4().hex)]}
+
+    @override
+    async def abefore_agent(
+        self, state: ACOMiddlewareState[ResponseT], runtime: Runtime[ContextT]
+    ) -> Update | None:
+        """Async ``before_agent``."""
+        return self.before_agent(state, runtime)
+
+    def _doom(self, state: Mapping[str, Any], runtime: Any) -> StopOutcome | None:
+        return doom_stop(self._view(state, self._policy(self._settings(runtime)))[0])
+
+    @hook_config(can_jump_to=["end"])
+    @override
+    def before_model(
+        self, state: ACOMiddlewareState[ResponseT], runtime: Runtime[ContextT]
+    ) -> Update | None:
+        """End a doomed run with a final message.
+
+        Args:
+            state: The agent state.
+            runtime: The run's runtime.
+
+        Returns:
+            ``jump_to="end"`` with the stop message when the run is doomed, else None.
+        """
+        stop = self._doom(state, runtime)
+        if stop is None:
+            return None
+        _emit(EVENT_STOP, stop.event)
+        return _stop_jump(stop)
+
+    @hook_config(can_jump_to=["end"])
+    @override
+    async def abefore_model(
+        self, state: ACOMiddlewareState[ResponseT], runtime: Runtime[ContextT]
+    ) -> Update | None:
+        """Async ``before_model``."""
+        stop = self._doom(state, runtime)
+        if stop is None:
+            return None
+        await _aemit(EVENT_STOP, stop.event)
+        return _stop_jump(stop)
+
+    # ------------------------------------------------------------------ model calls
+    def _plan(self, request: ModelRequest[ContextT]) -> _ModelStep | StopOutcome:
+        llm = self._router_for(request.model)
+        self._tools.known_tools = {_tool_name(t): t for t in request.tools}
+        policy = self._policy(self._settings(request.runtime))
+        view, key = self._view(request.state, policy)
+        plan = plan_step(
             view,
             policy,
-            action,
-            unavailable=self.llm.registry.unavailable(),
+            request.messages,
+            run_key=key or turn_event({}, None, uuid.uuid4().hex)["run_key"],
+            step_action=self.step_action,
+            unavailable=llm.registry.unavailable(),
             tools_bound=bool(request.tools),
-            takes_tools=self.takes_tools,
+            can_call_tools=functools.partial(takes_tools, llm.registry, policy),
         )
-        if decision.stop:
-            return _stop("budget_low", decision.reason)
-        return _ModelPlan(policy, decision, bind, action)
+        return plan if isinstance(plan, StopOutcome) else _ModelStep(llm, plan)
 
-    def _tier_request(self, request: ModelRequest, plan: _ModelPlan, tier: int) -> ModelRequest:
+    def _tier_request(
+        self, request: ModelRequest[ContextT], step: _ModelStep, call: TierCall
+    ) -> ModelRequest[ContextT]:
         overrides: dict[str, Any] = {}
         if self.direct:
-            overrides["model"] = self.llm.registry.model(tier)
+            overrides["model"] = step.llm.registry.model(call.tier)
         else:
-            overrides["model"] = self.llm
-            overrides["model_settings"] = {**request.model_settings, "force_tier": tier}
-        if not plan.bind_tools and request.tools:
+            overrides["model"] = step.llm
+            overrides["model_settings"] = {
+                **request.model_settings,
+                "force_tier": call.tier,
+                "aco_run_id": step.plan.run_key,
+            }
+        if not step.plan.bind_tools and request.tools:
             overrides["tools"] = []
             overrides["tool_choice"] = None
         return request.override(**overrides)
 
-    def _next_tier(self, plan: _ModelPlan, tier: int, answer: AIMessage | None) -> Any:
-        if answer is None:
-            return None
-        why = escalation_reason(answer, answer_confidence(answer), plan.policy)
-        if why is None or tier >= 5:
-            return None
-        up = [n for n in range(tier + 1, 6) if not plan.bind_tools or self.takes_tools(n)]
-        return (up[0], why) if up else None
-
     def _finish(
-        self, plan: _ModelPlan, answers: list[tuple[int, Any, AIMessage | None, str | None]]
-    ) -> Any:
-        tier, response, ai, _ = answers[-1]
-        if ai is None:
-            return response
-        decision = plan.decision
-        extra = 0.0
-        if len(answers) > 1:
-            extra = sum(
-                call_cost(m, t, plan.policy.config)[0] for t, _r, m, _w in answers[:-1] if m
-            )
-            decision = decision.model_copy(
-                update={
-                    "reason": decision.reason
-                    + "".join(f"; escalated ({w}) -> tier {t}" for t, _r, _m, w in answers[1:])
-                }
-            )
-        event = model_event(
-            ai,
-            decision,
-            plan.policy,
-            action=plan.action,
-            escalated=len(answers) > 1,
-            tier=tier,
-            extra_cost=extra,
-        )
-        ai.response_metadata["aco_step"] = {
-            "step": decision.step_num,
-            "tier": event["tier"],
-            "reason": decision.reason,
-            "cost": event["cost"],
-        }
+        self, step: _ModelStep, outcome: StepOutcome, response: Any
+    ) -> ModelResult[ResponseT]:
+        if outcome.event is None:
+            return response  # type: ignore[no-any-return]
+        if self.direct:
+            # The tier was called directly: its cost reaches the run's ledger here.
+            usd = outcome.event["cost"]
+            if usd > 0:
+                step.llm.spend_ledger.add(step.plan.run_key, usd)
+        if isinstance(response, ExtendedModelResponse):
+            response = response.model_response
         if isinstance(response, AIMessage):
             response = ModelResponse(result=[response])
         return ExtendedModelResponse(
-            model_response=response, command=Command(update={"aco_events": [event]})
+            model_response=response, command=Command(update={"aco_events": [outcome.event]})
         )
 
-    # ------------------------------------------------------------------ hooks: turn, doom
-    def before_agent(self, state: Any, runtime: Any) -> dict[str, Any] | None:
-        """Start a turn: budget and doom rules count from this input."""
-        return {"aco_events": [{"type": "turn"}]}
+    @override
+    def wrap_model_call(
+        self,
+        request: ModelRequest[ContextT],
+        handler: Callable[[ModelRequest[ContextT]], ModelResponse[ResponseT]],
+    ) -> ModelResult[ResponseT]:
+        """Route the step to its tier; retry one tier up on an unusable answer.
 
-    async def abefore_agent(self, state: Any, runtime: Any) -> dict[str, Any] | None:
-        """Async ``before_agent``."""
-        return self.before_agent(state, runtime)
+        Args:
+            request: The model request (state, runtime, tools).
+            handler: Calls the model (called again for an escalation).
 
-    @hook_config(can_jump_to=["end"])
-    def before_model(self, state: Any, runtime: Any) -> dict[str, Any] | None:
-        """End a doomed run with a final message (``jump_to="end"``)."""
-        update = self._before_model(state)
-        if update is not None:
-            _emit(EVENT_STOP, update["aco_events"][0])
-        return update
+        Returns:
+            The kept answer with its ``model`` event, or the stop message when the budget
+            says stop.
+        """
+        step = self._plan(request)
+        if isinstance(step, StopOutcome):
+            _emit(EVENT_STOP, step.event)
+            return _stop_response(step)
+        responses: list[Any] = []
 
-    @hook_config(can_jump_to=["end"])
-    async def abefore_model(self, state: Any, runtime: Any) -> dict[str, Any] | None:
-        """Async ``before_model``."""
-        update = self._before_model(state)
-        if update is not None:
-            await _aemit(EVENT_STOP, update["aco_events"][0])
-        return update
+        def call(tier_call: TierCall) -> AIMessage | None:
+            responses.append(handler(self._tier_request(request, step, tier_call)))
+            return _first_ai(responses[-1])
 
-    # ------------------------------------------------------------------ model calls
-    def wrap_model_call(self, request: ModelRequest, handler: Callable[[ModelRequest], Any]) -> Any:
-        """Route the step to its tier; retry one tier up on an unusable answer."""
-        plan = self._plan(request)
-        if isinstance(plan, dict):
-            stop = plan["messages"][0]
-            _emit(EVENT_STOP, plan["aco_events"][0])
-            return ExtendedModelResponse(
-                model_response=ModelResponse(result=[stop]),
-                command=Command(update={"aco_events": plan["aco_events"]}),
-            )
-        tier = plan.decision.adjusted_tier
-        answers: list[tuple[int, Any, AIMessage | None, str | None]] = []
-        why: str | None = None
-        for _ in range(plan.policy.max_escalations + 1):
-            response = handler(self._tier_request(request, plan, tier))
-            ai = _first_ai(response)
-            answers.append((tier, response, ai, why))
-            nxt = self._next_tier(plan, tier, ai)
-            if nxt is None:
-                break
-            tier, why = nxt
-        return self._finish(plan, answers)
+        can = functools.partial(takes_tools, step.llm.registry, step.plan.policy)
+        outcome: StepOutcome = drive(step_flow(step.plan, can), call)
+        return self._finish(step, outcome, responses[-1])
 
+    @override
     async def awrap_model_call(
-        self, request: ModelRequest, handler: Callable[[ModelRequest], Awaitable[Any]]
-    ) -> Any:
+        self,
+        request: ModelRequest[ContextT],
+        handler: Callable[[ModelRequest[ContextT]], Awaitable[ModelResponse[ResponseT]]],
+    ) -> ModelResult[ResponseT]:
         """Async ``wrap_model_call`` (same decisions)."""
-        plan = self._plan(request)
-        if isinstance(plan, dict):
-            stop = plan["messages"][0]
-            await _aemit(EVENT_STOP, plan["aco_events"][0])
-            return ExtendedModelResponse(
-                model_response=ModelResponse(result=[stop]),
-                command=Command(update={"aco_events": plan["aco_events"]}),
+        step = self._plan(request)
+        if isinstance(step, StopOutcome):
+            await _aemit(EVENT_STOP, step.event)
+            return _stop_response(step)
+        responses: list[Any] = []
+
+        async def call(tier_call: TierCall) -> AIMessage | None:
+            responses.append(await handler(self._tier_request(request, step, tier_call)))
+            return _first_ai(responses[-1])
+
+        can = functools.partial(takes_tools, step.llm.registry, step.plan.policy)
+        outcome: StepOutcome = await adrive(step_flow(step.plan, can), call)
+        return self._finish(step, outcome, responses[-1])
+
+    # ------------------------------------------------------------------ after the model
+    def _after_model(
+        self, state: Mapping[str, Any], runtime: Any
+    ) -> tuple[Update | None, tuple[VerifyPlan, AgentPolicy, dict[str, Any]] | None]:
+        """The tool gate for tool calls; the verification plan for a final answer."""
+        policy = self._policy(self._settings(runtime))
+        view, key = self._view(state, policy)
+        messages: Sequence[BaseMessage] = state.get("messages") or []
+        last = messages[-1] if messages else None
+        if isinstance(last, AIMessage) and last.tool_calls:
+            gate = gate_tool_calls(
+                view,
+                policy,
+                last.tool_calls,
+                known_tools=self._tools.known_tools,
+                task_text=request_text(messages),
             )
-        tier = plan.decision.adjusted_tier
-        answers: list[tuple[int, Any, AIMessage | None, str | None]] = []
-        why: str | None = None
-        for _ in range(plan.policy.max_escalations + 1):
-            response = await handler(self._tier_request(request, plan, tier))
-            ai = _first_ai(response)
-            answers.append((tier, response, ai, why))
-            nxt = self._next_tier(plan, tier, ai)
-            if nxt is None:
-                break
-            tier, why = nxt
-        return self._finish(plan, answers)
+            if gate.approval is not None:
+                gate = apply_approval(gate, interrupt(gate.approval), policy, view.steps)
+            if not gate.messages:
+                return None, None
+            return {"messages": gate.messages, "aco_events": gate.events}, None
+        plan = plan_verification(view, policy, messages)
+        if plan is None:
+            return None, None
+        if not plan.needed:
+            return {"aco_events": [plan.gate_event]}, None
+        meta = {"aco_role": "verifier", "aco_tier": plan.tier, "aco_step": plan.step}
+        kwargs: dict[str, Any] = {
+            "config": with_metadata(_current_config(), meta, [VERIFIER_TAG]),
+            "force_tier": plan.tier,
+        }
+        if key:
+            kwargs["aco_run_id"] = key
+        return None, (plan, policy, kwargs)
+
+    @hook_config(can_jump_to=["model"])
+    @override
+    def after_model(
+        self, state: ACOMiddlewareState[ResponseT], runtime: Runtime[ContextT]
+    ) -> Update | None:
+        """The tool gate and approval on tool calls; the verification gate on an answer.
+
+        Args:
+            state: The agent state (its last message is the model's answer).
+            runtime: The run's runtime.
+
+        Returns:
+            Not-run ToolMessages for gated calls; the verifier's events, and for a FAIL its
+            feedback with ``jump_to="model"``; None when there is nothing to add.
+
+        Raises:
+            GraphInterrupt: Critical calls wait for a human (``human_approval``).
+        """
+        update, verify = self._after_model(state, runtime)
+        if verify is None:
+            return update
+        plan, policy, kwargs = verify
+        outcome = verification_outcome(plan, policy, self.llm.invoke(plan.prompt, **kwargs))
+        _emit(EVENT_VERDICT, outcome.verdict)
+        return _verifier_update(plan, outcome)
+
+    @hook_config(can_jump_to=["model"])
+    @override
+    async def aafter_model(
+        self, state: ACOMiddlewareState[ResponseT], runtime: Runtime[ContextT]
+    ) -> Update | None:
+        """Async ``after_model``."""
+        update, verify = self._after_model(state, runtime)
+        if verify is None:
+            return update
+        plan, policy, kwargs = verify
+        reply = await self.llm.ainvoke(plan.prompt, **kwargs)
+        outcome = verification_outcome(plan, policy, reply)
+        await _aemit(EVENT_VERDICT, outcome.verdict)
+        return _verifier_update(plan, outcome)
 
     # ------------------------------------------------------------------ tools
-    def _gate(self, request: Any) -> tuple[AgentPolicy, int, ToolMessage | None, dict | None]:
-        """Gate one tool call: ``(policy, step, skip message, skip event)``."""
-        from aco_langchain.routing.rules import classify_task
+    @override
+    def wrap_tool_call(
+        self,
+        request: ToolCallRequest,
+        handler: Callable[[ToolCallRequest], ToolResult],
+    ) -> ToolResult:
+        """Run the tool call; record its outcome (errors become error messages).
 
-        policy = self._policy()
-        state = request.state if isinstance(request.state, Mapping) else {}
-        view = self._view(state, policy)
-        tc = request.tool_call
-        if request.tool is None:
-            return policy, view.steps, None, None
-        task_type = view.task_type or classify_task(request_text(state.get("messages") or []))
-        g = gate_tool_call(view, policy, tc, task_type)
-        reason = None if g.allowed else f"skipped by the cost gate: {g.reason}"
-        if reason is None and policy.human_approval and is_critical_call(tc, policy):
-            answer = interrupt(
-                {
-                    "type": "aco_approval",
-                    "question": "Approve this critical tool call?",
-                    "risk": policy.task_risk,
-                    "tool_calls": [{"name": tc["name"], "args": tc["args"], "id": tc["id"]}],
-                }
-            )
-            if not approval_granted(answer):
-                why = answer.get("reason") if isinstance(answer, Mapping) else None
-                reason = f"rejected by a human{': ' + str(why) if why else ''}"
-        if reason is None:
-            return policy, view.steps, None, None
-        msg = ToolMessage(
-            f"Tool call not run: {reason}",
-            tool_call_id=tc["id"],
-            name=tc["name"],
-            status="error",
-        )
-        event = tool_event(tc, policy, step=view.steps, success=False, skipped=True, reason=reason)
-        return policy, view.steps, msg, event
+        Args:
+            request: The tool call request.
+            handler: Runs the tool (langgraph's ``ToolNode``).
 
-    @staticmethod
-    def _tool_outcome(
-        request: Any, policy: AgentPolicy, step: int, result: Any, error: BaseException | None
-    ) -> Any:
-        tc = request.tool_call
-        if error is not None:
-            result = ToolMessage(
-                f"Error: {type(error).__name__}: {error}",
-                tool_call_id=tc["id"],
-                name=tc["name"],
-                status="error",
-            )
-        if isinstance(result, ToolMessage):
-            ok = result.status != "error"
-            event = tool_event(
-                tc,
-                policy,
-                step=step,
-                success=ok,
-                error=None if ok else message_text(result)[:300],
-            )
-            return Command(update={"messages": [result], "aco_events": [event]})
-        if isinstance(result, Command) and isinstance(result.update, dict):
-            event = tool_event(tc, policy, step=step, success=True)
-            update = dict(result.update)
-            update["aco_events"] = [*(update.get("aco_events") or []), event]
-            return Command(
-                graph=result.graph, update=update, resume=result.resume, goto=result.goto
-            )
-        return result
+        Returns:
+            A ``Command`` with the answer and its ``tool`` event.
+        """
+        return self._tools.wrap(request, handler)
 
-    def wrap_tool_call(self, request: Any, handler: Callable[[Any], Any]) -> Any:
-        """Gate the tool call, run it, record its outcome (errors become error messages)."""
-        policy, step, skip, event = self._gate(request)
-        if skip is not None:
-            return Command(update={"messages": [skip], "aco_events": [event]})
-        try:
-            result = handler(request)
-        except GraphBubbleUp:
-            raise
-        except Exception as exc:  # noqa: BLE001 - a failing tool is an answer, not a crash
-            return self._tool_outcome(request, policy, step, None, exc)
-        return self._tool_outcome(request, policy, step, result, None)
-
-    async def awrap_tool_call(self, request: Any, handler: Callable[[Any], Awaitable[Any]]) -> Any:
+    @override
+    async def awrap_tool_call(
+        self,
+        request: ToolCallRequest,
+        handler: Callable[[ToolCallRequest], Awaitable[ToolResult]],
+    ) -> ToolResult:
         """Async ``wrap_tool_call``."""
-        policy, step, skip, event = self._gate(request)
-        if skip is not None:
-            return Command(update={"messages": [skip], "aco_events": [event]})
-        try:
-            result = await handler(request)
-        except GraphBubbleUp:
-            raise
-        except Exception as exc:  # noqa: BLE001
-            return self._tool_outcome(request, policy, step, None, exc)
-        return self._tool_outcome(request, policy, step, result, None)
-
-    # ------------------------------------------------------------------ verification
-    def _verify_plan(self, state: Mapping[str, Any]) -> tuple[Any, ...] | None:
-        policy = self._policy()
-        messages = state.get("messages") or []
-        last = messages[-1] if messages else None
-        if (
-            not policy.verify_answers
-            or not isinstance(last, AIMessage)
-            or last.tool_calls
-            or last.name == "aco"
-        ):
-            return None
-        view = self._view(state, policy)
-        conf = answer_confidence(last)
-        if conf is None:
-            conf = aco_meta(last).get("confidence")
-        d = verify_gate(view, policy, conf)
-        gate_event = {
-            "type": "verify_gate",
-            "step": view.steps,
-            "needed": d.needed,
-            "confidence": d.confidence,
-            "reason": d.reason,
-        }
-        if not d.needed:
-            return (gate_event,)
-        last_model = view.last_model() or {}
-        tier = verifier_tier(policy, int(last_model.get("tier") or 1))
-        prompt = [
-            SystemMessage(VERIFIER_PROMPT),
-            HumanMessage(f"REQUEST:\n{request_text(messages)}\n\nANSWER:\n{message_text(last)}"),
-        ]
-        cfg = dict(_current_config() or {})
-        cfg["tags"] = [*(cfg.get("tags") or []), VERIFIER_TAG]
-        cfg["metadata"] = {**(cfg.get("metadata") or {}), "aco_role": "verifier", "aco_tier": tier}
-        return gate_event, policy, view, tier, prompt, cfg
-
-    @staticmethod
-    def _verify_update(
-        plan: tuple[Any, ...], reply: AIMessage
-    ) -> tuple[dict[str, Any], dict[str, Any]]:
-        gate_event, policy, view, tier, _prompt, _cfg = plan
-        passed, why = parse_verdict(message_text(reply))
-        t = int(aco_meta(reply).get("tier") or tier)
-        cost = call_cost(reply, t, policy.config)[0]
-        event = {
-            "type": "verifier",
-            "step": view.steps,
-            "tier": t,
-            "model_id": policy.config.tier(t).model_id,
-            "passed": passed,
-            "why": why[:300],
-            "cost": cost,
-        }
-        update: dict[str, Any] = {"aco_events": [gate_event, event]}
-        if passed is False:
-            update["messages"] = [
-                HumanMessage(
-                    f"A verifier rejected your last answer: {why}\nFix it and answer again.",
-                    name="aco_verifier",
-                )
-            ]
-            update["jump_to"] = "model"
-        return update, {"passed": passed, "why": why, "tier": t, "cost": cost}
-
-    @hook_config(can_jump_to=["model"])
-    def after_model(self, state: Any, runtime: Any) -> dict[str, Any] | None:
-        """The verification gate on a final answer; a FAIL goes back to the model."""
-        plan = self._verify_plan(state)
-        if plan is None:
-            return None
-        if len(plan) == 1:
-            return {"aco_events": [plan[0]]}
-        reply = self.llm.invoke(plan[4], config=plan[5], force_tier=plan[3])
-        update, verdict = self._verify_update(plan, reply)
-        _emit(EVENT_VERDICT, verdict)
-        return update
-
-    @hook_config(can_jump_to=["model"])
-    async def aafter_model(self, state: Any, runtime: Any) -> dict[str, Any] | None:
-        """Async ``after_model``."""
-        plan = self._verify_plan(state)
-        if plan is None:
-            return None
-        if len(plan) == 1:
-            return {"aco_events": [plan[0]]}
-        reply = await self.llm.ainvoke(plan[4], config=plan[5], force_tier=plan[3])
-        update, verdict = self._verify_update(plan, reply)
-        await _aemit(EVENT_VERDICT, verdict)
-        return update
+        return await self._tools.awrap(request, handler)
 
 
 __all__ = ["ACOMiddleware", "ACOMiddlewareState"]

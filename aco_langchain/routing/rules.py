@@ -17,11 +17,10 @@ import re
 
 from aco_langchain.config import TIER_NUMBERS, ACOConfig
 from aco_langchain.routing.base import Assessment, Complexity, Risk, RouteRequest
+from aco_langchain.routing.markers import CRITICAL_WORDS
 
-_CRITICAL = {
-    "deploy", "production", "prod", "delete", "admin", "payment", "payments", "credential",
-    "credentials", "secret", "secrets", "outage", "incident", "critical",
-}  # fmt: skip
+# One list with per-step routing and human approval (routing/markers.py).
+_CRITICAL = CRITICAL_WORDS
 _COMPLEX = {
     "research", "analyze", "analyse", "compare", "design", "architect", "architecture",
     "security", "audit", "optimize", "prove", "trade-offs", "tradeoffs", "strategy",

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
-from langchain_core.tools import tool
+from langchain_core.tools import InjectedToolCallId, tool
 from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.prebuilt import InjectedState
 from langgraph.types import Command
 
 from aco_langchain.config import ACOConfig
 from aco_langchain.integrations.langgraph import create_aco_agent, open_checkpointer
-from aco_langchain.integrations.langgraph.control import VERIFIER_TAG
 from aco_langchain.testing import ScriptedChatModel
+from aco_langchain.tracing.callback import VERIFIER_TAG
 
 TASK = "Fix the parse bug in utils.py"
 
@@ -356,3 +357,80 @@ def test_postgres_checkpointer_interrupt_and_resume() -> None:
         out = graph.invoke(Command(resume="approve"), conf)
         tm = [m for m in out["messages"] if isinstance(m, ToolMessage)]
         assert tm and tm[0].content == "billing deployed"
+
+
+# --- langgraph's own ToolNode: injected state, Command-returning tools, run context ---------
+
+
+@tool
+def count_messages(label: str, state: Annotated[dict, InjectedState]) -> str:
+    """Count the messages of the conversation so far."""
+    return f"{label}: {len(state['messages'])} messages, {len(state['aco_events'])} events"
+
+
+@tool
+def remember(note: str, tool_call_id: Annotated[str, InjectedToolCallId]) -> Command:
+    """Remember a note for the rest of the run."""
+    return Command(
+        update={
+            "messages": [ToolMessage(f"noted: {note}", tool_call_id=tool_call_id)],
+            "aco_events": [{"type": "note", "note": note}],
+        }
+    )
+
+
+def test_injected_state_tool_runs_in_create_aco_agent() -> None:
+    t = tiers(t3=[call("count_messages", {"label": "seen"}, "c1")], t1=["counted"])
+    out = create_aco_agent(cfg(), [count_messages], tier_models=t, verify_answers=False).invoke(
+        {"messages": [HumanMessage(TASK)]}
+    )
+    tm = [m for m in out["messages"] if isinstance(m, ToolMessage)][0]
+    assert tm.status != "error", tm.content
+    assert tm.content.startswith("seen: 2 messages")  # the human message and the tool call
+    assert events(out, "tool")[0]["success"] is True
+
+
+def test_command_returning_tool_updates_the_state() -> None:
+    t = tiers(t3=[call("remember", {"note": "parse() splits on '-'"}, "c1"), "ok"])
+    out = create_aco_agent(cfg(), [remember], tier_models=t, verify_answers=False).invoke(
+        {"messages": [HumanMessage(TASK)]}
+    )
+    tm = [m for m in out["messages"] if isinstance(m, ToolMessage)][0]
+    assert tm.content == "noted: parse() splits on '-'"  # not a stringified Command
+    notes = [e["note"] for e in out["aco_events"] if e["type"] == "note"]
+    assert notes == ["parse() splits on '-'"]  # the tool's own state update applied
+    assert events(out, "tool")[0]["success"] is True
+    assert out["messages"][-1].content == "ok"
+
+
+def test_run_context_overrides_like_the_configurable_keys() -> None:
+    from aco_langchain.integrations.langgraph import ACOContext
+
+    graph = create_aco_agent(cfg(on_low_budget="stop"), [], tier_models=tiers())
+    out = graph.invoke({"messages": [HumanMessage(TASK)]}, context=ACOContext(max_budget=0.0001))
+    assert events(out, "stop")[0]["kind"] == "budget_low"
+    out = graph.invoke({"messages": [HumanMessage(TASK)]}, context={"run_id": "ctx-run"})
+    assert out["aco_events"][0]["run_key"] == "ctx-run"
+    assert events(out, "model")[0]["run_key"] == "ctx-run"
+
+
+def test_tool_costs_and_model_calls_share_the_run_ledger() -> None:
+    from aco_langchain.chat.model import ACORouterChatModel
+
+    @tool
+    def web_search(query: str) -> str:
+        """Search the web for research."""
+        return "three papers"
+
+    t = tiers(t3=[call("web_search", {"query": "router papers"}, "c1")], t1=["summary"])
+    llm = ACORouterChatModel(config=cfg(), tier_models=t)
+    graph = create_aco_agent(llm, [web_search], verify_answers=False)
+    out = graph.invoke(
+        {"messages": [HumanMessage("Research routing papers and compare them")]},
+        context={"run_id": "ledger-run"},
+    )
+    model_cost = sum(e["cost"] for e in events(out, "model"))
+    tool_cost = sum(e["cost"] for e in events(out, "tool"))
+    assert tool_cost > 0
+    # the ledger (the budget's source of truth) holds every model call and tool cost
+    assert llm.spent("ledger-run") == pytest.approx(model_cost + tool_cost)

@@ -178,3 +178,30 @@ def test_bad_arguments() -> None:
         ACOMiddleware(CFG, tier_models=tiers(), max_budget=-1)
     with pytest.raises(ValueError, match="verifier_tier"):
         ACOMiddleware(CFG, tier_models=tiers(), verifier_tier=0)
+
+
+def test_uses_the_router_model_given_to_create_agent() -> None:
+    from aco_langchain.chat.model import ACORouterChatModel
+
+    t = tiers(t3=[call("read_file", {"path": "utils.py"}, "c1")], t1=["fixed"])
+    llm = ACORouterChatModel(config=CFG, tier_models=t)
+    aco = ACOMiddleware()  # no config of its own: the agent's model routes
+    out = create_agent(llm, [read_file], middleware=[aco]).invoke(
+        {"messages": [HumanMessage(TASK)]}, context={"run_id": "mw-run"}
+    )
+    assert [s["tier"] for s in events(out, "model")] == [3, 1]
+    assert len(t[3].calls) == 1 and len(t[1].calls) == 1  # the scripted tiers answered
+    assert aco.llm is llm
+    assert llm.spent("mw-run") == pytest.approx(sum(e["cost"] for e in events(out, "model")))
+
+
+def test_tool_tiers_reach_the_policy() -> None:
+    t = tiers(t3=[call("read_file", {"path": "a"}, "c1")], t2=["from tier 2"])
+    aco = ACOMiddleware(CFG, tier_models=t, tool_tiers={2, 3, 4, 5}, verify_answers=False)
+    assert aco.policy.tool_tiers == frozenset({2, 3, 4, 5})
+    out = create_agent(aco.model, [read_file], middleware=[aco]).invoke(
+        {"messages": [HumanMessage(TASK)]}
+    )
+    step = events(out, "model")[1]
+    assert step["tier"] == 2 and "no tool calling -> tier 2" in step["reason"]
+    assert not t[1].calls

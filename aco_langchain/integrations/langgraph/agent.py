@@ -27,35 +27,59 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.tools import BaseTool
+from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.store.base import BaseStore
+from langgraph.types import Checkpointer
 
+from aco_langchain.agent.engine import StepActionFn
+from aco_langchain.agent.policy import ACOContext, AgentPolicy, Risk, ToollessPolicy
 from aco_langchain.config import ACOConfig, config_from_dict, load_config
-from aco_langchain.integrations.langgraph.control import AgentPolicy, Risk, ToollessPolicy
-from aco_langchain.integrations.langgraph.nodes import ACOAgentNodes, StepActionFn
+from aco_langchain.errors import ConfigError
+from aco_langchain.integrations.langgraph.nodes import ACOAgentNodes
 from aco_langchain.integrations.langgraph.state import ACOAgentState
 
+if TYPE_CHECKING:
+    from aco_langchain.chat.model import ACORouterChatModel
+
 ConfigOrModel = ACOConfig | str | Path | Mapping[str, Any] | BaseChatModel | None
+#: The compiled ACO agent graph's type.
+ACOAgentGraph = CompiledStateGraph[ACOAgentState, ACOContext, ACOAgentState, ACOAgentState]
 
 
 def resolve_router_model(
     config_or_model: ConfigOrModel = None,
     tier_models: Mapping[int, BaseChatModel] | None = None,
-) -> Any:
+) -> ACORouterChatModel:
     """An ``ACORouterChatModel`` from a config, a YAML path, a dict or a ready model.
 
-    Usage::
+    Args:
+        config_or_model: An ``ACOConfig``, a YAML path, a config dict, a ready
+            ``ACORouterChatModel``, or None for the default config.
+        tier_models: Chat models per tier for a new router model.
 
+    Returns:
+        The router model.
+
+    Raises:
+        ConfigError: ``tier_models`` given with a ready router model.
+        TypeError: ``config_or_model`` is another chat model or of an unknown type.
+
+    Example:
+        ```python
         llm = resolve_router_model("config.yaml", {1: local_llm})
+        ```
     """
     from aco_langchain.chat.model import ACORouterChatModel
 
     if isinstance(config_or_model, ACORouterChatModel):
         if tier_models:
-            raise ValueError(
+            raise ConfigError(
                 "tier_models= was given with a ready ACORouterChatModel: pass the tier models "
                 "to ACORouterChatModel(tier_models=...) instead"
             )
@@ -79,15 +103,24 @@ def resolve_router_model(
     return ACORouterChatModel(config=cfg, tier_models=dict(tier_models or {}))
 
 
-def build_aco_agent_graph(nodes: ACOAgentNodes) -> StateGraph:
+def build_aco_agent_graph(
+    nodes: ACOAgentNodes,
+) -> StateGraph[ACOAgentState, ACOContext, ACOAgentState, ACOAgentState]:
     """The uncompiled agent graph over ``nodes`` (add your own nodes, then compile).
 
-    Usage::
+    Args:
+        nodes: The agent's nodes.
 
+    Returns:
+        The ``StateGraph`` (state ``ACOAgentState``, run context ``ACOContext``).
+
+    Example:
+        ```python
         builder = build_aco_agent_graph(ACOAgentNodes(llm, tools, policy))
         graph = builder.compile(checkpointer=InMemorySaver())
+        ```
     """
-    builder = StateGraph(ACOAgentState)
+    builder = StateGraph(ACOAgentState, context_schema=ACOContext)
     builder.add_node("start", nodes.start)
     builder.add_node("doom", nodes.doom)
     builder.add_node("agent", nodes.agent)
@@ -99,7 +132,7 @@ def build_aco_agent_graph(nodes: ACOAgentNodes) -> StateGraph:
     builder.add_edge("start", "doom")
     builder.add_conditional_edges("doom", nodes.after_doom, ["agent", END])
     builder.add_conditional_edges("agent", nodes.after_agent, ["tool_gate", "verify_gate", END])
-    builder.add_conditional_edges("tool_gate", nodes.after_tool_gate, ["tools", "doom"])
+    builder.add_conditional_edges("tool_gate", nodes.after_tool_gate, ["tools", "doom"])  # type: ignore[arg-type]
     builder.add_edge("tools", "doom")
     builder.add_conditional_edges("verify_gate", nodes.after_verify_gate, ["verifier", END])
     builder.add_conditional_edges("verifier", nodes.after_verifier, ["doom", END])
@@ -121,34 +154,55 @@ def create_aco_agent(
     human_approval: bool | None = None,
     max_escalations: int = 1,
     step_action: StepActionFn | None = None,
-    checkpointer: Any = None,
-    store: Any = None,
+    checkpointer: Checkpointer = None,
+    store: BaseStore | None = None,
     name: str = "aco_agent",
     debug: bool = False,
-) -> Any:
+) -> ACOAgentGraph:
     """A compiled tool-calling agent graph with per-step routing, gates and doom stop.
 
-    ``config_or_model``: an ``ACOConfig``, YAML path, dict, or an ``ACORouterChatModel``
-    (``tier_models`` go into a new router model). ``max_budget`` (USD per run, default
-    ``routing.max_cost_per_task``) and ``task_risk`` can be overridden per invocation with
-    ``configurable`` keys ``aco_max_budget`` / ``aco_task_risk``. ``human_approval``: None
-    turns it on when a checkpointer is given (an interrupt needs one). ``tool_tiers``: the
-    tiers that can call tools (default: detected); ``toolless_tiers`` says what a step routed
-    to another tier does (``skip`` up to one that can, or answer in ``text``).
+    Tools run in langgraph's own ``ToolNode``: tools with ``InjectedState``,
+    ``InjectedStore`` or ``ToolRuntime`` arguments and tools returning ``Command`` work.
 
-    Usage::
+    Args:
+        config_or_model: An ``ACOConfig``, YAML path, dict, or an ``ACORouterChatModel``.
+        tools: LangChain tools or plain functions.
+        tier_models: Chat models per tier (for a new router model).
+        system_prompt: Prepended when the conversation has no system message.
+        max_budget: USD per run (default ``routing.max_cost_per_task``).
+        task_risk: ``low``, ``medium``, ``high`` or ``critical``.
+        verifier_tier: The verifier's tier (default one above the answer's, at least 3).
+        verify_answers: Run the verification gate on final answers.
+        toolless_tiers: What a step routed to a tier without tool calling does: ``skip`` up
+            to one that can, or answer in ``text``.
+        tool_tiers: The tiers that can call tools (default: detected).
+        human_approval: Interrupt before critical tool calls; None: on when a checkpointer
+            is given (an interrupt needs one).
+        max_escalations: Extra calls, one tier up each, on an unusable answer.
+        step_action: ``(messages, request) -> action`` for per-step routing.
+        checkpointer: A LangGraph checkpointer (threads, interrupts).
+        store: A LangGraph store (for ``InjectedStore`` tools).
+        name: The graph's name.
+        debug: LangGraph debug mode.
 
+    Returns:
+        The compiled graph. Per invocation, ``context=ACOContext(task_risk=..., max_budget=...,
+        run_id=...)`` (or a dict) overrides the settings; the older ``configurable`` keys
+        ``aco_task_risk`` / ``aco_max_budget`` / ``aco_run_id`` still work.
+
+    Raises:
+        ConfigError: An option has a wrong value (``max_budget < 0``, ``verifier_tier=9``...).
+        TypeError: ``config_or_model`` is not a config or an ``ACORouterChatModel``.
+
+    Example:
+        ```python
         graph = create_aco_agent(cfg, [search], tier_models=tiers, max_budget=0.5)
-        out = graph.invoke({"messages": [("user", "Find the release date")]})
+        out = graph.invoke({"messages": [("user", "Find the release date")]},
+                           context={"task_risk": "high"})
         out["messages"][-1].content, out["aco_events"]
+        ```
     """
     llm = resolve_router_model(config_or_model, tier_models)
-    if max_budget is not None and max_budget < 0:
-        raise ValueError(f"max_budget must be >= 0, got {max_budget}")
-    if max_escalations < 0:
-        raise ValueError(f"max_escalations must be >= 0, got {max_escalations}")
-    if verifier_tier is not None and verifier_tier not in range(1, 6):
-        raise ValueError(f"verifier_tier must be 1 to 5, got {verifier_tier}")
     policy = AgentPolicy(
         config=llm.config,
         max_budget=max_budget,
@@ -167,14 +221,24 @@ def create_aco_agent(
 
 
 @contextlib.contextmanager
-def open_checkpointer(url: str | None = None) -> Iterator[Any]:
-    """A LangGraph checkpointer from a URL: ``memory`` (default), a SQLite path or
-    ``sqlite:///path``, or ``postgresql://...`` (tables are created on first use).
+def open_checkpointer(url: str | None = None) -> Iterator[BaseCheckpointSaver[Any]]:
+    """A LangGraph checkpointer from a URL (tables are created on first use).
 
-    Usage::
+    Args:
+        url: ``memory`` (default), a SQLite path or ``sqlite:///path``, or
+            ``postgresql://...``.
 
+    Yields:
+        The checkpointer, open for the ``with`` block.
+
+    Raises:
+        ImportError: The checkpointer's package is not installed (names the extra).
+
+    Example:
+        ```python
         with open_checkpointer("postgresql://postgres@127.0.0.1:5432/test") as saver:
             graph = create_aco_agent(cfg, tools, checkpointer=saver)
+        ```
     """
     if not url or url == "memory":
         from langgraph.checkpoint.memory import InMemorySaver
@@ -205,6 +269,8 @@ def open_checkpointer(url: str | None = None) -> Iterator[Any]:
 
 
 __all__ = [
+    "ACOAgentGraph",
+    "ConfigOrModel",
     "build_aco_agent_graph",
     "create_aco_agent",
     "open_checkpointer",

@@ -1,6 +1,6 @@
 """Typed LangGraph state for the ACO agent and strategy graphs.
 
-``aco_events`` is the run's append-only event log (see ``graph/control.py``): every node
+``aco_events`` is the run's append-only event log (see ``agent/events.py``): every node
 appends its events and the controls derive spend, steps, failures and progress from it, so
 state stays JSON-able, checkpoint-friendly and safe under parallel branches.
 
@@ -19,7 +19,7 @@ from langchain_core.messages import AnyMessage
 from langgraph.graph import add_messages
 from typing_extensions import TypedDict
 
-from aco_langchain.integrations.langgraph.control import merge_events
+from aco_langchain.agent.events import AgentEvent, merge_events
 
 
 class ACOAgentState(TypedDict):
@@ -31,10 +31,9 @@ class ACOAgentState(TypedDict):
     """
 
     messages: Annotated[list[AnyMessage], add_messages]
-    aco_events: NotRequired[Annotated[list[dict[str, Any]], merge_events]]
-    """The run's event log: model steps, tool calls, gates, verifier calls, stops."""
-    aco_allowed: NotRequired[list[str]]
-    """Tool-call ids the tool gate let through in the current step."""
+    aco_events: NotRequired[Annotated[list[AgentEvent], merge_events]]
+    """The run's event log (``agent/events.py``): turns, steps, tool calls, gates, verifier
+    calls, stops."""
 
 
 class SpecialistOutput(TypedDict):

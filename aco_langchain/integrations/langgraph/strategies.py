@@ -32,8 +32,10 @@ from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send, interrupt
 
+from aco_langchain.agent.checks import approval_granted
+from aco_langchain.agent.events import call_cost
+from aco_langchain.chat.messages import message_text
 from aco_langchain.integrations.langgraph.agent import ConfigOrModel, resolve_router_model
-from aco_langchain.integrations.langgraph.control import approval_granted, call_cost, message_text
 from aco_langchain.integrations.langgraph.state import SpecialistInput, StrategyState
 
 STRATEGIES = ("simple", "moderate", "complex", "critical")
