@@ -3,8 +3,12 @@
 Each request to ``POST /v1/chat/completions`` takes the next behaviour from the script (then
 ``default``): answer OK (JSON, or SSE when the request has ``"stream": true``, with a usage
 chunk when ``stream_options.include_usage`` is set and logprobs when ``logprobs`` is set),
-answer 429 / 500 / 503, hang past the client's timeout, close the connection without a reply,
-reset it (RST), or cut an SSE stream half-way. ``GET /v1/models`` and ``GET /health`` answer OK.
+answer 429 / 500 / 503 / 400 / 401 (the 401 echoes the request's key, as some providers do),
+hang past the client's timeout, answer late (``slow``: OK after ``hang_s``), trickle the body
+one byte every ``trickle_s``, close the connection without a reply, reset it (RST), cut an SSE
+stream half-way, or answer 200 with something that is not an answer: empty ``choices``, null
+content, an HTML page, a broken JSON body, an SSE stream with no chunks (``empty_stream``).
+``GET /v1/models`` and ``GET /health`` answer OK.
 
 Bounded: hangs sleep at most ``hang_s`` in small steps and end early on ``stop()``, the server
 shuts itself down after ``max_lifetime_s`` and refuses requests beyond ``max_requests`` (503).
@@ -33,7 +37,25 @@ from typing import Any
 __all__ = ["BEHAVIOURS", "Fault", "FaultServer", "RecordedRequest"]
 
 #: Behaviour names a script may use.
-BEHAVIOURS = ("ok", "429", "500", "503", "hang", "close", "reset", "cut")
+BEHAVIOURS = (
+    "ok",
+    "429",
+    "500",
+    "503",
+    "400",
+    "401",
+    "hang",
+    "slow",
+    "trickle",
+    "close",
+    "reset",
+    "cut",
+    "empty_choices",
+    "null_content",
+    "html",
+    "bad_json",
+    "empty_stream",
+)
 
 
 @dataclass(frozen=True)
@@ -45,6 +67,7 @@ class Fault:
     logprob: float = -0.05
     hang_s: float | None = None
     retry_after: str = "0"
+    trickle_s: float = 0.4
 
     def __post_init__(self) -> None:
         if self.kind not in BEHAVIOURS:
@@ -238,17 +261,61 @@ class FaultServer:
                     )
                 elif kind in ("500", "503"):
                     self._error(int(kind), "server_error", f"Injected {kind} (fault server).")
+                elif kind == "400":
+                    self._error(400, "invalid_request_error", "Injected 400 (fault server).")
+                elif kind == "401":
+                    key = (self.headers.get("Authorization") or "").removeprefix("Bearer ")
+                    self._error(401, "invalid_api_key", f"Incorrect API key provided: {key}.")
                 elif kind == "hang":
-                    deadline = time.monotonic() + (fault.hang_s or server.hang_s)
-                    while time.monotonic() < deadline and not server._state.stop.is_set():
-                        time.sleep(0.05)
+                    self._wait(fault.hang_s or server.hang_s)
                     self._drop(reset=False)
                 elif kind in ("close", "reset"):
                     self._drop(reset=kind == "reset")
+                elif kind == "trickle":
+                    self._trickle(body, fault)
+                elif kind == "html":
+                    self._raw(
+                        200, "text/html", b"<html><body><h1>502 Bad Gateway</h1></body></html>"
+                    )
+                elif kind == "bad_json":
+                    self._raw(200, "application/json", b'{"id": "x", "choices": [{"mess')
                 elif body.get("stream"):
+                    if kind == "slow":
+                        self._wait(fault.hang_s or server.hang_s)
                     self._stream(body, fault, cut=kind == "cut")
                 else:
+                    if kind == "slow":
+                        self._wait(fault.hang_s or server.hang_s)
                     self._complete(body, fault)
+
+            def _wait(self, seconds: float) -> None:
+                deadline = time.monotonic() + seconds
+                while time.monotonic() < deadline and not server._state.stop.is_set():
+                    time.sleep(0.05)
+
+            def _raw(self, status: int, content_type: str, data: bytes) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _trickle(self, body: dict[str, Any], fault: Fault) -> None:
+                # A valid answer, one byte every trickle_s: no read is ever idle for long.
+                data = json.dumps(self._completion(body, fault)).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                try:
+                    for i in range(len(data)):
+                        if server._state.stop.is_set():
+                            break
+                        self.wfile.write(data[i : i + 1])
+                        self.wfile.flush()
+                        time.sleep(fault.trickle_s)
+                except OSError:
+                    return  # the client gave up: what a deadline should do
 
             # ---------------------------------------------------------- OK answers
 
@@ -279,27 +346,37 @@ class FaultServer:
                 }
 
             def _complete(self, body: dict[str, Any], fault: Fault) -> None:
+                self._json(200, self._completion(body, fault))
+
+            def _completion(self, body: dict[str, Any], fault: Fault) -> dict[str, Any]:
                 pieces = self._pieces(fault)
-                self._json(
-                    200,
-                    {
-                        "id": f"chatcmpl-fault-{len(server.requests)}",
+                if fault.kind == "empty_choices":
+                    return {
+                        "id": "chatcmpl-fault-empty",
                         "object": "chat.completion",
                         "created": int(time.time()),
                         "model": body.get("model") or server.model,
-                        "choices": [
-                            {
-                                "index": 0,
-                                "message": {"role": "assistant", "content": "".join(pieces)},
-                                "finish_reason": "stop",
-                                "logprobs": self._logprobs(pieces, fault)
-                                if body.get("logprobs")
-                                else None,
-                            }
-                        ],
-                        "usage": self._usage(body, len(pieces)),
-                    },
-                )
+                        "choices": [],
+                        "usage": self._usage(body, 0),
+                    }
+                content = None if fault.kind == "null_content" else "".join(pieces)
+                return {
+                    "id": f"chatcmpl-fault-{len(server.requests)}",
+                    "object": "chat.completion",
+                    "created": int(time.time()),
+                    "model": body.get("model") or server.model,
+                    "choices": [
+                        {
+                            "index": 0,
+                            "message": {"role": "assistant", "content": content},
+                            "finish_reason": "stop",
+                            "logprobs": self._logprobs(pieces, fault)
+                            if body.get("logprobs")
+                            else None,
+                        }
+                    ],
+                    "usage": self._usage(body, len(pieces)),
+                }
 
             def _stream(self, body: dict[str, Any], fault: Fault, *, cut: bool) -> None:
                 pieces = self._pieces(fault)
@@ -322,6 +399,11 @@ class FaultServer:
                     self.wfile.flush()
 
                 want_lp = bool(body.get("logprobs"))
+                if fault.kind == "empty_stream":
+                    send("[DONE]")
+                    self.wfile.write(b"0\r\n\r\n")
+                    self.wfile.flush()
+                    return
                 send({**base, "choices": [{"index": 0, "delta": {"role": "assistant"}}]})
                 for i, p in enumerate(pieces):
                     if cut and i >= max(1, len(pieces) // 2):
