@@ -26,6 +26,8 @@ from aco_langchain.errors import (
     ConfigError,
     DataError,
     DeadlineExceededError,
+    LedgerError,
+    LedgerURLError,
     LocalModelError,
     RoutingError,
     StreamInterruptedError,
@@ -50,7 +52,7 @@ if TYPE_CHECKING:
         decide,
         route,
     )
-    from aco_langchain.spend.ledger import MemoryLedger, ReservingLedger, SpendLedger
+    from aco_langchain.spend.ledger import MemoryLedger, ReservingLedger, SpendLedger, open_ledger
     from aco_langchain.testing import ScriptedChatModel
     from aco_langchain.tracing import Trace, TraceRecorder
     from aco_langchain.tracing.callback import (
@@ -73,6 +75,7 @@ _LAZY = {
     "SpendLedger": "aco_langchain.spend.ledger",
     "ReservingLedger": "aco_langchain.spend.ledger",
     "MemoryLedger": "aco_langchain.spend.ledger",
+    "open_ledger": "aco_langchain.spend.ledger",
     "ACOOptimizer": "aco_langchain.agent.optimizer",
     "PerStepRouter": "aco_langchain.agent.per_step",
     "StepDecision": "aco_langchain.agent.per_step",
@@ -95,6 +98,8 @@ __all__ = [
     "ConfigError",
     "DataError",
     "DeadlineExceededError",
+    "LedgerError",
+    "LedgerURLError",
     "LocalModelError",
     "RoutingError",
     "StreamInterruptedError",
@@ -115,6 +120,7 @@ __all__ = [
     "SpendLedger",
     "ReservingLedger",
     "MemoryLedger",
+    "open_ledger",
     "ACOOptimizer",
     "PerStepRouter",
     "StepDecision",

@@ -70,6 +70,12 @@ class RoutingSettings(_Strict):
     allow_cloud_fallback: bool = Field(True, description="May a failed local call go to cloud?")
     max_latency_per_call_s: float = Field(30.0, gt=0.0, description="Per-call timeout, seconds.")
     max_tokens_per_task: int = Field(100_000, gt=0, description="Token budget for one run.")
+    max_output_tokens: int = Field(
+        1024,
+        gt=0,
+        description="Output cap sent to the tier on every call (max_tokens / num_predict) "
+        "unless the call sets max_tokens; budgets hold input + this cap at the tier's price.",
+    )
     on_budget_exceeded: Literal["force_local", "raise"] = Field(
         "force_local",
         description="What happens once a run's spend reaches max_cost_per_task.",
@@ -158,6 +164,58 @@ class AgentSettings(_Strict):
     on_low_budget: Literal["local", "stop"] = "local"
 
 
+class LedgerSettings(_Strict):
+    """Where spend is recorded and budgets are held (see ``aco_langchain.spend.ledger``)."""
+
+    url: str | None = Field(
+        None,
+        description="memory://, sqlite:///path or postgresql://...; None: $ACO_LEDGER_URL or "
+        "the SQLite default under the user data dir.",
+    )
+    hold_ttl_s: float | None = Field(
+        None,
+        gt=0.0,
+        description="How long a call's hold lives if its process dies; None: "
+        "max_latency_per_call_s x (max_retries + 1) + 30 s.",
+    )
+    baseline_tier: int = Field(
+        4, ge=1, le=5, description="The tier savings are measured against (seed: gpt-4-class)."
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            from aco_langchain.errors import LedgerURLError
+            from aco_langchain.spend.ledger.url import parse_ledger_url
+
+            try:
+                parse_ledger_url(value)
+            except LedgerURLError as err:
+                raise ValueError(str(err)) from None
+        return value
+
+
+class BudgetSettings(_Strict):
+    """Budgets beyond the run's: per user, API key, tag, and for all spend, per period."""
+
+    users: dict[str, float] = Field(default_factory=dict, description="USD per user id.")
+    keys: dict[str, float] = Field(default_factory=dict, description="USD per API key id.")
+    tags: dict[str, float] = Field(default_factory=dict, description="USD per call tag.")
+    total: float | None = Field(None, ge=0.0, description="USD for all spend in a period.")
+    budget_duration: Literal["month", "day", "forever"] = Field(
+        "month", description="The period the user/key/tag/total budgets reset on (UTC)."
+    )
+
+    @field_validator("users", "keys", "tags")
+    @classmethod
+    def _non_negative(cls, value: dict[str, float]) -> dict[str, float]:
+        for name, usd in value.items():
+            if usd < 0:
+                raise ValueError(f"budget for {name!r} is negative ({usd}): use USD >= 0")
+        return value
+
+
 def _default_models() -> dict[str, TierSpec]:
     return {
         "tier1": TierSpec(
@@ -243,6 +301,8 @@ class ACOConfig(_Strict):
     cascade: CascadeSettings = Field(default_factory=CascadeSettings)
     agent: AgentSettings = Field(default_factory=AgentSettings)
     trace_path: str | None = Field(None, description="JSONL file traces are appended to.")
+    ledger: LedgerSettings = Field(default_factory=LedgerSettings)
+    budgets: BudgetSettings = Field(default_factory=BudgetSettings)
 
     @field_validator("models", mode="before")
     @classmethod

@@ -35,7 +35,29 @@ class RoutingError(ACOError, RuntimeError):
 
 
 class BudgetExceededError(RoutingError):
-    """The run has spent its budget and the policy is ``on_budget_exceeded: raise``."""
+    """A call does not fit its budget and the policy is ``on_budget_exceeded: raise``.
+
+    Attributes:
+        scope: the budget that refused (``run:<key>``, ``user:<id>@2026-12``, ...), or None.
+        limit_usd: that budget's limit in USD, when it is a money budget.
+        spent_usd: what the scope had spent (settled) when the call was refused.
+        held_usd: what calls in flight held against it.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        scope: str | None = None,
+        limit_usd: float | None = None,
+        spent_usd: float | None = None,
+        held_usd: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.scope = scope
+        self.limit_usd = limit_usd
+        self.spent_usd = spent_usd
+        self.held_usd = held_usd
 
 
 class TierUnavailableError(RoutingError):
@@ -149,6 +171,14 @@ class StreamInterruptedError(ACOError, RuntimeError):
         )
 
 
+class LedgerError(ACOError, RuntimeError):
+    """The spend ledger cannot be opened or written; the message names the URL and the fix."""
+
+
+class LedgerURLError(LedgerError):
+    """A ledger URL that is malformed or names an unknown scheme."""
+
+
 class LocalModelError(ACOError, RuntimeError):
     """A local-tier problem, worded for the user: says what is wrong and what to run."""
 
@@ -177,6 +207,8 @@ __all__ = [
     "ConfigError",
     "DataError",
     "DeadlineExceededError",
+    "LedgerError",
+    "LedgerURLError",
     "LocalModelError",
     "PlotError",
     "RoutingError",

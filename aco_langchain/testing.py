@@ -57,6 +57,9 @@ class ScriptedChatModel(BaseChatModel):
     logprob: float | None = None
     """When set, every answer token gets this logprob (OpenAI format) in generation_info."""
     report_usage: bool = True
+    max_tokens: int | None = None
+    """Output cap like a provider's: longer answers are cut to it (about 4 chars per token).
+    A per-call ``max_tokens`` (what ACORouterChatModel sends) wins."""
 
     _it: Iterator[Any] = PrivateAttr()
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
@@ -101,6 +104,11 @@ class ScriptedChatModel(BaseChatModel):
         if isinstance(item, BaseException):
             raise item
         msg = item.model_copy(deep=True) if isinstance(item, AIMessage) else AIMessage(str(item))
+        cap = kwargs.get("max_tokens", self.max_tokens)
+        text = msg.content
+        if cap and msg.usage_metadata is None and isinstance(text, str) and len(text) > cap * 4:
+            msg.content = text[: cap * 4]
+            msg.response_metadata["finish_reason"] = "length"
         if self.report_usage and msg.usage_metadata is None:
             i = sum(_approx_tokens(str(m.content)) for m in messages)
             o = _approx_tokens(str(msg.content) or "x")

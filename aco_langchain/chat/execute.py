@@ -140,6 +140,14 @@ class FallbackRun:
     def succeeded(self) -> None:
         self.health.succeeded(self.tier)
 
+    def skip(self, reason: str) -> None:
+        """Pass over the current tier without calling it (e.g. it does not fit the budget);
+        not a provider fault, so its health is untouched."""
+        self.failures[self.tier] = reason
+        self._i += 1
+        self._attempt = 0
+        self._delay = 0.0
+
     def failed(self, exc: BaseException) -> None:
         tier = self.tier
         why = describe_error(exc)
@@ -247,6 +255,9 @@ class ExecuteMixin:
         run = self._fallback_run(plan, order)
         while (attempt := run.next_attempt()) is not None:
             tier, delay = attempt
+            if (skip := self._hold_tier(plan, tier)) is not None:
+                run.skip(skip)
+                continue
             if delay:
                 time.sleep(delay)
             model, kw = self._attempt_args(plan, tier, extra(tier), run)
@@ -262,7 +273,7 @@ class ExecuteMixin:
                 continue
             run.succeeded()
             return result, self._tier_call(plan, tier, result.generations[0].message, run.failures)
-        raise run.exhausted_error() from run.last
+        raise self._exhausted(plan, run) from run.last
 
     def _generate(
         self: ACORouterChatModel,
@@ -271,7 +282,7 @@ class ExecuteMixin:
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        plan = self._plan_and_hold(messages, kwargs)
+        plan = self.plan(messages, kwargs)
         flow = self._answer_flow(plan)
         order, extra = next(flow)
         try:
@@ -282,7 +293,7 @@ class ExecuteMixin:
                 except StopIteration as done:
                     return done.value
         finally:
-            self._settle(plan, plan.completed_usd)  # no-op once the answer settled it
+            self._finish(plan)  # releases the hold of a tier that did not answer
 
     def _stream(
         self: ACORouterChatModel,
@@ -297,12 +308,14 @@ class ExecuteMixin:
             result = self._generate(messages, stop=stop, run_manager=None, **kwargs)
             yield from _result_as_chunks(result)
             return
-        plan = self._plan_and_hold(messages, kwargs, streaming=True, first=plan)
         out = _Delivered()
         try:
             run = self._fallback_run(plan, plan.order)
             while (attempt := run.next_attempt()) is not None:
                 tier, delay = attempt
+                if (skip := self._hold_tier(plan, tier)) is not None:
+                    run.skip(skip)
+                    continue
                 if delay:
                     time.sleep(delay)
                 model, kw = self._attempt_args(plan, tier, {}, run)
@@ -329,10 +342,10 @@ class ExecuteMixin:
                 run.succeeded()
                 yield self._final_chunk(plan, tier, out.chunks, run)
                 return
-            raise run.exhausted_error() from run.last
+            raise self._exhausted(plan, run) from run.last
         finally:
-            # An abandoned or failed stream: what was streamed is charged at the estimate.
-            self._settle(plan, plan.held if out.answered else 0.0)
+            # An abandoned or failed stream: what was streamed is charged its worst case.
+            self._finish(plan, partial=out.answered)
 
     async def _acall_tiers(
         self: ACORouterChatModel,
@@ -346,6 +359,9 @@ class ExecuteMixin:
         run = self._fallback_run(plan, order)
         while (attempt := run.next_attempt()) is not None:
             tier, delay = attempt
+            if (skip := self._hold_tier(plan, tier)) is not None:
+                run.skip(skip)
+                continue
             if delay:
                 await asyncio.sleep(delay)
             model, kw = self._attempt_args(plan, tier, extra(tier), run)
@@ -365,7 +381,7 @@ class ExecuteMixin:
                 continue
             run.succeeded()
             return result, self._tier_call(plan, tier, result.generations[0].message, run.failures)
-        raise run.exhausted_error() from run.last
+        raise self._exhausted(plan, run) from run.last
 
     async def _agenerate(
         self: ACORouterChatModel,
@@ -374,7 +390,7 @@ class ExecuteMixin:
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        plan = self._plan_and_hold(messages, kwargs)
+        plan = self.plan(messages, kwargs)
         flow = self._answer_flow(plan)
         order, extra = next(flow)
         try:
@@ -385,7 +401,7 @@ class ExecuteMixin:
                 except StopIteration as done:
                     return done.value
         finally:
-            self._settle(plan, plan.completed_usd)  # no-op once the answer settled it
+            self._finish(plan)  # releases the hold of a tier that did not answer
 
     async def _astream(
         self: ACORouterChatModel,
@@ -400,12 +416,14 @@ class ExecuteMixin:
             for chunk in _result_as_chunks(result):
                 yield chunk
             return
-        plan = self._plan_and_hold(messages, kwargs, streaming=True, first=plan)
         out = _Delivered()
         try:
             run = self._fallback_run(plan, plan.order)
             while (attempt := run.next_attempt()) is not None:
                 tier, delay = attempt
+                if (skip := self._hold_tier(plan, tier)) is not None:
+                    run.skip(skip)
+                    continue
                 if delay:
                     await asyncio.sleep(delay)
                 model, kw = self._attempt_args(plan, tier, {}, run)
@@ -437,9 +455,9 @@ class ExecuteMixin:
                 run.succeeded()
                 yield self._final_chunk(plan, tier, out.chunks, run)
                 return
-            raise run.exhausted_error() from run.last
+            raise self._exhausted(plan, run) from run.last
         finally:
-            self._settle(plan, plan.held if out.answered else 0.0)
+            self._finish(plan, partial=out.answered)
 
 
 def _takes_request_timeout(model: BaseChatModel) -> bool:

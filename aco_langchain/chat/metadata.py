@@ -32,7 +32,6 @@ class MetadataMixin:
         rt = self._rt
         calls = [c for c in (cheap, final) if c is not None]
         total = sum(c.cost_usd for c in calls)
-        self._settle(plan, total)
         routed = plan.decision.tier
         first_tier = cheap.tier if cheap else routed
         fallback_from = None

@@ -25,7 +25,6 @@ What happens on each call (sync and async share every decision; only the I/O dif
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from operator import itemgetter
 from pathlib import Path
@@ -62,7 +61,7 @@ from aco_langchain.providers.faults import (
 )
 from aco_langchain.providers.tiers import TierRegistry
 from aco_langchain.routing import get_router as _default_router
-from aco_langchain.spend.ledger import MemoryLedger, SpendLedger
+from aco_langchain.spend.ledger import SpendLedger, open_ledger
 
 
 class ACORouterChatModel(PlanningMixin, MetadataMixin, ExecuteMixin, BaseChatModel):
@@ -87,9 +86,13 @@ class ACORouterChatModel(PlanningMixin, MetadataMixin, ExecuteMixin, BaseChatMod
     cascade: bool | None = None
     """Ask the cheap tier first and escalate on low confidence; None follows the config."""
     ledger: Any = None
-    """A ``SpendLedger`` for run budgets; None keeps spend in memory on this instance."""
+    """Where budgets are held and spend recorded: a ``SpendLedger`` or a URL (``memory://``,
+    ``sqlite:///path``, ``postgresql://...``). None: ``$ACO_LEDGER_URL``, else the config's
+    ``ledger.url``, else the SQLite file under the user data dir
+    (``~/.local/share/aco-langchain/ledger.db``)."""
     run_key: str | None = None
-    """Budget key when calls don't name one (``aco_run_id``); None: this instance's run."""
+    """Budget key for every call of this instance; None: each call's own run key
+    (``aco_run_id``, ``thread_id``, or the root run of the LangChain call tree)."""
     model_name: str = Field(default="aco-router", alias="model")
     temperature: float | None = None
     max_tokens: int | None = Field(default=None, alias="max_tokens")
@@ -120,9 +123,8 @@ class ACORouterChatModel(PlanningMixin, MetadataMixin, ExecuteMixin, BaseChatMod
         self._rt = Runtime(
             registry=TierRegistry(self.config, self.tier_models),
             router=router,
-            ledger=self.ledger if self.ledger is not None else MemoryLedger(),
+            ledger=_ledger(self.ledger, self.config),
             health=TierHealth(cooldown_after=self.cooldown_after, cooldown_s=self.cooldown_s),
-            default_run=f"aco-{uuid.uuid4().hex[:12]}",
             identifying={
                 "model_name": self.model_name,
                 "tiers": {n: self.config.tier(n).model_id for n in range(1, 6)},
@@ -165,14 +167,17 @@ class ACORouterChatModel(PlanningMixin, MetadataMixin, ExecuteMixin, BaseChatMod
         return self._rt.ledger
 
     def spent(self, run_key: str | None = None) -> float:
-        """USD spent so far by ``run_key`` (default: this instance's run)."""
-        rt = self._rt
-        return rt.ledger.spent(run_key or self.run_key or rt.default_run)
+        """USD settled in the ledger by ``run_key`` (default: ``self.run_key``, else the run
+        of this instance's latest call; 0.0 before any call)."""
+        key = run_key or self.run_key or self._rt.last_run
+        return self._rt.ledger.spent(key) if key else 0.0
 
     def reset_budget(self, run_key: str | None = None) -> None:
-        """Start the budget of ``run_key`` (default: this instance's run) from zero."""
-        rt = self._rt
-        rt.ledger.reset(run_key or self.run_key or rt.default_run)
+        """Start the budget of ``run_key`` (default as in :meth:`spent`) from zero; its spend
+        rows are removed from the ledger too."""
+        key = run_key or self.run_key or self._rt.last_run
+        if key:
+            self._rt.ledger.reset(key)
 
     @property
     def _cascade_enabled(self) -> bool:
@@ -188,7 +193,7 @@ class ACORouterChatModel(PlanningMixin, MetadataMixin, ExecuteMixin, BaseChatMod
         stop: list[str] | None = None,
         **kwargs: Any,
     ) -> AIMessage:
-        self._options_from_config(config, kwargs)
+        config = self._options_from_config(config, kwargs)
         return super().invoke(input, config, stop=stop, **kwargs)
 
     async def ainvoke(
@@ -199,7 +204,7 @@ class ACORouterChatModel(PlanningMixin, MetadataMixin, ExecuteMixin, BaseChatMod
         stop: list[str] | None = None,
         **kwargs: Any,
     ) -> AIMessage:
-        self._options_from_config(config, kwargs)
+        config = self._options_from_config(config, kwargs)
         return await super().ainvoke(input, config, stop=stop, **kwargs)
 
     def stream(
@@ -210,7 +215,7 @@ class ACORouterChatModel(PlanningMixin, MetadataMixin, ExecuteMixin, BaseChatMod
         stop: list[str] | None = None,
         **kwargs: Any,
     ) -> Iterator[AIMessageChunk]:
-        self._options_from_config(config, kwargs)
+        config = self._options_from_config(config, kwargs)
         yield from super().stream(input, config, stop=stop, **kwargs)
 
     async def astream(
@@ -221,7 +226,7 @@ class ACORouterChatModel(PlanningMixin, MetadataMixin, ExecuteMixin, BaseChatMod
         stop: list[str] | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[AIMessageChunk]:
-        self._options_from_config(config, kwargs)
+        config = self._options_from_config(config, kwargs)
         async for chunk in super().astream(input, config, stop=stop, **kwargs):
             yield chunk
 
@@ -313,6 +318,20 @@ class ACORouterChatModel(PlanningMixin, MetadataMixin, ExecuteMixin, BaseChatMod
             [RunnablePassthrough.assign(parsed=lambda _: None)], exception_key="parsing_error"
         )
         return RunnableMap(raw=llm) | parser_with_fallback
+
+
+def _ledger(value: Any, config: ACOConfig) -> SpendLedger:
+    """The model's ledger from its ``ledger`` field (an instance, a URL, or None)."""
+    if value is None or isinstance(value, str):
+        return open_ledger(value, config)
+    if not isinstance(value, SpendLedger):
+        from aco_langchain.errors import LedgerError
+
+        raise LedgerError(
+            f"ledger={type(value).__name__} is not a SpendLedger (hold/settle/release/...): "
+            "pass a URL (sqlite:///path, postgresql://...) or a ledger from open_ledger()"
+        )
+    return value
 
 
 __all__ = ["ACO_OPTIONS", "ACORouterChatModel", "CallPlan", "FallbackRun", "build_route_request"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -16,17 +17,25 @@ from langchain_core.outputs import ChatResult
 from langchain_core.runnables import RunnableConfig
 
 from aco_langchain.chat.messages import message_text
-from aco_langchain.errors import BudgetExceededError
+from aco_langchain.errors import BudgetExceededError, ConfigError
 from aco_langchain.providers.deadline import Deadline, call_deadline
 from aco_langchain.providers.faults import (
     TierHealth,
     fallback_order,
 )
-from aco_langchain.providers.tiers import TierRegistry, estimate_tokens, usage_tokens
+from aco_langchain.providers.tiers import (
+    TierRegistry,
+    estimate_tokens,
+    input_token_bound,
+    output_cap_kwargs,
+    usage_tokens,
+)
 from aco_langchain.routing import RouteConstraints, RouteDecision, Router, RouteRequest, decide
-from aco_langchain.spend.ledger import ReservingLedger, SpendLedger
+from aco_langchain.spend.budgets import CallIdentity, budget_limits
+from aco_langchain.spend.ledger import Hold, Limit, Refusal, SpendLedger, SpendRecord
 
 if TYPE_CHECKING:
+    from aco_langchain.chat.execute import FallbackRun
     from aco_langchain.chat.model import ACORouterChatModel
 
 logger = logging.getLogger(__name__)
@@ -34,10 +43,13 @@ logger = logging.getLogger(__name__)
 #: Per-call options, accepted as invoke kwargs or RunnableConfig ``configurable`` keys.
 ACO_OPTIONS = tuple(RouteConstraints.model_fields)
 _RUN_KEY_OPTION = "aco_run_id"
+_TRACE_KEY = "aco_trace_id"
+#: Who a call is for (budgets per user / API key / tag): kwargs or ``configurable`` keys.
+IDENTITY_OPTIONS = ("aco_user", "aco_api_key", "aco_tags")
 _TOOLS_KEY = "aco_tools"
 _TOOL_CHOICE_KEY = "aco_tool_choice"
-#: How often a call is planned again when concurrent calls took the budget it was planned for.
-_HOLD_ATTEMPTS = 4
+#: Prefix of a fallback-run failure line that is a budget skip, not a provider fault.
+BUDGET_SKIP = "skipped, over budget: "
 
 
 @dataclass
@@ -49,8 +61,9 @@ class Runtime:
     router: Router
     ledger: SpendLedger
     health: TierHealth
-    default_run: str
     identifying: dict[str, Any]
+    last_run: str | None = None
+    """The run key of this instance's latest call (``llm.spent()`` reads it)."""
 
 
 def build_route_request(
@@ -87,12 +100,21 @@ class CallPlan:
     tool_choice: Any
     passthrough: dict[str, Any]
     cascade: bool
+    who: CallIdentity
+    limits: list[Limit]
+    cap: int
+    """Output tokens the tier is told to stop at (sent as max_tokens / num_predict / ...)."""
+    in_bound: int
+    """Upper bound on the call's input tokens (what a hold counts)."""
+    ttl_s: float
+    forced: bool = False
     started: float = field(default_factory=time.perf_counter)
-    held: float = 0.0
-    """USD held against the run's budget while the call is in flight."""
+    hold: Hold | None = None
+    """The hold of the tier being called, while it is in flight."""
+    hold_tier: int | None = None
+    hold_started: float = 0.0
     completed_usd: float = 0.0
     """USD of the tier calls that answered so far."""
-    settled: bool = False
     deadline: Deadline = field(default_factory=lambda: Deadline.start(float("inf"), "none"))
     """The call's one deadline: every attempt, retry, fallback and cascade step shares it."""
 
@@ -115,14 +137,25 @@ def _no_extra(_tier: int) -> dict[str, Any]:
 class PlanningMixin:
     """The decisions of :class:`ACORouterChatModel`: pure, shared by every I/O path."""
 
-    @staticmethod
-    def _options_from_config(config: RunnableConfig | None, kwargs: dict[str, Any]) -> None:
+    def _options_from_config(
+        self: ACORouterChatModel, config: RunnableConfig | None, kwargs: dict[str, Any]
+    ) -> RunnableConfig:
+        """Per-call options from ``configurable``, and the run key: ``aco_run_id``, else
+        ``thread_id``, else the root run of the LangChain call tree (see ``chat/runs.py``).
+        Returns the config to run with (it may carry the call's run id)."""
+        from aco_langchain.chat.runs import call_run_key
+
         configurable = (config or {}).get("configurable") or {}
-        for key in (*ACO_OPTIONS, _RUN_KEY_OPTION):
+        for key in (*ACO_OPTIONS, _RUN_KEY_OPTION, *IDENTITY_OPTIONS):
             if key in configurable and key not in kwargs:
                 kwargs[key] = configurable[key]
-        if _RUN_KEY_OPTION not in kwargs and "thread_id" in configurable:
-            kwargs[_RUN_KEY_OPTION] = str(configurable["thread_id"])
+        if self.run_key is not None and _RUN_KEY_OPTION not in kwargs:
+            kwargs[_RUN_KEY_OPTION] = self.run_key
+        cfg, trace = call_run_key(config, kwargs, _RUN_KEY_OPTION)
+        kwargs.setdefault(_TRACE_KEY, trace)
+        if cfg.get("tags") and "aco_tags" not in kwargs:
+            kwargs["aco_tags"] = list(cfg["tags"])
+        return cfg
 
     def plan(
         self: ACORouterChatModel,
@@ -135,7 +168,18 @@ class PlanningMixin:
         rt = self._rt
         kw = dict(kwargs)
         options = {k: kw.pop(k) for k in ACO_OPTIONS if k in kw}
-        run_key = str(kw.pop(_RUN_KEY_OPTION, None) or self.run_key or rt.default_run)
+        run_key = str(
+            kw.pop(_RUN_KEY_OPTION, None) or self.run_key or f"aco-{uuid.uuid4().hex[:12]}"
+        )
+        rt.last_run = run_key
+        tags = kw.pop("aco_tags", None) or ()
+        who = CallIdentity(
+            run_key=run_key,
+            user=_opt_str(kw.pop("aco_user", None)),
+            api_key=_opt_str(kw.pop("aco_api_key", None)),
+            tags=tuple(str(t) for t in ([tags] if isinstance(tags, str) else tags)),
+            trace_id=_opt_str(kw.pop(_TRACE_KEY, None)),
+        )
         tools = kw.pop(_TOOLS_KEY, None)
         tool_choice = kw.pop(_TOOL_CHOICE_KEY, None)
         override = kw.pop("model", None)
@@ -146,9 +190,10 @@ class PlanningMixin:
                 options["force_tier"] = by_name[0]
             else:
                 options["force_model"] = override
-        max_tokens = kw.get("max_tokens", self.max_tokens)
+        max_tokens = kw.pop("max_tokens", self.max_tokens)
         if max_tokens is not None:
             options["max_tokens"] = max_tokens
+        forced = "force_tier" in options or "force_model" in options
         request = build_route_request(messages, options, len(tools or []))
         unavailable = {**rt.registry.unavailable(), **rt.health.cooling()}
         assessment = rt.router.assess(request, self.config)
@@ -179,9 +224,8 @@ class PlanningMixin:
             and options.get("force_tier") is None
             and options.get("force_model") is None
         )
-        for key, value in (("temperature", self.temperature), ("max_tokens", self.max_tokens)):
-            if value is not None:
-                kw.setdefault(key, value)
+        if self.temperature is not None:
+            kw.setdefault("temperature", self.temperature)
         deadline = call_deadline(
             self.config.routing.max_latency_per_call_s,
             self.timeout,
@@ -195,8 +239,24 @@ class PlanningMixin:
             deadline.source,
             decision.reason,
         )
+        rs = self.config.routing
+        ttl = self.config.ledger.hold_ttl_s or rs.max_latency_per_call_s * (rs.max_retries + 1) + 30
         return CallPlan(
-            decision, order, run_key, request, tools, tool_choice, kw, cascade, deadline=deadline
+            decision,
+            order,
+            run_key,
+            request,
+            tools,
+            tool_choice,
+            kw,
+            cascade,
+            who=who,
+            limits=budget_limits(self.config, who),
+            cap=int(max_tokens or rs.max_output_tokens),
+            in_bound=input_token_bound(request.text, len(messages), tools),
+            ttl_s=ttl,
+            forced=forced,
+            deadline=deadline,
         )
 
     def _tier_call_args(
@@ -204,7 +264,7 @@ class PlanningMixin:
     ) -> tuple[BaseChatModel, dict[str, Any]]:
         """The tier's model and the kwargs for its call (tools bound for this tier)."""
         model = self._rt.registry.model(tier)
-        kw = {**plan.passthrough, **extra}
+        kw = {**plan.passthrough, **output_cap_kwargs(model, plan.cap), **extra}
         if plan.tools:
             bound = model.bind_tools(plan.tools, tool_choice=plan.tool_choice)
             kw.update(getattr(bound, "kwargs", {}))
@@ -238,6 +298,7 @@ class PlanningMixin:
             failures=dict(failures),
         )
         plan.completed_usd += call.cost_usd
+        self._settle_tier(plan, tier, i, o, call.cost_usd)
         return call
 
     def _cascade_verdict(
@@ -272,47 +333,127 @@ class PlanningMixin:
         k = self.config.cascade.top_logprobs
         return {"logprobs": True, **({"top_logprobs": k} if k else {})}
 
-    def _plan_and_hold(
-        self: ACORouterChatModel,
-        messages: Sequence[BaseMessage],
-        kwargs: dict[str, Any],
-        *,
-        streaming: bool = False,
-        first: CallPlan | None = None,
-    ) -> CallPlan:
-        """Plan the call, then hold its estimate against the run's budget.
+    # -- budget holds: one per tier call ----------------------------------------------------
 
-        The hold is atomic in a ReservingLedger, so concurrent calls of one run see each
-        other's estimates: a call that no longer fits is planned again (a cheaper tier, or
-        the budget policy). A ledger without holds is only read and then added to.
+    def _worst_case(self: ACORouterChatModel, plan: CallPlan, tier: int) -> float:
+        """USD of the tier's worst case: the input bound and the output cap at its price."""
+        return self._rt.registry.cost(tier, plan.in_bound, plan.cap)
+
+    def _hold_tier(self: ACORouterChatModel, plan: CallPlan, tier: int) -> str | None:
+        """Hold ``tier``'s worst case on every budget of the call before calling it.
+
+        Returns None when held (a retry on the same tier keeps its hold), or the reason the
+        tier is skipped. A forced tier that does not fit raises under
+        ``on_budget_exceeded: raise``: it is never silently served by another tier.
+
+        Raises:
+            BudgetExceededError: the forced tier does not fit and the policy is ``raise``.
         """
-        ledger = self._rt.ledger
-        limit = self.config.routing.max_cost_per_task
-        plan = first
-        for attempt in range(_HOLD_ATTEMPTS):
-            if plan is None or attempt:
-                plan = self.plan(messages, kwargs, streaming=streaming)
-            if not isinstance(ledger, ReservingLedger):
-                return plan
-            if ledger.reserve(plan.run_key, plan.decision.cost_estimate, limit):
-                plan.held = plan.decision.cost_estimate
-                return plan
-        assert plan is not None  # noqa: S101 - the loop ran at least once
-        raise BudgetExceededError(
-            f"run {plan.run_key!r}: concurrent calls kept taking the rest of max_cost_per_task "
-            f"(${limit}); retry, or raise routing.max_cost_per_task"
+        if plan.hold is not None and plan.hold_tier == tier:
+            return None
+        self._release_hold(plan)
+        usd = self._worst_case(plan, tier)
+        got = self._rt.ledger.hold(
+            plan.limits,
+            usd,
+            plan.in_bound + plan.cap,
+            ttl_s=plan.ttl_s,
+            owner=plan.who.trace_id or "",
         )
+        if isinstance(got, Refusal):
+            if plan.forced and self.config.routing.on_budget_exceeded == "raise":
+                raise _budget_error(plan, got)
+            logger.info("run %s: tier %d skipped: %s", plan.run_key, tier, got.reason)
+            return BUDGET_SKIP + got.reason
+        plan.hold, plan.hold_tier, plan.hold_started = got, tier, time.perf_counter()
+        return None
 
-    def _settle(self: ACORouterChatModel, plan: CallPlan, actual: float) -> None:
-        """Record what the call really cost and release its hold (once)."""
-        if plan.settled:
+    def _release_hold(self: ACORouterChatModel, plan: CallPlan) -> None:
+        """Give back the hold of a tier call that did not answer."""
+        if plan.hold is not None:
+            hold, plan.hold, plan.hold_tier = plan.hold, None, None
+            self._rt.ledger.release(hold)
+
+    def _settle_tier(
+        self: ACORouterChatModel,
+        plan: CallPlan,
+        tier: int,
+        input_tokens: int,
+        output_tokens: int,
+        cost: float,
+        outcome: str = "ok",
+    ) -> None:
+        """Write the answered tier call's row and move its hold to spent (one transaction).
+
+        Usage over what was held (more output than the cap sent, more input than the bound)
+        is recorded as ``over_cap`` and blocks the call's budgets: never absorbed silently.
+        """
+        hold = plan.hold
+        if hold is None or plan.hold_tier != tier:
             return
-        plan.settled = True
-        ledger = self._rt.ledger
-        if isinstance(ledger, ReservingLedger):
-            ledger.settle(plan.run_key, plan.held, actual)
+        plan.hold, plan.hold_tier = None, None
+        block = None
+        if output_tokens > plan.cap or input_tokens > plan.in_bound:
+            outcome = "over_cap"
+            block = (
+                f"tier {tier} reported {input_tokens} input / {output_tokens} output tokens, "
+                f"over the {plan.in_bound} / {plan.cap} held (its provider ignores the output "
+                "cap?); reset the budget to go on"
+            )
+            logger.warning("run %s: %s", plan.run_key, block)
+        record = SpendRecord(
+            run_key=plan.run_key,
+            cost_usd=cost,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            tier=tier,
+            model=self._rt.registry.model_name(tier),
+            provider=self._rt.registry.provider(tier),
+            latency_ms=round((time.perf_counter() - plan.hold_started) * 1000, 3),
+            outcome=outcome,
+            baseline_usd=self._baseline_cost(input_tokens, output_tokens),
+            trace_id=plan.who.trace_id,
+            user=plan.who.user,
+            api_key=plan.who.api_key,
+            tags=plan.who.tags,
+        )
+        self._rt.ledger.settle(hold, record, block=block)
+
+    def _baseline_cost(self: ACORouterChatModel, input_tokens: int, output_tokens: int) -> float:
+        try:
+            return self._rt.registry.cost(
+                self.config.ledger.baseline_tier, input_tokens, output_tokens
+            )
+        except ConfigError:
+            return 0.0  # the baseline tier has no price: savings are not known
+
+    def _finish(self: ACORouterChatModel, plan: CallPlan, *, partial: bool = False) -> None:
+        """End of a call: a hold still open means its tier did not answer. A stream that
+        already sent chunks was (probably) billed: it is charged its worst case."""
+        if plan.hold is None:
+            return
+        if partial and plan.hold_tier is not None:
+            tier = plan.hold_tier
+            self._settle_tier(plan, tier, plan.in_bound, plan.cap, plan.hold.usd, "partial")
         else:
-            ledger.add(plan.run_key, actual)
+            self._release_hold(plan)
+
+    def _exhausted(self: ACORouterChatModel, plan: CallPlan, run: FallbackRun) -> Exception:
+        """The error when no tier answered: over budget when every tier was skipped for it,
+        else the fallback run's own error (all tiers failed, or the deadline)."""
+        failures = run.failures
+        if failures and all(v.startswith(BUDGET_SKIP) for v in failures.values()):
+            lines = "; ".join(
+                f"tier {n}: {v.removeprefix(BUDGET_SKIP)}" for n, v in failures.items()
+            )
+            return BudgetExceededError(
+                f"run {plan.run_key!r}: no tier fits the budget ({lines}); raise "
+                "routing.max_cost_per_task (or the budget named) or start a new run",
+                scope=plan.limits[0].scope,
+                limit_usd=plan.limits[0].usd,
+                spent_usd=self._rt.ledger.spent(plan.run_key),
+            )
+        return run.exhausted_error()
 
     def _answer_flow(
         self: ACORouterChatModel, plan: CallPlan
@@ -332,3 +473,18 @@ class PlanningMixin:
             return self._decorate(result, plan, cheap, None, verdict)
         final_result, final = yield self._escalation_plan(plan, verdict), _no_extra
         return self._decorate(final_result, plan, final, cheap, verdict)
+
+
+def _opt_str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _budget_error(plan: CallPlan, refusal: Refusal) -> BudgetExceededError:
+    return BudgetExceededError(
+        f"run {plan.run_key!r}: forced tier does not fit: {refusal.reason} "
+        "(on_budget_exceeded: raise; raise the budget or start a new run)",
+        scope=refusal.scope,
+        limit_usd=refusal.limit_usd,
+        spent_usd=refusal.spent_usd,
+        held_usd=refusal.held_usd,
+    )

@@ -276,3 +276,60 @@ class TierRegistry:
 
     def cost(self, tier: int, input_tokens: int, output_tokens: int) -> float:
         return cost_usd(self.spec(tier), input_tokens, output_tokens)
+
+
+#: ChatOllama's own option fields: passing ``options`` replaces them all, so they are copied.
+_OLLAMA_OPTIONS = (
+    "mirostat", "mirostat_eta", "mirostat_tau", "num_ctx", "num_gpu", "num_thread",
+    "repeat_last_n", "repeat_penalty", "temperature", "seed", "tfs_z", "top_k", "top_p",
+)  # fmt: skip
+#: Output-cap fields of other chat models, in the order they are looked for.
+_CAP_FIELDS = ("max_tokens", "max_output_tokens", "max_tokens_to_sample", "max_new_tokens")
+
+
+def output_cap_kwargs(model: BaseChatModel, cap: int) -> dict[str, Any]:
+    """The call kwargs that make ``model`` stop after ``cap`` output tokens.
+
+    ``max_tokens`` for OpenAI-compatible models (langchain-openai sends it as
+    ``max_completion_tokens``), ``options.num_predict`` for Ollama, else the model's own cap
+    field (``max_tokens``, ``max_output_tokens``, ...). ``{}`` when the model has none: its
+    answers are then checked against the cap after the call (over-cap usage is recorded and
+    blocks further spend).
+
+    Example:
+        ```python
+        output_cap_kwargs(ChatOpenAI(model="gpt-4.1"), 512)   # {"max_tokens": 512}
+        ```
+    """
+    try:
+        from langchain_openai.chat_models.base import BaseChatOpenAI
+
+        if isinstance(model, BaseChatOpenAI):
+            return {"max_tokens": cap}
+    except ImportError:  # pragma: no cover - langchain-openai is a dependency
+        pass
+    try:
+        from langchain_ollama import ChatOllama
+
+        if isinstance(model, ChatOllama):
+            opts = {k: v for k in _OLLAMA_OPTIONS if (v := getattr(model, k, None)) is not None}
+            return {"options": {**opts, "num_predict": cap}}
+    except ImportError:  # pragma: no cover - langchain-ollama is a dependency
+        pass
+    fields = type(model).model_fields
+    for name in _CAP_FIELDS:
+        if name in fields:
+            return {name: cap}
+    return {}
+
+
+def input_token_bound(text: str, n_messages: int, tools: Any = None) -> int:
+    """An upper bound on the input tokens of a call: its UTF-8 bytes (a byte-level BPE token
+    is at least one byte), 8 tokens of framing per message, and the tool schemas' bytes.
+
+    Budgets hold this, not the chars/4 estimate, so a provider's real count never exceeds it.
+    """
+    import json
+
+    tool_bytes = len(json.dumps(tools).encode("utf-8")) if tools else 0
+    return len(text.encode("utf-8")) + 8 * max(1, n_messages) + tool_bytes

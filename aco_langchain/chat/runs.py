@@ -1,0 +1,133 @@
+"""The run key of a call: the root run of its LangChain/LangGraph call tree (one task).
+
+A chain or graph invocation is one task, so every model call inside it shares one budget;
+a bare ``llm.invoke(...)`` is a task of its own. ``aco_run_id`` (per call or in
+``configurable``) and LangGraph's ``thread_id`` override it.
+
+How the root is known: a tiny callback handler (:data:`TRACKER`) is added to every callback
+manager LangChain configures in this process (``register_configure_hook``, the way LangSmith's
+tracer is added); it maps each started run to its root and forgets it when the run ends.
+
+Example:
+    ```python
+    chain = prompt | llm
+    chain.invoke({"q": "..."})      # every llm call in it: run key = the chain run's id
+    llm.invoke("hi", config={"configurable": {"thread_id": "t1"}})   # run key "t1"
+    ```
+"""
+
+from __future__ import annotations
+
+import uuid
+from contextvars import ContextVar
+from typing import Any
+from uuid import UUID
+
+from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.runnables import RunnableConfig, ensure_config
+from langchain_core.tracers.context import register_configure_hook
+
+#: Runs tracked at most at once (a safety net for runs that never report their end).
+_MAX_TRACKED = 200_000
+
+
+class RootRunTracker(BaseCallbackHandler):
+    """Maps every started run id to the id of its root run; cheap, never raises."""
+
+    run_inline = True
+    raise_error = False
+
+    def __init__(self) -> None:
+        self._root: dict[UUID, UUID] = {}
+
+    def root_of(self, run_id: UUID) -> UUID:
+        """The root of ``run_id``'s tree (itself when it was not seen starting)."""
+        return self._root.get(run_id, run_id)
+
+    def _start(self, run_id: UUID, parent_run_id: UUID | None) -> None:
+        if len(self._root) > _MAX_TRACKED:
+            self._root.clear()
+        self._root[run_id] = (
+            self._root.get(parent_run_id, parent_run_id) if parent_run_id else run_id
+        )
+
+    def _end(self, run_id: UUID) -> None:
+        self._root.pop(run_id, None)
+
+    def on_chain_start(
+        self, serialized: Any, inputs: Any, *, run_id: UUID, parent_run_id: UUID | None = None,
+        **kwargs: Any,
+    ) -> None:  # fmt: skip
+        self._start(run_id, parent_run_id)
+
+    def on_chat_model_start(
+        self, serialized: Any, messages: Any, *, run_id: UUID,
+        parent_run_id: UUID | None = None, **kwargs: Any,
+    ) -> None:  # fmt: skip
+        self._start(run_id, parent_run_id)
+
+    def on_llm_start(
+        self, serialized: Any, prompts: Any, *, run_id: UUID, parent_run_id: UUID | None = None,
+        **kwargs: Any,
+    ) -> None:  # fmt: skip
+        self._start(run_id, parent_run_id)
+
+    def on_tool_start(
+        self, serialized: Any, input_str: Any, *, run_id: UUID,
+        parent_run_id: UUID | None = None, **kwargs: Any,
+    ) -> None:  # fmt: skip
+        self._start(run_id, parent_run_id)
+
+    def on_chain_end(self, outputs: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        self._end(run_id)
+
+    def on_chain_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        self._end(run_id)
+
+    def on_llm_end(self, response: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        self._end(run_id)
+
+    def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        self._end(run_id)
+
+    def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        self._end(run_id)
+
+    def on_tool_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        self._end(run_id)
+
+
+TRACKER = RootRunTracker()
+_TRACKER_VAR: ContextVar[RootRunTracker | None] = ContextVar("aco_root_tracker", default=TRACKER)
+register_configure_hook(_TRACKER_VAR, True)
+
+
+def call_run_key(
+    config: RunnableConfig | None, kwargs: dict[str, Any], option: str = "aco_run_id"
+) -> tuple[RunnableConfig, str | None]:
+    """Fill ``kwargs[option]`` with the call's run key and return the config to run with.
+
+    ``aco_run_id`` given: kept. ``thread_id`` in ``configurable``: that. Otherwise the root
+    of the caller's run tree, or, at top level, this call's own run id (set in the config so
+    LangChain uses it). Returns the root run id as the trace id.
+    """
+    cfg = ensure_config(config)
+    parent = getattr(cfg.get("callbacks"), "parent_run_id", None)
+    if parent is not None:
+        trace = TRACKER.root_of(parent)
+    else:
+        run_id = cfg.get("run_id")
+        if run_id is None:
+            run_id = uuid.uuid4()
+            cfg["run_id"] = run_id
+        trace = run_id
+    configurable = cfg.get("configurable") or {}
+    if option not in kwargs:
+        if "thread_id" in configurable:
+            kwargs[option] = str(configurable["thread_id"])
+        else:
+            kwargs[option] = str(trace)
+    return cfg, str(trace)
+
+
+__all__ = ["TRACKER", "RootRunTracker", "call_run_key"]

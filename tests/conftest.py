@@ -1,0 +1,19 @@
+"""Fixtures for every test: no test writes the developer's real ledger.
+
+``ACORouterChatModel()`` defaults to the SQLite ledger under the user data dir
+(``~/.local/share/aco-langchain/ledger.db``); here every test gets ``ACO_LEDGER_URL=memory://``
+(a private in-memory ledger per model) and a temporary ``XDG_DATA_HOME``. Tests of the SQLite
+and Postgres ledgers pass their own URLs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _private_ledger(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("ACO_LEDGER_URL", "memory://")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
