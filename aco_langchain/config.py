@@ -24,6 +24,7 @@ from pydantic import (
 )
 
 from aco_langchain.errors import ConfigError
+from aco_langchain.redact import mask
 
 TIER_NUMBERS = (1, 2, 3, 4, 5)
 TIER_KEYS = tuple(f"tier{n}" for n in TIER_NUMBERS)
@@ -382,7 +383,8 @@ def format_validation_error(err: ValidationError, source: str = "config") -> str
             msg = "required field is missing: add it"
         elif msg.startswith("Value error, "):
             msg = msg[len("Value error, ") :]
-        lines.append(f"  - {loc}: {msg}")
+        # Only pydantic's message, never its input_value (it may be a key); masked anyway.
+        lines.append(f"  - {loc}: {mask(msg, shapes=False)}")
     return "\n".join(lines)
 
 
@@ -411,10 +413,37 @@ def load_config(path: str | os.PathLike[str] | None = None) -> ACOConfig:
     import yaml
 
     p = Path(path)
+    if p.is_dir():
+        raise ConfigError(f"{p}: is a directory, not a config file (give the path of a YAML file)")
     if not p.is_file():
         raise ConfigError(f"{p}: no such config file (give a path to a YAML file)")
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+        text = p.read_bytes().decode("utf-8")
+    except OSError as err:
+        raise ConfigError(f"{p}: cannot read the config file ({err.strerror})") from err
+    except UnicodeDecodeError as err:
+        line = p.read_bytes()[: err.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{p}: line {line}: not UTF-8 text (byte {err.start}): save the file as UTF-8"
+        ) from err
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as err:
-        raise ConfigError(f"{p}: not valid YAML: {err}") from None
+        raise ConfigError(f"{p}: not valid YAML: {_yaml_problem(err)}") from err
+    if data is not None and not isinstance(data, dict):
+        raise ConfigError(
+            f"{p}: the top level must be a mapping (routing:, models:, ...), "
+            f"not a {type(data).__name__}"
+        )
     return config_from_dict(data or {}, source=str(p))
+
+
+def _yaml_problem(err: Exception) -> str:
+    """Where and what, without the offending line (it may hold a key)."""
+    mark = getattr(err, "problem_mark", None)
+    problem = getattr(err, "problem", None) or "syntax error"
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    # The problem text can quote the token it choked on: keep it short and masked.
+    from aco_langchain.redact import mask
+
+    return f"{where}{mask(str(problem))[:120]}; fix the YAML syntax there"

@@ -43,7 +43,7 @@ _PATTERNS = (
     re.compile(r"\b(xox[abprs]-)[A-Za-z0-9\-]{10,}"),
     re.compile(
         r"(?i)((?:api[_-]?key|access[_-]?token|auth[_-]?token|secret|password|authorization)"
-        r"[\"']?\s*[:=]\s*[\"']?)([^\s\"',;}]+)"
+        r"[\"']?\s*[:=]\s*[\"']?)(?=[^\s\"',;}]*\d)([^\s\"',;}]{8,})"
     ),
 )
 
@@ -85,11 +85,13 @@ def _secret_values() -> list[str]:
     return sorted(values, key=len, reverse=True)
 
 
-def mask(text: str) -> str:
+def mask(text: str, *, shapes: bool = True) -> str:
     """``text`` with every known secret value and key-shaped token replaced by ``***``.
 
     Args:
         text: any text about to leave the process.
+        shapes: also mask key-shaped tokens (``sk-...``, ``api_key: ...``); False masks only
+            the known secret values (for our own messages, which name fields like ``api_key``).
 
     Returns:
         The masked text (unchanged when it holds no secret).
@@ -104,6 +106,8 @@ def mask(text: str) -> str:
     for value in _secret_values():
         if value in text:
             text = text.replace(value, MASK)
+    if not shapes:
+        return text
     for pattern in _PATTERNS:  # group 1 is the kept prefix ("sk-", "Bearer ", "api_key=")
         text = pattern.sub(lambda m: m.group(1) + MASK, text)
     return text

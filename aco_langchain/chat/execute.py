@@ -39,6 +39,7 @@ from aco_langchain.providers.faults import (
     backoff_delay,
     classify_error,
     describe_error,
+    scrub,
 )
 
 if TYPE_CHECKING:
@@ -150,6 +151,7 @@ class FallbackRun:
 
     def failed(self, exc: BaseException) -> None:
         tier = self.tier
+        scrub(exc)  # it is kept (exceptions, __cause__): no key may ride along in it
         why = describe_error(exc)
         self.failures[tier] = why
         self.exceptions[tier] = exc

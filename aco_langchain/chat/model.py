@@ -42,7 +42,7 @@ from langchain_core.runnables import Runnable, RunnableConfig, RunnableMap, Runn
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from langchain_core.utils.pydantic import is_basemodel_subclass
-from pydantic import ConfigDict, Field, PrivateAttr, field_validator
+from pydantic import ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from aco_langchain.chat.execute import ExecuteMixin, FallbackRun
 from aco_langchain.chat.metadata import MetadataMixin
@@ -55,7 +55,13 @@ from aco_langchain.chat.plan import (
     Runtime,
     build_route_request,
 )
-from aco_langchain.config import ACOConfig, config_from_dict, load_config
+from aco_langchain.config import (
+    ACOConfig,
+    config_from_dict,
+    format_validation_error,
+    load_config,
+)
+from aco_langchain.errors import ConfigError
 from aco_langchain.providers.faults import (
     TierHealth,
 )
@@ -107,6 +113,19 @@ class ACORouterChatModel(PlanningMixin, MetadataMixin, ExecuteMixin, BaseChatMod
 
     # One plain holder: pydantic private-attribute access costs ~1 us each on the hot path.
     _rt: Runtime = PrivateAttr()
+
+    def __init__(self, **kwargs: Any) -> None:
+        """Build the router model; every bad argument is one :class:`ConfigError`.
+
+        Raises:
+            ConfigError: a bad ``config`` (dict, path or object) or another bad field; the
+                message names each field and the fix, and never repeats input values.
+        """
+        try:
+            super().__init__(**kwargs)
+        except ValidationError as err:
+            # from None: pydantic's error repeats input values (a config dict may hold keys).
+            raise ConfigError(format_validation_error(err, "ACORouterChatModel")) from None
 
     @field_validator("config", mode="before")
     @classmethod

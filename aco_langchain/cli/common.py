@@ -16,13 +16,25 @@ import typer
 
 
 def fail(message: str, as_json: bool = False) -> NoReturn:
-    """Print one clean error line (or a JSON error) and exit 1: no traceback for user mistakes."""
+    """Print one clean error line (or a JSON error) and exit 1: no traceback for user mistakes.
+
+    The message is masked (no API key is ever printed) and kept to one line.
+    """
+    from aco_langchain.redact import mask
+
+    message = mask(message)
     if as_json:
         typer.echo(json.dumps({"ok": False, "error": message}))
     else:
         from rich.console import Console
 
-        Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False)
+        # One line: a multi-line message (a list of config problems) is joined with "; ".
+        line = "; ".join(part.strip(" -") for part in message.splitlines() if part.strip())
+        from rich.markup import escape
+
+        Console(stderr=True, soft_wrap=True).print(
+            f"[bold red]error:[/] {escape(line)}", highlight=False
+        )
     raise typer.Exit(code=1)
 
 
@@ -37,4 +49,54 @@ def load_or_fail(path: str | None, as_json: bool = False) -> Any:
         fail(str(err), as_json)
 
 
-__all__ = ["fail", "load_or_fail"]
+def checked_or_fail(cfg: Any, as_json: bool = False) -> Any:
+    """Run every check ``aco route`` needs on a loaded config and return its router.
+
+    ``aco config validate`` and ``aco route`` both call this, so a config that validates
+    routes: every tier has a price (configured or known to genai-prices; local tiers may be
+    free), and the configured router (bundle) loads.
+    """
+    from aco_langchain.errors import ACOError
+    from aco_langchain.providers.tiers import price_per_1k
+    from aco_langchain.routing import get_router
+
+    problems: list[str] = []
+    for n in range(1, 6):
+        try:
+            price_per_1k(cfg.tier(n))
+        except ACOError as err:
+            problems.append(f"models.tier{n}: {err}")
+    try:
+        router = get_router(cfg)
+    except (ACOError, OSError) as err:
+        problems.append(f"router: {err}")
+        router = None
+    if problems:
+        fail("; ".join(problems), as_json)
+    return router
+
+
+def read_text_or_fail(path: str, what: str, as_json: bool = False) -> str:
+    """UTF-8 text of ``path`` (``-``: standard input), or a clean exit 1 naming the fix."""
+    import sys
+    from pathlib import Path
+
+    if path == "-":
+        data = sys.stdin.buffer.read()
+        source = "standard input"
+    else:
+        p = Path(path)
+        if p.is_dir():
+            fail(f"{what} {path}: is a directory, not a file", as_json)
+        try:
+            data = p.read_bytes()
+        except OSError as err:
+            fail(f"{what} {path}: cannot read it ({err.strerror})", as_json)
+        source = path
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        fail(f"{what} {source}: not UTF-8 text (byte {err.start}): save it as UTF-8", as_json)
+
+
+__all__ = ["checked_or_fail", "fail", "load_or_fail", "read_text_or_fail"]

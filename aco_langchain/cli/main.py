@@ -11,7 +11,7 @@ import json
 
 import typer
 
-from aco_langchain.cli.common import fail, load_or_fail
+from aco_langchain.cli.common import checked_or_fail, fail, load_or_fail, read_text_or_fail
 
 app = typer.Typer(
     name="aco",
@@ -52,7 +52,10 @@ def version(as_json: bool = _JSON) -> None:
 
 @app.command()
 def route(
-    prompt: str = typer.Argument(..., help="The prompt to route."),
+    prompt: str | None = typer.Argument(
+        None, help="The prompt to route; `-` reads it from standard input."
+    ),
+    file: str | None = typer.Option(None, "--file", "-f", help="Read the prompt from a file."),
     config: str | None = _CONFIG,
     as_json: bool = _JSON,
     available: bool = typer.Option(
@@ -69,11 +72,17 @@ def route(
     from aco_langchain.config import TASK_TYPES
     from aco_langchain.errors import RoutingError, TierUnavailableError
     from aco_langchain.providers.tiers import TierRegistry
-    from aco_langchain.routing import RouteRequest, get_router
+    from aco_langchain.routing import RouteRequest
     from aco_langchain.routing import route as do_route
 
     cfg = _load(config, as_json)
-    if not prompt.strip():
+    if file is not None and prompt is not None:
+        fail("give the prompt as an argument or with --file, not both", as_json)
+    if file is not None:
+        prompt = read_text_or_fail(file, "--file", as_json)
+    elif prompt == "-":
+        prompt = read_text_or_fail("-", "prompt", as_json)
+    if prompt is None or not prompt.strip():
         fail('the prompt is empty: pass the text to route, e.g. aco route "What is 2+2?"', as_json)
     if task_type is not None and task_type not in TASK_TYPES:
         fail(f"--task-type {task_type!r} is unknown: use one of {', '.join(TASK_TYPES)}", as_json)
@@ -89,7 +98,7 @@ def route(
             task_type=task_type,
             risk=risk,
         )
-        router = get_router(cfg)
+        router = checked_or_fail(cfg, as_json)
         unavailable = TierRegistry(cfg).unavailable()
         decision = do_route(
             request, cfg, router=router, unavailable=unavailable if available else None
@@ -129,8 +138,10 @@ def route(
 def config_validate(
     path: str = typer.Argument(..., help="The config.yaml to check."), as_json: bool = _JSON
 ) -> None:
-    """Check a config file: one clear message per bad field, exit 1 if any."""
+    """Check a config file: every check `aco route` runs (fields, prices, router); exit 1 if any
+    fails, with one clear message per problem."""
     cfg = _load(path, as_json)
+    checked_or_fail(cfg, as_json)
     if as_json:
         typer.echo(json.dumps({"ok": True, "path": path}))
     else:
@@ -140,8 +151,11 @@ def config_validate(
 @config_app.command("show")
 def config_show(config: str | None = _CONFIG, as_json: bool = _JSON) -> None:
     """Show the effective config (defaults filled in) as YAML or JSON."""
+    from aco_langchain.redact import mask_obj, register_config
+
     cfg = _load(config, as_json)
-    data = cfg.model_dump(mode="json")
+    register_config(cfg)
+    data = mask_obj(cfg.model_dump(mode="json"))  # a key in a base_url is not printed
     if as_json:
         typer.echo(json.dumps(data, indent=2))
         return

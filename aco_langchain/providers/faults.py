@@ -35,7 +35,7 @@ import ollama
 import openai
 from langchain_core.exceptions import ModelError
 
-from aco_langchain.redact import mask
+from aco_langchain.redact import mask, mask_obj
 
 ErrorKind = Literal["retry", "fallback"]
 
@@ -133,6 +133,34 @@ def describe_error(exc: BaseException) -> str:
     text = mask(text)
     head = type(exc).__name__ + (f" {status}" if status else "")
     return f"{head}: {text[:200]}" if text else head
+
+
+def scrub(exc: BaseException) -> BaseException:
+    """Mask secrets inside a provider exception we keep or re-raise: its args, ``message``
+    and ``body``, and those of the exceptions it was raised from. A 401 often quotes the key
+    it was sent, and the exception travels on (``AllTiersFailedError.exceptions``,
+    ``__cause__``) into tracebacks.
+
+    Args:
+        exc: the exception (changed in place).
+
+    Returns:
+        ``exc``.
+    """
+    seen: set[int] = set()
+    link: BaseException | None = exc
+    while link is not None and id(link) not in seen:  # the chain shows in tracebacks too
+        seen.add(id(link))
+        link.args = tuple(mask(a) if isinstance(a, str) else a for a in link.args)
+        for attr in ("message", "body"):
+            value = getattr(link, attr, None)
+            if value is not None:
+                try:
+                    setattr(link, attr, mask_obj(value))
+                except AttributeError:  # a read-only property: args already masked
+                    logger.debug("cannot mask %s.%s", type(link).__name__, attr)
+        link = link.__cause__ or link.__context__
+    return exc
 
 
 @dataclass

@@ -11,6 +11,7 @@ Usage::
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from functools import lru_cache
@@ -19,6 +20,9 @@ from typing import TYPE_CHECKING, Any
 from aco_langchain.config import TIER_NUMBERS, ACOConfig, TierSpec
 from aco_langchain.errors import ConfigError
 from aco_langchain.providers.deadline import deadline_http_client
+from aco_langchain.redact import register_config
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
@@ -48,7 +52,8 @@ def genai_price_per_1k(provider: str, model: str) -> tuple[float, float] | None:
             model_ref=model,
             provider_id=provider_id,
         )
-    except Exception:
+    except (LookupError, ValueError) as err:  # genai-prices does not know the model
+        logger.debug("genai-prices has no price for %s/%s: %s", provider, model, err)
         return None
     return float(r.input_price) / 1000.0, float(r.output_price) / 1000.0
 
@@ -200,6 +205,7 @@ class TierRegistry:
         self, config: ACOConfig, instances: Mapping[int, BaseChatModel] | None = None
     ) -> None:
         self.config = config
+        register_config(config)  # the tiers' key values are masked wherever text leaves us
         self._instances: dict[int, BaseChatModel] = dict(instances or {})
         # Tiers the user handed over as objects; the others are built from config on use
         # and keep config semantics (availability, capabilities, provider names).

@@ -9,6 +9,7 @@ Usage::
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 
 from aco_langchain.config import ACOConfig
@@ -22,6 +23,8 @@ from aco_langchain.routing.base import (
 )
 from aco_langchain.routing.policy import decide, estimate_call_cost
 from aco_langchain.routing.rules import RuleRouter
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "Assessment",
@@ -49,7 +52,8 @@ def get_router(config: ACOConfig) -> Router:
         return RuleRouter()
     try:
         from aco_langchain.routing.learned import load_router
-    except ImportError:
+    except ImportError as err:  # numpy or the learned router's deps missing
+        logger.warning("learned router unavailable (%s): routing with the rules", err)
         return RuleRouter()
     return load_router(config.router_model_path)
 

@@ -19,6 +19,8 @@ import json
 import os
 import shutil
 import tempfile
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -192,8 +194,11 @@ def load_bundle(path: str | os.PathLike[str] | None = None) -> Bundle:
     try:
         with np.load(arr_path, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
-    except (ValueError, OSError, EOFError) as err:
-        raise BundleError(f"{arr_path}: cannot read arrays ({err}): file corrupted?") from None
+    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as err:
+        raise BundleError(
+            f"{arr_path}: cannot read arrays ({type(err).__name__}: {err}): the file is "
+            "corrupted; retrain with `aco train` or reinstall the shipped bundle"
+        ) from err
     if set(arrays) != set(manifest.arrays_sha256):
         raise BundleError(
             f"{d}: arrays {sorted(arrays)} do not match the manifest's "

@@ -36,6 +36,7 @@ Usage::
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -51,8 +52,14 @@ from langchain_core.outputs import LLMResult
 
 from aco_langchain.chat.messages import message_text
 from aco_langchain.config import ACOConfig
+from aco_langchain.errors import ConfigError
+from aco_langchain.redact import mask
 from aco_langchain.tracing.sinks import InMemoryTraceSink, JsonlTraceSink, TraceSink
 from aco_langchain.tracing.trace import FinalOutcome, Trace, TraceRecorder
+
+logger = logging.getLogger(__name__)
+#: Models already warned about as unpriced (one warning per model, not per call).
+_UNPRICED: set[str] = set()
 
 VERIFIER_TAG = "aco:verifier"
 EVENT_VERDICT = "aco_verifier_verdict"
@@ -309,10 +316,22 @@ class TraceBuilder:
         if tier in (1, 2, 3, 4, 5):
             try:
                 return cost_usd(self.config.tier(int(tier)), i, o)
-            except Exception:  # noqa: BLE001 - a tier without a price is priced below
-                pass
+            except ConfigError as err:  # no configured price: genai-prices below
+                logger.debug("tier %s has no configured price (%s): trying genai-prices", tier, err)
         found = genai_price_per_1k(str(provider or "openai"), name)
         if found is None:
+            # Recorded at $0, but said: a trace with a silently free cloud call would mislead.
+            if name in _UNPRICED:
+                return 0.0
+            _UNPRICED.add(name)
+            logger.warning(
+                "no price known for model %r (provider %s): its %d+%d tokens are traced at $0; "
+                "set the tier's cost_per_1k_input/output",
+                name,
+                provider,
+                i,
+                o,
+            )
             return 0.0
         return (i * found[0] + o * found[1]) / 1000.0
 
@@ -392,7 +411,10 @@ class TraceBuilder:
 
         name = run.name or "tool"
         opened.recorder.record_tool_call(
-            name, success=ok, cost=tool_cost(name, self.config), error=error
+            name,
+            success=ok,
+            cost=tool_cost(name, self.config),
+            error=mask(error) if error else error,  # a tool error may quote a key
         )
 
     # ------------------------------------------------------------------ custom events

@@ -24,6 +24,7 @@ from typing import Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field, ValidationError
 
+from aco_langchain.redact import mask
 from aco_langchain.tracing.trace import Trace
 
 #: The trace file ``aco stats`` reads when neither arguments nor ``trace_path`` say otherwise.
@@ -68,7 +69,8 @@ class JsonlTraceSink:
 
     def write(self, trace: Trace) -> None:
         """Append ``trace`` as one complete line, in one ``os.write``."""
-        data = (trace.model_dump_json() + "\n").encode("utf-8")
+        # Tool errors and prompts may hold a key: nothing secret reaches the file.
+        data = (mask(trace.model_dump_json()) + "\n").encode("utf-8")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:

@@ -356,10 +356,35 @@ def load_jsonl(path: Path) -> OutcomeSet:
 
 
 def load_file(path: str | Path) -> OutcomeSet:
-    """Load one outcomes file, detecting its format from the extension and header."""
+    """Load one outcomes file, detecting its format from the extension and header.
+
+    Raises:
+        DataError: missing file, a directory, bytes that are not UTF-8 (the line is named),
+            or content that is not outcomes.
+    """
     p = Path(path)
+    if p.is_dir():
+        raise DataError(f"{p}: is a directory: give the outcomes file itself")
     if not p.is_file():
         raise DataError(f"{p}: no such file")
+    try:
+        return _load_file(p)
+    except UnicodeDecodeError as err:
+        raw = p.read_bytes()
+        # The error's offset is within a decode buffer: find the first bad line ourselves.
+        line = next((i for i, b in enumerate(raw.split(b"\n"), 1) if not _is_utf8(b)), "?")
+        raise DataError(f"{p}:{line}: not UTF-8 text: save the file as UTF-8") from err
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _load_file(p: Path) -> OutcomeSet:
     suffix = p.suffix.lower()
     if suffix == ".jsonl":
         return load_jsonl(p)
