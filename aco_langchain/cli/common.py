@@ -10,6 +10,7 @@ Usage::
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, NoReturn
 
 import typer
@@ -29,7 +30,8 @@ def fail(message: str, as_json: bool = False) -> NoReturn:
         from rich.console import Console
 
         # One line: a multi-line message (a list of config problems) is joined with "; ".
-        line = "; ".join(part.strip(" -") for part in message.splitlines() if part.strip())
+        parts = (re.sub(r"^\s*-\s+", "", p).strip() for p in message.splitlines())
+        line = "; ".join(p for p in parts if p)
         from rich.markup import escape
 
         Console(stderr=True, soft_wrap=True).print(
