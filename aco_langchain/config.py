@@ -90,6 +90,13 @@ class RoutingSettings(_Strict):
     strict: bool = Field(
         False, description="Raise instead of using the nearest tier when a tier is unavailable."
     )
+    allow_degrade: bool | None = Field(
+        None,
+        description="May a call be answered below the tier decided for it (that tier is "
+        "unavailable or failed)? None (default): yes for unforced calls without a risk "
+        "floor, never below a forced tier or a risk floor (TierUnavailableError); true: "
+        "always (metadata says degraded_from); false: never.",
+    )
 
 
 class TierSpec(_Strict):

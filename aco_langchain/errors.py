@@ -34,6 +34,32 @@ class RoutingError(ACOError, RuntimeError):
     """No tier can serve the request under the given constraints."""
 
 
+class InvalidRequestError(ACOError, ValueError):
+    """A call that cannot be routed as given: an empty prompt or message list, an unknown
+    per-call option, or an option of the wrong type. The message names what and the fix.
+
+    Example:
+        ```python
+        llm.invoke("")                     # InvalidRequestError: the prompt is empty ...
+        llm.invoke("hi", force_teir=5)     # InvalidRequestError: unknown option 'force_teir'
+        ```
+    """
+
+
+class ContextTooLongError(RoutingError):
+    """The prompt plus the output cap fits no tier's ``max_context``.
+
+    Attributes:
+        needed_tokens: the prompt's token estimate plus the output tokens asked for.
+        largest_context: the largest ``max_context`` of the tiers that could take the call.
+    """
+
+    def __init__(self, message: str, needed_tokens: int, largest_context: int) -> None:
+        self.needed_tokens = needed_tokens
+        self.largest_context = largest_context
+        super().__init__(message)
+
+
 class BudgetExceededError(RoutingError):
     """A call does not fit its budget and the policy is ``on_budget_exceeded: raise``.
 
@@ -61,7 +87,11 @@ class BudgetExceededError(RoutingError):
 
 
 class TierUnavailableError(RoutingError):
-    """The tier a call needs cannot be called (strict routing, a forced tier, a risk floor)."""
+    """The tier a call needs cannot be called (strict routing, a forced tier, a risk floor).
+
+    Raised instead of answering below a forced tier or a risk floor unless
+    ``routing.allow_degrade`` is true.
+    """
 
 
 class AllTiersFailedError(ACOError, RuntimeError):
@@ -205,8 +235,10 @@ __all__ = [
     "BudgetExceededError",
     "BundleError",
     "ConfigError",
+    "ContextTooLongError",
     "DataError",
     "DeadlineExceededError",
+    "InvalidRequestError",
     "LedgerError",
     "LedgerURLError",
     "LocalModelError",

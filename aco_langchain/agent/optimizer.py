@@ -133,7 +133,8 @@ class ACOOptimizer:
         self._rec = TraceRecorder(
             request=req.text,
             task_type=decision.task_type,
-            difficulty=decision.difficulty,
+            # a forced tier is decided without an assessment: the trace's default difficulty
+            difficulty=decision.difficulty or 1,
             predicted_tier=decision.tier,
         )
         self._doom = DoomDetector(self.config, max_budget=max_budget)

@@ -3,6 +3,7 @@ fallback) and the final stream chunk that carries it."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -13,10 +14,48 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 
 from aco_langchain.chat.messages import tool_call_chunks
 from aco_langchain.chat.plan import CallPlan, TierCall
+from aco_langchain.routing import RouteDecision
 
 if TYPE_CHECKING:
     from aco_langchain.chat.execute import FallbackRun
     from aco_langchain.chat.model import ACORouterChatModel
+
+
+logger = logging.getLogger(__name__)
+
+#: Degradation causes already warned about (one warning per cause, not per call).
+_WARNED: set[tuple[int, int, str]] = set()
+_WARNED_MAX = 1024
+
+
+def _warn_degraded(
+    decided: int, served: int, decision: RouteDecision, failures: dict[int, str]
+) -> None:
+    cause = decision.unavailable.get(decided) or failures.get(decided) or "failed"
+    key = (decided, served, cause.split(":")[0])
+    if key in _WARNED:
+        return
+    if len(_WARNED) >= _WARNED_MAX:
+        _WARNED.clear()
+    _WARNED.add(key)
+    logger.warning(
+        "answered by tier %d, below the decided tier %d (%s); metadata says degraded_from. "
+        "Make tier %d available, or set routing.allow_degrade: false to raise instead",
+        served,
+        decided,
+        cause,
+        decided,
+    )
+
+
+def logprob_confidence(raw: Any, provider: str) -> float | None:
+    """An answer's confidence from its token logprobs (None when it carries none)."""
+    if not raw:
+        return None
+    from aco_langchain.chat.cascade import confidence_from_logprobs, normalize_logprobs
+
+    tokens = normalize_logprobs(raw, "ollama" if provider == "ollama" else "openai")
+    return confidence_from_logprobs(tokens).value if tokens else None
 
 
 class MetadataMixin:
@@ -28,24 +67,32 @@ class MetadataMixin:
         final: TierCall,
         cheap: TierCall | None,
         cascade_info: Any,
+        final_logprobs: Any = None,
     ) -> dict[str, Any]:
+        """The ``aco`` metadata of an answer (and the call's settlement).
+
+        ``predicted_success`` is the router's prediction for the routed tier;
+        ``confidence`` is the answer's own (the cascade's measure of a kept answer, or the
+        final answer's token logprobs) and is absent when nothing measured it.
+        """
         rt = self._rt
         calls = [c for c in (cheap, final) if c is not None]
         total = sum(c.cost_usd for c in calls)
-        routed = plan.decision.tier
+        decision = plan.decision
+        routed = decision.tier
         first_tier = cheap.tier if cheap else routed
         fallback_from = None
         failures = {**(cheap.failures if cheap else {}), **final.failures}
         if cheap is None and final.tier != routed or cheap is not None and cheap.tier != routed:
             fallback_from = routed
+        decided = decision.degraded_from or routed
         meta: dict[str, Any] = {
             "tier": final.tier,
             "model_id": final.model_id,
-            "confidence": round(
-                cascade_info.confidence if cascade_info is not None else plan.decision.confidence,
-                4,
+            "predicted_success": (
+                None if decision.confidence is None else round(decision.confidence, 4)
             ),
-            "reason": plan.decision.reason
+            "reason": decision.reason
             + (f"; cascade: {cascade_info.reason}" if cascade_info is not None else ""),
             "cost_usd": round(total, 8),
             "estimated_cost_usd": plan.decision.cost_estimate,
@@ -58,6 +105,17 @@ class MetadataMixin:
             "run_spent_usd": round(rt.ledger.spent(plan.run_key), 8),
             "latency_ms": round((time.perf_counter() - plan.started) * 1000, 2),
         }
+        if cascade_info is not None and not meta["escalated"]:
+            meta["confidence"] = round(cascade_info.confidence, 4)
+        elif final_logprobs is not None:
+            measured = logprob_confidence(final_logprobs, self.config.tier(final.tier).provider)
+            if measured is not None:
+                meta["confidence"] = round(measured, 4)
+        if cascade_info is not None and meta["escalated"]:
+            meta["first_confidence"] = round(cascade_info.confidence, 4)
+        if final.tier < decided:
+            meta["degraded_from"] = decided
+            _warn_degraded(decided, final.tier, decision, failures)
         if failures:
             meta["failures"] = {str(k): v for k, v in failures.items()}
         if cheap is not None:
@@ -82,8 +140,10 @@ class MetadataMixin:
         cascade_info: Any,
     ) -> ChatResult:
         rt = self._rt
-        meta = self._aco_metadata(plan, final, cheap, cascade_info)
         gen = result.generations[0]
+        info = gen.generation_info or {}
+        logprobs = info.get("logprobs") or gen.message.response_metadata.get("logprobs")
+        meta = self._aco_metadata(plan, final, cheap, cascade_info, logprobs)
         msg = gen.message
         msg.response_metadata.setdefault("model_name", rt.registry.model_name(final.tier))
         msg.response_metadata["model_provider"] = rt.registry.provider(final.tier)
@@ -114,7 +174,7 @@ class MetadataMixin:
             merged = c.message if merged is None else merged + c.message  # type: ignore[assignment]
         msg = merged if merged is not None else AIMessageChunk(content="")
         call = self._tier_call(plan, tier, msg, run.failures)
-        meta = self._aco_metadata(plan, call, None, None)
+        meta = self._aco_metadata(plan, call, None, None, msg.response_metadata.get("logprobs"))
         rm: dict[str, Any] = {"aco": meta}
         if "model_name" not in msg.response_metadata:
             rm["model_name"] = rt.registry.model_name(tier)

@@ -3,11 +3,13 @@ the answer flow (cascade verdict, escalation) that the sync and async loops both
 
 from __future__ import annotations
 
+import difflib
 import logging
 import time
 import uuid
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.language_models import BaseChatModel
@@ -15,11 +17,9 @@ from langchain_core.messages import BaseMessage
 from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatResult
 from langchain_core.runnables import RunnableConfig
-from pydantic import ValidationError
 
 from aco_langchain.chat.messages import message_text
-from aco_langchain.config import format_validation_error
-from aco_langchain.errors import BudgetExceededError, ConfigError
+from aco_langchain.errors import BudgetExceededError, ConfigError, InvalidRequestError
 from aco_langchain.providers.deadline import Deadline, call_deadline
 from aco_langchain.providers.faults import (
     TierHealth,
@@ -33,6 +33,8 @@ from aco_langchain.providers.tiers import (
     usage_tokens,
 )
 from aco_langchain.routing import RouteConstraints, RouteDecision, Router, RouteRequest, decide
+from aco_langchain.routing.base import OPTION_VALUES
+from aco_langchain.routing.policy import needs_assessment, tiers_that_fit
 from aco_langchain.spend.budgets import CallIdentity, budget_limits
 from aco_langchain.spend.ledger import Hold, Limit, Refusal, SpendLedger, SpendRecord
 
@@ -68,30 +70,108 @@ class Runtime:
     """The run key of this instance's latest call (``llm.spent()`` reads it)."""
 
 
+_KNOWN_OPTIONS = (*ACO_OPTIONS, _RUN_KEY_OPTION, *IDENTITY_OPTIONS)
+
+
+@lru_cache(maxsize=256)
+def _misspelt_option(key: str) -> str | None:
+    """The per-call option ``key`` looks like a misspelling of, else None (cached: the
+    same passthrough kwargs repeat on every call)."""
+    if key in _KNOWN_OPTIONS or key in (_TOOLS_KEY, _TOOL_CHOICE_KEY, _TRACE_KEY):
+        return None
+    close = difflib.get_close_matches(key, _KNOWN_OPTIONS, n=1, cutoff=0.8)
+    if close:
+        return close[0]
+    if key.startswith(("force_", "aco_")):
+        return ", ".join(_KNOWN_OPTIONS)
+    return None
+
+
+def check_option_names(keys: Iterable[str], where: str = "option") -> None:
+    """Reject per-call keys that look like a misspelt aco option (``force_teir``).
+
+    Other keys are the tier's own call options (``temperature``, ``response_format``...)
+    and pass through untouched.
+
+    Raises:
+        InvalidRequestError: naming the key and the option it resembles.
+    """
+    for key in keys:
+        near = _misspelt_option(key)
+        if near is not None:
+            raise InvalidRequestError(
+                f"unknown {where} {key!r}: did you mean {near}? "
+                f"(aco options: {', '.join(_KNOWN_OPTIONS)})"
+            )
+
+
+def _has_content(message: BaseMessage, text: str) -> bool:
+    if text.strip() or getattr(message, "tool_calls", None):
+        return True
+    content = message.content
+    # a non-text block (an image, a file) is content too
+    return isinstance(content, list) and any(
+        not (isinstance(b, str) or (isinstance(b, dict) and b.get("type") == "text"))
+        for b in content
+    )
+
+
 def build_route_request(
     messages: Sequence[BaseMessage], options: dict[str, Any], n_tools: int
 ) -> RouteRequest:
-    """What the router sees of a call: texts, roles, tools and the per-call options."""
+    """What the router sees of a call: texts, roles, tools and the per-call options.
+
+    Args:
+        messages: the call's messages (at least one with content).
+        options: per-call options (``RouteConstraints`` fields and ``max_tokens``); popped.
+        n_tools: how many tools are bound.
+
+    Returns:
+        The request the router assesses and the policy decides on.
+
+    Raises:
+        InvalidRequestError: no messages, only blank ones, or a bad option value.
+
+    Example:
+        ```python
+        build_route_request([HumanMessage("What is 2+2?")], {"max_tokens": 40}, 0)
+        ```
+    """
+    if not messages:
+        raise InvalidRequestError(
+            "no messages to answer: pass a prompt string or a non-empty list of messages"
+        )
     texts = [message_text(m) for m in messages]
+    if not any(_has_content(m, t) for m, t in zip(messages, texts, strict=True)):
+        raise InvalidRequestError(
+            f"the prompt is empty ({len(messages)} message(s), all blank): pass the text to answer"
+        )
     last_user = next(
         (t for m, t in zip(reversed(messages), reversed(texts), strict=True) if m.type == "human"),
         None,
     )
     max_tokens = options.pop("max_tokens", None)
+    if max_tokens is not None and (
+        isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens <= 0
+    ):
+        shown = (
+            f"={max_tokens!r}"
+            if isinstance(max_tokens, bool | int | float)
+            else f" ({type(max_tokens).__name__})"
+        )
+        raise InvalidRequestError(
+            f"option max_tokens{shown} is not accepted: give {OPTION_VALUES['max_tokens']}"
+        )
     # Validation is cheaper than model_construct in pydantic 2.13 (measured: 2.4 vs 4.0 us),
     # and it checks the user's per-call options (force_tier=9 is a clear error).
-    try:
-        return RouteRequest(
-            text="\n".join(texts),
-            last_user_text=last_user,
-            roles=[m.type for m in messages],
-            n_tools=n_tools,
-            expected_output_tokens=max_tokens,
-            constraints=RouteConstraints(**options),
-        )
-    except ValidationError as err:
-        # from None: pydantic's error repeats the input values, which may hold anything.
-        raise ConfigError(format_validation_error(err, "per-call options")) from None
+    return RouteRequest(
+        text="\n".join(texts),
+        last_user_text=last_user,
+        roles=[m.type for m in messages],
+        n_tools=n_tools,
+        expected_output_tokens=max_tokens,
+        constraints=RouteConstraints.from_options(options),
+    )
 
 
 @dataclass
@@ -152,6 +232,7 @@ class PlanningMixin:
         from aco_langchain.chat.runs import call_run_key
 
         configurable = (config or {}).get("configurable") or {}
+        check_option_names(configurable, "configurable key")
         for key in (*ACO_OPTIONS, _RUN_KEY_OPTION, *IDENTITY_OPTIONS):
             if key in configurable and key not in kwargs:
                 kwargs[key] = configurable[key]
@@ -200,9 +281,11 @@ class PlanningMixin:
         if max_tokens is not None:
             options["max_tokens"] = max_tokens
         forced = "force_tier" in options or "force_model" in options
+        check_option_names(kw)
         request = build_route_request(messages, options, len(tools or []))
         unavailable = {**rt.registry.unavailable(), **rt.health.cooling()}
-        assessment = rt.router.assess(request, self.config)
+        # A forced tier skips the router entirely (its assessment could not change it).
+        assessment = rt.router.assess(request, self.config) if needs_assessment(request) else None
         decision = decide(
             assessment,
             request,
@@ -210,10 +293,14 @@ class PlanningMixin:
             unavailable=unavailable,
             spent_usd=rt.ledger.spent(run_key),
         )
+        fit = tiers_that_fit(self.config, request)
         candidates = {
             n
             for n in range(1, 6)
-            if n not in unavailable and (not tools or rt.registry.takes_tools(n))
+            if n not in unavailable
+            and n in fit
+            and n >= decision.lowest_tier
+            and (not tools or rt.registry.takes_tools(n))
         }
         if decision.budget_exceeded:
             candidates = {n for n in candidates if self.config.tier(n).is_local}

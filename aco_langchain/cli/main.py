@@ -125,7 +125,12 @@ def route(
     )
     typer.echo(
         f"  task={decision.task_type} difficulty={decision.difficulty} "
-        f"confidence={decision.confidence:.2f} router={out['router']}"
+        + (
+            f"predicted_success={decision.confidence:.2f} "
+            if decision.confidence is not None
+            else "(forced: no assessment) "
+        )
+        + f"router={out['router']}"
     )
     typer.echo(f"  reason: {decision.reason}")
     if unavailable and live_tier != decision.tier:

@@ -21,7 +21,7 @@ from aco_langchain.routing.base import (
     Router,
     RouteRequest,
 )
-from aco_langchain.routing.policy import decide, estimate_call_cost
+from aco_langchain.routing.policy import decide, estimate_call_cost, needs_assessment
 from aco_langchain.routing.rules import RuleRouter
 
 logger = logging.getLogger(__name__)
@@ -39,6 +39,7 @@ __all__ = [
     "decide",
     "estimate_call_cost",
     "get_router",
+    "needs_assessment",
     "route",
 ]
 
@@ -66,8 +67,13 @@ def route(
     unavailable: Mapping[int, str] | None = None,
     spent_usd: float = 0.0,
 ) -> RouteDecision:
-    """Assess and decide in one call (pure: no I/O beyond loading a bundle once)."""
-    r = router if router is not None else get_router(config)
-    return decide(
-        r.assess(request, config), request, config, unavailable=unavailable, spent_usd=spent_usd
-    )
+    """Assess and decide in one call (pure: no I/O beyond loading a bundle once).
+
+    A forced call (``force_tier`` / ``force_model``) is decided without consulting the
+    router at all.
+    """
+    assessment = None
+    if needs_assessment(request):
+        r = router if router is not None else get_router(config)
+        assessment = r.assess(request, config)
+    return decide(assessment, request, config, unavailable=unavailable, spent_usd=spent_usd)

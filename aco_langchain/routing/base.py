@@ -15,9 +15,13 @@ Usage::
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator
+
+from aco_langchain.config import TASK_TYPES
+from aco_langchain.errors import InvalidRequestError
 
 if TYPE_CHECKING:
     from aco_langchain.config import ACOConfig
@@ -26,18 +30,89 @@ Risk = Literal["low", "medium", "high", "critical"]
 Complexity = Literal["simple", "moderate", "complex", "critical"]
 
 
+#: What each per-call option accepts, for error messages that name the fix.
+OPTION_VALUES: dict[str, str] = {
+    "force_tier": "an int tier number 1-5",
+    "force_model": "a tier's model_id or provider model name (a string)",
+    "max_cost_usd": "a number of USD >= 0",
+    "max_latency_ms": "a number of milliseconds > 0",
+    "min_quality": "a number between 0 and 1",
+    "task_type": "one of " + ", ".join(TASK_TYPES),
+    "risk": "one of low, medium, high, critical",
+    "max_tokens": "an int number of output tokens > 0",
+}
+
+
 class RouteConstraints(BaseModel):
-    """Per-call options (kwargs or RunnableConfig ``configurable``)."""
+    """Per-call options (kwargs or RunnableConfig ``configurable``).
+
+    Types are strict where a lax coercion hides a mistake: ``force_tier=True`` is not
+    tier 1, and ``task_type`` must be one of the task types the routers know.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
-    force_tier: int | None = Field(None, ge=1, le=5)
-    force_model: str | None = None
+    force_tier: StrictInt | None = Field(None, ge=1, le=5)
+    force_model: str | None = Field(None, min_length=1)
     max_cost_usd: float | None = Field(None, ge=0.0)
     max_latency_ms: float | None = Field(None, gt=0.0)
     min_quality: float | None = Field(None, ge=0.0, le=1.0)
     task_type: str | None = None
     risk: Risk | None = None
+
+    @field_validator("max_cost_usd", "max_latency_ms", "min_quality", mode="before")
+    @classmethod
+    def _no_bool(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError("a bool is not a number")
+        return value
+
+    @field_validator("task_type")
+    @classmethod
+    def _known_task(cls, value: str | None) -> str | None:
+        if value is not None and value not in TASK_TYPES:
+            raise ValueError(f"unknown task type {value!r}")
+        return value
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> RouteConstraints:
+        """Validate per-call options; a bad one raises naming it and what it accepts.
+
+        Args:
+            options: option name -> value (``RouteConstraints`` fields only).
+
+        Returns:
+            The validated constraints.
+
+        Raises:
+            InvalidRequestError: an unknown option or a value of the wrong type or range.
+
+        Example:
+            ```python
+            RouteConstraints.from_options({"force_tier": 3})
+            RouteConstraints.from_options({"force_tier": True})   # InvalidRequestError
+            ```
+        """
+        try:
+            return cls(**options)
+        except ValidationError as err:
+            # from None: pydantic's error repeats every input value, which may hold anything
+            raise InvalidRequestError(_option_errors(err)) from None
+
+
+def _option_errors(err: ValidationError) -> str:
+    parts = []
+    for e in err.errors():
+        name = str(e["loc"][0]) if e["loc"] else "?"
+        if e["type"] == "extra_forbidden":
+            parts.append(f"unknown option {name!r}: use one of {', '.join(OPTION_VALUES)}")
+            continue
+        want = OPTION_VALUES.get(name, "a valid value")
+        got = e.get("input")
+        # numbers and flags are shown; strings only by type (they could be anything)
+        shown = f"={got!r}" if isinstance(got, bool | int | float) else f" ({type(got).__name__})"
+        parts.append(f"option {name}{shown} is not accepted: give {want}")
+    return "; ".join(parts)
 
 
 class RouteRequest(BaseModel):
@@ -59,7 +134,7 @@ class RouteRequest(BaseModel):
             text=text,
             last_user_text=text,
             roles=["human"],
-            constraints=RouteConstraints(**constraints),
+            constraints=RouteConstraints.from_options(constraints),
         )
 
     @property
@@ -89,27 +164,55 @@ class Assessment(BaseModel):
 
 
 class RouteDecision(BaseModel):
-    """The routed tier and why: what ``aco route`` prints and response_metadata carries."""
+    """The routed tier and why: what ``aco route`` prints and response_metadata carries.
+
+    A forced tier (``force_tier`` / ``force_model``) is decided without any assessment:
+    its ``confidence``, ``difficulty`` and ``complexity`` are None.
+    """
 
     tier: int = Field(..., ge=1, le=5)
     model_id: str
-    confidence: float = Field(..., ge=0.0, le=1.0)
+    confidence: float | None = Field(
+        None,
+        ge=0.0,
+        le=1.0,
+        description="The router's predicted success at ``tier`` (not a measure of any answer).",
+    )
     reason: str
     cost_estimate: float = Field(..., ge=0.0, description="Estimated USD for this call.")
     task_type: str
-    difficulty: int = Field(..., ge=1, le=5)
-    complexity: Complexity = "simple"
+    difficulty: int | None = Field(None, ge=1, le=5)
+    complexity: Complexity | None = "simple"
     unavailable: dict[int, str] = Field(
         default_factory=dict, description="Tiers skipped as unavailable, with why."
     )
     budget_exceeded: bool = Field(False, description="The run's budget forced this tier.")
+    forced: bool = Field(False, description="force_tier / force_model chose the tier.")
+    degraded_from: int | None = Field(
+        None, description="The tier decided before availability, when ``tier`` is below it."
+    )
+    lowest_tier: int = Field(
+        1,
+        ge=1,
+        le=5,
+        description="The lowest tier that may answer (a forced tier or a risk floor unless "
+        "routing.allow_degrade); fallbacks never go below it.",
+    )
+    context_tokens: int = Field(
+        0, ge=0, description="Prompt token estimate plus the output tokens it was sized for."
+    )
+
+    @property
+    def predicted_success(self) -> float | None:
+        """The router's predicted success at the chosen tier (``confidence``)."""
+        return self.confidence
 
     def as_routing_dict(self) -> dict[str, Any]:
         """The seed's ``start_run(...)["routing"]`` shape."""
         return {
             "tier": self.tier,
             "model_id": self.model_id,
-            "confidence": round(self.confidence, 4),
+            "confidence": None if self.confidence is None else round(self.confidence, 4),
             "cost_estimate": self.cost_estimate,
             "task_type": self.task_type,
             "difficulty": self.difficulty,

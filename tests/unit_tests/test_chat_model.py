@@ -9,7 +9,7 @@ from pydantic import BaseModel
 
 from aco_langchain import ACOConfig, ACORouterChatModel
 from aco_langchain.config import config_from_dict
-from aco_langchain.errors import AllTiersFailedError, BudgetExceededError
+from aco_langchain.errors import AllTiersFailedError, BudgetExceededError, TierUnavailableError
 from aco_langchain.routing import RuleRouter
 from aco_langchain.testing import ScriptedChatModel
 
@@ -29,7 +29,7 @@ def test_routes_simple_and_critical_prompts(fake_tiers) -> None:
     assert set(meta) >= {
         "tier",
         "model_id",
-        "confidence",
+        "predicted_success",
         "reason",
         "cost_usd",
         "estimated_cost_usd",
@@ -243,13 +243,30 @@ def test_no_tier_available_is_a_clear_error() -> None:
         llm.invoke("hi")
 
 
-def test_unavailable_cloud_tier_falls_to_local_and_says_why() -> None:
+def test_unavailable_cloud_tier_falls_to_local_and_says_why(caplog) -> None:
     local = ScriptedChatModel(script=["local answer"])
     llm = ACORouterChatModel(config=ACOConfig(router="rules"), tier_models={1: local})
-    msg = llm.invoke("Fix the auth bug in production")
+    msg = llm.invoke("Compare the trade-offs of two caching designs")  # rules: tier 4
     meta = msg.response_metadata["aco"]
-    assert meta["tier"] == 1
+    assert meta["tier"] == 1 and meta["degraded_from"] == 4
     assert "no OPENAI_API_KEY" in meta["reason"]
+    assert any("degraded_from" in r.getMessage() for r in caplog.records)
+
+
+def test_risk_floor_or_forced_tier_is_never_silently_degraded() -> None:
+    local = ScriptedChatModel(script=["local answer"] * 3)
+    llm = ACORouterChatModel(config=ACOConfig(router="rules"), tier_models={1: local})
+    with pytest.raises(TierUnavailableError, match="allow_degrade"):
+        llm.invoke("Fix the auth bug in production")  # inferred critical: floor 5
+    with pytest.raises(TierUnavailableError, match="tier 4.*forced"):
+        llm.invoke("What is 2+2?", force_tier=4)
+    assert local.calls == []  # nothing was sent anywhere
+    lenient = ACORouterChatModel(
+        config=config_from_dict({"router": "rules", "routing": {"allow_degrade": True}}),
+        tier_models={1: ScriptedChatModel(script=["local answer"])},
+    )
+    meta = lenient.invoke("Fix the auth bug in production").response_metadata["aco"]
+    assert meta["tier"] == 1 and meta["degraded_from"] == 5
 
 
 def test_bad_per_call_option_names_the_field(fake_tiers) -> None:
