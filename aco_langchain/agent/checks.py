@@ -411,13 +411,17 @@ def plan_verification(
         or is_stop_message(last)
     ):
         return None
+    # The answer's own confidence (logprobs, or the chat model's measured one) is the
+    # evidence; the router's predicted_success is weaker evidence (gates.PREDICTION_WEIGHT).
+    meta = aco_meta(last)
     conf = answer_confidence(last)
     if conf is None:
-        conf = aco_meta(last).get("confidence")
-    c = 0.5 if conf is None else max(0.0, min(1.0, float(conf)))
+        conf = meta.get("confidence")
+    predicted = meta.get("predicted_success")
     d = verify(
         policy.task_risk,
-        c,
+        None if conf is None else max(0.0, min(1.0, float(conf))),
+        predicted_success=None if predicted is None else max(0.0, min(1.0, float(predicted))),
         config=policy.config,
         verifier_calls=view.verifier_calls,
         total_steps=max(view.steps, 1),

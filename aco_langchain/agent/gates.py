@@ -9,9 +9,14 @@ seed's trace example): a useful tool result is what saves that step. Tool costs 
 ``config.agent.tool_costs``, else ``DEFAULT_TOOL_COSTS``, else ``UNKNOWN_TOOL_COST``.
 
 Verification gate: verify when the answer's confidence is below the risk's bar
-(``VERIFY_CONFIDENCE_BARS``); ``critical`` always verifies. A verifier-call budget keeps the
-verifier call rate at or under ``config.agent.verifier_budget_ratio`` (the seed alerts above
-50%); when it is spent only critical steps are verified, and the reason says so.
+(``VERIFY_CONFIDENCE_BARS``); ``critical`` always verifies. The evidence is the *answer's*
+confidence (token logprobs, format checks: ``response_metadata["aco"]["confidence"]``).
+The router's ``predicted_success`` is weaker evidence (a prior over prompts like this one,
+not a look at this answer): alone it counts for ``PREDICTION_WEIGHT`` of its value, so a
+prediction can clear the low-risk bar but never the medium or high one. A verifier-call
+budget keeps the verifier call rate at or under ``config.agent.verifier_budget_ratio``
+(the seed alerts above 50%); when it is spent only critical steps are verified, and the
+reason says so.
 
 Usage::
 
@@ -81,6 +86,40 @@ TOOL_USEFULNESS: dict[ToolKind, dict[str, float]] = {
 
 #: Minimum confidence to skip verification, per risk. ``critical`` always verifies.
 VERIFY_CONFIDENCE_BARS: dict[str, float] = {"low": 0.5, "medium": 0.7, "high": 0.9}
+#: How much a router's predicted success counts when the answer's confidence is unmeasured
+#: (below the medium bar even at 1.0: a prediction alone never skips medium verification).
+PREDICTION_WEIGHT = 0.65
+
+
+def evidence_confidence(
+    confidence: float | None, predicted_success: float | None
+) -> tuple[float, str]:
+    """The confidence a gate acts on, and where it came from.
+
+    The answer's measured confidence wins; else the router's prediction at
+    ``PREDICTION_WEIGHT``; else 0.5 (nothing known).
+
+    Args:
+        confidence: the answer's own confidence (logprobs / format checks), if measured.
+        predicted_success: the router's prediction for the tier that answered, if any.
+
+    Returns:
+        ``(value in [0, 1], source)`` with source ``answer`` / ``prediction`` / ``none``.
+
+    Example:
+        ```python
+        evidence_confidence(None, 0.98)    # (0.637, 'prediction')
+        evidence_confidence(0.4, 0.98)     # (0.4, 'answer')
+        ```
+    """
+    for name, value in (("confidence", confidence), ("predicted_success", predicted_success)):
+        if value is not None and not 0.0 <= value <= 1.0:
+            raise ValueError(f"{name} must be between 0 and 1, not {value}")
+    if confidence is not None:
+        return confidence, "answer"
+    if predicted_success is not None:
+        return round(predicted_success * PREDICTION_WEIGHT, 4), "prediction"
+    return 0.5, "none"
 
 
 class ToolGateDecision(BaseModel):
@@ -102,7 +141,14 @@ class VerifyDecision(BaseModel):
 
     needed: bool
     risk: Risk
-    confidence: float = Field(..., ge=0.0, le=1.0)
+    confidence: float = Field(
+        ..., ge=0.0, le=1.0, description="The confidence acted on (see ``evidence``)."
+    )
+    evidence: Literal["answer", "prediction", "none"] = Field(
+        "answer",
+        description="answer: the answer's measured confidence; prediction: the router's "
+        "predicted success at PREDICTION_WEIGHT; none: neither was known (0.5).",
+    )
     threshold: float | None = Field(None, description="Confidence bar for this risk.")
     budget_ok: bool = True
     verifier_rate: float | None = Field(None, description="Verifier calls / steps so far.")
@@ -199,26 +245,45 @@ def gate(
 
 def verify(
     risk: Risk,
-    confidence: float,
+    confidence: float | None = None,
     *,
+    predicted_success: float | None = None,
     config: ACOConfig | None = None,
     verifier_calls: int = 0,
     total_steps: int = 0,
 ) -> VerifyDecision:
     """Decide whether an answer needs the verifier.
 
-    ``verifier_calls`` / ``total_steps``: the run so far (steps including the one to
-    verify), for the verifier-call budget ``config.agent.verifier_budget_ratio``.
+    Args:
+        risk: the task's risk (``critical`` always verifies).
+        confidence: the answer's own confidence (logprobs / format checks), if measured.
+        predicted_success: the router's prediction, used at ``PREDICTION_WEIGHT`` only
+            when ``confidence`` is None.
+        config: for ``agent.verifier_budget_ratio``.
+        verifier_calls: verifier calls of the run so far.
+        total_steps: steps of the run so far, including the one to verify.
 
-    Usage::
+    Returns:
+        The decision, its evidence and why.
 
-        verify("high", 0.7).needed      # True
-        verify("low", 0.9).needed       # False
+    Raises:
+        ValueError: an unknown risk or a confidence outside [0, 1].
+
+    Example:
+        ```python
+        verify("high", 0.7).needed                            # True
+        verify("low", 0.9).needed                             # False
+        verify("medium", predicted_success=0.98).needed       # True: a prediction is weak
+        ```
     """
     if risk not in ("low", "medium", "high", "critical"):
         raise ValueError(f"risk must be low, medium, high or critical, not {risk!r}")
-    if not 0.0 <= confidence <= 1.0:
-        raise ValueError(f"confidence must be between 0 and 1, not {confidence}")
+    confidence, evidence = evidence_confidence(confidence, predicted_success)
+    what = {
+        "answer": "confidence",
+        "prediction": f"predicted_success {predicted_success} x {PREDICTION_WEIGHT} =",
+        "none": "no measured confidence: assumed",
+    }[evidence]
     config = config or ACOConfig()
     ratio = config.agent.verifier_budget_ratio
     rate = verifier_calls / total_steps if total_steps else None
@@ -232,6 +297,7 @@ def verify(
             needed=True,
             risk=risk,
             confidence=confidence,
+            evidence=evidence,
             budget_ok=budget_ok,
             verifier_rate=rate,
             reason="verify: critical risk is always verified",
@@ -242,16 +308,18 @@ def verify(
             needed=False,
             risk=risk,
             confidence=confidence,
+            evidence=evidence,
             threshold=bar,
             budget_ok=budget_ok,
             verifier_rate=rate,
-            reason=f"skip: confidence {confidence:.2f} >= {bar:.2f} bar for {risk} risk",
+            reason=f"skip: {what} {confidence:.2f} >= {bar:.2f} bar for {risk} risk",
         )
     if not budget_ok:
         return VerifyDecision(
             needed=False,
             risk=risk,
             confidence=confidence,
+            evidence=evidence,
             threshold=bar,
             budget_ok=False,
             verifier_rate=rate,
@@ -264,8 +332,9 @@ def verify(
         needed=True,
         risk=risk,
         confidence=confidence,
+        evidence=evidence,
         threshold=bar,
         budget_ok=True,
         verifier_rate=rate,
-        reason=f"verify: confidence {confidence:.2f} < {bar:.2f} bar for {risk} risk",
+        reason=f"verify: {what} {confidence:.2f} < {bar:.2f} bar for {risk} risk",
     )

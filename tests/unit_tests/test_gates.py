@@ -65,3 +65,17 @@ def test_verify_rejects_bad_input():
         verify("extreme", 0.5)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="confidence"):
         verify("low", 1.5)
+
+
+def test_a_prediction_is_weaker_evidence_than_the_answers_confidence() -> None:
+    # a nonsense answer the router predicted at 0.98 is still verified at medium/high risk
+    assert verify("medium", predicted_success=0.98).needed
+    assert verify("high", predicted_success=0.98).needed
+    d = verify("low", predicted_success=0.98)
+    assert not d.needed and d.evidence == "prediction" and "predicted_success" in d.reason
+    # the answer's own confidence wins over the prediction, both ways
+    assert not verify("medium", 0.95, predicted_success=0.1).needed
+    assert verify("medium", 0.2, predicted_success=0.99).needed
+    assert verify("low").evidence == "none"
+    with pytest.raises(ValueError, match="predicted_success"):
+        verify("low", predicted_success=1.5)

@@ -61,7 +61,10 @@ def events(out: dict[str, Any], kind: str) -> list[dict[str, Any]]:
 
 
 def test_tool_loop_routes_each_step() -> None:
-    t = tiers(t3=[call("read_file", {"path": "utils.py"}, "c1")], t1=["The bug is in parse()."])
+    t = tiers(t3=[call("read_file", {"path": "utils.py"}, "c1")])
+    # the local tier's answer carries confident logprobs: its measured confidence skips
+    # verification (a router prediction alone would not, see the next test)
+    t[1] = ScriptedChatModel(model="fake-t1", script=["The bug is in parse()."], logprob=-0.01)
     graph = create_aco_agent(cfg(), [read_file], tier_models=t)
     out = graph.invoke({"messages": [HumanMessage(TASK)]})
     msgs = out["messages"]
@@ -82,6 +85,16 @@ def test_tool_loop_routes_each_step() -> None:
     assert msgs[-1].response_metadata["aco"]["tier"] == 1
     assert msgs[-1].response_metadata["aco_step"]["step"] == 2
     assert events(out, "verify_gate")[0]["needed"] is False
+
+
+def test_an_unmeasured_answer_does_not_skip_verification() -> None:
+    # no logprobs: nothing measured the answer (per-step calls force their tier, so there
+    # is no router prediction either), so a medium-risk answer is verified
+    t = tiers(t3=[call("read_file", {"path": "utils.py"}, "c1"), "PASS\nlooks right"])
+    graph = create_aco_agent(cfg(), [read_file], tier_models=t)
+    out = graph.invoke({"messages": [HumanMessage(TASK)]})
+    gate = events(out, "verify_gate")[0]
+    assert gate["needed"] is True and "no measured confidence" in gate["reason"]
 
 
 async def test_async_loop_matches_sync() -> None:

@@ -32,7 +32,8 @@ def events(out: dict[str, Any], kind: str) -> list[dict[str, Any]]:
 
 
 def test_per_step_routing_through_wrap_model_call() -> None:
-    t = tiers(t3=[call("read_file", {"path": "utils.py"}, "c1")], t1=["fixed"])
+    t = tiers(t3=[call("read_file", {"path": "utils.py"}, "c1")])
+    t[1] = ScriptedChatModel(model="fake-t1", script=["fixed"], logprob=-0.01)  # measured
     out = agent(t, [read_file]).invoke({"messages": [HumanMessage(TASK)]})
     assert [type(m).__name__ for m in out["messages"]] == [
         "HumanMessage",
@@ -183,7 +184,8 @@ def test_bad_arguments() -> None:
 def test_uses_the_router_model_given_to_create_agent() -> None:
     from aco_langchain.chat.model import ACORouterChatModel
 
-    t = tiers(t3=[call("read_file", {"path": "utils.py"}, "c1")], t1=["fixed"])
+    t = tiers(t3=[call("read_file", {"path": "utils.py"}, "c1")])
+    t[1] = ScriptedChatModel(model="fake-t1", script=["fixed"], logprob=-0.01)  # measured
     llm = ACORouterChatModel(config=CFG, tier_models=t)
     aco = ACOMiddleware()  # no config of its own: the agent's model routes
     out = create_agent(llm, [read_file], middleware=[aco]).invoke(

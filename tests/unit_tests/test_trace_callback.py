@@ -30,7 +30,8 @@ CFG = ACOConfig(router="rules")
 
 
 def test_agent_run_becomes_one_seed_format_trace() -> None:
-    t = tiers(t3=[call("read_file", {"path": "utils.py"}, "c1")], t1=["fixed"])
+    t = tiers(t3=[call("read_file", {"path": "utils.py"}, "c1")])
+    t[1] = ScriptedChatModel(model="fake-t1", script=["fixed"], logprob=-0.01)  # measured
     graph = create_aco_agent(CFG, [read_file], tier_models=t)
     h = ACOTraceCallbackHandler(InMemoryTraceSink(), config=CFG)
     out = graph.invoke(
