@@ -72,9 +72,10 @@ def test_all_failed_keeps_exceptions_and_is_raised_from_the_last() -> None:
     with pytest.raises(AllTiersFailedError) as info:
         _llm(tiers).invoke("hi", force_tier=2)
     err = info.value
-    assert list(err.failures) == [2, 3, 4, 5, 1]
-    assert err.exceptions == {n: boom[n] for n in range(1, 6)}
-    assert err.__cause__ is boom[1]
+    # a forced tier falls back up, never below itself (routing.allow_degrade)
+    assert list(err.failures) == [2, 3, 4, 5]
+    assert err.exceptions == {n: boom[n] for n in range(2, 6)}
+    assert err.__cause__ is boom[5]
     assert "tier 2: RuntimeError: tier 2 down" in str(err)
 
 
