@@ -103,8 +103,12 @@ class FallbackRun:
         health: TierHealth,
         base_delay_s: float,
         deadline: Deadline | None = None,
+        lowest: int = 1,
     ) -> None:
         self.order = list(order)
+        #: A provider fault never falls back below this tier (a forced tier or a risk
+        #: floor unless routing.allow_degrade); budget skips may (the budget policy says so).
+        self.lowest = lowest
         self.retries = retries
         self.health = health
         self.base_delay_s = base_delay_s
@@ -172,6 +176,18 @@ class FallbackRun:
         self._i += 1
         self._attempt = 0
         self._delay = 0.0
+        below = [n for n in self.order[self._i :] if n < self.lowest]
+        if below:
+            self.order = self.order[: self._i] + [
+                n for n in self.order[self._i :] if n >= self.lowest
+            ]
+            logger.info(
+                "tier %s failed: no fault fallback to tier(s) %s, below tier %s "
+                "(forced tier or risk floor; routing.allow_degrade)",
+                tier,
+                below,
+                self.lowest,
+            )
         if self._i < len(self.order):
             logger.warning("tier %s failed (%s): falling back to tier %s", tier, why, self.tier)
         else:
@@ -223,7 +239,12 @@ class ExecuteMixin:
 
     def _fallback_run(self: ACORouterChatModel, plan: CallPlan, order: list[int]) -> FallbackRun:
         return FallbackRun(
-            order, self._retries(), self._rt.health, self.retry_base_delay_s, plan.deadline
+            order,
+            self._retries(),
+            self._rt.health,
+            self.retry_base_delay_s,
+            plan.deadline,
+            lowest=plan.decision.lowest_tier,
         )
 
     def _attempt_args(

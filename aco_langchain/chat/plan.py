@@ -297,10 +297,7 @@ class PlanningMixin:
         candidates = {
             n
             for n in range(1, 6)
-            if n not in unavailable
-            and n in fit
-            and n >= decision.lowest_tier
-            and (not tools or rt.registry.takes_tools(n))
+            if n not in unavailable and n in fit and (not tools or rt.registry.takes_tools(n))
         }
         if decision.budget_exceeded:
             candidates = {n for n in candidates if self.config.tier(n).is_local}

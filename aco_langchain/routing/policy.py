@@ -3,7 +3,7 @@
 Order of application (each step says itself in the decision's ``reason``):
 
 0. Context: the prompt's token estimate plus the output cap (``max_tokens``, else
-   ``DEFAULT_OUTPUT_TOKENS``) must fit a tier's ``max_context``; tiers it does not fit are
+   ``routing.max_output_tokens``) must fit a tier's ``max_context``; tiers it does not fit are
    never chosen (a call routed to one goes up to the first that fits), and when none fits
    ``ContextTooLongError`` names the sizes.
 1. ``force_tier`` / ``force_model`` win over everything but availability, and need no
@@ -71,15 +71,20 @@ def _p(assessment: Assessment, tier: int) -> float | None:
     return assessment.p_success.get(tier)
 
 
-def context_tokens(request: RouteRequest) -> int:
-    """Tokens the call needs in a tier's context: prompt estimate + output cap (or default)."""
-    out = request.expected_output_tokens or DEFAULT_OUTPUT_TOKENS
-    return estimate_tokens(request.text) + out
+def output_cap(request: RouteRequest, config: ACOConfig) -> int:
+    """The output cap sent to the tier: the call's ``max_tokens``, else
+    ``routing.max_output_tokens``."""
+    return request.expected_output_tokens or config.routing.max_output_tokens
+
+
+def context_tokens(request: RouteRequest, config: ACOConfig) -> int:
+    """Tokens the call needs in a tier's context: prompt estimate + the output cap."""
+    return estimate_tokens(request.text) + output_cap(request, config)
 
 
 def tiers_that_fit(config: ACOConfig, request: RouteRequest) -> set[int]:
-    """The tiers whose ``max_context`` holds ``context_tokens(request)``."""
-    need = context_tokens(request)
+    """The tiers whose ``max_context`` holds ``context_tokens(request, config)``."""
+    need = context_tokens(request, config)
     return {n for n in TIER_NUMBERS if need <= config.tier(n).max_context}
 
 
@@ -108,9 +113,9 @@ def needs_assessment(request: RouteRequest) -> bool:
 
 
 def _context_error(request: RouteRequest, config: ACOConfig, tiers: list[int]) -> str:
-    need = context_tokens(request)
+    need = context_tokens(request, config)
     sizes = ", ".join(f"tier {n}: {config.tier(n).max_context}" for n in tiers)
-    out = request.expected_output_tokens or DEFAULT_OUTPUT_TOKENS
+    out = output_cap(request, config)
     return (
         f"the prompt (~{need - out} tokens) plus the output cap ({out} tokens) needs ~{need} "
         f"tokens of context, more than {sizes} (max_context): shorten the prompt or its "
@@ -169,7 +174,7 @@ def decide(
     unavailable = dict(unavailable or {})
     c = request.constraints
     rs = config.routing
-    need = context_tokens(request)
+    need = context_tokens(request, config)
     fit = tiers_that_fit(config, request)
     if not fit:
         raise ContextTooLongError(

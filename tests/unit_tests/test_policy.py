@@ -99,7 +99,7 @@ def test_budget_exceeded_forces_local_or_raises() -> None:
 
 
 def test_projected_overrun_steps_down() -> None:
-    req = RouteRequest.from_text("y" * 6000)
+    req = RouteRequest.from_text("y" * 3000)
     d = decide(_assessment(5), req, CFG, spent_usd=4.99)
     assert d.cost_estimate <= 0.01 + 1e-9 and "budget remaining" in d.reason
     # a prompt too long for the local tier's context steps down only to tiers it fits
