@@ -234,7 +234,8 @@ def _default_models() -> dict[str, TierSpec]:
             cost_per_1k_output=0.0,
             base_url=None,  # filled from the running local server (aco local-model start)
             max_context=2048,
-            capabilities=["chat", "logprobs"],
+            # tools and structured_output by constrained decoding (providers/local/tools.py)
+            capabilities=["chat", "tools", "logprobs", "structured_output"],
             is_local=True,
             avg_latency_ms=300.0,
         ),

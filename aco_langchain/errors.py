@@ -213,6 +213,15 @@ class LocalModelError(ACOError, RuntimeError):
     """A local-tier problem, worded for the user: says what is wrong and what to run."""
 
 
+class LocalToolCallError(LocalModelError, ValueError):
+    """The local tier could not turn its output into a tool call (or the tools cannot be bound).
+
+    Raised for a ``tool_choice`` that names no bound tool, a tool call cut at ``max_tokens``,
+    or a server that ignored the constrained-decoding schema; a tool-bound call then falls
+    back to the next tier like any other tier failure.
+    """
+
+
 class BundleError(ACOError, ValueError):
     """A router bundle that cannot be trusted or read: missing, tampered, or of another version."""
 
@@ -242,6 +251,7 @@ __all__ = [
     "LedgerError",
     "LedgerURLError",
     "LocalModelError",
+    "LocalToolCallError",
     "PlotError",
     "RoutingError",
     "StreamInterruptedError",

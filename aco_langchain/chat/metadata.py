@@ -118,17 +118,17 @@ class MetadataMixin:
             _warn_degraded(decided, final.tier, decision, failures)
         if failures:
             meta["failures"] = {str(k): v for k, v in failures.items()}
-        if cheap is not None:
-            meta["calls"] = [
-                {
-                    "tier": c.tier,
-                    "model_id": c.model_id,
-                    "cost_usd": round(c.cost_usd, 8),
-                    "usage": dict(c.usage or {}),
-                }
-                for c in calls
-            ]
-            meta["first_tier"] = first_tier
+        # Always present (one entry when nothing escalated): the keys never depend on the path.
+        meta["calls"] = [
+            {
+                "tier": c.tier,
+                "model_id": c.model_id,
+                "cost_usd": round(c.cost_usd, 8),
+                "usage": dict(c.usage or {}),
+            }
+            for c in calls
+        ]
+        meta["first_tier"] = first_tier
         return meta
 
     def _decorate(

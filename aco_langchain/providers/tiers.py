@@ -138,7 +138,9 @@ def build_chat_model(spec: TierSpec, config: ACOConfig) -> BaseChatModel:
 
     - ``openai`` / ``cloud``: ChatOpenAI, key from ``api_key_env``.
     - ``openai-compatible``: ChatOpenAI at ``base_url``.
-    - ``local``: ChatOpenAI at the running local llama.cpp server (or ``base_url``).
+    - ``local``: ``ChatLlamaServer`` (ChatOpenAI with tool calls and JSON output by
+      constrained decoding) at the running local llama.cpp server; ChatOpenAI at ``base_url``
+      when one is set (any OpenAI-compatible server).
     - ``ollama``: ChatOllama.
     """
     timeout = config.routing.max_latency_per_call_s
@@ -179,7 +181,13 @@ def build_chat_model(spec: TierSpec, config: ACOConfig) -> BaseChatModel:
             )
     elif spec.provider == "openai-compatible":
         api_key = "none"
-    return ChatOpenAI(
+    cls: type[ChatOpenAI] = ChatOpenAI
+    if spec.provider == "local" and not spec.base_url:
+        # The embedded llama-server: tool calls and JSON output by constrained decoding.
+        from aco_langchain.providers.local.chat import ChatLlamaServer
+
+        cls = ChatLlamaServer
+    return cls(
         model=spec.provider_model,
         base_url=base_url,
         api_key=api_key,  # type: ignore[arg-type]

@@ -35,7 +35,7 @@ Usage::
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 
 from aco_langchain.config import TIER_NUMBERS, ACOConfig
 from aco_langchain.errors import (
@@ -65,6 +65,49 @@ def nearest_available(tier: int, unavailable: Mapping[int, str], allowed: set[in
         if n in allowed and n not in unavailable:
             return n
     return None
+
+
+def no_tier_message(
+    config: ACOConfig,
+    unavailable: Mapping[int, str],
+    allowed: set[int],
+    request: RouteRequest,
+    fit: Collection[int] | None = None,
+) -> str:
+    """Why no tier can serve ``request``: every tier with its reason, then the fixes.
+
+    Example:
+        ```python
+        no_tier_message(cfg, {1: "local model not running (aco local-model start)",
+                              2: "no OPENAI_API_KEY"}, {1, 2}, request)
+        # "no tier can serve this call: tier 1 (tiny-local-3b): local model not running ...;
+        #  fix: start the local model ...; or set OPENAI_API_KEY"
+        ```
+    """
+    why: dict[int, str] = {}
+    for n in TIER_NUMBERS:
+        if n in unavailable:
+            why[n] = unavailable[n]
+        elif fit is not None and n not in fit:
+            why[n] = f"the request does not fit its max_context ({config.tier(n).max_context})"
+        elif n not in allowed:
+            why[n] = "no tool calling"
+    fixes: list[str] = []
+    reasons = list(why.values())
+    if any("local model not running" in r for r in reasons):
+        fixes.append("start the local model with `aco local-model start`")
+    keys = sorted({r[3:] for r in reasons if r.startswith("no ") and r[3:].isupper()})
+    if keys:
+        fixes.append("set " + " or ".join(keys))
+    if any(r == "no tool calling" for r in reasons):
+        fixes.append(
+            "add 'tools' to a tier's capabilities (models.tierN.capabilities) or call without tools"
+        )
+    if any("cooling down" in r for r in reasons):
+        fixes.append("wait for the cooldown (its tier kept failing)")
+    what = "this tool-bound call" if request.n_tools else "this call"
+    lines = "; ".join(f"tier {n} ({config.tier(n).model_id}): {w}" for n, w in sorted(why.items()))
+    return f"no tier can serve {what}: {lines}" + (f"; fix: {'; or '.join(fixes)}" if fixes else "")
 
 
 def _p(assessment: Assessment, tier: int) -> float | None:
@@ -326,11 +369,7 @@ def decide(
             )
         nearest = nearest_available(tier, unavailable, allowed)
         if nearest is None:
-            raise TierUnavailableError(
-                "no tier is available: "
-                + "; ".join(f"tier {n}: {w}" for n, w in sorted(unavailable.items()))
-                + " (start the local model with `aco local-model start` or set an API key)"
-            )
+            raise TierUnavailableError(no_tier_message(config, unavailable, allowed, request, fit))
         if nearest < lowest:
             what = "forced" if forced is not None else "the risk floor"
             raise TierUnavailableError(

@@ -13,6 +13,9 @@ from aco_langchain.errors import AllTiersFailedError, BudgetExceededError, TierU
 from aco_langchain.routing import RuleRouter
 from aco_langchain.testing import ScriptedChatModel
 
+#: Tier 1 without tool calling (the default local tier has it), so tools go to tier 2.
+_TOOLLESS_LOCAL = config_from_dict({"models": {"tier1": {"capabilities": ["chat", "logprobs"]}}})
+
 
 def _llm(tiers, **kw) -> ACORouterChatModel:
     kw.setdefault("router", RuleRouter())
@@ -195,9 +198,9 @@ def test_bind_tools_binds_to_chosen_tier_and_skips_toolless(fake_tiers) -> None:
         "", tool_calls=[{"name": "get_weather", "args": {"city": "Paris"}, "id": "c1"}]
     )
     tiers = {**fake_tiers, 2: ScriptedChatModel(script=[call], model="tooly")}
-    llm = _llm(tiers)
+    llm = _llm(tiers, config=_TOOLLESS_LOCAL)
     msg = llm.bind_tools([get_weather], tool_choice="any").invoke("Weather in Paris?")
-    # tier 1 (local, no tool calling in the config) is skipped: tier 2 answers with a call
+    # tier 1 (no tool calling in this config) is skipped: tier 2 answers with a call
     assert msg.response_metadata["aco"]["tier"] == 2
     assert msg.tool_calls[0]["name"] == "get_weather"
     sent = tiers[2].call_kwargs[-1]
@@ -212,7 +215,7 @@ class Answer(BaseModel):
 def test_with_structured_output_function_calling(fake_tiers) -> None:
     call = AIMessage("", tool_calls=[{"name": "Answer", "args": {"value": 4}, "id": "c1"}])
     tiers = {**fake_tiers, 2: ScriptedChatModel(script=[call])}
-    llm = _llm(tiers)
+    llm = _llm(tiers, config=_TOOLLESS_LOCAL)
     out = llm.with_structured_output(Answer).invoke("What is 2+2?")
     assert out == Answer(value=4)
     raw = llm.with_structured_output(Answer, include_raw=True).invoke("What is 2+2?")
@@ -239,8 +242,14 @@ def test_messages_route_by_latest_user_turn(fake_tiers) -> None:
 
 def test_no_tier_available_is_a_clear_error() -> None:
     llm = ACORouterChatModel(config=ACOConfig(router="rules"))
-    with pytest.raises(Exception, match="no tier is available"):
+    with pytest.raises(TierUnavailableError, match="no tier can serve this call") as err:
         llm.invoke("hi")
+    assert "tier 1 (tiny-local-3b): local model not running" in str(err.value)
+    assert "tier 2 (cheap-cloud-8b): no OPENAI_API_KEY" in str(err.value)
+    with pytest.raises(TierUnavailableError, match="no tier can serve this tool-bound call"):
+        llm.bind_tools([{"type": "function", "function": {"name": "f", "parameters": {}}}]).invoke(
+            "hi"
+        )
 
 
 def test_unavailable_cloud_tier_falls_to_local_and_says_why(caplog) -> None:

@@ -75,3 +75,29 @@ def test_config_built_tiers_keep_config_semantics() -> None:
     reg = TierRegistry(ACOConfig(), {2: ScriptedChatModel()})
     assert reg.has_instance(2) and not reg.has_instance(1)
     assert 1 in reg.unavailable()  # the local server is not running in unit tests
+
+
+def test_calls_is_always_in_the_metadata() -> None:
+    """README: ``msg.response_metadata["aco"]["calls"]`` works whether or not it escalated."""
+    kept, _ = _llm(-0.01)
+    escalated, _ = _llm(-3.0)
+    plain, _ = _llm(-0.01)
+    plain.cascade = False
+    metas = {
+        "kept": kept.invoke("What is the capital of France?").response_metadata["aco"],
+        "escalated": escalated.invoke("What is the capital of France?").response_metadata["aco"],
+        "no cascade": plain.invoke("What is the capital of France?").response_metadata["aco"],
+    }
+    chunks = list(plain.stream("What is the capital of France?"))
+    merged = chunks[0]
+    for c in chunks[1:]:
+        merged = merged + c
+    metas["stream"] = merged.response_metadata["aco"]
+    for path, meta in metas.items():
+        want = 2 if path == "escalated" else 1
+        assert len(meta["calls"]) == want, path
+        assert meta["calls"][-1]["tier"] == meta["tier"], path
+        assert meta["first_tier"] == meta["calls"][0]["tier"], path
+        assert meta["cost_usd"] == pytest.approx(sum(c["cost_usd"] for c in meta["calls"]))
+    common = {"tier", "model_id", "calls", "first_tier", "cost_usd", "reason", "escalated"}
+    assert all(common <= set(m) for m in metas.values())

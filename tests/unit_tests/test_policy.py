@@ -117,7 +117,7 @@ def test_unavailable_tier_goes_to_nearest_up_then_down() -> None:
     strict = config_from_dict({"routing": {"strict": True}})
     with pytest.raises(TierUnavailableError, match="strict"):
         decide(_assessment(3), RouteRequest.from_text("x"), strict, unavailable={3: "no key"})
-    with pytest.raises(TierUnavailableError, match="no tier is available"):
+    with pytest.raises(TierUnavailableError, match="no tier can serve this call"):
         decide(
             _assessment(3),
             RouteRequest.from_text("x"),
@@ -128,8 +128,17 @@ def test_unavailable_tier_goes_to_nearest_up_then_down() -> None:
 
 def test_tools_skip_tiers_without_tool_calling() -> None:
     req = RouteRequest(text="x", n_tools=2)
-    d = decide(_assessment(1), req, CFG)
-    assert d.tier >= 2 and CFG.tier(d.tier).supports_tools
+    no_tools = config_from_dict({"models": {"tier1": {"capabilities": ["chat"]}}})
+    d = decide(_assessment(1), req, no_tools)
+    assert d.tier >= 2 and no_tools.tier(d.tier).supports_tools
+    assert "skip tier(s) [1] without tool calling" in d.reason
+
+
+def test_the_default_local_tier_calls_tools() -> None:
+    """Tier 1 (llama-server) calls tools by constrained decoding: no keys needed for tools."""
+    assert {"tools", "structured_output"} <= set(CFG.tier(1).capabilities)
+    d = decide(_assessment(1), RouteRequest(text="x", n_tools=2), CFG)
+    assert d.tier == 1 and "skip" not in d.reason
 
 
 def test_learned_router_keeps_the_seed_examples() -> None:
@@ -169,3 +178,20 @@ def test_text_signals(text: str, task: str, risk: str | None) -> None:
     from aco_langchain.routing.rules import text_signals
 
     assert text_signals(text) == (task, risk)
+
+
+def test_no_tier_for_a_tool_bound_call_names_every_tier_and_the_fix() -> None:
+    no_tools = config_from_dict({"models": {"tier1": {"capabilities": ["chat"]}}})
+    unavailable = {n: "no OPENAI_API_KEY" for n in range(2, 6)}
+    with pytest.raises(TierUnavailableError) as err:
+        decide(_assessment(2), RouteRequest(text="x", n_tools=2), no_tools, unavailable=unavailable)
+    msg = str(err.value)
+    assert msg.startswith("no tier can serve this tool-bound call: tier 1 (tiny-local-3b): ")
+    assert "tier 1 (tiny-local-3b): no tool calling" in msg
+    assert all(f"tier {n} " in msg for n in range(2, 6))
+    assert "set OPENAI_API_KEY" in msg and "capabilities" in msg
+    assert "aco local-model start" not in msg  # the local model is running: don't say start it
+    down = {1: "local model not running (aco local-model start)", **unavailable}
+    with pytest.raises(TierUnavailableError, match="fix: start the local model") as err:
+        decide(_assessment(2), RouteRequest(text="x", n_tools=1), CFG, unavailable=down)
+    assert "no tool calling" not in str(err.value)  # the default tier 1 calls tools
