@@ -20,15 +20,18 @@ pytestmark = pytest.mark.local_model
 
 _NO_KEY = "ACO_TEST_KEY_THAT_IS_NEVER_SET"
 
-_NO_TOOL_CALLS = "SmolLM2-135M on llama-server emits no tool calls (tool_choice is ignored)"
-_NO_STRUCTURED = "structured output goes through a tool call, which SmolLM2-135M does not make"
-_CANNOT = {
-    "test_tool_calling": _NO_TOOL_CALLS,
-    "test_tool_calling_async": _NO_TOOL_CALLS,
-    "test_bind_runnables_as_tools": _NO_TOOL_CALLS,
-    "test_tool_calling_with_no_arguments": _NO_TOOL_CALLS,
-    "test_unicode_tool_call_integration": _NO_TOOL_CALLS,
-    "test_agent_loop": "the agent loop needs a tool call from the model: " + _NO_TOOL_CALLS,
+_NO_STRUCTURED = (
+    "the suite's max_tokens=32 cuts the constrained JSON (a joke's setup and punchline) before "
+    "it closes: LocalToolCallError 'raise max_tokens' (64 tokens suffice; "
+    "tests/integration_tests/test_local_tools.py covers structured output on this tier)"
+)
+_CUT_CALL = (
+    "the suite's max_tokens=32 cuts this tool call's constrained JSON before its arguments "
+    "close: LocalToolCallError 'raise max_tokens' (the other tool-calling tests pass)"
+)
+_CANNOT: dict[str, str] = {
+    "test_bind_runnables_as_tools": _CUT_CALL,
+    "test_unicode_tool_call_integration": _CUT_CALL,
     "test_structured_output": _NO_STRUCTURED,
     "test_structured_output_async": _NO_STRUCTURED,
     "test_structured_output_pydantic_2_v1": _NO_STRUCTURED,
@@ -69,7 +72,7 @@ class TestACORouterLocalIntegration(ChatModelIntegrationTests):
 
     @property
     def has_tool_choice(self) -> bool:
-        return False
+        return True
 
     @property
     def supports_json_mode(self) -> bool:

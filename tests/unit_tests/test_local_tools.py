@@ -295,3 +295,17 @@ def test_stream_a_final_answer_as_text() -> None:
         text, merged = _stream(ToolCallSpec.build(TOOLS), pieces)
         assert text == 'Line one\nsays "hi" \u00e9.'
         assert merged.tool_calls == []
+
+
+def test_repeats_answered_call_spots_the_same_call_with_its_result() -> None:
+    from aco_langchain.providers.local.tools import repeats_answered_call
+
+    asked = AIMessage(
+        "", tool_calls=[{"name": "add", "args": {"a": 1, "b": 2}, "id": "c1", "type": "tool_call"}]
+    )
+    history = [HumanMessage("1+2?"), asked, ToolMessage("3", tool_call_id="c1")]
+    same = {"name": "add", "args": {"b": 2, "a": 1}, "id": "c2", "type": "tool_call"}
+    other = {"name": "add", "args": {"a": 1, "b": 3}, "id": "c3", "type": "tool_call"}
+    assert repeats_answered_call(history, same)  # type: ignore[arg-type]
+    assert not repeats_answered_call(history, other)  # type: ignore[arg-type]
+    assert not repeats_answered_call(history[:2], same)  # asked but not answered yet

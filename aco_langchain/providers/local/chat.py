@@ -12,6 +12,9 @@ adds what the local tier lacks, through constrained decoding (see ``tools.py``):
   ``create_agent`` send it) becomes the same ``json_schema`` field, so the output is valid JSON
   of that schema.
 - Earlier tool calls and tool results in the conversation are sent as plain text turns.
+- Under ``tool_choice="auto"``, a call that repeats one already answered in the conversation
+  (same tool, same arguments: a 135M model's habit) is replaced by a second request for the
+  final answer; both requests' tokens are counted. Streams hold such a call until complete.
 
 Usage::
 
@@ -22,6 +25,7 @@ Usage::
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any
@@ -29,6 +33,7 @@ from typing import Any
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import LanguageModelInput
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.messages.ai import add_usage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
@@ -39,8 +44,10 @@ from pydantic import Field
 from aco_langchain.providers.local.tools import (
     StreamParser,
     ToolCallSpec,
+    answered_calls,
     normalize_tool_choice,
     render_history,
+    repeats_answered_call,
     response_format_schema,
 )
 
@@ -52,14 +59,19 @@ __all__ = ["ChatLlamaServer"]
 class _Prepared:
     """One call's wire form: the messages and kwargs to send, and the spec to parse with."""
 
-    __slots__ = ("kwargs", "messages", "spec")
+    __slots__ = ("json_out", "kwargs", "messages", "spec")
 
     def __init__(
-        self, messages: list[BaseMessage], kwargs: dict[str, Any], spec: ToolCallSpec | None
+        self,
+        messages: list[BaseMessage],
+        kwargs: dict[str, Any],
+        spec: ToolCallSpec | None,
+        json_out: bool,
     ) -> None:
         self.messages = messages
         self.kwargs = kwargs
         self.spec = spec
+        self.json_out = json_out
 
 
 class ChatLlamaServer(ChatOpenAI):
@@ -123,8 +135,6 @@ class ChatLlamaServer(ChatOpenAI):
         kw.pop("parallel_tool_calls", None)
         schema = response_format_schema(kw.pop("response_format", None))
         spec = ToolCallSpec.build(tools, tool_choice) if tools else None
-        if spec is not None and spec.choice == "none" and schema is None:
-            spec = None  # tools bound but not to be used: a plain answer
         if spec is not None:
             schema = spec.schema
             wire = spec.render(messages)
@@ -138,7 +148,7 @@ class ChatLlamaServer(ChatOpenAI):
                 **(kw.get("extra_body") or {}),
                 "json_schema": schema,
             }
-        return _Prepared(wire, kw, spec)
+        return _Prepared(wire, kw, spec, json_out=spec is None and schema is not None)
 
     @staticmethod
     def _parsed_message(spec: ToolCallSpec, msg: BaseMessage, finish: Any) -> AIMessage:
@@ -153,6 +163,14 @@ class ChatLlamaServer(ChatOpenAI):
         )
 
     def _parsed_result(self, prep: _Prepared, result: ChatResult) -> ChatResult:
+        if prep.json_out:
+            # What OpenAI's structured-output path gives: the parsed JSON beside the text.
+            msg = result.generations[0].message
+            try:
+                msg.additional_kwargs["parsed"] = json.loads(str(msg.content))
+            except json.JSONDecodeError:
+                logger.warning("local tier: JSON output did not parse (cut at max_tokens?)")
+            return result
         if prep.spec is None:
             return result
         gen = result.generations[0]
@@ -167,29 +185,21 @@ class ChatLlamaServer(ChatOpenAI):
             llm_output=result.llm_output,
         )
 
-    @staticmethod
-    def _translate(
-        parser: StreamParser, chunk: ChatGenerationChunk, *, last: bool = False
-    ) -> ChatGenerationChunk:
-        msg = chunk.message
-        text, calls = parser.feed(str(msg.content or ""))
-        if last:
-            more, tail = parser.finish()
-            text, calls = text + more, calls + tail
-        rm = dict(msg.response_metadata)
-        if last and parser.mode == "call":
-            rm["finish_reason"] = "tool_calls"
-        return ChatGenerationChunk(
-            message=AIMessageChunk(
-                content=text,
-                tool_call_chunks=calls,
-                response_metadata=rm,
-                usage_metadata=getattr(msg, "usage_metadata", None),
-                id=msg.id,
-                chunk_position=getattr(msg, "chunk_position", None),
-            ),
-            generation_info=chunk.generation_info,
+    def _repeat_guard(
+        self, prep: _Prepared, messages: list[BaseMessage], kwargs: dict[str, Any], msg: Any
+    ) -> _Prepared | None:
+        """The final-answer-only request when ``msg`` repeats an answered call (else None)."""
+        calls = getattr(msg, "tool_calls", None) or []
+        if prep.spec is None or prep.spec.choice != "auto" or not calls:
+            return None
+        if not repeats_answered_call(messages, calls[0]):
+            return None
+        logger.info(
+            "local tier: %s repeats a tool call already answered in the conversation; "
+            "asking for the final answer instead",
+            calls[0]["name"],
         )
+        return self._prepare(messages, {**kwargs, "tool_choice": "none"})
 
     # -- sync ---------------------------------------------------------------------------
 
@@ -201,8 +211,17 @@ class ChatLlamaServer(ChatOpenAI):
         **kwargs: Any,
     ) -> ChatResult:
         prep = self._prepare(messages, kwargs)
-        result = super()._generate(prep.messages, stop=stop, run_manager=run_manager, **prep.kwargs)
-        return self._parsed_result(prep, result)
+        result = self._parsed_result(
+            prep,
+            super()._generate(prep.messages, stop=stop, run_manager=run_manager, **prep.kwargs),
+        )
+        again = self._repeat_guard(prep, messages, kwargs, result.generations[0].message)
+        if again is None:
+            return result
+        second = super()._generate(
+            again.messages, stop=stop, run_manager=run_manager, **again.kwargs
+        )
+        return _with_both_usages(result, second)
 
     def _stream(
         self,
@@ -217,30 +236,22 @@ class ChatLlamaServer(ChatOpenAI):
                 prep.messages, stop=stop, run_manager=run_manager, **prep.kwargs
             )
             return
-        parser = StreamParser(prep.spec)
-        pending: ChatGenerationChunk | None = None
-        # One chunk of look-ahead, so the last one can release what the parser held back.
+        run = _StreamRun(prep.spec, messages)
         for chunk in super()._stream(prep.messages, stop=stop, run_manager=None, **prep.kwargs):
-            if pending is not None:
-                yield self._emit(self._translate(parser, pending), run_manager)
-            pending = chunk
-        if pending is not None:
-            yield self._emit(self._translate(parser, pending, last=True), run_manager)
-        self._check_stream(prep.spec, parser)
-
-    @staticmethod
-    def _emit(
-        chunk: ChatGenerationChunk, run_manager: CallbackManagerForLLMRun | None
-    ) -> ChatGenerationChunk:
-        if run_manager:
-            run_manager.on_llm_new_token(chunk.text, chunk=chunk)
-        return chunk
-
-    @staticmethod
-    def _check_stream(spec: ToolCallSpec, parser: StreamParser) -> None:
-        """A streamed tool call must still parse as a whole (raises like ``_generate``)."""
-        if parser.mode == "call":
-            spec.parse(parser.raw)
+            for out in run.feed(chunk):
+                yield _notify(out, run_manager)
+        done = run.finish()
+        for out in done:
+            yield _notify(out, run_manager)
+        again = self._repeat_guard(prep, messages, kwargs, run.message)
+        if again is None:
+            for out in run.release():
+                yield _notify(out, run_manager)
+            return
+        yield run.usage_chunk()  # the discarded call's tokens were spent
+        yield from super()._stream(
+            again.messages, stop=stop, run_manager=run_manager, **again.kwargs
+        )
 
     # -- async --------------------------------------------------------------------------
 
@@ -252,10 +263,19 @@ class ChatLlamaServer(ChatOpenAI):
         **kwargs: Any,
     ) -> ChatResult:
         prep = self._prepare(messages, kwargs)
-        result = await super()._agenerate(
-            prep.messages, stop=stop, run_manager=run_manager, **prep.kwargs
+        result = self._parsed_result(
+            prep,
+            await super()._agenerate(
+                prep.messages, stop=stop, run_manager=run_manager, **prep.kwargs
+            ),
         )
-        return self._parsed_result(prep, result)
+        again = self._repeat_guard(prep, messages, kwargs, result.generations[0].message)
+        if again is None:
+            return result
+        second = await super()._agenerate(
+            again.messages, stop=stop, run_manager=run_manager, **again.kwargs
+        )
+        return _with_both_usages(result, second)
 
     async def _astream(
         self,
@@ -271,20 +291,119 @@ class ChatLlamaServer(ChatOpenAI):
             ):
                 yield chunk
             return
-        parser = StreamParser(prep.spec)
-        pending: ChatGenerationChunk | None = None
+        run = _StreamRun(prep.spec, messages)
         async for chunk in super()._astream(
             prep.messages, stop=stop, run_manager=None, **prep.kwargs
         ):
-            if pending is not None:
-                out = self._translate(parser, pending)
-                if run_manager:
-                    await run_manager.on_llm_new_token(out.text, chunk=out)
-                yield out
-            pending = chunk
-        if pending is not None:
-            out = self._translate(parser, pending, last=True)
-            if run_manager:
-                await run_manager.on_llm_new_token(out.text, chunk=out)
-            yield out
-        self._check_stream(prep.spec, parser)
+            for out in run.feed(chunk):
+                yield await _anotify(out, run_manager)
+        for out in run.finish():
+            yield await _anotify(out, run_manager)
+        again = self._repeat_guard(prep, messages, kwargs, run.message)
+        if again is None:
+            for out in run.release():
+                yield await _anotify(out, run_manager)
+            return
+        yield run.usage_chunk()
+        async for chunk in super()._astream(
+            again.messages, stop=stop, run_manager=run_manager, **again.kwargs
+        ):
+            yield chunk
+
+
+class _StreamRun:
+    """One streamed tool-bound answer: raw chunks in, translated chunks out (no I/O).
+
+    Text and tool-call chunks stream as they parse, with one chunk of look-ahead so the last
+    one can release what the parser held back. When the conversation already has answered
+    calls, a tool call is held until complete (it may repeat one and be replaced by a final
+    answer; see ``repeats_answered_call``): ``release()`` gives it out.
+    """
+
+    def __init__(self, spec: ToolCallSpec, messages: list[BaseMessage]) -> None:
+        self.spec = spec
+        self.parser = StreamParser(spec)
+        self.hold_calls = spec.choice == "auto" and bool(answered_calls(messages))
+        self.pending: ChatGenerationChunk | None = None
+        self.held: list[ChatGenerationChunk] = []
+        self.message: AIMessage | None = None
+
+    def feed(self, chunk: ChatGenerationChunk) -> list[ChatGenerationChunk]:
+        prev, self.pending = self.pending, chunk
+        return [] if prev is None else self._out(self._translate(prev, last=False))
+
+    def finish(self) -> list[ChatGenerationChunk]:
+        """Translate the last chunk and check the whole output parses (raises like invoke)."""
+        out = [] if self.pending is None else self._out(self._translate(self.pending, last=True))
+        parsed = self.spec.parse(self.parser.raw) if self.parser.mode == "call" else None
+        self.message = AIMessage(
+            content="", tool_calls=parsed.tool_calls if parsed is not None else []
+        )
+        return out
+
+    def release(self) -> list[ChatGenerationChunk]:
+        held, self.held = self.held, []
+        return held
+
+    def usage_chunk(self) -> ChatGenerationChunk:
+        """The held (discarded) call's usage, so its tokens are still counted."""
+        usage = None
+        for c in self.held:
+            u = getattr(c.message, "usage_metadata", None)
+            if u:
+                usage = u if usage is None else add_usage(usage, u)
+        self.held = []
+        return ChatGenerationChunk(message=AIMessageChunk(content="", usage_metadata=usage))
+
+    def _out(self, chunk: ChatGenerationChunk) -> list[ChatGenerationChunk]:
+        if self.hold_calls and self.parser.mode == "call":
+            self.held.append(chunk)
+            return []
+        return [chunk]
+
+    def _translate(self, chunk: ChatGenerationChunk, *, last: bool) -> ChatGenerationChunk:
+        msg = chunk.message
+        text, calls = self.parser.feed(str(msg.content or ""))
+        if last:
+            more, tail = self.parser.finish()
+            text, calls = text + more, calls + tail
+        rm = dict(msg.response_metadata)
+        if last and self.parser.mode == "call":
+            rm["finish_reason"] = "tool_calls"
+        return ChatGenerationChunk(
+            message=AIMessageChunk(
+                content=text,
+                tool_call_chunks=calls,
+                response_metadata=rm,
+                usage_metadata=getattr(msg, "usage_metadata", None),
+                id=msg.id,
+                chunk_position=getattr(msg, "chunk_position", None),
+            ),
+            generation_info=chunk.generation_info,
+        )
+
+
+def _notify(
+    chunk: ChatGenerationChunk, run_manager: CallbackManagerForLLMRun | None
+) -> ChatGenerationChunk:
+    if run_manager:
+        run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+    return chunk
+
+
+async def _anotify(
+    chunk: ChatGenerationChunk, run_manager: AsyncCallbackManagerForLLMRun | None
+) -> ChatGenerationChunk:
+    if run_manager:
+        await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+    return chunk
+
+
+def _with_both_usages(first: ChatResult, second: ChatResult) -> ChatResult:
+    """``second``'s answer, carrying both calls' token usage (both were really spent)."""
+    msg = second.generations[0].message
+    u1 = getattr(first.generations[0].message, "usage_metadata", None)
+    u2 = getattr(msg, "usage_metadata", None)
+    if isinstance(msg, AIMessage) and u1 and u2:
+        msg.usage_metadata = add_usage(u1, u2)
+    return second

@@ -45,6 +45,7 @@ from aco_langchain.errors import LocalToolCallError
 
 __all__ = [
     "FINAL_ANSWER_KEY",
+    "answered_calls",
     "MAX_ARRAY_ITEMS",
     "MAX_STRING_CHARS",
     "ParsedOutput",
@@ -52,6 +53,7 @@ __all__ = [
     "ToolCallSpec",
     "normalize_tool_choice",
     "render_history",
+    "repeats_answered_call",
     "response_format_schema",
 ]
 
@@ -323,6 +325,37 @@ class ToolCallSpec:
             f"the local tier answered {text[:80]!r}, which matches none of the bound tools "
             f"{self.names} nor a final answer: is the server honouring the json_schema field?"
         )
+
+
+def _call_key(name: str, args: Any) -> tuple[str, str]:
+    return name, json.dumps(args, sort_keys=True, default=str)
+
+
+def answered_calls(messages: Sequence[BaseMessage]) -> set[tuple[str, str]]:
+    """(name, canonical args) of every tool call in ``messages`` that has a tool result."""
+    results = {m.tool_call_id for m in messages if isinstance(m, _ToolMessage)}
+    return {
+        _call_key(tc["name"], tc["args"])
+        for m in messages
+        if isinstance(m, AIMessage)
+        for tc in m.tool_calls
+        if tc.get("id") in results
+    }
+
+
+def repeats_answered_call(messages: Sequence[BaseMessage], call: ToolCall) -> bool:
+    """Is ``call`` the same tool with the same arguments as a call already answered?
+
+    A 135M model often repeats the call it just made instead of answering with its result;
+    under ``tool_choice="auto"`` the local tier then asks for the final answer instead (the
+    result is already in the conversation).
+
+    Example:
+        ```python
+        repeats_answered_call(history, {"name": "add", "args": {"a": 1, "b": 2}, "id": "x"})
+        ```
+    """
+    return _call_key(call["name"], call["args"]) in answered_calls(messages)
 
 
 def new_call_id() -> str:
