@@ -15,6 +15,7 @@ the ``TYPE_CHECKING`` imports below let type checkers see the real classes.
 from __future__ import annotations
 
 import importlib
+import logging
 from typing import TYPE_CHECKING, Any
 
 from aco_langchain.config import ACOConfig, load_config
@@ -38,6 +39,9 @@ from aco_langchain.errors import (
     TierUnavailableError,
     TrainError,
 )
+
+# A library logs, the application decides where it goes (nothing printed by default).
+logging.getLogger("aco_langchain").addHandler(logging.NullHandler())
 
 if TYPE_CHECKING:
     from aco_langchain.agent.optimizer import ACOOptimizer

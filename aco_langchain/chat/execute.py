@@ -130,6 +130,18 @@ class FallbackRun:
         when the deadline leaves no time for it (wait included)."""
         if self._i >= len(self.order):
             return None
+        left = self.deadline.remaining()
+        if self._delay and left - self._delay < MIN_ATTEMPT_S <= left:
+            # No time to wait for a retry of this tier, but time for another tier: go now.
+            logger.info(
+                "no time left to retry tier %s (%.2fs wait, %.2fs left): falling back",
+                self.tier,
+                self._delay,
+                left,
+            )
+            self._give_up(self.tier, self.failures.get(self.tier, "retry skipped"))
+            if self._i >= len(self.order):
+                return None
         if self.deadline.remaining() - self._delay < MIN_ATTEMPT_S:
             self.deadline_spent = True
             logger.warning(
@@ -172,6 +184,10 @@ class FallbackRun:
                 self._delay,
             )
             return
+        self._give_up(tier, why)
+
+    def _give_up(self, tier: int, why: str) -> None:
+        """Count a failure against the tier and move to the next one."""
         self.health.failed(tier)
         self._i += 1
         self._attempt = 0

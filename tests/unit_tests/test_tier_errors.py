@@ -130,3 +130,21 @@ def test_fallback_is_logged(caplog: pytest.LogCaptureFixture) -> None:
 
 def test_tier_reply_error_names_the_tier() -> None:
     assert "tier 4" in str(TierReplyError(4, "the reply had no choices"))
+
+
+def test_a_retry_wait_that_does_not_fit_the_deadline_falls_back_now(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from aco_langchain.chat import execute
+    from aco_langchain.chat.execute import FallbackRun
+    from aco_langchain.providers.deadline import Deadline
+    from aco_langchain.providers.faults import TierHealth
+
+    monkeypatch.setattr(execute, "backoff_delay", lambda attempt, base: 5.0)
+    run = FallbackRun([2, 3], 3, TierHealth(), 0.5, Deadline.start(1.0, "timeout=1"))
+    assert run.next_attempt() == (2, 0.0)
+    run.failed(TimeoutError("slow"))  # worth a retry, but not after a 5 s wait
+    assert run.next_attempt() == (3, 0.0)
+    run.failed(ValueError("rejected"))
+    assert run.next_attempt() is None and not run.deadline_spent
+    assert type(run.exhausted_error()) is AllTiersFailedError
