@@ -286,13 +286,22 @@ class PlanningMixin:
         unavailable = {**rt.registry.unavailable(), **rt.health.cooling()}
         # A forced tier skips the router entirely (its assessment could not change it).
         assessment = rt.router.assess(request, self.config) if needs_assessment(request) else None
-        decision = decide(
-            assessment,
-            request,
-            self.config,
-            unavailable=unavailable,
-            spent_usd=rt.ledger.spent(run_key),
-        )
+        try:
+            decision = decide(
+                assessment,
+                request,
+                self.config,
+                unavailable=unavailable,
+                spent_usd=rt.ledger.spent(run_key),
+            )
+        except BudgetExceededError as err:
+            raise BudgetExceededError(
+                f"run {run_key!r}: {err}",
+                scope=f"run:{run_key}",
+                limit_usd=err.limit_usd,
+                spent_usd=err.spent_usd,
+                held_usd=err.held_usd,
+            ) from err
         fit = tiers_that_fit(self.config, request)
         candidates = {
             n

@@ -339,7 +339,9 @@ def decide(
         if rs.on_budget_exceeded == "raise":
             raise BudgetExceededError(
                 f"run budget spent: ${spent_usd:.4f} of max_cost_per_task "
-                f"${rs.max_cost_per_task:.4f} (raise routing.max_cost_per_task or start a new run)"
+                f"${rs.max_cost_per_task:.4f} (raise routing.max_cost_per_task or start a new run)",
+                limit_usd=rs.max_cost_per_task,
+                spent_usd=spent_usd,
             )
         reasons.append(
             f"budget_exceeded (${spent_usd:.4f} >= ${rs.max_cost_per_task}): forced local"
@@ -351,6 +353,20 @@ def decide(
         # Never start a call projected to overrun the run's budget: step down until it fits.
         remaining = rs.max_cost_per_task - spent_usd
         before = tier
+        if (
+            forced is not None
+            and rs.on_budget_exceeded == "raise"
+            and estimate_call_cost(config, tier, request) > remaining
+        ):
+            # A forced tier is never served by a cheaper one behind the caller's back.
+            raise BudgetExceededError(
+                f"forced tier {tier} (${estimate_call_cost(config, tier, request):.6f}) does "
+                f"not fit the run's remaining budget ${remaining:.6f} (spent ${spent_usd:.6f} "
+                f"of max_cost_per_task ${rs.max_cost_per_task:.4f}); raise the budget or start "
+                "a new run",
+                limit_usd=rs.max_cost_per_task,
+                spent_usd=spent_usd,
+            )
         tier = _step_down(tier, fit, lambda n: estimate_call_cost(config, n, request) <= remaining)
         if tier != before:
             reasons.append(f"budget remaining ${remaining:.4f} -> tier {tier}")
