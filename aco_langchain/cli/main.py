@@ -33,6 +33,7 @@ _COMMAND_MODULES = (
     "aco_langchain.cli.local_model_cmds",
     "aco_langchain.cli.agent_cmds",
     "aco_langchain.cli.router_cmds",
+    "aco_langchain.cli.spend_cmds",
 )
 
 

@@ -1,0 +1,116 @@
+"""``aco spend``: what the ledger recorded — total spend, calls, savings vs the baseline tier.
+
+Usage::
+
+    aco spend                                  # everything in the ledger
+    aco spend --run r1 --by tier               # one run, per tier
+    aco spend --month 2026-12 --by day --json  # {"total_usd", "calls", "savings_usd", ...}
+
+The ledger is the one the models use: ``--ledger URL``, else ``$ACO_LEDGER_URL``, else the
+config's ``ledger.url``, else the SQLite default (``~/.local/share/aco-langchain/ledger.db``).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import typer
+
+from aco_langchain.cli.common import fail, load_or_fail
+
+
+def spend_report(
+    cfg: Any,
+    *,
+    ledger_url: str | None = None,
+    run: str | None = None,
+    month: str | None = None,
+    by: str | None = None,
+) -> dict[str, Any]:
+    """The ``aco spend --json`` document (also what a server's ``/v1/spend`` can return).
+
+    Raises:
+        LedgerError: the ledger cannot be opened.
+        ValueError: a bad ``month`` or ``by``.
+    """
+    from aco_langchain.spend.ledger import GROUPS, month_bounds, open_ledger
+
+    if by is not None and by not in GROUPS:
+        raise ValueError(f"--by {by!r} is unknown: use one of {', '.join(GROUPS)}")
+    if month is not None:
+        month_bounds(month)  # a clear error before the ledger is opened
+    ledger = open_ledger(ledger_url, cfg)
+    summary = ledger.summary(run=run, month=month, by=by)
+    base = cfg.ledger.baseline_tier
+    spec = cfg.tier(base)
+    return {
+        **summary.to_dict(),
+        "baseline": {"tier": base, "model_id": spec.model_id, "model": spec.provider_model},
+        "run": run,
+        "month": month,
+        "ledger": ledger.url,
+    }
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``aco spend`` to ``app``."""
+
+    @app.command("spend")
+    def spend(
+        config: str | None = typer.Option(
+            None, "--config", "-c", help="config.yaml (default: $ACO_CONFIG or built-ins)."
+        ),
+        ledger: str | None = typer.Option(
+            None, "--ledger", help="Ledger URL (default: $ACO_LEDGER_URL, config, SQLite file)."
+        ),
+        run: str | None = typer.Option(None, "--run", help="Only this run key."),
+        month: str | None = typer.Option(None, "--month", help="Only this UTC month, YYYY-MM."),
+        by: str | None = typer.Option(None, "--by", help="Group by tier, model, run or day."),
+        as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+    ) -> None:
+        """Total spend, calls and savings vs the baseline tier, from the spend ledger."""
+        from aco_langchain.errors import LedgerError
+
+        cfg = load_or_fail(config, as_json)
+        try:
+            report = spend_report(cfg, ledger_url=ledger, run=run, month=month, by=by)
+        except (LedgerError, ValueError) as err:
+            fail(str(err), as_json)
+        if as_json:
+            typer.echo(json.dumps(report, indent=2))
+            return
+        _print(report)
+
+
+def _print(report: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    base = report["baseline"]
+    scope = ", ".join(f"{k} {report[k]}" for k in ("run", "month") if report.get(k) is not None)
+    console.print(f"ledger: {report['ledger']}" + (f" ({scope})" if scope else ""), highlight=False)
+    console.print(
+        f"Total spend: {report['total_usd']:.4f} USD | Savings vs {base['model']} "
+        f"(tier {base['tier']}): {report['savings_usd']:.4f} USD | calls: {report['calls']}",
+        highlight=False,
+    )
+    if not report.get("groups"):
+        return
+    table = Table(show_edge=False)
+    for col in (report["by"], "calls", "spend USD", "baseline USD", "savings USD", "tokens in/out"):
+        table.add_column(col, justify="left" if col == report["by"] else "right")
+    for g in report["groups"]:
+        table.add_row(
+            g["key"],
+            str(g["calls"]),
+            f"{g['cost_usd']:.6f}",
+            f"{g['baseline_usd']:.6f}",
+            f"{g['savings_usd']:.6f}",
+            f"{g['input_tokens']:,}/{g['output_tokens']:,}",
+        )
+    console.print(table)
+
+
+__all__ = ["register", "spend_report"]
