@@ -224,7 +224,9 @@ class BudgetSettings(_Strict):
         return value
 
 
-def _default_models() -> dict[str, TierSpec]:
+def default_models() -> dict[str, TierSpec]:
+    """The five default tiers. Tier 1 is the local model ($0); tiers 2-5 are real OpenAI
+    models without prices here, so they are priced by genai-prices (their list prices)."""
     return {
         "tier1": TierSpec(
             model_id="tiny-local-3b",
@@ -243,8 +245,6 @@ def _default_models() -> dict[str, TierSpec]:
             model_id="cheap-cloud-8b",
             provider="openai",
             model="gpt-4o-mini",
-            cost_per_1k_input=0.05,
-            cost_per_1k_output=0.05,
             api_key_env="OPENAI_API_KEY",
             max_context=128_000,
             capabilities=["chat", "tools", "logprobs", "structured_output"],
@@ -254,8 +254,6 @@ def _default_models() -> dict[str, TierSpec]:
             model_id="medium-70b",
             provider="openai",
             model="gpt-4.1-mini",
-            cost_per_1k_input=0.30,
-            cost_per_1k_output=0.30,
             api_key_env="OPENAI_API_KEY",
             max_context=128_000,
             capabilities=["chat", "tools", "logprobs", "structured_output"],
@@ -265,8 +263,6 @@ def _default_models() -> dict[str, TierSpec]:
             model_id="frontier-latest",
             provider="openai",
             model="gpt-4.1",
-            cost_per_1k_input=1.00,
-            cost_per_1k_output=3.00,
             api_key_env="OPENAI_API_KEY",
             max_context=128_000,
             capabilities=["chat", "tools", "logprobs", "structured_output"],
@@ -276,14 +272,40 @@ def _default_models() -> dict[str, TierSpec]:
             model_id="specialist-expert",
             provider="openai",
             model="o3",
-            cost_per_1k_input=1.50,
-            cost_per_1k_output=1.50,
             api_key_env="OPENAI_API_KEY",
             max_context=200_000,
             capabilities=["chat", "tools", "structured_output"],
             avg_latency_ms=4000.0,
         ),
     }
+
+
+#: The seed deployment guide's illustrative $/1K prices (input, output) per tier; shipped as
+#: ``examples/seed-config.yaml``. Not real prices: tier 4's $1/1K input is ~500x gpt-4.1's.
+SEED_PRICES: dict[str, tuple[float, float]] = {
+    "tier1": (0.0, 0.0),
+    "tier2": (0.05, 0.05),
+    "tier3": (0.30, 0.30),
+    "tier4": (1.00, 3.00),
+    "tier5": (1.50, 1.50),
+}
+
+
+def seed_priced_models() -> dict[str, TierSpec]:
+    """The default tiers at the seed's illustrative prices (what seed-config.yaml gives)."""
+    return {
+        key: spec.model_copy(
+            update={
+                "cost_per_1k_input": SEED_PRICES[key][0],
+                "cost_per_1k_output": SEED_PRICES[key][1],
+            }
+        )
+        for key, spec in default_models().items()
+    }
+
+
+#: What ACOConfig's ``models`` start from (tests swap in ``seed_priced_models``).
+_default_models = default_models
 
 
 def _default_floors() -> dict[str, int]:
@@ -300,7 +322,7 @@ class ACOConfig(_Strict):
     """
 
     routing: RoutingSettings = Field(default_factory=RoutingSettings)
-    models: dict[str, TierSpec] = Field(default_factory=_default_models)
+    models: dict[str, TierSpec] = Field(default_factory=lambda: _default_models())
     task_floors: dict[str, int] = Field(default_factory=_default_floors)
     router_model_path: str | None = Field(
         None, description="Directory of a learned-router bundle; None uses the shipped one."

@@ -11,7 +11,7 @@ is met on the chord between them rather than at the next grid point (many prompt
 format share a prediction, and the plain rule would move them all at once).
 
 ``p(t)`` is the bundle model mapped to tier t (manifest ``tier_map``); ``cost(t)`` is the
-configured price of tier t (``cost_per_1k_input/output``) times the prompt's estimated
+price of tier t (``cost_per_1k_input/output``, else genai-prices) times the prompt's estimated
 input tokens and the predicted output tokens; ``cost_ref`` is the top tier's cost for an
 average training prompt, so ``lam`` is in "accuracy per top-tier call" and carries over
 to any price list. ``lam`` is the value that kept ``config.routing.quality_target`` of the
@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from aco_langchain.providers.tiers import price_per_1k
 from aco_langchain.routing.base import Assessment, Complexity, RouteRequest
 from aco_langchain.routing.bundle import Bundle, OperatingPoint, load_bundle
 from aco_langchain.routing.features import DENSE_CLIP, Featurizer
@@ -101,9 +102,9 @@ class LearnedRouter:
     def _config_terms(
         self, config: ACOConfig
     ) -> tuple[np.ndarray, np.ndarray, float, float, float, float]:
-        specs = [config.tier(t) for t in _TIERS]
-        pin = [s.cost_per_1k_input or 0.0 for s in specs]
-        pout = [s.cost_per_1k_output or 0.0 for s in specs]
+        prices = [price_per_1k(config.tier(t)) for t in _TIERS]  # config, else genai-prices
+        pin = [p[0] for p in prices]
+        pout = [p[1] for p in prices]
         key = (config.routing.quality_target, *pin, *pout)
         hit = self._cfg_cache.get(key)
         if hit is not None:

@@ -136,3 +136,25 @@ def test_a_path_nobody_can_write_is_one_clear_error() -> None:
         open_ledger(url)
     assert url in str(info.value) and "writable file" in str(info.value)
     assert not Path("/proc/aco-ledger-test").exists()
+
+
+def test_the_checkpointer_can_share_the_ledger_url(tmp_path: Path) -> None:
+    from aco_langchain.integrations.langgraph import open_checkpointer
+    from tests.ledger_backends import drop_pg, pg_available, pg_prefix, pg_url
+
+    urls = [f"sqlite:///{tmp_path / 'one.db'}"]
+    prefix = pg_prefix()
+    if pg_available() is None:
+        urls.append(pg_url(prefix))
+    try:
+        for url in urls:
+            ledger = open_ledger(url, shared=False)
+            ledger.add("r", 0.5)
+            with open_checkpointer(url) as saver:
+                config = {"configurable": {"thread_id": "t", "checkpoint_ns": ""}}
+                assert saver.get_tuple(config) is None  # its tables exist beside ours
+            assert ledger.spent("r") == 0.5
+            ledger.close()
+    finally:
+        if len(urls) > 1:
+            drop_pg(prefix)

@@ -226,7 +226,8 @@ def open_checkpointer(url: str | None = None) -> Iterator[BaseCheckpointSaver[An
 
     Args:
         url: ``memory`` (default), a SQLite path or ``sqlite:///path``, or
-            ``postgresql://...``.
+            ``postgresql://...``; the spend ledger's URL can be given as is (one database
+            for budgets and checkpoints).
 
     Yields:
         The checkpointer, open for the ``with`` block.
@@ -240,12 +241,16 @@ def open_checkpointer(url: str | None = None) -> Iterator[BaseCheckpointSaver[An
             graph = create_aco_agent(cfg, tools, checkpointer=saver)
         ```
     """
-    if not url or url == "memory":
+    if not url or url in ("memory", "memory://"):
         from langgraph.checkpoint.memory import InMemorySaver
 
         yield InMemorySaver()
         return
-    if url.startswith(("postgres://", "postgresql://")):
+    if url.startswith(("postgres://", "postgresql://", "postgresql+psycopg://")):
+        from aco_langchain.spend.ledger.url import parse_ledger_url
+
+        # The spend ledger's URL works too: its table_prefix= is the ledger's, not libpq's.
+        url = parse_ledger_url(url).dsn or url
         try:
             from langgraph.checkpoint.postgres import PostgresSaver
         except ImportError as err:  # pragma: no cover - depends on the install

@@ -1,0 +1,46 @@
+"""Real prices by default (genai-prices), the seed's illustrative table as an example config."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from aco_langchain.cli import app
+from aco_langchain.config import SEED_PRICES, ACOConfig, load_config
+from aco_langchain.providers.tiers import genai_price_per_1k, price_per_1k
+
+SEED_CONFIG = Path(__file__).resolve().parents[2] / "examples" / "seed-config.yaml"
+
+
+def test_default_tiers_are_priced_by_genai_prices(real_prices: None) -> None:
+    cfg = ACOConfig()
+    for n, model in ((2, "gpt-4o-mini"), (3, "gpt-4.1-mini"), (4, "gpt-4.1"), (5, "o3")):
+        spec = cfg.tier(n)
+        assert spec.cost_per_1k_input is None and spec.provider_model == model
+        assert price_per_1k(spec) == genai_price_per_1k("openai", model)
+    # gpt-4.1's list price is $2/M input, $8/M output: not the seed's $1/$3 per 1K
+    assert price_per_1k(cfg.tier(4)) == pytest.approx((0.002, 0.008))
+    assert price_per_1k(cfg.tier(1)) == (0.0, 0.0)
+
+
+def test_seed_config_gives_the_seed_table() -> None:
+    cfg = load_config(SEED_CONFIG)
+    for key, prices in SEED_PRICES.items():
+        n = int(key[-1])
+        assert price_per_1k(cfg.tier(n)) == prices
+
+
+def test_seed_config_reproduces_the_seed_route_figures(real_prices: None) -> None:
+    prompt = "Debug this critical production bug in the payment service"
+    runner = CliRunner()
+    seed = json.loads(
+        runner.invoke(app, ["route", prompt, "--json", "--config", str(SEED_CONFIG)]).stdout
+    )
+    real = json.loads(runner.invoke(app, ["route", prompt, "--json"]).stdout)
+    assert seed["tier"] == real["tier"] == 5  # critical: the specialist, by either price
+    tokens = max(1, int(len(prompt) / 4 + 0.5))
+    assert seed["cost_estimate"] == pytest.approx((tokens * 1.5 + 256 * 1.5) / 1000, abs=1e-6)
+    assert real["cost_estimate"] == pytest.approx((tokens * 0.002 + 256 * 0.008) / 1000, abs=1e-6)
