@@ -224,6 +224,56 @@ class BudgetSettings(_Strict):
         return value
 
 
+class ApiKeySpec(_Strict):
+    """One bearer key of ``aco serve``, stored as its SHA-256 (never the key itself)."""
+
+    name: str = Field(..., min_length=1, description="Shown in logs and spend records.")
+    sha256: str = Field(
+        ...,
+        pattern=r"^[0-9a-f]{64}$",
+        description="Hex SHA-256 of the key (`aco serve --hash-key KEY` prints it).",
+    )
+    budget_usd: float | None = Field(
+        None, ge=0.0, description="USD this key may spend in total on the shared ledger."
+    )
+
+
+class ServerSettings(_Strict):
+    """``aco serve``: auth, limits and timeouts of the OpenAI-compatible server."""
+
+    api_keys: list[ApiKeySpec] = Field(
+        default_factory=list,
+        description="Bearer keys (hashed); ACO_SERVER_API_KEYS adds plain keys from the env.",
+    )
+    max_body_bytes: int = Field(1_048_576, gt=0, description="Larger request bodies get 413.")
+    request_timeout_s: float | None = Field(
+        None, gt=0.0, description="Deadline of one request; None: routing.max_latency_per_call_s."
+    )
+    allow_unauthenticated: bool = Field(
+        False, description="Serve without keys on a non-loopback address (not recommended)."
+    )
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _no_plain_keys(cls, value: Any) -> Any:
+        if isinstance(value, list) and any(isinstance(v, str) for v in value):
+            raise ValueError(
+                "api_keys entries are {name, sha256, budget_usd}: store the key's SHA-256, "
+                "never the key (`aco serve --hash-key KEY` prints it), or pass plain keys in "
+                "ACO_SERVER_API_KEYS"
+            )
+        return value
+
+
+class CacheSettings(_Strict):
+    """The response cache shared by ``aco serve`` and ``ACORouterChatModel(cache=...)``."""
+
+    url: str | None = Field(
+        None, description="sqlite:///path/to/cache.db or redis://host:6379/0; None: no cache."
+    )
+    ttl_s: float | None = Field(None, gt=0.0, description="Entry lifetime; None: forever.")
+
+
 def default_models() -> dict[str, TierSpec]:
     """The five default tiers. Tier 1 is the local model ($0); tiers 2-5 are real OpenAI
     models without prices here, so they are priced by genai-prices (their list prices)."""
@@ -334,6 +384,10 @@ class ACOConfig(_Strict):
     trace_path: str | None = Field(None, description="JSONL file traces are appended to.")
     ledger: LedgerSettings = Field(default_factory=LedgerSettings)
     budgets: BudgetSettings = Field(default_factory=BudgetSettings)
+
+
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    cache: CacheSettings = Field(default_factory=CacheSettings)
 
     @field_validator("models", mode="before")
     @classmethod

@@ -47,6 +47,7 @@ from pydantic import ConfigDict, Field, PrivateAttr, ValidationError, field_vali
 from aco_langchain.chat.execute import ExecuteMixin, FallbackRun
 from aco_langchain.chat.metadata import MetadataMixin
 from aco_langchain.chat.plan import (
+    _RUN_KEY_OPTION,
     _TOOL_CHOICE_KEY,
     _TOOLS_KEY,
     ACO_OPTIONS,
@@ -136,6 +137,15 @@ class ACORouterChatModel(PlanningMixin, MetadataMixin, ExecuteMixin, BaseChatMod
             return config_from_dict(value)
         return value
 
+    @field_validator("cache", mode="before")
+    @classmethod
+    def _coerce_cache(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            from aco_langchain.spend.cache import cache_from_url
+
+            return cache_from_url(value)
+        return value
+
     def model_post_init(self, context: Any) -> None:
         super().model_post_init(context)
         router = self.router if self.router is not None else _default_router(self.config)
@@ -175,6 +185,15 @@ class ACORouterChatModel(PlanningMixin, MetadataMixin, ExecuteMixin, BaseChatMod
         if stop or self.stop:
             params["ls_stop"] = stop or self.stop
         return params
+
+    def _get_llm_string(self, stop: list[str] | None = None, **kwargs: Any) -> str:
+        # The response cache's key: the run key is who pays, not what is asked, so two runs
+        # asking the same thing share an entry; sampling settings do change the answer.
+        kwargs.pop(_RUN_KEY_OPTION, None)
+        for key in ("temperature", "max_tokens"):
+            if getattr(self, key) is not None:
+                kwargs.setdefault(key, getattr(self, key))
+        return super()._get_llm_string(stop=stop or self.stop, **kwargs)
 
     @property
     def registry(self) -> TierRegistry:

@@ -1,0 +1,373 @@
+"""Response cache: an identical request is answered from storage, at no cost and no tier call.
+
+One store serves both faces: ``aco serve`` (which keys each request on its whole body) and
+``ACORouterChatModel(cache=...)`` (LangChain's ``BaseCache`` API: LangChain keys the call
+on its messages and parameters, looks it up before ``_generate`` and stores the answer after
+a success, so errors are never cached). Backends: a SQLite file (WAL, safe for several
+processes) or Redis. Entries are JSON (``message_to_dict``), never pickle.
+
+A hit is marked in ``response_metadata["aco"]``: ``cache_hit: true``, ``cost_usd: 0`` and
+``cached_cost_usd`` (what the stored answer cost when it was made). The ledger is not
+charged, because no tier is called.
+
+Example:
+    ```python
+    from aco_langchain import ACORouterChatModel
+    from aco_langchain.spend.cache import cache_from_url
+
+    cache = cache_from_url("sqlite:///tmp/aco-cache.db")
+    llm = ACORouterChatModel(cache=cache, temperature=0)
+    llm.invoke("What is 2+2?")      # a tier answers; the answer is stored
+    llm.invoke("What is 2+2?")      # from the cache: cache_hit True, cost_usd 0
+    cache.stats()                   # CacheStats(hits=1, misses=1)
+    ```
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from langchain_core.caches import RETURN_VAL_TYPE, BaseCache
+from langchain_core.messages import AIMessage, message_to_dict, messages_from_dict
+from langchain_core.outputs import ChatGeneration, Generation
+
+from aco_langchain.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+_FORMAT = 1
+_REDIS_PREFIX = "aco:cache:"
+
+
+@dataclass(frozen=True)
+class CacheStats:
+    """Lookups of one cache object since it was made (one process)."""
+
+    hits: int = 0
+    misses: int = 0
+
+    @property
+    def hit_rate(self) -> float | None:
+        """hits / lookups, None before the first lookup."""
+        n = self.hits + self.misses
+        return round(self.hits / n, 4) if n else None
+
+
+class CacheStore(Protocol):
+    """Where entries live: text values under text keys, with an optional lifetime."""
+
+    def get(self, key: str) -> str | None:
+        """The value under ``key``, None when absent or expired."""
+        ...
+
+    def set(self, key: str, value: str, ttl_s: float | None) -> None:
+        """Store ``value`` under ``key`` (replacing an older one)."""
+        ...
+
+    def clear(self) -> None:
+        """Forget every entry."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...
+
+
+class SQLiteStore:
+    """Entries in one SQLite file (WAL): several processes may share it.
+
+    Args:
+        path: the database file; its directory is created when missing.
+
+    Raises:
+        ConfigError: the file cannot be opened or created (names the path and the fix).
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path).expanduser()
+        self._lock = threading.Lock()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(str(self.path), check_same_thread=False, timeout=5.0)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS aco_response_cache ("
+                "key TEXT PRIMARY KEY, value TEXT NOT NULL, created_at REAL NOT NULL, "
+                "expires_at REAL)"
+            )
+            conn.commit()
+        except (OSError, sqlite3.Error) as err:
+            raise ConfigError(
+                f"cache.url sqlite:///{self.path}: cannot open the cache file ({err}): "
+                "use a writable path"
+            ) from err
+        self._conn = conn
+
+    def get(self, key: str) -> str | None:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT value, expires_at FROM aco_response_cache WHERE key = ?", (key,)
+            ).fetchone()
+        if row is None:
+            return None
+        value, expires_at = row
+        if expires_at is not None and expires_at < time.time():
+            return None
+        return str(value)
+
+    def set(self, key: str, value: str, ttl_s: float | None) -> None:
+        now = time.time()
+        with self._lock:
+            self._conn.execute(
+                "INSERT OR REPLACE INTO aco_response_cache (key, value, created_at, expires_at) "
+                "VALUES (?, ?, ?, ?)",
+                (key, value, now, now + ttl_s if ttl_s else None),
+            )
+            self._conn.commit()
+
+    def clear(self) -> None:
+        with self._lock:
+            self._conn.execute("DELETE FROM aco_response_cache")
+            self._conn.commit()
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
+class RedisStore:
+    """Entries in Redis under ``aco:cache:<sha256>`` (expiry by Redis itself).
+
+    Args:
+        url: a ``redis://`` or ``rediss://`` URL.
+        prefix: the key prefix (one per cache sharing a Redis database).
+
+    Raises:
+        ConfigError: the ``redis`` package is missing or the server does not answer.
+    """
+
+    def __init__(self, url: str, *, prefix: str = _REDIS_PREFIX) -> None:
+        try:
+            import redis
+        except ImportError as err:
+            raise ConfigError(
+                f"cache.url {url}: the redis client is not installed: "
+                "pip install 'aco-langchain[server]'"
+            ) from err
+        self.url = url
+        self.prefix = prefix
+        self._client = redis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
+        try:
+            self._client.ping()
+        except redis.RedisError as err:
+            raise ConfigError(
+                f"cache.url {_mask(url)}: Redis does not answer ({err}): start it, "
+                "or fix or remove cache.url"
+            ) from err
+
+    def get(self, key: str) -> str | None:
+        value = self._client.get(self.prefix + key)
+        if value is None:
+            return None
+        return value.decode() if isinstance(value, bytes) else str(value)
+
+    def set(self, key: str, value: str, ttl_s: float | None) -> None:
+        px = int(ttl_s * 1000) if ttl_s else None
+        self._client.set(self.prefix + key, value, px=px)
+
+    def clear(self) -> None:
+        batch: list[Any] = []
+        for k in self._client.scan_iter(match=self.prefix + "*", count=500):
+            batch.append(k)
+            if len(batch) >= 500:
+                self._client.delete(*batch)
+                batch = []
+        if batch:
+            self._client.delete(*batch)
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def _mask(url: str) -> str:
+    """``url`` without a password (for messages and logs)."""
+    if "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
+
+
+def entry_key(prompt: str, llm_string: str) -> str:
+    """The storage key of a (prompt, llm_string) pair: a SHA-256, so keys stay short."""
+    h = hashlib.sha256(prompt.encode())
+    h.update(b"\x00")
+    h.update(llm_string.encode())
+    return h.hexdigest()
+
+
+def _encode(generations: Sequence[Generation]) -> str:
+    out: list[dict[str, Any]] = []
+    for g in generations:
+        if isinstance(g, ChatGeneration):
+            out.append({"message": message_to_dict(g.message), "info": g.generation_info})
+        else:
+            out.append({"text": g.text, "info": g.generation_info})
+    return json.dumps({"v": _FORMAT, "generations": out}, separators=(",", ":"))
+
+
+def _decode(value: str) -> list[Generation]:
+    data = json.loads(value)
+    if not isinstance(data, dict) or data.get("v") != _FORMAT:
+        raise ValueError(
+            f"unknown cache entry format {data.get('v') if isinstance(data, dict) else data!r}"
+        )
+    gens: list[Generation] = []
+    for g in data["generations"]:
+        if "message" in g:
+            (msg,) = messages_from_dict([g["message"]])
+            gens.append(ChatGeneration(message=msg, generation_info=g.get("info")))
+        else:
+            gens.append(Generation(text=g["text"], generation_info=g.get("info")))
+    return gens
+
+
+def mark_hit(generations: list[Generation]) -> list[Generation]:
+    """Say in each answer's ``aco`` metadata that it came from the cache and cost nothing."""
+    for g in generations:
+        if isinstance(g, ChatGeneration) and isinstance(g.message, AIMessage):
+            rm = g.message.response_metadata
+            meta = dict(rm.get("aco") or {})
+            if not meta.get("cache_hit"):
+                meta["cached_cost_usd"] = meta.get("cost_usd", 0.0)
+            meta.update(cache_hit=True, cost_usd=0.0, fallback_from=None)
+            meta.pop("failures", None)
+            rm["aco"] = meta
+    return generations
+
+
+class ResponseCache(BaseCache):
+    """LangChain ``BaseCache`` over a :class:`CacheStore`, with hit/miss counts.
+
+    A store that fails during a lookup or update (Redis restarting, a locked file) costs a
+    miss and a logged warning, never the call.
+
+    Args:
+        store: where entries live (:class:`SQLiteStore`, :class:`RedisStore`).
+        ttl_s: entry lifetime in seconds; None keeps entries until ``clear()``.
+
+    Example:
+        ```python
+        cache = ResponseCache(SQLiteStore("/tmp/aco-cache.db"), ttl_s=3600)
+        llm = ACORouterChatModel(cache=cache)
+        ```
+    """
+
+    def __init__(self, store: CacheStore, *, ttl_s: float | None = None) -> None:
+        self.store = store
+        self.ttl_s = ttl_s
+        self._lock = threading.Lock()
+        self._hits = 0
+        self._misses = 0
+
+    def lookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
+        """The stored answer for (prompt, llm_string), marked as a hit; None on a miss.
+
+        Args:
+            prompt: the serialized request (LangChain: the messages).
+            llm_string: the serialized model and call parameters.
+
+        Returns:
+            The generations, their ``aco`` metadata marked ``cache_hit``; None if absent.
+        """
+        key = entry_key(prompt, llm_string)
+        try:
+            raw = self.store.get(key)
+            found = _decode(raw) if raw is not None else None
+        except Exception as err:  # noqa: BLE001 - a broken cache must not break the call
+            logger.warning("response cache lookup failed, answering without it: %s", err)
+            found = None
+        with self._lock:
+            if found is None:
+                self._misses += 1
+            else:
+                self._hits += 1
+        return mark_hit(found) if found is not None else None
+
+    def update(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
+        """Store a successful answer (LangChain calls this only after a success).
+
+        Args:
+            prompt: the serialized request.
+            llm_string: the serialized model and call parameters.
+            return_val: the answer's generations.
+        """
+        try:
+            self.store.set(entry_key(prompt, llm_string), _encode(return_val), self.ttl_s)
+        except Exception as err:  # noqa: BLE001
+            logger.warning("response cache update failed, answer not stored: %s", err)
+
+    def clear(self, **kwargs: Any) -> None:
+        """Forget every entry."""
+        self.store.clear()
+
+    def close(self) -> None:
+        """Release the store's connections."""
+        self.store.close()
+
+    def stats(self) -> CacheStats:
+        """Hits and misses of this object so far."""
+        with self._lock:
+            return CacheStats(hits=self._hits, misses=self._misses)
+
+
+def cache_from_url(url: str, *, ttl_s: float | None = None) -> ResponseCache:
+    """A response cache for ``sqlite:///path`` or ``redis://host:port/db``.
+
+    Args:
+        url: where the entries live (config ``cache.url``).
+        ttl_s: entry lifetime in seconds (config ``cache.ttl_s``).
+
+    Returns:
+        The cache, its store opened (a SQLite file created, Redis pinged).
+
+    Raises:
+        ConfigError: an unknown scheme, an unwritable path, an unreachable Redis.
+
+    Example:
+        ```python
+        cache = cache_from_url("redis://127.0.0.1:6379/0", ttl_s=600)
+        ```
+    """
+    if url.startswith("sqlite:///"):
+        path = url[len("sqlite:///") :]
+        if not path:
+            raise ConfigError(f"cache.url {url!r} has no path: use sqlite:///path/to/cache.db")
+        return ResponseCache(SQLiteStore(path), ttl_s=ttl_s)
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        return ResponseCache(RedisStore(url), ttl_s=ttl_s)
+    raise ConfigError(
+        f"cache.url {_mask(url)!r}: unknown scheme: use sqlite:///path/to/cache.db "
+        "or redis://host:6379/0"
+    )
+
+
+__all__ = [
+    "CacheStats",
+    "CacheStore",
+    "RedisStore",
+    "ResponseCache",
+    "SQLiteStore",
+    "cache_from_url",
+    "entry_key",
+    "mark_hit",
+]
