@@ -60,10 +60,12 @@ BEHAVIOURS = (
 
 @dataclass(frozen=True)
 class Fault:
-    """One scripted behaviour; ``text``/``logprob`` shape an OK answer, ``hang_s`` a hang."""
+    """One scripted behaviour; ``text``/``logprob`` shape an OK answer, ``hang_s`` a hang,
+    ``tool_call`` (name, JSON arguments) makes the OK answer a call of that tool."""
 
     kind: str = "ok"
     text: str | None = None
+    tool_call: tuple[str, str] | None = None
     logprob: float = -0.05
     hang_s: float | None = None
     retry_after: str = "0"
@@ -360,6 +362,22 @@ class FaultServer:
                         "usage": self._usage(body, 0),
                     }
                 content = None if fault.kind == "null_content" else "".join(pieces)
+                message: dict[str, Any] = {"role": "assistant", "content": content}
+                finish = "stop"
+                if fault.tool_call is not None:
+                    name, args = fault.tool_call
+                    message = {
+                        "role": "assistant",
+                        "content": None,
+                        "tool_calls": [
+                            {
+                                "id": "call_fault_1",
+                                "type": "function",
+                                "function": {"name": name, "arguments": args},
+                            }
+                        ],
+                    }
+                    finish = "tool_calls"
                 return {
                     "id": f"chatcmpl-fault-{len(server.requests)}",
                     "object": "chat.completion",
@@ -368,8 +386,8 @@ class FaultServer:
                     "choices": [
                         {
                             "index": 0,
-                            "message": {"role": "assistant", "content": content},
-                            "finish_reason": "stop",
+                            "message": message,
+                            "finish_reason": finish,
                             "logprobs": self._logprobs(pieces, fault)
                             if body.get("logprobs")
                             else None,
@@ -405,6 +423,20 @@ class FaultServer:
                     self.wfile.flush()
                     return
                 send({**base, "choices": [{"index": 0, "delta": {"role": "assistant"}}]})
+                if fault.tool_call is not None:
+                    name, args = fault.tool_call
+                    half = len(args) // 2
+                    first = {"index": 0, "id": "call_fault_1", "type": "function"}
+                    for delta in (
+                        {**first, "function": {"name": name, "arguments": args[:half]}},
+                        {"index": 0, "function": {"arguments": args[half:]}},
+                    ):
+                        tc = {"index": 0, "delta": {"tool_calls": [delta]}, "finish_reason": None}
+                        send({**base, "choices": [tc]})
+                    pieces = []
+                    end = "tool_calls"
+                else:
+                    end = "stop"
                 for i, p in enumerate(pieces):
                     if cut and i >= max(1, len(pieces) // 2):
                         # No terminating chunk: the client sees an incomplete body.
@@ -418,7 +450,7 @@ class FaultServer:
                     if want_lp:
                         choice["logprobs"] = self._logprobs([p], fault)
                     send({**base, "choices": [choice]})
-                send({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+                send({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": end}]})
                 if (body.get("stream_options") or {}).get("include_usage"):
                     send({**base, "choices": [], "usage": self._usage(body, len(pieces))})
                 send("[DONE]")

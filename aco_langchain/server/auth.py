@@ -1,0 +1,160 @@
+"""Bearer keys of ``aco serve``: stored hashed, checked per request, each with a budget.
+
+Keys come from config ``server.api_keys`` (entries ``{name, sha256, budget_usd}``: the
+SHA-256 of the key, never the key) and from env ``ACO_SERVER_API_KEYS`` (comma-separated
+plain keys, hashed in memory on start; named ``env-1``, ``env-2``...). A request without a
+valid ``Authorization: Bearer <key>`` gets a 401 in OpenAI's error format.
+
+With no key configured the server answers only loopback clients (and the CLI binds only to
+a loopback address) unless ``--allow-unauthenticated`` / ``server.allow_unauthenticated``.
+
+Example:
+    ```python
+    ring = KeyRing.from_config(cfg.server)
+    ring.check("Bearer sk-team-a", client_host="10.0.0.7")   # Principal(name='team-a', ...)
+    ```
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from aco_langchain.config import ServerSettings
+from aco_langchain.server.errors import APIError
+
+ENV_KEYS = "ACO_SERVER_API_KEYS"
+_LEDGER_PREFIX = "apikey:"
+
+
+def hash_key(key: str) -> str:
+    """The hex SHA-256 of a key (what ``server.api_keys[].sha256`` stores)."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def is_loopback(host: str | None) -> bool:
+    """Is ``host`` a loopback address (127.0.0.0/8, ::1, localhost)?"""
+    if host is None:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a key's name and budget (None: anonymous loopback caller)."""
+
+    name: str
+    budget_usd: float | None = None
+
+    @property
+    def ledger_key(self) -> str:
+        """The key's budget scope on the shared ledger (``apikey:<name>``)."""
+        return _LEDGER_PREFIX + self.name
+
+
+ANONYMOUS = Principal(name="anonymous")
+
+
+def _unauthorized(message: str) -> APIError:
+    return APIError(
+        401,
+        message,
+        type="invalid_request_error",
+        code="invalid_api_key",
+        headers={"www-authenticate": "Bearer"},
+    )
+
+
+class KeyRing:
+    """The server's keys by hash.
+
+    Args:
+        keys: ``{sha256 hex: Principal}``.
+        allow_unauthenticated: serve non-loopback clients when no key is configured.
+    """
+
+    def __init__(
+        self, keys: Mapping[str, Principal], *, allow_unauthenticated: bool = False
+    ) -> None:
+        self._keys = dict(keys)
+        self.allow_unauthenticated = allow_unauthenticated
+
+    @classmethod
+    def from_config(
+        cls,
+        settings: ServerSettings,
+        *,
+        env: Mapping[str, str] | None = None,
+        allow_unauthenticated: bool | None = None,
+    ) -> KeyRing:
+        """Keys from ``server.api_keys`` plus ``ACO_SERVER_API_KEYS``.
+
+        Args:
+            settings: the config's ``server:`` block.
+            env: the environment (default ``os.environ``).
+            allow_unauthenticated: overrides ``settings.allow_unauthenticated`` when given.
+
+        Returns:
+            The key ring.
+        """
+        env = os.environ if env is None else env
+        keys = {k.sha256: Principal(k.name, k.budget_usd) for k in settings.api_keys}
+        plain = [k.strip() for k in env.get(ENV_KEYS, "").split(",") if k.strip()]
+        for i, key in enumerate(plain, 1):
+            keys.setdefault(hash_key(key), Principal(f"env-{i}"))
+        allow = (
+            settings.allow_unauthenticated
+            if allow_unauthenticated is None
+            else allow_unauthenticated
+        )
+        return cls(keys, allow_unauthenticated=allow)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    @property
+    def enabled(self) -> bool:
+        """Are keys required (at least one is configured)?"""
+        return bool(self._keys)
+
+    def check(self, authorization: str | None, *, client_host: str | None) -> Principal:
+        """The caller behind an ``Authorization`` header.
+
+        Args:
+            authorization: the header's value (``Bearer <key>``), or None.
+            client_host: the peer address (for the loopback rule without keys).
+
+        Returns:
+            The key's principal (``ANONYMOUS`` when no keys are configured).
+
+        Raises:
+            APIError: 401 for a missing or wrong key, or a non-loopback caller of a server
+                without keys.
+        """
+        if not self._keys:
+            if self.allow_unauthenticated or is_loopback(client_host):
+                return ANONYMOUS
+            raise _unauthorized(
+                "this server has no API keys and answers only loopback clients: configure "
+                f"server.api_keys or {ENV_KEYS}, or start it with --allow-unauthenticated"
+            )
+        if not authorization:
+            raise _unauthorized("missing API key: send the header Authorization: Bearer <your key>")
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise _unauthorized("malformed Authorization header: use Authorization: Bearer <key>")
+        principal = self._keys.get(hash_key(token.strip()))
+        if principal is None:
+            raise _unauthorized("incorrect API key provided: check the key you were given")
+        return principal
+
+
+__all__ = ["ANONYMOUS", "ENV_KEYS", "KeyRing", "Principal", "hash_key", "is_loopback"]

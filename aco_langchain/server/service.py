@@ -1,0 +1,478 @@
+"""What the server does for a request, apart from HTTP: build the router call, serve it from
+the cache or the router, hold the key's budget, keep the deadline, record spend and traces.
+
+One :class:`ServerState` per worker process holds one ``ACORouterChatModel`` (its ledger may
+be shared by every worker), the response cache and the keys. The routes in ``app.py`` only
+parse, call these methods and write the answer.
+
+Example:
+    ```python
+    state = ServerState(ACOConfig())
+    call = state.chat_call(body, run_key="run-1", principal=ANONYMOUS)
+    msg = await state.answer(call)           # an AIMessage, cache_hit in its aco metadata
+    ```
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+from langchain_core.outputs import ChatGeneration
+from pydantic import ValidationError
+
+from aco_langchain.chat.messages import message_text
+from aco_langchain.chat.model import ACORouterChatModel
+from aco_langchain.config import TASK_TYPES, TIER_NUMBERS, ACOConfig
+from aco_langchain.errors import ACOError, ConfigError
+from aco_langchain.providers.tiers import estimate_tokens
+from aco_langchain.server.auth import KeyRing, Principal
+from aco_langchain.server.errors import APIError, from_aco_error, validation_error
+from aco_langchain.server.schemas import ChatCompletionRequest
+from aco_langchain.server.wire import ChunkWriter, aco_object, sse, to_messages
+from aco_langchain.spend.cache import ResponseCache, cache_from_url
+from aco_langchain.spend.ledger import ReservingLedger
+
+logger = logging.getLogger(__name__)
+
+#: ``model`` values that mean "route it".
+ROUTED_MODELS = ("aco", "aco-router")
+#: The tier whose price is the baseline of ``saved_cost_usd`` (seed 2: "vs gpt-4-class").
+BASELINE_TIER = 4
+_TIER_ALIAS = re.compile(r"tier-?([1-5])")
+#: Request fields passed to the routed tier as they are.
+_PASSTHROUGH = (
+    "temperature",
+    "top_p",
+    "presence_penalty",
+    "frequency_penalty",
+    "seed",
+    "response_format",
+    "logit_bias",
+    "logprobs",
+    "top_logprobs",
+    "parallel_tool_calls",
+    "reasoning_effort",
+)
+#: Request fields that are the router's per-call constraints.
+_CONSTRAINTS = ("max_cost_usd", "max_latency_ms", "min_quality", "task_type", "risk")
+#: Fields that do not change the answer: left out of the cache key.
+_NOT_IN_KEY = {"stream", "stream_options", "user", "cache", "metadata", "store", "service_tier"}
+
+
+@dataclass
+class Totals:
+    """What this worker answered since it started (``GET /v1/spend``)."""
+
+    calls: int = 0
+    cache_hits: int = 0
+    total_usd: float = 0.0
+    baseline_usd: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "total_usd": round(self.total_usd, 8),
+            "calls": self.calls,
+            "cache_hits": self.cache_hits,
+            "baseline_usd": round(self.baseline_usd, 8),
+            "saved_usd": round(self.baseline_usd - self.total_usd, 8),
+        }
+
+
+@dataclass
+class RouterCall:
+    """One request as a router call, decided before any I/O."""
+
+    messages: list[BaseMessage]
+    kwargs: dict[str, Any]
+    stop: list[str] | None
+    model: str
+    principal: Principal
+    cache_key: str | None = None
+    started: float = field(default_factory=time.perf_counter)
+    held_usd: float = 0.0
+
+
+class ServerState:
+    """The per-worker parts of ``aco serve``.
+
+    Args:
+        config: the effective config.
+        llm: the router (default: one built from ``config``).
+        cache: the response cache (default: ``config.cache.url``, or none).
+        keys: the bearer keys (default: ``server.api_keys`` + ``ACO_SERVER_API_KEYS``).
+        allow_unauthenticated: override ``server.allow_unauthenticated``.
+
+    Raises:
+        ConfigError: the cache or the router cannot be set up from the config.
+    """
+
+    def __init__(
+        self,
+        config: ACOConfig,
+        *,
+        llm: ACORouterChatModel | None = None,
+        cache: ResponseCache | None = None,
+        keys: KeyRing | None = None,
+        allow_unauthenticated: bool | None = None,
+    ) -> None:
+        self.config = config
+        self.llm = llm if llm is not None else ACORouterChatModel(config=config)
+        if cache is None and config.cache.url:
+            cache = cache_from_url(config.cache.url, ttl_s=config.cache.ttl_s)
+        self.cache = cache
+        self.keys = keys or KeyRing.from_config(
+            config.server, allow_unauthenticated=allow_unauthenticated
+        )
+        self.timeout_s = config.server.request_timeout_s or config.routing.max_latency_per_call_s
+        self.max_context = max(config.tier(n).max_context for n in TIER_NUMBERS)
+        self.totals = Totals()
+        self._sink: Any = None
+        if config.trace_path:
+            from aco_langchain.tracing.sinks import JsonlTraceSink
+
+            self._sink = JsonlTraceSink(config.trace_path)
+        tiers = config.model_dump(mode="json", include={"models", "router", "router_model_path"})
+        # Entries made under another tier table are not answers of this one.
+        self._cache_scope = (
+            "aco-server/1:"
+            + hashlib.sha256(json.dumps(tiers, sort_keys=True).encode()).hexdigest()[:16]
+        )
+
+    def close(self) -> None:
+        """Release the cache's connections."""
+        if self.cache is not None:
+            self.cache.close()
+
+    # -- building calls (pure) ------------------------------------------------------------
+
+    def model_options(self, model: str, *, param: str = "model") -> dict[str, Any]:
+        """The router options a ``model`` value asks for (route, or force a tier).
+
+        Raises:
+            APIError: 404 (or 400 for ``force_model``) naming the models that exist.
+        """
+        if model in ROUTED_MODELS or model == self.llm.model_name:
+            return {}
+        m = _TIER_ALIAS.fullmatch(model)
+        if m:
+            return {"force_tier": int(m.group(1))}
+        tier = self.config.tier_of_model(model)
+        if tier is not None:
+            return {"force_tier": tier}
+        known = ", ".join(
+            ["aco", *(self.config.tier(n).model_id for n in TIER_NUMBERS), "tier-1..tier-5"]
+        )
+        status, code = (404, "model_not_found") if param == "model" else (400, "invalid_value")
+        raise APIError(
+            status,
+            f"{param} {model!r} does not exist: use one of {known} (GET /v1/models)",
+            param=param,
+            code=code,
+        )
+
+    def chat_call(
+        self, body: ChatCompletionRequest, *, run_key: str | None, principal: Principal
+    ) -> RouterCall:
+        """The router call for a chat completions request (no I/O).
+
+        Raises:
+            APIError: 4xx naming the field (unknown model, prompt too long, bad option).
+        """
+        kwargs = self.model_options(body.model)
+        try:
+            messages = to_messages(body.messages)
+        except (ValueError, TypeError, KeyError) as err:
+            raise APIError(400, f"messages: {err}", param="messages") from err
+        self._check_length(messages)
+        for name in _CONSTRAINTS:
+            value = getattr(body, name)
+            if value is not None:
+                kwargs[name] = value
+        if body.task_type is not None and body.task_type not in TASK_TYPES:
+            raise APIError(
+                400,
+                f"task_type {body.task_type!r} is unknown: use one of {', '.join(TASK_TYPES)}",
+                param="task_type",
+            )
+        for name in _PASSTHROUGH:
+            value = getattr(body, name)
+            if value is not None:
+                kwargs[name] = value
+        max_tokens = body.max_completion_tokens or body.max_tokens
+        if max_tokens is not None:
+            kwargs["max_tokens"] = max_tokens
+        if body.tools:
+            tools = [t.model_dump(exclude_none=True) for t in body.tools]
+            bound = self.llm.bind_tools(tools, tool_choice=body.tool_choice)
+            kwargs.update(getattr(bound, "kwargs", {}))
+        kwargs["aco_run_id"] = run_key or body.user or f"req-{uuid.uuid4().hex[:16]}"
+        stop = [body.stop] if isinstance(body.stop, str) else body.stop
+        call = RouterCall(messages, kwargs, stop, body.model, principal)
+        wanted = body.cache is True or (body.cache is None and body.temperature == 0)
+        if self.cache is not None and wanted:
+            call.cache_key = self._key(body.model_dump(exclude=_NOT_IN_KEY, exclude_none=True))
+        return call
+
+    def generate_call(
+        self,
+        prompt: str,
+        constraints: dict[str, Any],
+        force_model: str | None,
+        *,
+        run_key: str | None,
+        principal: Principal,
+    ) -> RouterCall:
+        """Seed 2's ``/generate`` as a router call: one user turn at temperature 0 (so the
+        cache may answer it)."""
+        kwargs = self.model_options(force_model, param="force_model") if force_model else {}
+        messages: list[BaseMessage] = [HumanMessage(prompt)]
+        self._check_length(messages, param="prompt")
+        kwargs.update({k: v for k, v in constraints.items() if v is not None})
+        kwargs["temperature"] = 0
+        kwargs["aco_run_id"] = run_key or f"req-{uuid.uuid4().hex[:16]}"
+        call = RouterCall(messages, kwargs, None, force_model or "aco", principal)
+        if self.cache is not None:
+            call.cache_key = self._key(
+                {"generate": prompt, "force_model": force_model, **constraints}
+            )
+        return call
+
+    def _key(self, request: dict[str, Any]) -> str:
+        return json.dumps(request, sort_keys=True, separators=(",", ":"), default=str)
+
+    def _check_length(self, messages: list[BaseMessage], *, param: str = "messages") -> None:
+        tokens = estimate_tokens("".join(message_text(m) for m in messages))
+        if tokens > self.max_context:
+            raise APIError(
+                400,
+                f"{param}: about {tokens} tokens, more than the largest tier context "
+                f"({self.max_context} tokens): shorten the prompt",
+                param=param,
+                code="context_length_exceeded",
+            )
+
+    # -- answering ------------------------------------------------------------------------
+
+    def cached(self, call: RouterCall) -> AIMessage | None:
+        """The cached answer of ``call`` (marked ``cache_hit``), or None."""
+        if self.cache is None or call.cache_key is None:
+            return None
+        found = self.cache.lookup(call.cache_key, self._cache_scope)
+        if not found or not isinstance(found[0], ChatGeneration):
+            return None
+        msg = found[0].message
+        return msg if isinstance(msg, AIMessage) else None
+
+    def _store(self, call: RouterCall, msg: AIMessage) -> None:
+        if self.cache is not None and call.cache_key is not None:
+            self.cache.update(call.cache_key, self._cache_scope, [ChatGeneration(message=msg)])
+
+    def _hold(self, call: RouterCall) -> None:
+        """Hold the call's estimate on the key's budget (atomic on a ReservingLedger)."""
+        p = call.principal
+        if p.budget_usd is None:
+            return
+        ledger = self.llm.spend_ledger
+        try:
+            estimate = self.llm.plan(call.messages, dict(call.kwargs)).decision.cost_estimate
+        except ACOError as err:
+            raise from_aco_error(err) from err
+        if isinstance(ledger, ReservingLedger):
+            ok = ledger.reserve(p.ledger_key, estimate, p.budget_usd)
+        else:
+            ok = ledger.spent(p.ledger_key) + estimate <= p.budget_usd + 1e-12
+        if not ok:
+            spent = ledger.spent(p.ledger_key)
+            raise APIError(
+                402,
+                f"API key {p.name!r} has spent ${spent:.6f} of its ${p.budget_usd:.6f} budget "
+                f"(this call needs about ${estimate:.6f}): raise its budget_usd",
+                type="insufficient_quota",
+                code="budget_exceeded",
+                headers={"x-should-retry": "false"},
+            )
+        call.held_usd = estimate
+
+    def _release(self, call: RouterCall, actual: float) -> None:
+        p = call.principal
+        if p.budget_usd is None:
+            return
+        ledger = self.llm.spend_ledger
+        if isinstance(ledger, ReservingLedger):
+            ledger.settle(p.ledger_key, call.held_usd, actual)
+        elif actual:
+            ledger.add(p.ledger_key, actual)
+        call.held_usd = 0.0
+
+    async def answer(self, call: RouterCall) -> AIMessage:
+        """Answer a call from the router, within the request deadline.
+
+        Raises:
+            APIError: the mapped router error, 504 past the deadline, 402 over a key's budget.
+        """
+        self._hold(call)
+        actual = 0.0
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                msg = await self.llm.ainvoke(call.messages, stop=call.stop, **call.kwargs)
+            actual = float((msg.response_metadata.get("aco") or {}).get("cost_usd") or 0.0)
+        except TimeoutError as err:
+            raise self._deadline_error() from err
+        except ACOError as err:
+            raise from_aco_error(err) from err
+        except ValidationError as err:
+            raise validation_error(err.errors()) from err  # type: ignore[arg-type]
+        finally:
+            self._release(call, actual)
+        self._store(call, msg)
+        return msg
+
+    def _deadline_error(self) -> APIError:
+        return APIError(
+            504,
+            f"no answer within the request deadline ({self.timeout_s:g}s): raise "
+            "server.request_timeout_s or routing.max_latency_per_call_s",
+            type="timeout",
+            code="timeout",
+            headers={"x-should-retry": "false"},
+        )
+
+    def finish(self, call: RouterCall, msg: AIMessage) -> dict[str, Any]:
+        """Count the answer (totals, trace) and return its ``aco`` object."""
+        meta = msg.response_metadata.get("aco") or {}
+        usage: dict[str, Any] = dict(msg.usage_metadata or {})
+        i, o = int(usage.get("input_tokens") or 0), int(usage.get("output_tokens") or 0)
+        cost = float(meta.get("cost_usd") or 0.0)
+        baseline = self._baseline(i, o)
+        saved = round(baseline - cost, 8) if baseline is not None else None
+        hit = bool(meta.get("cache_hit"))
+        t = self.totals
+        t.calls += 1
+        t.cache_hits += hit
+        t.total_usd += cost
+        t.baseline_usd += baseline if baseline is not None else cost
+        if self._sink is not None:
+            self._trace(call, meta, i, o, cost, hit)
+        return aco_object(msg, saved_cost_usd=saved, cache_hit=hit)
+
+    def _baseline(self, input_tokens: int, output_tokens: int) -> float | None:
+        try:
+            return self.llm.registry.cost(BASELINE_TIER, input_tokens, output_tokens)
+        except ConfigError:
+            return None
+
+    def _trace(
+        self, call: RouterCall, meta: dict[str, Any], i: int, o: int, cost: float, hit: bool
+    ) -> None:
+        from aco_langchain.tracing.trace import TraceRecorder
+
+        tier = int(meta.get("tier") or 1)
+        rec = TraceRecorder(
+            request=message_text(call.messages[-1])[:2000],
+            task_type=str(meta.get("task_type") or "general"),
+            difficulty=int(meta.get("difficulty") or 1),
+            predicted_tier=int(meta.get("routed_tier") or tier),
+        )
+        fb = meta.get("fallback_from")
+        rec.record_model_call(
+            model_id=str(meta.get("model_id") or self.config.tier(tier).model_id),
+            tier=tier,
+            input_tokens=i,
+            output_tokens=o,
+            cost=cost,
+            escalated=bool(meta.get("escalated")),
+            cache_hit=hit,
+            fallback_from=int(fb) if fb in TIER_NUMBERS else None,
+            latency_ms=round((time.perf_counter() - call.started) * 1000, 2),
+        )
+        try:
+            self._sink.write(rec.finish(task_success=True))
+        except OSError as err:
+            logger.warning("could not write the trace to %s: %s", self.config.trace_path, err)
+
+    # -- streaming ------------------------------------------------------------------------
+
+    async def stream(self, call: RouterCall, *, include_usage: bool) -> AsyncIterator[bytes]:
+        """SSE events of a streamed answer. Errors before the first chunk are raised (an
+        HTTP error); after it, they are an ``error`` event (the status is already sent).
+
+        Raises:
+            APIError: the call failed before anything was streamed.
+        """
+        writer = ChunkWriter(call.model, include_usage=include_usage)
+        hit = self.cached(call)
+        if hit is not None:
+            events = [writer.first(), *writer.replay(hit), *writer.end(self.finish(call, hit))]
+            return _iterate(events)
+        self._hold(call)
+        agen: Any = self.llm.astream(call.messages, stop=call.stop, **call.kwargs).__aiter__()
+        deadline = asyncio.get_running_loop().time() + self.timeout_s
+        try:
+            async with asyncio.timeout_at(deadline):
+                first = await agen.__anext__()
+        except StopAsyncIteration:
+            first = None
+        except BaseException as err:
+            self._release(call, 0.0)
+            await agen.aclose()
+            if isinstance(err, TimeoutError):
+                raise self._deadline_error() from err
+            if isinstance(err, ACOError):
+                raise from_aco_error(err) from err
+            raise
+        return self._events(call, writer, agen, first, deadline)
+
+    async def _events(
+        self,
+        call: RouterCall,
+        writer: ChunkWriter,
+        agen: AsyncIterator[Any],
+        first: Any,
+        deadline: float,
+    ) -> AsyncIterator[bytes]:
+        actual = 0.0
+        try:
+            yield writer.first()
+            chunk = first
+            while chunk is not None:
+                for event in writer.chunk(chunk):
+                    yield event
+                # The deadline guards each wait for the tier, never a write to the client.
+                async with asyncio.timeout_at(deadline):
+                    chunk = await anext(agen, None)
+            msg = writer.answer()
+            actual = float((msg.response_metadata.get("aco") or {}).get("cost_usd") or 0.0)
+            self._store(call, msg)
+            for event in writer.end(self.finish(call, msg)):
+                yield event
+        except TimeoutError:
+            yield sse(self._deadline_error().body())
+        except ACOError as err:
+            yield sse(from_aco_error(err).body())
+        except Exception as err:  # noqa: BLE001 - the client gets an error event, we a log
+            logger.exception("stream failed after its first chunk")
+            failed = APIError(500, f"the stream failed: {type(err).__name__}", type="server_error")
+            yield sse(failed.body())
+        finally:
+            self._release(call, actual)
+            aclose = getattr(agen, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+
+async def _iterate(events: list[bytes]) -> AsyncIterator[bytes]:
+    for e in events:
+        yield e
+
+
+__all__ = ["BASELINE_TIER", "ROUTED_MODELS", "RouterCall", "ServerState", "Totals"]
