@@ -126,9 +126,7 @@ def test_broken_store_is_a_miss_not_a_failure(tmp_path: Path) -> None:
 
 def _router(cache: object) -> tuple[ACORouterChatModel, ScriptedChatModel]:
     tier = ScriptedChatModel(script=["Lima."], cycle=True)
-    llm = ACORouterChatModel(
-        tier_models={n: tier for n in range(1, 6)}, cache=cache, temperature=0
-    )
+    llm = ACORouterChatModel(tier_models={n: tier for n in range(1, 6)}, cache=cache, temperature=0)
     return llm, tier
 
 
