@@ -12,7 +12,9 @@ error                         status  type                    code
 BudgetExceededError           402     insufficient_quota      budget_exceeded
 TierUnavailableError          503     server_error            tier_unavailable
 RoutingError (constraints)    400     invalid_request_error   no_tier_fits
+DeadlineExceededError         504     timeout                 deadline_exceeded
 AllTiersFailedError           502     upstream_error          all_tiers_failed
+StreamInterruptedError        502     upstream_error          stream_interrupted
 ConfigError, other ACOError   500     server_error            server_config_error
 ============================  ======  ======================  =================
 
@@ -34,7 +36,9 @@ from aco_langchain.errors import (
     ACOError,
     AllTiersFailedError,
     BudgetExceededError,
+    DeadlineExceededError,
     RoutingError,
+    StreamInterruptedError,
     TierUnavailableError,
 )
 
@@ -116,6 +120,12 @@ def from_aco_error(exc: ACOError) -> APIError:
     if isinstance(exc, RoutingError):
         param = next((p for p in _OPTION_PARAMS if text.startswith(p)), None)
         return APIError(400, text, param=param, code="no_tier_fits")
+    if isinstance(exc, DeadlineExceededError):
+        return APIError(504, text, type="timeout", code="deadline_exceeded", headers=_NO_RETRY)
+    if isinstance(exc, StreamInterruptedError):
+        return APIError(
+            502, text, type="upstream_error", code="stream_interrupted", headers=_NO_RETRY
+        )
     if isinstance(exc, AllTiersFailedError):
         return APIError(
             502, text, type="upstream_error", code="all_tiers_failed", headers=_NO_RETRY

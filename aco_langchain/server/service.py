@@ -66,6 +66,8 @@ _PASSTHROUGH = (
 #: Request fields that are the router's per-call constraints.
 _CONSTRAINTS = ("max_cost_usd", "max_latency_ms", "min_quality", "task_type", "risk")
 #: Fields that do not change the answer: left out of the cache key.
+#: How long after the call's deadline the server's own timer cuts a request.
+_BACKSTOP_GRACE_S = 1.0
 _NOT_IN_KEY = {"stream", "stream_options", "user", "cache", "metadata", "store", "service_tier"}
 
 
@@ -126,14 +128,19 @@ class ServerState:
         allow_unauthenticated: bool | None = None,
     ) -> None:
         self.config = config
-        self.llm = llm if llm is not None else ACORouterChatModel(config=config)
+        self.timeout_s = config.server.request_timeout_s or config.routing.max_latency_per_call_s
+        # The request's deadline is the call's: the router stops trying tiers at it and says
+        # so (DeadlineExceededError, 504); the server's own timer is a backstop just after.
+        self.llm = (
+            llm if llm is not None else ACORouterChatModel(config=config, timeout=self.timeout_s)
+        )
+        self._backstop_s = self.timeout_s + _BACKSTOP_GRACE_S
         if cache is None and config.cache.url:
             cache = cache_from_url(config.cache.url, ttl_s=config.cache.ttl_s)
         self.cache = cache
         self.keys = keys or KeyRing.from_config(
             config.server, allow_unauthenticated=allow_unauthenticated
         )
-        self.timeout_s = config.server.request_timeout_s or config.routing.max_latency_per_call_s
         self.max_context = max(config.tier(n).max_context for n in TIER_NUMBERS)
         self.totals = Totals()
         self._sink: Any = None
@@ -323,13 +330,13 @@ class ServerState:
         self._hold(call)
         actual = 0.0
         try:
-            async with asyncio.timeout(self.timeout_s):
+            async with asyncio.timeout(self._backstop_s):
                 msg = await self.llm.ainvoke(call.messages, stop=call.stop, **call.kwargs)
             actual = float((msg.response_metadata.get("aco") or {}).get("cost_usd") or 0.0)
+        except ACOError as err:  # before TimeoutError: DeadlineExceededError is both
+            raise from_aco_error(err) from err
         except TimeoutError as err:
             raise self._deadline_error() from err
-        except ACOError as err:
-            raise from_aco_error(err) from err
         except ValidationError as err:
             raise validation_error(err.errors()) from err  # type: ignore[arg-type]
         finally:
@@ -416,7 +423,7 @@ class ServerState:
             return _iterate(events)
         self._hold(call)
         agen: Any = self.llm.astream(call.messages, stop=call.stop, **call.kwargs).__aiter__()
-        deadline = asyncio.get_running_loop().time() + self.timeout_s
+        deadline = asyncio.get_running_loop().time() + self._backstop_s
         try:
             async with asyncio.timeout_at(deadline):
                 first = await agen.__anext__()
@@ -425,10 +432,10 @@ class ServerState:
         except BaseException as err:
             self._release(call, 0.0)
             await agen.aclose()
-            if isinstance(err, TimeoutError):
-                raise self._deadline_error() from err
             if isinstance(err, ACOError):
                 raise from_aco_error(err) from err
+            if isinstance(err, TimeoutError):
+                raise self._deadline_error() from err
             raise
         return self._events(call, writer, agen, first, deadline)
 
@@ -455,10 +462,10 @@ class ServerState:
             self._store(call, msg)
             for event in writer.end(self.finish(call, msg)):
                 yield event
-        except TimeoutError:
-            yield sse(self._deadline_error().body())
         except ACOError as err:
             yield sse(from_aco_error(err).body())
+        except TimeoutError:
+            yield sse(self._deadline_error().body())
         except Exception as err:  # noqa: BLE001 - the client gets an error event, we a log
             logger.exception("stream failed after its first chunk")
             failed = APIError(500, f"the stream failed: {type(err).__name__}", type="server_error")

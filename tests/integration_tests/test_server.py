@@ -147,6 +147,7 @@ def server(upstream: FaultServer, tmp_path_factory: pytest.TempPathFactory) -> I
                 {"name": "broke", "sha256": hash_key(BROKE_KEY), "budget_usd": 0.0},
             ],
             "max_body_bytes": 65536,
+            "request_timeout_s": 2.0,
         },
     )
     served = serve(cfg)
@@ -597,6 +598,17 @@ def test_spend_and_stats_count_cache_hits(server: Served, client: openai.OpenAI)
     report = json.loads(out.stdout)
     assert report["model_calls"] >= 3
     assert 0 < report["cache_hit_rate"] < 1
+
+
+def test_request_deadline_is_504(client: openai.OpenAI, upstream: FaultServer) -> None:
+    upstream.push(Fault("hang", hang_s=8))
+    started = time.monotonic()
+    with pytest.raises(openai.APIStatusError) as err:
+        client.chat.completions.create(model="tier-2", messages=[{"role": "user", "content": "?"}])
+    assert err.value.status_code == 504
+    assert err.value.code == "deadline_exceeded"
+    assert "deadline of 2s" in err.value.message
+    assert time.monotonic() - started < 5
 
 
 def test_without_keys_loopback_only(upstream: FaultServer, tmp_path: Path) -> None:
