@@ -234,7 +234,9 @@ class ApiKeySpec(_Strict):
         description="Hex SHA-256 of the key (`aco serve --hash-key KEY` prints it).",
     )
     budget_usd: float | None = Field(
-        None, ge=0.0, description="USD this key may spend in total on the shared ledger."
+        None,
+        ge=0.0,
+        description="USD this key may spend per budgets.budget_duration (a budgets.keys entry).",
     )
 
 
@@ -384,7 +386,6 @@ class ACOConfig(_Strict):
     trace_path: str | None = Field(None, description="JSONL file traces are appended to.")
     ledger: LedgerSettings = Field(default_factory=LedgerSettings)
     budgets: BudgetSettings = Field(default_factory=BudgetSettings)
-
 
     server: ServerSettings = Field(default_factory=ServerSettings)
     cache: CacheSettings = Field(default_factory=CacheSettings)

@@ -57,7 +57,7 @@ def register(app: typer.Typer) -> None:
         try:
             import uvicorn
 
-            from aco_langchain.errors import ConfigError
+            from aco_langchain.errors import ACOError
             from aco_langchain.server.app import (
                 ENV_ALLOW_UNAUTHENTICATED,
                 ENV_CONFIG,
@@ -69,7 +69,7 @@ def register(app: typer.Typer) -> None:
         allow = allow_unauthenticated or cfg.server.allow_unauthenticated
         try:
             state = ServerState(cfg, allow_unauthenticated=allow)
-        except ConfigError as err:
+        except ACOError as err:
             fail(str(err))
         if not state.keys.enabled and not is_loopback(host) and not allow:
             state.close()

@@ -136,8 +136,8 @@ async def list_models(state: State, caller: Caller) -> Response:
 
 @openai_router.get("/spend")
 async def spend(state: State, caller: Caller) -> Response:
-    """Spend and savings vs the baseline tier answered by this worker."""
-    return _json({**state.totals.as_dict(), "scope": "worker", "pid": os.getpid()})
+    """The ledger's spend and savings (``aco spend --json``), shared by every worker."""
+    return _json(state.spend(caller))
 
 
 @seed_router.post("/generate", response_model=GenerateResponse)

@@ -27,7 +27,6 @@ from aco_langchain.config import ServerSettings
 from aco_langchain.server.errors import APIError
 
 ENV_KEYS = "ACO_SERVER_API_KEYS"
-_LEDGER_PREFIX = "apikey:"
 
 
 def hash_key(key: str) -> str:
@@ -53,11 +52,6 @@ class Principal:
 
     name: str
     budget_usd: float | None = None
-
-    @property
-    def ledger_key(self) -> str:
-        """The key's budget scope on the shared ledger (``apikey:<name>``)."""
-        return _LEDGER_PREFIX + self.name
 
 
 ANONYMOUS = Principal(name="anonymous")

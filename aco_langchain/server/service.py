@@ -35,19 +35,17 @@ from aco_langchain.chat.model import ACORouterChatModel
 from aco_langchain.config import TASK_TYPES, TIER_NUMBERS, ACOConfig
 from aco_langchain.errors import ACOError, ConfigError
 from aco_langchain.providers.tiers import estimate_tokens
-from aco_langchain.server.auth import KeyRing, Principal
+from aco_langchain.server.auth import ANONYMOUS, KeyRing, Principal
 from aco_langchain.server.errors import APIError, from_aco_error, validation_error
 from aco_langchain.server.schemas import ChatCompletionRequest
 from aco_langchain.server.wire import ChunkWriter, aco_object, sse, to_messages
 from aco_langchain.spend.cache import ResponseCache, cache_from_url
-from aco_langchain.spend.ledger import ReservingLedger
+from aco_langchain.spend.ledger.postgres import mask_url
 
 logger = logging.getLogger(__name__)
 
 #: ``model`` values that mean "route it".
 ROUTED_MODELS = ("aco", "aco-router")
-#: The tier whose price is the baseline of ``saved_cost_usd`` (seed 2: "vs gpt-4-class").
-BASELINE_TIER = 4
 _TIER_ALIAS = re.compile(r"tier-?([1-5])")
 #: Request fields passed to the routed tier as they are.
 _PASSTHROUGH = (
@@ -72,25 +70,6 @@ _NOT_IN_KEY = {"stream", "stream_options", "user", "cache", "metadata", "store",
 
 
 @dataclass
-class Totals:
-    """What this worker answered since it started (``GET /v1/spend``)."""
-
-    calls: int = 0
-    cache_hits: int = 0
-    total_usd: float = 0.0
-    baseline_usd: float = 0.0
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "total_usd": round(self.total_usd, 8),
-            "calls": self.calls,
-            "cache_hits": self.cache_hits,
-            "baseline_usd": round(self.baseline_usd, 8),
-            "saved_usd": round(self.baseline_usd - self.total_usd, 8),
-        }
-
-
-@dataclass
 class RouterCall:
     """One request as a router call, decided before any I/O."""
 
@@ -101,7 +80,6 @@ class RouterCall:
     principal: Principal
     cache_key: str | None = None
     started: float = field(default_factory=time.perf_counter)
-    held_usd: float = 0.0
 
 
 class ServerState:
@@ -127,6 +105,7 @@ class ServerState:
         keys: KeyRing | None = None,
         allow_unauthenticated: bool | None = None,
     ) -> None:
+        config = with_key_budgets(config)
         self.config = config
         self.timeout_s = config.server.request_timeout_s or config.routing.max_latency_per_call_s
         # The request's deadline is the call's: the router stops trying tiers at it and says
@@ -142,7 +121,6 @@ class ServerState:
             config.server, allow_unauthenticated=allow_unauthenticated
         )
         self.max_context = max(config.tier(n).max_context for n in TIER_NUMBERS)
-        self.totals = Totals()
         self._sink: Any = None
         if config.trace_path:
             from aco_langchain.tracing.sinks import JsonlTraceSink
@@ -223,6 +201,7 @@ class ServerState:
             bound = self.llm.bind_tools(tools, tool_choice=body.tool_choice)
             kwargs.update(getattr(bound, "kwargs", {}))
         kwargs["aco_run_id"] = run_key or body.user or f"req-{uuid.uuid4().hex[:16]}"
+        _identity(kwargs, principal, body.user)
         stop = [body.stop] if isinstance(body.stop, str) else body.stop
         call = RouterCall(messages, kwargs, stop, body.model, principal)
         wanted = body.cache is True or (body.cache is None and body.temperature == 0)
@@ -247,6 +226,7 @@ class ServerState:
         kwargs.update({k: v for k, v in constraints.items() if v is not None})
         kwargs["temperature"] = 0
         kwargs["aco_run_id"] = run_key or f"req-{uuid.uuid4().hex[:16]}"
+        _identity(kwargs, principal, None)
         call = RouterCall(messages, kwargs, None, force_model or "aco", principal)
         if self.cache is not None:
             call.cache_key = self._key(
@@ -284,63 +264,22 @@ class ServerState:
         if self.cache is not None and call.cache_key is not None:
             self.cache.update(call.cache_key, self._cache_scope, [ChatGeneration(message=msg)])
 
-    def _hold(self, call: RouterCall) -> None:
-        """Hold the call's estimate on the key's budget (atomic on a ReservingLedger)."""
-        p = call.principal
-        if p.budget_usd is None:
-            return
-        ledger = self.llm.spend_ledger
-        try:
-            estimate = self.llm.plan(call.messages, dict(call.kwargs)).decision.cost_estimate
-        except ACOError as err:
-            raise from_aco_error(err) from err
-        if isinstance(ledger, ReservingLedger):
-            ok = ledger.reserve(p.ledger_key, estimate, p.budget_usd)
-        else:
-            ok = ledger.spent(p.ledger_key) + estimate <= p.budget_usd + 1e-12
-        if not ok:
-            spent = ledger.spent(p.ledger_key)
-            raise APIError(
-                402,
-                f"API key {p.name!r} has spent ${spent:.6f} of its ${p.budget_usd:.6f} budget "
-                f"(this call needs about ${estimate:.6f}): raise its budget_usd",
-                type="insufficient_quota",
-                code="budget_exceeded",
-                headers={"x-should-retry": "false"},
-            )
-        call.held_usd = estimate
-
-    def _release(self, call: RouterCall, actual: float) -> None:
-        p = call.principal
-        if p.budget_usd is None:
-            return
-        ledger = self.llm.spend_ledger
-        if isinstance(ledger, ReservingLedger):
-            ledger.settle(p.ledger_key, call.held_usd, actual)
-        elif actual:
-            ledger.add(p.ledger_key, actual)
-        call.held_usd = 0.0
-
     async def answer(self, call: RouterCall) -> AIMessage:
-        """Answer a call from the router, within the request deadline.
+        """Answer a call from the router, within the request deadline. The router holds the
+        call's worst case on every budget it counts against (run, key, user) on the ledger.
 
         Raises:
-            APIError: the mapped router error, 504 past the deadline, 402 over a key's budget.
+            APIError: the mapped router error, 504 past the deadline, 402 over a budget.
         """
-        self._hold(call)
-        actual = 0.0
         try:
             async with asyncio.timeout(self._backstop_s):
                 msg = await self.llm.ainvoke(call.messages, stop=call.stop, **call.kwargs)
-            actual = float((msg.response_metadata.get("aco") or {}).get("cost_usd") or 0.0)
         except ACOError as err:  # before TimeoutError: DeadlineExceededError is both
             raise from_aco_error(err) from err
         except TimeoutError as err:
             raise self._deadline_error() from err
         except ValidationError as err:
             raise validation_error(err.errors()) from err  # type: ignore[arg-type]
-        finally:
-            self._release(call, actual)
         self._store(call, msg)
         return msg
 
@@ -355,7 +294,7 @@ class ServerState:
         )
 
     def finish(self, call: RouterCall, msg: AIMessage) -> dict[str, Any]:
-        """Count the answer (totals, trace) and return its ``aco`` object."""
+        """Record the answer (trace) and return its ``aco`` object."""
         meta = msg.response_metadata.get("aco") or {}
         usage: dict[str, Any] = dict(msg.usage_metadata or {})
         i, o = int(usage.get("input_tokens") or 0), int(usage.get("output_tokens") or 0)
@@ -363,20 +302,40 @@ class ServerState:
         baseline = self._baseline(i, o)
         saved = round(baseline - cost, 8) if baseline is not None else None
         hit = bool(meta.get("cache_hit"))
-        t = self.totals
-        t.calls += 1
-        t.cache_hits += hit
-        t.total_usd += cost
-        t.baseline_usd += baseline if baseline is not None else cost
         if self._sink is not None:
             self._trace(call, meta, i, o, cost, hit)
         return aco_object(msg, saved_cost_usd=saved, cache_hit=hit)
 
     def _baseline(self, input_tokens: int, output_tokens: int) -> float | None:
         try:
-            return self.llm.registry.cost(BASELINE_TIER, input_tokens, output_tokens)
+            return self.llm.registry.cost(
+                self.config.ledger.baseline_tier, input_tokens, output_tokens
+            )
         except ConfigError:
             return None
+
+    def spend(self, principal: Principal) -> dict[str, Any]:
+        """The ledger's totals and savings (``aco spend --json``), the caller's key budget,
+        and this worker's cache hits."""
+        from aco_langchain.spend.budgets import period
+
+        ledger = self.llm.spend_ledger
+        out: dict[str, Any] = ledger.summary().to_dict()
+        out["ledger"] = mask_url(ledger.url)
+        if principal is not ANONYMOUS:
+            scope = f"key:{principal.name}@{period(self.config)}"
+            used = ledger.usage(scope)
+            out["key"] = {
+                "name": principal.name,
+                "budget_usd": self.config.budgets.keys.get(principal.name),
+                "spent_usd": round(used.spent_usd, 10),
+                "held_usd": round(used.held_usd, 10),
+                "period": self.config.budgets.budget_duration,
+            }
+        if self.cache is not None:
+            st = self.cache.stats()
+            out["cache"] = {"hits": st.hits, "misses": st.misses, "hit_rate": st.hit_rate}
+        return out
 
     def _trace(
         self, call: RouterCall, meta: dict[str, Any], i: int, o: int, cost: float, hit: bool
@@ -421,7 +380,6 @@ class ServerState:
         if hit is not None:
             events = [writer.first(), *writer.replay(hit), *writer.end(self.finish(call, hit))]
             return _iterate(events)
-        self._hold(call)
         agen: Any = self.llm.astream(call.messages, stop=call.stop, **call.kwargs).__aiter__()
         deadline = asyncio.get_running_loop().time() + self._backstop_s
         try:
@@ -430,7 +388,6 @@ class ServerState:
         except StopAsyncIteration:
             first = None
         except BaseException as err:
-            self._release(call, 0.0)
             await agen.aclose()
             if isinstance(err, ACOError):
                 raise from_aco_error(err) from err
@@ -447,7 +404,6 @@ class ServerState:
         first: Any,
         deadline: float,
     ) -> AsyncIterator[bytes]:
-        actual = 0.0
         try:
             yield writer.first()
             chunk = first
@@ -458,7 +414,6 @@ class ServerState:
                 async with asyncio.timeout_at(deadline):
                     chunk = await anext(agen, None)
             msg = writer.answer()
-            actual = float((msg.response_metadata.get("aco") or {}).get("cost_usd") or 0.0)
             self._store(call, msg)
             for event in writer.end(self.finish(call, msg)):
                 yield event
@@ -471,10 +426,31 @@ class ServerState:
             failed = APIError(500, f"the stream failed: {type(err).__name__}", type="server_error")
             yield sse(failed.body())
         finally:
-            self._release(call, actual)
             aclose = getattr(agen, "aclose", None)
             if aclose is not None:
                 await aclose()
+
+
+def _identity(kwargs: dict[str, Any], principal: Principal, user: str | None) -> None:
+    """The budgets a call counts against beside its run's: the caller's key and user."""
+    if principal is not ANONYMOUS:
+        kwargs["aco_api_key"] = principal.name
+    if user:
+        kwargs["aco_user"] = user
+
+
+def with_key_budgets(config: ACOConfig) -> ACOConfig:
+    """``config`` with each ``server.api_keys[].budget_usd`` as a ``budgets.keys`` entry (an
+    entry already in ``budgets.keys`` wins)."""
+    extra = {
+        k.name: k.budget_usd
+        for k in config.server.api_keys
+        if k.budget_usd is not None and k.name not in config.budgets.keys
+    }
+    if not extra:
+        return config
+    budgets = config.budgets.model_copy(update={"keys": {**config.budgets.keys, **extra}})
+    return config.model_copy(update={"budgets": budgets})
 
 
 async def _iterate(events: list[bytes]) -> AsyncIterator[bytes]:
@@ -482,4 +458,4 @@ async def _iterate(events: list[bytes]) -> AsyncIterator[bytes]:
         yield e
 
 
-__all__ = ["BASELINE_TIER", "ROUTED_MODELS", "RouterCall", "ServerState", "Totals"]
+__all__ = ["ROUTED_MODELS", "RouterCall", "ServerState", "with_key_budgets"]

@@ -41,6 +41,7 @@ from langchain_core.messages import AIMessage, message_to_dict, messages_from_di
 from langchain_core.outputs import ChatGeneration, Generation
 
 from aco_langchain.errors import ConfigError
+from aco_langchain.spend.ledger.postgres import mask_url
 
 logger = logging.getLogger(__name__)
 
@@ -171,7 +172,7 @@ class RedisStore:
             self._client.ping()
         except redis.RedisError as err:
             raise ConfigError(
-                f"cache.url {_mask(url)}: Redis does not answer ({err}): start it, "
+                f"cache.url {mask_url(url)}: Redis does not answer ({err}): start it, "
                 "or fix or remove cache.url"
             ) from err
 
@@ -197,14 +198,6 @@ class RedisStore:
 
     def close(self) -> None:
         self._client.close()
-
-
-def _mask(url: str) -> str:
-    """``url`` without a password (for messages and logs)."""
-    if "@" not in url or "://" not in url:
-        return url
-    scheme, rest = url.split("://", 1)
-    return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
 
 
 def entry_key(prompt: str, llm_string: str) -> str:
@@ -356,7 +349,7 @@ def cache_from_url(url: str, *, ttl_s: float | None = None) -> ResponseCache:
     if url.startswith(("redis://", "rediss://", "unix://")):
         return ResponseCache(RedisStore(url), ttl_s=ttl_s)
     raise ConfigError(
-        f"cache.url {_mask(url)!r}: unknown scheme: use sqlite:///path/to/cache.db "
+        f"cache.url {mask_url(url)!r}: unknown scheme: use sqlite:///path/to/cache.db "
         "or redis://host:6379/0"
     )
 

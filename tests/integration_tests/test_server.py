@@ -27,6 +27,7 @@ import yaml
 from langchain_openai import ChatOpenAI
 
 from aco_langchain.server.auth import hash_key
+from aco_langchain.spend.ledger import open_ledger
 from tests.fault_server import Fault, FaultServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,7 +59,8 @@ def _config(tmp: Path, upstream: FaultServer, **extra: object) -> Path:
             "is_local": n == 1,
         }
     data = {
-        "routing": {"max_retries": 0},
+        "routing": {"max_retries": 0, "on_budget_exceeded": "raise"},
+        "ledger": {"url": f"sqlite:///{tmp / 'ledger.db'}"},
         "router": "rules",
         "models": models,
         "trace_path": str(tmp / "traces.jsonl"),
@@ -94,7 +96,9 @@ class Served:
 def serve(config: Path, *args: str, env: dict[str, str] | None = None) -> Served:
     port = _free_port()
     log = config.with_suffix(f".{port}.log")
-    base = {k: v for k, v in os.environ.items() if k not in ("ACO_SERVER_API_KEYS", "ACO_CONFIG")}
+    # The ledger is the config's (tests/conftest.py points ACO_LEDGER_URL at memory://).
+    drop = ("ACO_SERVER_API_KEYS", "ACO_CONFIG", "ACO_LEDGER_URL")
+    base = {k: v for k, v in os.environ.items() if k not in drop}
     full_env = {**base, "PYTHONPATH": str(ROOT), **(env or {})}
     proc = subprocess.Popen(
         [
@@ -584,7 +588,16 @@ def test_spend_and_stats_count_cache_hits(server: Served, client: openai.OpenAI)
     spend = httpx.get(
         f"{server.url}/v1/spend", headers={"authorization": f"Bearer {KEY}"}, timeout=10
     ).json()
-    assert spend["calls"] >= 3 and spend["cache_hits"] >= 2 and spend["total_usd"] > 0
+    # The ledger's figures (aco spend --json): one row per answered call, never a cache hit.
+    ledger = open_ledger(f"sqlite:///{server.log.parent / 'ledger.db'}", shared=False)
+    try:
+        assert spend["calls"] == ledger.summary().calls > 0
+        assert spend["total_usd"] == pytest.approx(ledger.summary().total_usd)
+    finally:
+        ledger.close()
+    assert spend["savings_usd"] == pytest.approx(spend["baseline_usd"] - spend["total_usd"])
+    assert spend["key"]["name"] == "team-a"
+    assert spend["cache"]["hits"] >= 2
     traces = server.log.parent / "traces.jsonl"
     out = subprocess.run(
         [sys.executable, "-c", "from aco_langchain.cli import main; main()", "stats"]
@@ -629,5 +642,53 @@ def test_without_keys_loopback_only(upstream: FaultServer, tmp_path: Path) -> No
         c = openai.OpenAI(base_url=f"{served.url}/v1", api_key="anything", max_retries=0)
         resp = c.chat.completions.create(model="aco", messages=[{"role": "user", "content": "hi"}])
         assert resp.choices[0].message.content == TEXT
+    finally:
+        assert served.stop() == 0
+
+
+def test_workers_share_one_ledger_and_key_budget(upstream: FaultServer, tmp_path: Path) -> None:
+    """Two worker processes, one SQLite ledger: every answer is one row, and a key's budget
+    is one budget across both workers."""
+    budget = 0.05  # tier 3 worst case per call: (18 + 20 tokens) x $0.3/1K = $0.0114
+    cfg = _config(
+        tmp_path,
+        upstream,
+        server={"api_keys": [{"name": "capped", "sha256": hash_key(KEY), "budget_usd": budget}]},
+    )
+    served = serve(cfg, "--workers", "2")
+    try:
+        import concurrent.futures
+
+        def one(i: int) -> int:
+            r = httpx.post(
+                f"{served.url}/v1/chat/completions",
+                headers={"authorization": f"Bearer {KEY}"},
+                json={
+                    "model": "tier-3",
+                    "messages": [{"role": "user", "content": f"question {i}"}],
+                    "max_tokens": 20,
+                },
+                timeout=30,
+            )
+            return r.status_code
+
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            codes = list(pool.map(one, range(40)))
+        ok = codes.count(200)
+        assert ok > 0 and set(codes) <= {200, 402}
+        assert codes.count(402) > 0  # the budget ran out, across both workers
+        ledger = open_ledger(f"sqlite:///{tmp_path / 'ledger.db'}", shared=False)
+        try:
+            summary = ledger.summary()
+            rows = ledger.records()
+        finally:
+            ledger.close()
+        assert summary.calls == ok
+        assert summary.total_usd <= budget + 1e-9
+        assert {r.api_key for r in rows} == {"capped"}
+        spend = httpx.get(
+            f"{served.url}/v1/spend", headers={"authorization": f"Bearer {KEY}"}, timeout=10
+        ).json()
+        assert spend["calls"] == ok and spend["key"]["budget_usd"] == budget
     finally:
         assert served.stop() == 0

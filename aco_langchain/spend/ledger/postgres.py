@@ -80,7 +80,7 @@ _NOW = "extract(epoch from clock_timestamp())"
 
 def mask_url(url: str) -> str:
     """The URL with any password replaced by ``***`` (safe to print)."""
-    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
+    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
 
 
 class PostgresLedger(RecordsSummaryMixin):
