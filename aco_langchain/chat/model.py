@@ -50,7 +50,9 @@ from aco_langchain.chat.plan import (
     _RUN_KEY_OPTION,
     _TOOL_CHOICE_KEY,
     _TOOLS_KEY,
+    _TRACE_KEY,
     ACO_OPTIONS,
+    IDENTITY_OPTIONS,
     CallPlan,
     PlanningMixin,
     Runtime,
@@ -187,9 +189,11 @@ class ACORouterChatModel(PlanningMixin, MetadataMixin, ExecuteMixin, BaseChatMod
         return params
 
     def _get_llm_string(self, stop: list[str] | None = None, **kwargs: Any) -> str:
-        # The response cache's key: the run key is who pays, not what is asked, so two runs
-        # asking the same thing share an entry; sampling settings do change the answer.
-        kwargs.pop(_RUN_KEY_OPTION, None)
+        # The response cache's key: run, trace, user and API key say who pays, not what is
+        # asked, so two runs asking the same thing share an entry; sampling settings do
+        # change the answer.
+        for key in (_RUN_KEY_OPTION, _TRACE_KEY, *IDENTITY_OPTIONS):
+            kwargs.pop(key, None)
         for key in ("temperature", "max_tokens"):
             if getattr(self, key) is not None:
                 kwargs.setdefault(key, getattr(self, key))
