@@ -168,7 +168,10 @@ async def generate(
         tokens_out=int(usage.get("output_tokens") or 0),
         latency_ms=round((time.perf_counter() - call.started) * 1000, 2),
         estimated_cost_usd=float(aco.get("estimated_cost_usd") or 0.0),
-        quality_proxy=float(aco.get("confidence") or 0.0),
+        # The answer's own confidence when measured (logprobs), else the router's prediction.
+        quality_proxy=next(
+            (aco[k] for k in ("confidence", "predicted_success") if aco.get(k) is not None), None
+        ),
         route_reason=str(aco.get("reason", "")),
         cache_hit=bool(aco.get("cache_hit")),
         saved_cost_usd=float(aco.get("saved_cost_usd") or 0.0),
@@ -194,7 +197,7 @@ async def route(body: RouteRequestBody, state: State, caller: Caller) -> RouteRe
         chosen_model=d.model_id,
         tier=d.tier,
         estimated_cost_usd=d.cost_estimate,
-        quality_proxy=round(d.confidence, 4),
+        quality_proxy=None if d.confidence is None else round(d.confidence, 4),
         route_reason=d.reason,
     )
 

@@ -141,7 +141,11 @@ class GenerateResponse(BaseModel):
     tokens_out: int
     latency_ms: float
     estimated_cost_usd: float
-    quality_proxy: float
+    quality_proxy: float | None = Field(
+        ...,
+        description="The answer's measured confidence, else the router's predicted success; "
+        "null when neither exists (a forced tier without logprobs).",
+    )
     route_reason: str
     cache_hit: bool
     saved_cost_usd: float
@@ -161,7 +165,7 @@ class RouteResponse(BaseModel):
     chosen_model: str
     tier: int
     estimated_cost_usd: float
-    quality_proxy: float
+    quality_proxy: float | None
     route_reason: str
 
 

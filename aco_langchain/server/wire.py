@@ -38,6 +38,7 @@ ACO_FIELDS = (
     "fallback_from",
     "routed_tier",
     "escalated",
+    "predicted_success",
     "confidence",
     "task_type",
     "run_key",

@@ -553,6 +553,10 @@ def test_generate_and_route_fields(server: Served, upstream: FaultServer) -> Non
         "saved_cost_usd",
     }
     assert out["text"] == TEXT and out["chosen_model"] == "t2-cheap"
+    assert out["quality_proxy"] is None  # a forced tier has no predicted success
+    routed = {k: v for k, v in body.items() if k != "force_model"}
+    routed_out = httpx.post(f"{server.url}/generate", headers=h, json=routed, timeout=30).json()
+    assert 0.0 <= routed_out["quality_proxy"] <= 1.0
     assert out["tokens_out"] > 0 and out["saved_cost_usd"] > 0
     again = httpx.post(f"{server.url}/generate", headers=h, json=body, timeout=30).json()
     assert again["cache_hit"] is True
