@@ -321,7 +321,16 @@ class ExecuteMixin:
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        plan = self.plan(messages, kwargs)
+        return self._generate_planned(self.plan(messages, kwargs), messages, stop, run_manager)
+
+    def _generate_planned(
+        self: ACORouterChatModel,
+        plan: CallPlan,
+        messages: list[BaseMessage],
+        stop: list[str] | None,
+        run_manager: CallbackManagerForLLMRun | None,
+    ) -> ChatResult:
+        """The answer of an already planned call (a buffered cascade stream plans once)."""
         flow = self._answer_flow(plan)
         order, extra = next(flow)
         try:
@@ -343,8 +352,9 @@ class ExecuteMixin:
     ) -> Iterator[ChatGenerationChunk]:
         plan = self.plan(messages, kwargs, streaming=True)
         if plan.cascade:
-            # Tokens cannot be taken back: answer in full (buffered), then re-chunk.
-            result = self._generate(messages, stop=stop, run_manager=None, **kwargs)
+            # Tokens cannot be taken back: answer in full (buffered), then re-chunk. The
+            # plan is reused: the call is routed (and its budget held) once.
+            result = self._generate_planned(plan, messages, stop, None)
             yield from _result_as_chunks(result)
             return
         out = _Delivered()
@@ -430,6 +440,16 @@ class ExecuteMixin:
         **kwargs: Any,
     ) -> ChatResult:
         plan = self.plan(messages, kwargs)
+        return await self._agenerate_planned(plan, messages, stop, run_manager)
+
+    async def _agenerate_planned(
+        self: ACORouterChatModel,
+        plan: CallPlan,
+        messages: list[BaseMessage],
+        stop: list[str] | None,
+        run_manager: AsyncCallbackManagerForLLMRun | None,
+    ) -> ChatResult:
+        """The async answer of an already planned call."""
         flow = self._answer_flow(plan)
         order, extra = next(flow)
         try:
@@ -451,7 +471,7 @@ class ExecuteMixin:
     ) -> AsyncIterator[ChatGenerationChunk]:
         plan = self.plan(messages, kwargs, streaming=True)
         if plan.cascade:
-            result = await self._agenerate(messages, stop=stop, run_manager=None, **kwargs)
+            result = await self._agenerate_planned(plan, messages, stop, None)
             for chunk in _result_as_chunks(result):
                 yield chunk
             return

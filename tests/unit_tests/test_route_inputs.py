@@ -135,3 +135,20 @@ def test_nothing_fits_raises_naming_the_sizes() -> None:
     with pytest.raises(ContextTooLongError, match="tier 1 is forced"):
         llm.invoke("y" * 20_000, force_tier=1)
     assert all(not t.calls for t in tiers.values())
+
+
+def test_a_cascade_stream_routes_once() -> None:
+    import asyncio
+
+    tiers = _tiers()
+    tiers[1] = ScriptedChatModel(model="fake-t1", script=["4"], logprob=-0.01)
+    router = CountingRouter()
+    llm = ACORouterChatModel(tier_models=tiers, router=router, cascade=True)
+    chunks = list(llm.stream("What is 2+2?"))
+    assert "".join(str(c.content) for c in chunks) == "4"
+    assert router.assessed == 1
+
+    async def astream() -> str:
+        return "".join([str(c.content) async for c in llm.astream("What is 2+2?")])
+
+    assert asyncio.run(astream()) == "4" and router.assessed == 2
