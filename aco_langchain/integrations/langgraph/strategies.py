@@ -438,7 +438,8 @@ def create_strategy_graph(
     human_approval: bool = False,
     checkpointer: Any = None,
 ) -> Any:
-    """Classify the task (the router's complexity) and run the matching strategy.
+    """Classify the task (``routing.strategy.classify_strategy`` over the router's
+    assessment and seed 3's markers) and run the matching strategy.
 
     Usage::
 
@@ -446,6 +447,7 @@ def create_strategy_graph(
         g.invoke({"task": "Audit the payment service for security issues"})["strategy"]
     """
     from aco_langchain.routing import RouteRequest, get_router
+    from aco_langchain.routing.strategy import classify_strategy
 
     calls = _calls(config_or_model, tier_models, role_tiers)
     cfg = calls.llm.config
@@ -456,7 +458,7 @@ def create_strategy_graph(
         if not isinstance(task, str) or not task.strip():
             raise ValueError("the input needs a non-empty 'task' string")
         a = router.assess(RouteRequest.from_text(task), cfg)
-        return {"complexity": a.complexity}
+        return {"complexity": classify_strategy(task, a)}
 
     g = StateGraph(StrategyState)
     g.add_node("classify", classify)
