@@ -68,6 +68,12 @@ class FeatureSpec(BaseModel):
     )
     head_chars: int = Field(1024, ge=0, description="Keep this many leading bytes ...")
     tail_chars: int = Field(3072, ge=64, description="... and this many trailing bytes.")
+    normalize: bool = Field(
+        False,
+        description="Features of ``normalize_prompt(text)``: case folded, runs of spaces "
+        "and blank lines collapsed, ends stripped, so neither case nor whitespace can move "
+        "a prompt's tier. False only for bundles trained before it existed.",
+    )
 
     @property
     def n_buckets(self) -> int:
@@ -87,8 +93,29 @@ def _pow_table(base: int, n: int) -> np.ndarray:
     return out
 
 
+def normalize_prompt(text: str) -> str:
+    """The prompt as the router judges it: lower-cased, each line's runs of spaces and tabs
+    collapsed to one space, blank-line runs collapsed to one, ends stripped.
+
+    Example:
+        ```python
+        normalize_prompt("  What IS  2+2? \n")   # 'what is 2+2?'
+        ```
+    """
+    out: list[str] = []
+    for line in text.lower().splitlines():
+        line = " ".join(line.split())
+        if line or (out and out[-1]):
+            out.append(line)
+    return "\n".join(out).strip()
+
+
 class Featurizer:
-    """Turns prompt text into hashed n-gram indices/weights and dense structure features."""
+    """Turns prompt text into hashed n-gram indices/weights and dense structure features.
+
+    With ``spec.normalize`` the caller passes ``normalize_prompt(text)`` (training and
+    ``LearnedRouter`` both do): the features then cannot see case or spacing.
+    """
 
     def __init__(self, spec: FeatureSpec) -> None:
         self.spec = spec

@@ -17,6 +17,7 @@ import re
 
 from aco_langchain.config import TIER_NUMBERS, ACOConfig
 from aco_langchain.routing.base import Assessment, Complexity, Risk, RouteRequest
+from aco_langchain.routing.features import normalize_prompt
 from aco_langchain.routing.markers import CRITICAL_WORDS
 
 # One list with per-step routing and human approval (routing/markers.py).
@@ -149,7 +150,9 @@ class RuleRouter:
     name = "rules"
 
     def assess(self, request: RouteRequest, config: ACOConfig) -> Assessment:
-        text = request.routing_text
+        """Seed-3 complexity and task rules over the normalised ask (case and spacing
+        cannot change the result)."""
+        text = normalize_prompt(request.routing_text)
         complexity = classify_complexity(text)
         task_type, risk = text_signals(text)
         difficulty = _DIFFICULTY[complexity]

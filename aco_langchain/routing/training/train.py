@@ -33,7 +33,7 @@ import numpy as np
 
 from aco_langchain.errors import TrainError
 from aco_langchain.routing.bundle import Bundle, OperatingPoint, make_manifest
-from aco_langchain.routing.features import DENSE_CLIP, FeatureSpec, Featurizer
+from aco_langchain.routing.features import DENSE_CLIP, FeatureSpec, Featurizer, normalize_prompt
 from aco_langchain.routing.training import evaluate as ev
 from aco_langchain.routing.training.datasets import OutcomeSet, estimate_tokens
 
@@ -73,7 +73,8 @@ def featurize(prompts: list[str], spec: FeatureSpec) -> tuple[sp.csr_matrix, np.
     scipy = _need_scipy()
     fz = Featurizer(spec)
     rows, cols, vals, dense = [], [], [], []
-    for i, p in enumerate(prompts):
+    for i, raw in enumerate(prompts):
+        p = normalize_prompt(raw) if spec.normalize else raw
         idx, w = fz.hashed(p)
         rows.append(np.full(idx.shape[0], i, dtype=np.int64))
         cols.append(idx)
@@ -85,6 +86,11 @@ def featurize(prompts: list[str], spec: FeatureSpec) -> tuple[sp.csr_matrix, np.
     )
     x.sum_duplicates()
     return x, np.array(dense)
+
+
+def _coin_text(prompt: str, spec: FeatureSpec) -> str:
+    """The text a prompt's mixing coin is drawn from (what the router sees of it)."""
+    return normalize_prompt(prompt) if spec.normalize else prompt
 
 
 def fit_logistic(z: np.ndarray, y: np.ndarray, alpha: float, max_iter: int = 500) -> np.ndarray:
@@ -302,7 +308,7 @@ def train_bundle(
         bundle = train_bundle(load_outcomes(["routerbench.csv"]), seed=0)
     """
     params = params or TrainParams()
-    spec = spec or FeatureSpec()
+    spec = spec or FeatureSpec(normalize=True)
     n, m = data.correct.shape
     if n < 5 * params.folds:
         raise TrainError(
@@ -317,7 +323,7 @@ def train_bundle(
     c_norm = c_oof / best_cost
     tier_map, rule = tier_map_for(data, config)
     tier_idx = sorted({data.models.index(mdl) for mdl in tier_map.values()})
-    u = np.array([ev.prompt_uniform(p) for p in data.prompts])
+    u = np.array([ev.prompt_uniform(_coin_text(p, spec)) for p in data.prompts])
     ops_all = calibrate(p_oof, c_norm, data.correct, data.cost, u)
     tier_best_cost = ev.best_single(data.correct[:, tier_idx], data.cost[:, tier_idx])[2]
     ops_tier = calibrate(
@@ -410,7 +416,7 @@ def evaluate_bundle(bundle: Bundle, data: OutcomeSet) -> dict[str, Any]:
     p, c_hat = Fitted(bundle.arrays).predict(x, dense)
     p, c_hat = p[:, order], c_hat[:, order]
     knobs = ev.default_lambdas()
-    u = np.array([ev.prompt_uniform(t) for t in data.prompts])
+    u = np.array([ev.prompt_uniform(_coin_text(t, man.feature_spec)) for t in data.prompts])
     choices, lam_idx, mixes = ev.mixed_sweep(p, c_hat / man.cost_reference, knobs, u)
     pair = None
     if len(data.models) == 2:
