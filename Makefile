@@ -40,6 +40,7 @@ bench: install local-model
 	$(PY) benchmarks/router_quality.py
 	$(PY) benchmarks/router_latency.py
 	$(PY) benchmarks/cascade.py
+	$(PY) benchmarks/ledger.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

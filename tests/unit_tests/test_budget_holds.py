@@ -196,3 +196,13 @@ def test_token_budget_per_task_is_held_like_money() -> None:
         for _ in range(5):
             llm.invoke("hi", aco_run_id="r")
     assert ledger.usage("run:r").spent_tokens <= 500
+
+
+async def test_async_calls_and_streams_hold_and_settle_the_same_way() -> None:
+    llm, ledger = _llm(_tiers(), {"max_output_tokens": 100})
+    await llm.ainvoke("hi", force_tier=2, aco_run_id="a")
+    chunks = [c async for c in llm.astream("hi", force_tier=3, aco_run_id="a")]
+    assert chunks[-1].response_metadata["aco"]["tier"] == 3
+    assert [(r.tier, r.outcome) for r in ledger.records(run="a")] == [(2, "ok"), (3, "ok")]
+    assert ledger.usage("run:a").held_usd == 0.0
+    assert llm._rt.registry.model(2).call_kwargs[-1]["max_tokens"] == 100  # type: ignore[attr-defined]
