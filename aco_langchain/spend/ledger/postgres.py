@@ -126,6 +126,9 @@ class PostgresLedger(RecordsSummaryMixin):
         self._lock = threading.Lock()
         self._pool: Any = None
         self._pid = -1
+        #: Scopes whose budget row this process created or saw (a new run's first hold
+        #: creates its row first, instead of failing once and retrying).
+        self._known: set[str] = set()
         try:
             import psycopg  # noqa: F401
             import psycopg_pool  # noqa: F401
@@ -315,10 +318,16 @@ class PostgresLedger(RecordsSummaryMixin):
         if usd < 0 or tokens < 0:
             raise ValueError(f"a hold must be >= 0, got ${usd} and {tokens} tokens")
         limits = sorted(limits, key=lambda lim: lim.scope)
+        new = [lim.scope for lim in limits if lim.scope not in self._known]
+        if new:
+            self._ensure_scopes(new)
+            if len(self._known) > 100_000:
+                self._known.clear()
+            self._known.update(new)
         got = self._try_hold(limits, usd, tokens, ttl_s, owner)
         if got is None:
-            # Budget rows are created on a scope's first refusal, and expired holds are
-            # released: then once more.
+            # A budget row may have been reset meanwhile, and expired holds may free room:
+            # recreate, release, then once more.
             self._ensure_scopes([lim.scope for lim in limits])
             self._purge()
             got = self._try_hold(limits, usd, tokens, ttl_s, owner)
@@ -433,9 +442,11 @@ class PostgresLedger(RecordsSummaryMixin):
     def reset(self, run_key: str | None = None) -> None:
         p = self.prefix
         if run_key is None:
+            self._known.clear()
             self._exec("reset", f"TRUNCATE {p}budgets, {p}holds, {p}spend")
             return
         scope = f"run:{run_key}"
+        self._known.discard(scope)
         self._exec("reset", f"DELETE FROM {p}budgets WHERE scope = %s", (scope,))
         self._exec("reset", f"DELETE FROM {p}holds WHERE %s = ANY(scopes)", (scope,))
         self._exec("reset", f"DELETE FROM {p}spend WHERE run_key = %s", (run_key,))
