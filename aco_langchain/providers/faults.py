@@ -24,15 +24,13 @@ from __future__ import annotations
 
 import logging
 import random
+import sys
 import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
-import httpx
-import ollama
-import openai
 from langchain_core.exceptions import ModelError
 
 from aco_langchain.redact import mask, mask_obj
@@ -45,23 +43,36 @@ _RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529}
 
 #: Transport faults worth a retry on the same tier: timeouts, refused/dropped connections,
 #: a reply cut in the middle. httpx's are what openai and ollama raise underneath.
-_TRANSIENT: tuple[type[BaseException], ...] = (
-    TimeoutError,
-    ConnectionError,
-    httpx.TimeoutException,
-    httpx.NetworkError,
-    httpx.RemoteProtocolError,
-    openai.APIConnectionError,  # includes APITimeoutError
-)
+_TRANSIENT_BUILTIN: tuple[type[BaseException], ...] = (TimeoutError, ConnectionError)
+
+
+def _loaded(name: str) -> Any:
+    """The provider module if it is imported, else None.
+
+    An exception of a provider's class can only exist once its module is imported, so the
+    checks below never import openai, httpx or ollama themselves (``aco route`` starts fast).
+    """
+    return sys.modules.get(name)
+
+
+def _transient(exc: BaseException) -> bool:
+    if isinstance(exc, _TRANSIENT_BUILTIN):
+        return True
+    if (httpx := _loaded("httpx")) is not None and isinstance(
+        exc, (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
+    ):
+        return True
+    openai = _loaded("openai")
+    return openai is not None and isinstance(exc, openai.APIConnectionError)  # + timeouts
 
 
 def _status_code(exc: BaseException) -> int | None:
     """The HTTP status a provider error carries (openai, httpx, ollama), None for others."""
-    if isinstance(exc, openai.APIStatusError):
-        return exc.status_code
-    if isinstance(exc, httpx.HTTPStatusError):
-        return exc.response.status_code
-    if isinstance(exc, ollama.ResponseError):
+    if (openai := _loaded("openai")) is not None and isinstance(exc, openai.APIStatusError):
+        return int(exc.status_code)
+    if (httpx := _loaded("httpx")) is not None and isinstance(exc, httpx.HTTPStatusError):
+        return int(exc.response.status_code)
+    if (ollama := _loaded("ollama")) is not None and isinstance(exc, ollama.ResponseError):
         code = exc.status_code
         return code if isinstance(code, int) and code > 0 else None
     return None
@@ -92,7 +103,7 @@ def classify_error(exc: BaseException) -> ErrorKind:
         return "retry" if status in _RETRY_STATUS or status >= 500 else "fallback"
     if isinstance(exc, ModelError):
         return "retry" if exc.is_retryable else "fallback"
-    if isinstance(exc, _TRANSIENT):
+    if _transient(exc):
         return "retry"
     return "fallback"
 

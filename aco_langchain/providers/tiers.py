@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 
 from aco_langchain.config import TIER_NUMBERS, ACOConfig, TierSpec
 from aco_langchain.errors import ConfigError
-from aco_langchain.providers.deadline import deadline_http_client
 from aco_langchain.redact import register_config
 
 logger = logging.getLogger(__name__)
@@ -161,6 +160,8 @@ def build_chat_model(spec: TierSpec, config: ACOConfig) -> BaseChatModel:
             "as ACORouterChatModel(tier_models={N: model})"
         )
     from langchain_openai import ChatOpenAI
+
+    from aco_langchain.providers.transport import deadline_http_client
 
     base_url = spec.base_url
     api_key: str | None = None
