@@ -44,8 +44,10 @@ from aco_langchain.errors import (
 logging.getLogger("aco_langchain").addHandler(logging.NullHandler())
 
 if TYPE_CHECKING:
+    from aco_langchain.agent.engine import RunView
     from aco_langchain.agent.optimizer import ACOOptimizer
     from aco_langchain.agent.per_step import PerStepRouter, StepDecision
+    from aco_langchain.agent.policy import ACOContext, AgentPolicy
     from aco_langchain.chat.model import ACORouterChatModel
     from aco_langchain.integrations.langgraph import create_aco_agent, create_strategy_graph
     from aco_langchain.integrations.middleware import ACOMiddleware
@@ -86,6 +88,9 @@ _LAZY = {
     "ACOOptimizer": "aco_langchain.agent.optimizer",
     "PerStepRouter": "aco_langchain.agent.per_step",
     "StepDecision": "aco_langchain.agent.per_step",
+    "AgentPolicy": "aco_langchain.agent.policy",
+    "ACOContext": "aco_langchain.agent.policy",
+    "RunView": "aco_langchain.agent.engine",
     "Trace": "aco_langchain.tracing",
     "TraceRecorder": "aco_langchain.tracing",
     "ScriptedChatModel": "aco_langchain.testing",
@@ -134,6 +139,9 @@ __all__ = [
     "ACOOptimizer",
     "PerStepRouter",
     "StepDecision",
+    "AgentPolicy",
+    "ACOContext",
+    "RunView",
     "Trace",
     "TraceRecorder",
     "ScriptedChatModel",

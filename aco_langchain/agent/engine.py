@@ -65,7 +65,9 @@ from aco_langchain.config import TIER_NUMBERS
 logger = logging.getLogger(__name__)
 
 
-_T = TypeVar("_T")
+_Y = TypeVar("_Y")
+_S = TypeVar("_S")
+_R = TypeVar("_R")
 
 
 # --------------------------------------------------------------------------- the run
@@ -545,8 +547,21 @@ def step_flow(plan: StepPlan, can_call_tools: Callable[[int], bool]) -> StepFlow
     return finish_step(plan, attempts)
 
 
-def drive(flow: Generator[_T, Any, Any], do: Callable[[_T], Any]) -> Any:
-    """Run a decision generator with a sync I/O function; returns the generator's result."""
+def drive(flow: Generator[_Y, _S, _R], do: Callable[[_Y], _S]) -> _R:
+    """Run a decision generator with a sync I/O function.
+
+    Args:
+        flow: Yields what to do (e.g. a ``TierCall``), receives its result.
+        do: The I/O for one request.
+
+    Returns:
+        The generator's return value.
+
+    Example:
+        ```python
+        outcome = drive(step_flow(plan, can), lambda c: llm.invoke(msgs, force_tier=c.tier))
+        ```
+    """
     try:
         request = next(flow)
         while True:
@@ -555,8 +570,21 @@ def drive(flow: Generator[_T, Any, Any], do: Callable[[_T], Any]) -> Any:
         return done.value
 
 
-async def adrive(flow: Generator[_T, Any, Any], do: Callable[[_T], Awaitable[Any]]) -> Any:
-    """Run a decision generator with an async I/O function; returns the generator's result."""
+async def adrive(flow: Generator[_Y, _S, _R], do: Callable[[_Y], Awaitable[_S]]) -> _R:
+    """Run a decision generator with an async I/O function (same as ``drive``).
+
+    Args:
+        flow: Yields what to do, receives its result.
+        do: The async I/O for one request.
+
+    Returns:
+        The generator's return value.
+
+    Example:
+        ```python
+        outcome = await adrive(step_flow(plan, can), lambda c: llm.ainvoke(msgs, force_tier=c.tier))
+        ```
+    """
     try:
         request = next(flow)
         while True:

@@ -30,13 +30,19 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
 from langgraph.graph import END, START, StateGraph
-from langgraph.types import Send, interrupt
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.types import Checkpointer, Send, interrupt
 
 from aco_langchain.agent.checks import approval_granted
 from aco_langchain.agent.events import call_cost
 from aco_langchain.chat.messages import message_text
 from aco_langchain.integrations.langgraph.agent import ConfigOrModel, resolve_router_model
 from aco_langchain.integrations.langgraph.state import SpecialistInput, StrategyState
+
+#: An uncompiled strategy graph.
+StrategyBuilder = StateGraph[StrategyState, None, StrategyState, StrategyState]
+#: A compiled strategy graph (input and output: ``StrategyState``).
+StrategyGraph = CompiledStateGraph[StrategyState, None, StrategyState, StrategyState]
 
 STRATEGIES = ("simple", "moderate", "complex", "critical")
 
@@ -178,7 +184,7 @@ def _output(state: Mapping[str, Any], text: str, event: dict[str, Any]) -> dict[
     return {"outputs": [{"role": event["role"], "tier": event["tier"], "content": text}]}
 
 
-def _build_simple(calls: StrategyCalls) -> StateGraph:
+def _build_simple(calls: StrategyCalls) -> StrategyBuilder:
     g = StateGraph(StrategyState)
     g.add_node(
         "answer",
@@ -194,7 +200,7 @@ def _build_simple(calls: StrategyCalls) -> StateGraph:
     return g
 
 
-def _build_moderate(calls: StrategyCalls) -> StateGraph:
+def _build_moderate(calls: StrategyCalls) -> StrategyBuilder:
     g = StateGraph(StrategyState)
     g.add_node(
         "plan",
@@ -226,7 +232,7 @@ def _specialist_node(calls: StrategyCalls) -> Runnable[Any, Any]:
     return calls.node(lambda s: s["role"], lambda s: s["task"], _output, "specialist")
 
 
-def _build_complex(calls: StrategyCalls, specialists: Sequence[str]) -> StateGraph:
+def _build_complex(calls: StrategyCalls, specialists: Sequence[str]) -> StrategyBuilder:
     g = StateGraph(StrategyState)
     g.add_node("specialist", _specialist_node(calls), input_schema=SpecialistInput)
     g.add_node(
@@ -246,7 +252,7 @@ def _build_complex(calls: StrategyCalls, specialists: Sequence[str]) -> StateGra
 
 def _build_critical(
     calls: StrategyCalls, specialists: Sequence[str], critics: int, human_approval: bool
-) -> StateGraph:
+) -> StrategyBuilder:
     g = StateGraph(StrategyState)
     g.add_node("specialist", _specialist_node(calls), input_schema=SpecialistInput)
     g.add_node(
@@ -349,13 +355,23 @@ def create_simple_graph(
     *,
     tier_models: Mapping[int, BaseChatModel] | None = None,
     role_tiers: Mapping[str, int | None] | None = None,
-    checkpointer: Any = None,
-) -> Any:
+    checkpointer: Checkpointer = None,
+) -> StrategyGraph:
     """Seed 3 ``simple``: one call, the router's tier.
 
-    Usage::
+    Args:
+        config_or_model: An ``ACOConfig``, YAML path, dict, or an ``ACORouterChatModel``.
+        tier_models: Chat models per tier (for a new router model).
+        role_tiers: Tier per role (``planner``, ``executor``, ...); None lets the router choose.
+        checkpointer: A LangGraph checkpointer.
 
+    Returns:
+        The compiled graph (input and output ``StrategyState``).
+
+    Example:
+        ```python
         create_simple_graph(cfg, tier_models=tiers).invoke({"task": "What is 2+2?"})
+        ```
     """
     calls = _calls(config_or_model, tier_models, role_tiers)
     return _build_simple(calls).compile(checkpointer=checkpointer, name="aco_simple")
@@ -366,13 +382,23 @@ def create_moderate_graph(
     *,
     tier_models: Mapping[int, BaseChatModel] | None = None,
     role_tiers: Mapping[str, int | None] | None = None,
-    checkpointer: Any = None,
-) -> Any:
+    checkpointer: Checkpointer = None,
+) -> StrategyGraph:
     """Seed 3 ``moderate``: plan (planner tier), then execute (executor tier).
 
-    Usage::
+    Args:
+        config_or_model: An ``ACOConfig``, YAML path, dict, or an ``ACORouterChatModel``.
+        tier_models: Chat models per tier (for a new router model).
+        role_tiers: Tier per role (``planner``, ``executor``, ...); None lets the router choose.
+        checkpointer: A LangGraph checkpointer.
 
+    Returns:
+        The compiled graph.
+
+    Example:
+        ```python
         create_moderate_graph(cfg, tier_models=tiers).invoke({"task": "Write a parser"})
+        ```
     """
     calls = _calls(config_or_model, tier_models, role_tiers)
     return _build_moderate(calls).compile(checkpointer=checkpointer, name="aco_moderate")
@@ -384,13 +410,27 @@ def create_complex_graph(
     tier_models: Mapping[int, BaseChatModel] | None = None,
     role_tiers: Mapping[str, int | None] | None = None,
     specialists: Sequence[str] = DEFAULT_SPECIALISTS,
-    checkpointer: Any = None,
-) -> Any:
+    checkpointer: Checkpointer = None,
+) -> StrategyGraph:
     """Seed 3 ``complex``: specialists in parallel (``Send``), then a merge call.
 
-    Usage::
+    Args:
+        config_or_model: An ``ACOConfig``, YAML path, dict, or an ``ACORouterChatModel``.
+        tier_models: Chat models per tier (for a new router model).
+        role_tiers: Tier per role (``planner``, ``executor``, ...); None lets the router choose.
+        specialists: The specialist roles run in parallel.
+        checkpointer: A LangGraph checkpointer.
 
+    Returns:
+        The compiled graph.
+
+    Raises:
+        ValueError: ``specialists`` is empty.
+
+    Example:
+        ```python
         create_complex_graph(cfg, tier_models=tiers).invoke({"task": "Compare three designs"})
+        ```
     """
     if not specialists:
         raise ValueError("specialists must name at least one role")
@@ -406,17 +446,33 @@ def create_critical_graph(
     specialists: Sequence[str] = DEFAULT_SPECIALISTS,
     critics: int = 2,
     human_approval: bool = False,
-    checkpointer: Any = None,
-) -> Any:
+    checkpointer: Checkpointer = None,
+) -> StrategyGraph:
     """Seed 3 ``critical``: specialists, a draft, a critic ensemble, optional human approval.
 
     With ``human_approval`` the run stops at an ``interrupt`` (needs a checkpointer); resume
     with ``Command(resume=True)`` (release) or ``Command(resume=False)`` (reject).
 
-    Usage::
+    Args:
+        config_or_model: An ``ACOConfig``, YAML path, dict, or an ``ACORouterChatModel``.
+        tier_models: Chat models per tier (for a new router model).
+        role_tiers: Tier per role (``planner``, ``executor``, ...); None lets the router choose.
+        specialists: The specialist roles run in parallel.
+        critics: How many critics review the draft.
+        human_approval: Wait for a human before releasing the answer.
+        checkpointer: A LangGraph checkpointer (needed for ``human_approval``).
 
+    Returns:
+        The compiled graph.
+
+    Raises:
+        ValueError: ``critics < 1`` or ``specialists`` is empty.
+
+    Example:
+        ```python
         g = create_critical_graph(cfg, tier_models=tiers, human_approval=True,
                                   checkpointer=InMemorySaver())
+        ```
     """
     if critics < 1:
         raise ValueError(f"critics must be >= 1, got {critics}")
@@ -436,15 +492,28 @@ def create_strategy_graph(
     specialists: Sequence[str] = DEFAULT_SPECIALISTS,
     critics: int = 2,
     human_approval: bool = False,
-    checkpointer: Any = None,
-) -> Any:
+    checkpointer: Checkpointer = None,
+) -> StrategyGraph:
     """Classify the task (``routing.strategy.classify_strategy`` over the router's
     assessment and seed 3's markers) and run the matching strategy.
 
-    Usage::
+    Args:
+        config_or_model: An ``ACOConfig``, YAML path, dict, or an ``ACORouterChatModel``.
+        tier_models: Chat models per tier (for a new router model).
+        role_tiers: Tier per role (``planner``, ``executor``, ...); None lets the router choose.
+        specialists: The specialist roles of ``complex`` and ``critical``.
+        critics: How many critics ``critical`` runs.
+        human_approval: ``critical`` waits for a human before releasing the answer.
+        checkpointer: A LangGraph checkpointer.
 
+    Returns:
+        The compiled graph; a task without a non-empty ``task`` string raises ``ValueError``.
+
+    Example:
+        ```python
         g = create_strategy_graph(cfg, tier_models=tiers)
         g.invoke({"task": "Audit the payment service for security issues"})["strategy"]
+        ```
     """
     from aco_langchain.routing import RouteRequest, get_router
     from aco_langchain.routing.strategy import classify_strategy
@@ -481,7 +550,9 @@ __all__ = [
     "DEFAULT_SPECIALISTS",
     "ROLE_PROMPTS",
     "STRATEGIES",
+    "StrategyBuilder",
     "StrategyCalls",
+    "StrategyGraph",
     "create_complex_graph",
     "create_critical_graph",
     "create_moderate_graph",
