@@ -98,7 +98,7 @@ from aco_langchain.agent.policy import (
 from aco_langchain.integrations.langgraph.agent import ConfigOrModel, resolve_router_model
 from aco_langchain.integrations.langgraph.nodes import with_metadata
 from aco_langchain.integrations.tool_calls import ToolCallRecorder, ToolResult
-from aco_langchain.tracing.callback import EVENT_STOP, EVENT_VERDICT, VERIFIER_TAG
+from aco_langchain.tracing.names import EVENT_STOP, EVENT_VERDICT, VERIFIER_TAG
 
 if TYPE_CHECKING:
     from langchain_core.runnables import RunnableConfig

@@ -70,7 +70,7 @@ from aco_langchain.agent.engine import (
 )
 from aco_langchain.agent.policy import AgentPolicy, RunSettings, run_settings, takes_tools
 from aco_langchain.integrations.tool_calls import ToolCallRecorder
-from aco_langchain.tracing.callback import EVENT_STOP, EVENT_VERDICT, VERIFIER_TAG
+from aco_langchain.tracing.names import EVENT_STOP, EVENT_VERDICT, VERIFIER_TAG
 
 if TYPE_CHECKING:
     from aco_langchain.chat.model import ACORouterChatModel
