@@ -6,7 +6,7 @@ import pytest
 
 from aco_langchain import ACORouterChatModel
 from aco_langchain.config import config_from_dict
-from aco_langchain.errors import AllTiersFailedError
+from aco_langchain.errors import AllTiersFailedError, StreamInterruptedError
 from aco_langchain.routing import RuleRouter
 from tests.fault_server import Fault, FaultServer
 
@@ -73,7 +73,7 @@ def test_stream_falls_back_before_first_chunk(servers) -> None:
 def test_stream_cut_midway_is_not_answered_twice(servers) -> None:
     servers[2].push("cut")
     llm = _llm(servers)
-    with pytest.raises(Exception):  # noqa: B017 - any transport error
+    with pytest.raises(StreamInterruptedError, match="tier 2"):
         "".join(str(c.content) for c in llm.stream("hi", force_tier=2))
     assert len(servers[3].requests) == 0
 

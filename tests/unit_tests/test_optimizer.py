@@ -33,7 +33,8 @@ def test_seed_basic_routing_shape():
 
 def test_default_constructor_works():
     result = ACOOptimizer().start_run("What is 2+2?")
-    assert 1 <= result["routing"]["tier"] <= 5
+    assert result["routing"]["tier"] <= 2  # a trivial prompt stays on a cheap tier
+    assert result["routing"]["reason"]
 
 
 def test_langchain_integration_example_routes_without_end_run(tmp_path):

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from aco_langchain.config import ACOConfig, config_from_dict
-from aco_langchain.errors import BudgetExceededError, TierUnavailableError
+from aco_langchain.errors import BudgetExceededError, RoutingError, TierUnavailableError
 from aco_langchain.routing import Assessment, RouteRequest, RuleRouter, decide, route
 
 CFG = ACOConfig(router="rules")
@@ -66,7 +66,7 @@ def test_max_cost_is_a_hard_constraint() -> None:
     req = RouteRequest.from_text("x" * 4000, max_cost_usd=0.01)
     d = decide(_assessment(5), req, CFG)
     assert d.cost_estimate <= 0.01 and d.tier < 5
-    with pytest.raises(Exception, match="max_cost_usd"):
+    with pytest.raises(RoutingError, match="max_cost_usd"):
         decide(
             _assessment(5),
             RouteRequest.from_text("x", max_cost_usd=0.0),

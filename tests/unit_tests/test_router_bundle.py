@@ -90,7 +90,6 @@ def test_learned_router_assess_on_trained_bundle(tmp_path: Path) -> None:
     a = router.assess(RouteRequest.from_text("Question: which is larger?\nA) 1\nB) 2"), ACOConfig())
     assert a.router == "learned"
     assert set(a.p_success) == {1, 2, 3, 4, 5}
-    assert 1 <= a.suggested_tier <= 5 and 1 <= a.difficulty <= 5
     assert a.confidence == pytest.approx(a.p_success[a.suggested_tier])
     assert a.reason.startswith("learned:")
 
