@@ -367,10 +367,11 @@ def _default_floors() -> dict[str, int]:
 class ACOConfig(_Strict):
     """The whole configuration. Defaults are the seed's five-tier table and thresholds.
 
-    Usage::
-
+    Example:
+        ```python
         cfg = ACOConfig(router_model_path="my_bundle/")
         cfg.routing.max_cost_per_task   # 5.0
+        ```
     """
 
     routing: RoutingSettings = Field(default_factory=RoutingSettings)
@@ -486,9 +487,20 @@ def config_from_dict(data: dict[str, Any], source: str = "config") -> ACOConfig:
 def load_config(path: str | os.PathLike[str] | None = None) -> ACOConfig:
     """Load ``config.yaml``; None gives the defaults (or ``$ACO_CONFIG`` when set).
 
-    Usage::
+    Args:
+        path: The YAML file; None reads ``$ACO_CONFIG``, else gives the defaults.
 
+    Returns:
+        The validated config.
+
+    Raises:
+        ConfigError: The file is missing, unreadable, not YAML, or a field is wrong (the
+            message names the file, the field and the fix).
+
+    Example:
+        ```python
         cfg = load_config("config.yaml")
+        ```
     """
     if path is None:
         env = os.environ.get("ACO_CONFIG")

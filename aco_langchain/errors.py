@@ -23,15 +23,38 @@ from collections.abc import Mapping
 
 
 class ACOError(Exception):
-    """Base class of every error aco-langchain raises; catch it to handle all of ours."""
+    """Base class of every error aco-langchain raises; catch it to handle all of ours.
+
+    Example:
+        ```python
+        try:
+            llm.invoke("Summarize the incident report")
+        except ACOError as exc:   # any error of ours
+            print("aco-langchain could not answer:", exc)
+        ```
+    """
 
 
 class ConfigError(ACOError, ValueError):
-    """A config problem, worded for the user: names the field and the fix."""
+    """A config problem, worded for the user: names the field and the fix.
+
+    Example:
+        ```python
+        ACOConfig.model_validate({"routing": {"safety_threshold": 2}})
+        # ConfigError: routing.safety_threshold must be <= 1 ...
+        ```
+    """
 
 
 class RoutingError(ACOError, RuntimeError):
-    """No tier can serve the request under the given constraints."""
+    """No tier can serve the request under the given constraints.
+
+    Example:
+        ```python
+        llm.invoke("hi", max_cost_usd=0.0)
+        # RoutingError: max_cost_usd=0.0 is below the cheapest tier's estimate ...
+        ```
+    """
 
 
 class InvalidRequestError(ACOError, ValueError):
@@ -52,6 +75,14 @@ class ContextTooLongError(RoutingError):
     Attributes:
         needed_tokens: the prompt's token estimate plus the output tokens asked for.
         largest_context: the largest ``max_context`` of the tiers that could take the call.
+
+    Example:
+        ```python
+        try:
+            llm.invoke("x" * 200_000)
+        except ContextTooLongError as exc:
+            print(exc.needed_tokens, exc.largest_context)
+        ```
     """
 
     def __init__(self, message: str, needed_tokens: int, largest_context: int) -> None:
@@ -68,6 +99,14 @@ class BudgetExceededError(RoutingError):
         limit_usd: that budget's limit in USD, when it is a money budget.
         spent_usd: what the scope had spent (settled) when the call was refused.
         held_usd: what calls in flight held against it.
+
+    Example:
+        ```python
+        try:
+            llm.invoke("Plan the migration", aco_run_id="job-7")
+        except BudgetExceededError as exc:
+            print(exc.scope, exc.limit_usd, exc.spent_usd, exc.held_usd)
+        ```
     """
 
     def __init__(
@@ -91,6 +130,12 @@ class TierUnavailableError(RoutingError):
 
     Raised instead of answering below a forced tier or a risk floor unless
     ``routing.allow_degrade`` is true.
+
+    Example:
+        ```python
+        ACORouterChatModel(config=ACOConfig(router="rules")).invoke("hi", force_tier=4)
+        # TierUnavailableError: tier 4 ... no OPENAI_API_KEY ...
+        ```
     """
 
 
@@ -174,6 +219,14 @@ class TierReplyError(ACOError, RuntimeError):
 
     Attributes:
         tier: the tier that answered.
+
+    Example:
+        ```python
+        try:
+            llm.invoke("hi", force_tier=2)
+        except AllTiersFailedError as exc:
+            print(exc.exceptions[2])   # TierReplyError: tier 2 gave no usable answer: ...
+        ```
     """
 
     def __init__(self, tier: int, what: str) -> None:
@@ -189,6 +242,15 @@ class StreamInterruptedError(ACOError, RuntimeError):
         tier: the tier whose stream broke.
         chunks: how many chunks were delivered.
         chars: how many characters of content were delivered.
+
+    Example:
+        ```python
+        try:
+            for chunk in llm.stream("Write the report"):
+                print(chunk.content, end="")
+        except StreamInterruptedError as exc:
+            print(exc.tier, exc.chunks, exc.chars)
+        ```
     """
 
     def __init__(self, tier: int, chunks: int, chars: int, why: str) -> None:
@@ -202,15 +264,36 @@ class StreamInterruptedError(ACOError, RuntimeError):
 
 
 class LedgerError(ACOError, RuntimeError):
-    """The spend ledger cannot be opened or written; the message names the URL and the fix."""
+    """The spend ledger cannot be opened or written; the message names the URL and the fix.
+
+    Example:
+        ```python
+        ACORouterChatModel(ledger="sqlite:////read-only/ledger.db")
+        # LedgerError: cannot open the spend ledger at sqlite:////read-only/ledger.db ...
+        ```
+    """
 
 
 class LedgerURLError(LedgerError):
-    """A ledger URL that is malformed or names an unknown scheme."""
+    """A ledger URL that is malformed or names an unknown scheme.
+
+    Example:
+        ```python
+        open_ledger("mysql://host/db")
+        # LedgerURLError: unknown ledger scheme 'mysql' ...
+        ```
+    """
 
 
 class LocalModelError(ACOError, RuntimeError):
-    """A local-tier problem, worded for the user: says what is wrong and what to run."""
+    """A local-tier problem, worded for the user: says what is wrong and what to run.
+
+    Example:
+        ```python
+        from aco_langchain.providers import local
+        local.start()   # LocalModelError: llama-server is not built: run `aco local-model build`
+        ```
+    """
 
 
 class LocalToolCallError(LocalModelError, ValueError):
@@ -223,15 +306,36 @@ class LocalToolCallError(LocalModelError, ValueError):
 
 
 class BundleError(ACOError, ValueError):
-    """A router bundle that cannot be trusted or read: missing, tampered, or of another version."""
+    """A router bundle that cannot be trusted or read: missing, tampered, or of another version.
+
+    Example:
+        ```python
+        from aco_langchain.routing.bundle import load_bundle
+        load_bundle("router_models/missing")   # BundleError: no router bundle at ...
+        ```
+    """
 
 
 class DataError(ACOError, ValueError):
-    """A data file that cannot be read as outcomes; the message names the file and the fix."""
+    """A data file that cannot be read as outcomes; the message names the file and the fix.
+
+    Example:
+        ```python
+        from aco_langchain.routing.training.datasets import load_outcomes
+        load_outcomes(["notes.txt"])   # DataError: notes.txt: line 1 is not JSON ...
+        ```
+    """
 
 
 class TrainError(ACOError, ValueError):
-    """Training input that cannot give a router (too few prompts, missing extra...)."""
+    """Training input that cannot give a router (too few prompts, missing extra...).
+
+    Example:
+        ```python
+        from aco_langchain.routing.training.train import train_bundle
+        train_bundle(tiny_outcomes)   # TrainError: too few prompts to train a router ...
+        ```
+    """
 
 
 class PlotError(ACOError, RuntimeError):

@@ -41,11 +41,12 @@ def _approx_tokens(text: str) -> int:
 class ScriptedChatModel(BaseChatModel):
     """A chat model that plays a script; thread-safe; records what it was sent.
 
-    Usage::
-
+    Example:
+        ```python
         m = ScriptedChatModel(script=["hello"], cycle=True, logprob=-0.05)
         m.invoke("hi").content        # 'hello'
         m.calls                       # [[HumanMessage('hi')]]
+        ```
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)

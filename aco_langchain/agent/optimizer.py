@@ -50,10 +50,11 @@ class ACOOptimizer:
     ``unavailable``: tiers to treat as unavailable when routing (e.g.
     ``TierRegistry(cfg).unavailable()``); by default routing says what is optimal.
 
-    Usage::
-
+    Example:
+        ```python
         opt = ACOOptimizer()                       # defaults, learned router when shipped
         opt = ACOOptimizer(cfg, sink=InMemoryTraceSink())
+        ```
     """
 
     def __init__(

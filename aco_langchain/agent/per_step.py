@@ -80,7 +80,14 @@ class _Entry:
 
 
 class StepDecision(BaseModel):
-    """One step's routing: the tier to use and why (``stop`` when the budget says stop)."""
+    """One step's routing: the tier to use and why (``stop`` when the budget says stop).
+
+    Example:
+        ```python
+        d = PerStepRouter(max_budget=2.0).route_step("Read the logs", 1)
+        d.adjusted_tier, d.action_kind, d.reason
+        ```
+    """
 
     step_num: int
     action_kind: ActionKind
@@ -242,10 +249,11 @@ class PerStepRouter:
     ``max_budget`` defaults to ``config.routing.max_cost_per_task``. Not thread-safe: one
     router per run.
 
-    Usage::
-
+    Example:
+        ```python
         ps = PerStepRouter(max_budget=2.0)
         d = ps.route_step("Fix the null check", 2, has_prior_failures=True)
+        ```
     """
 
     def __init__(

@@ -76,13 +76,14 @@ from aco_langchain.spend.ledger import SpendLedger, open_ledger
 class ACORouterChatModel(PlanningMixin, MetadataMixin, ExecuteMixin, BaseChatModel):
     """Routes every call to the cheapest capable tier of five; drop it in wherever an llm goes.
 
-    Usage::
-
+    Example:
+        ```python
         llm = ACORouterChatModel(config="config.yaml")
         llm = ACORouterChatModel(tier_models={1: local_llm, 4: ChatOpenAI(model="gpt-4.1")})
         llm.bind_tools([search]).invoke("Find the release notes")
         llm.invoke("hi", config={"configurable": {"max_cost_usd": 0.01}})
         llm = ACORouterChatModel(cache="sqlite:///aco-cache.db")   # repeats: no tier call, $0
+        ```
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True, populate_by_name=True)

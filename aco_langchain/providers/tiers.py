@@ -204,10 +204,11 @@ def build_chat_model(spec: TierSpec, config: ACOConfig) -> BaseChatModel:
 class TierRegistry:
     """The five tiers of one config, their models built lazily and kept per registry.
 
-    Usage::
-
+    Example:
+        ```python
         reg = TierRegistry(cfg, instances={1: my_local_model})
         reg.model(1).invoke("hi")
+        ```
     """
 
     def __init__(

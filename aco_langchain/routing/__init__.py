@@ -71,6 +71,24 @@ def route(
 
     A forced call (``force_tier`` / ``force_model``) is decided without consulting the
     router at all.
+
+    Args:
+        request: The call (prompt, structure, per-call options).
+        config: Tiers, floors and thresholds.
+        router: The router; None: the config's.
+        unavailable: Tiers that cannot be called now, with why.
+        spent_usd: What the call's run has spent so far.
+
+    Returns:
+        The decision (tier, model, reason, cost estimate).
+
+    Raises:
+        RoutingError: No tier can serve the request under its constraints.
+
+    Example:
+        ```python
+        route(RouteRequest.from_text("Fix the auth bug in production"), ACOConfig()).tier   # 5
+        ```
     """
     assessment = None
     if needs_assessment(request):

@@ -116,7 +116,14 @@ def _option_errors(err: ValidationError) -> str:
 
 
 class RouteRequest(BaseModel):
-    """What is known before the call: the prompt, its structure, the tools bound."""
+    """What is known before the call: the prompt, its structure, the tools bound.
+
+    Example:
+        ```python
+        req = RouteRequest.from_text("Fix the auth bug", risk="high")
+        req.routing_text, req.constraints.risk
+        ```
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -144,7 +151,14 @@ class RouteRequest(BaseModel):
 
 
 class Assessment(BaseModel):
-    """A router's view of a request, before policy."""
+    """A router's view of a request, before policy.
+
+    Example:
+        ```python
+        a = RuleRouter().assess(RouteRequest.from_text("What is 2+2?"), ACOConfig())
+        a.suggested_tier, a.p_success, a.task_type
+        ```
+    """
 
     task_type: str
     difficulty: int = Field(..., ge=1, le=5)
@@ -168,6 +182,12 @@ class RouteDecision(BaseModel):
 
     A forced tier (``force_tier`` / ``force_model``) is decided without any assessment:
     its ``confidence``, ``difficulty`` and ``complexity`` are None.
+
+    Example:
+        ```python
+        d = route(RouteRequest.from_text("What is 2+2?"), ACOConfig())
+        d.tier, d.model_id, d.reason, d.cost_estimate
+        ```
     """
 
     tier: int = Field(..., ge=1, le=5)
@@ -222,7 +242,18 @@ class RouteDecision(BaseModel):
 
 @runtime_checkable
 class Router(Protocol):
-    """Anything that can assess a request. Implementations: RuleRouter, LearnedRouter."""
+    """Anything that can assess a request. Implementations: RuleRouter, LearnedRouter.
+
+    Example:
+        ```python
+        class AlwaysLocal:
+            name = "local"
+            def assess(self, request: RouteRequest, config: ACOConfig) -> Assessment:
+                return RuleRouter().assess(request, config).model_copy(update={"suggested_tier": 1})
+
+        ACORouterChatModel(router=AlwaysLocal())
+        ```
+    """
 
     name: str
 

@@ -213,6 +213,12 @@ def decide(
             would go below a forced tier or a risk floor (see ``routing.allow_degrade``).
         BudgetExceededError: the run's budget is spent and ``on_budget_exceeded: raise``.
         RoutingError: ``max_cost_usd`` is below every tier, or ``force_model`` is unknown.
+
+    Example:
+        ```python
+        a = RuleRouter().assess(req, cfg)
+        decide(a, req, cfg, unavailable={2: "no OPENAI_API_KEY"}, spent_usd=0.1).tier
+        ```
     """
     unavailable = dict(unavailable or {})
     c = request.constraints

@@ -145,7 +145,14 @@ def success_curve(difficulty: int) -> dict[int, float]:
 
 
 class RuleRouter:
-    """Seed-3 keyword rules. Fast (a few microseconds), no data needed."""
+    """Seed-3 keyword rules. Fast (a few microseconds), no data needed.
+
+    Example:
+        ```python
+        RuleRouter().assess(RouteRequest.from_text("Deploy the payment fix"), ACOConfig()).risk
+        # 'critical'
+        ```
+    """
 
     name = "rules"
 

@@ -96,10 +96,11 @@ class ACOTraceCallbackHandler(_HandlerMixin, BaseCallbackHandler):
 
     ``sink``: a ``TraceSink``, a JSONL path, or None (``config.trace_path``, else memory).
 
-    Usage::
-
+    Example:
+        ```python
         h = ACOTraceCallbackHandler("traces/aco_traces.jsonl")
         chain.invoke(inputs, config={"callbacks": [h]})
+        ```
     """
 
     def on_chain_start(self, serialized: Any, inputs: Any, *, run_id: UUID, **kw: Any) -> None:
@@ -142,10 +143,11 @@ class ACOTraceCallbackHandler(_HandlerMixin, BaseCallbackHandler):
 class AsyncACOTraceCallbackHandler(_HandlerMixin, AsyncCallbackHandler):
     """Async variant of ``ACOTraceCallbackHandler`` (same implementation, same traces).
 
-    Usage::
-
+    Example:
+        ```python
         h = AsyncACOTraceCallbackHandler(InMemoryTraceSink())
         await graph.ainvoke(inputs, {"callbacks": [h]})
+        ```
     """
 
     async def on_chain_start(

@@ -92,7 +92,14 @@ class TraceStep(_TraceModel):
 
 
 class Trace(_TraceModel):
-    """A whole run in the seed's Trace Format (plus ``schema_version`` and extras)."""
+    """A whole run in the seed's Trace Format (plus ``schema_version`` and extras).
+
+    Example:
+        ```python
+        trace = Trace.model_validate_json(line)   # one line of traces/aco_traces.jsonl
+        trace.total_cost, trace.final_outcome, [s.tier for s in trace.steps]
+        ```
+    """
 
     schema_version: int = SCHEMA_VERSION
     trace_id: str = Field(default_factory=lambda: uuid.uuid4().hex[:12])
@@ -136,11 +143,12 @@ class TraceRecorder:
     A model call opens a new step (unless ``step_num`` names an existing one); tool and
     verifier calls attach to the current step (opening one if there is none yet).
 
-    Usage::
-
+    Example:
+        ```python
         rec = TraceRecorder(request="What is 2+2?")
         rec.record_model_call(model_id="tiny-local-3b", tier=1, input_tokens=10)
         trace = rec.finish(task_success=True)
+        ```
     """
 
     def __init__(

@@ -60,3 +60,14 @@ def test_reveal_type_of_the_public_api_is_never_any(tmp_path: Path) -> None:
         if 'Revealed type is "Any"' in line or re.search(r'-> Any"?$', line)
     ]
     assert not anys, "\n".join(anys)
+
+
+@pytest.mark.parametrize("name", [n for n in aco_langchain.__all__ if n != "__version__"])
+def test_every_exported_name_has_a_google_style_docstring(name: str) -> None:
+    import inspect
+
+    obj = getattr(aco_langchain, name)
+    doc = inspect.getdoc(obj) or ""
+    assert "Example:" in doc and "```python" in doc, f"{name}: no Example block"
+    if inspect.isfunction(obj):
+        assert "Args:" in doc and "Returns:" in doc, f"{name}: no Args/Returns"

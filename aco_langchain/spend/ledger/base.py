@@ -304,6 +304,14 @@ class SpendLedger(Protocol):
             ledger.release(got)           # the call failed: nothing was spent
 
     Readers: ``spent(run_key)``, ``usage(scope)``, ``records(...)``, ``summary(...)``.
+
+    Example:
+        ```python
+        ledger = open_ledger("sqlite:///ledger.db")
+        llm = ACORouterChatModel(ledger=ledger)
+        llm.invoke("hi", aco_run_id="job-7")
+        ledger.spent("job-7")
+        ```
     """
 
     url: str

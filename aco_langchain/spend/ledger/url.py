@@ -108,6 +108,15 @@ def open_ledger(
     SQLite and Postgres ledgers are shared per process and URL (one connection set for every
     model); ``memory://`` gives a new private ledger each time.
 
+    Args:
+        url: ``memory://``, ``sqlite:///path`` or ``postgresql://...``; None resolves
+            ``$ACO_LEDGER_URL``, then the config's ``ledger.url``, then the default file.
+        config: The config whose ``ledger`` section applies.
+        shared: Reuse the process's open ledger for the same URL.
+
+    Returns:
+        The ledger, its schema created or migrated.
+
     Example:
         ```python
         from aco_langchain.spend.ledger import open_ledger
