@@ -96,9 +96,9 @@ from aco_langchain.agent.policy import (
     takes_tools,
 )
 from aco_langchain.integrations.langgraph.agent import ConfigOrModel, resolve_router_model
-from aco_langchain.integrations.langgraph.nodes import with_metadata
+from aco_langchain.integrations.langgraph.nodes import VerifierCall, verifier_call
 from aco_langchain.integrations.tool_calls import ToolCallRecorder, ToolResult
-from aco_langchain.tracing.names import EVENT_STOP, EVENT_VERDICT, VERIFIER_TAG
+from aco_langchain.tracing.names import EVENT_STOP, EVENT_VERDICT
 
 if TYPE_CHECKING:
     from langchain_core.runnables import RunnableConfig
@@ -475,7 +475,7 @@ class ACOMiddleware(AgentMiddleware[ACOMiddlewareState[ResponseT], ContextT, Res
     # ------------------------------------------------------------------ after the model
     def _after_model(
         self, state: Mapping[str, Any], runtime: Any
-    ) -> tuple[Update | None, tuple[VerifyPlan, AgentPolicy, dict[str, Any]] | None]:
+    ) -> tuple[Update | None, VerifierCall | None]:
         """The tool gate for tool calls; the verification plan for a final answer."""
         policy = self._policy(self._settings(runtime))
         view, key = self._view(state, policy)
@@ -499,14 +499,7 @@ class ACOMiddleware(AgentMiddleware[ACOMiddlewareState[ResponseT], ContextT, Res
             return None, None
         if not plan.needed:
             return {"aco_events": [plan.gate_event]}, None
-        meta = {"aco_role": "verifier", "aco_tier": plan.tier, "aco_step": plan.step}
-        kwargs: dict[str, Any] = {
-            "config": with_metadata(_current_config(), meta, [VERIFIER_TAG]),
-            "force_tier": plan.tier,
-        }
-        if key:
-            kwargs["aco_run_id"] = key
-        return None, (plan, policy, kwargs)
+        return None, verifier_call(plan, policy, key, _current_config())
 
     @hook_config(can_jump_to=["model"])
     @override
@@ -529,10 +522,10 @@ class ACOMiddleware(AgentMiddleware[ACOMiddlewareState[ResponseT], ContextT, Res
         update, verify = self._after_model(state, runtime)
         if verify is None:
             return update
-        plan, policy, kwargs = verify
-        outcome = verification_outcome(plan, policy, self.llm.invoke(plan.prompt, **kwargs))
+        reply = self.llm.invoke(verify.plan.prompt, **verify.kwargs)
+        outcome = verification_outcome(verify.plan, verify.policy, reply)
         _emit(EVENT_VERDICT, outcome.verdict)
-        return _verifier_update(plan, outcome)
+        return _verifier_update(verify.plan, outcome)
 
     @hook_config(can_jump_to=["model"])
     @override
@@ -543,11 +536,10 @@ class ACOMiddleware(AgentMiddleware[ACOMiddlewareState[ResponseT], ContextT, Res
         update, verify = self._after_model(state, runtime)
         if verify is None:
             return update
-        plan, policy, kwargs = verify
-        reply = await self.llm.ainvoke(plan.prompt, **kwargs)
-        outcome = verification_outcome(plan, policy, reply)
+        reply = await self.llm.ainvoke(verify.plan.prompt, **verify.kwargs)
+        outcome = verification_outcome(verify.plan, verify.policy, reply)
         await _aemit(EVENT_VERDICT, outcome.verdict)
-        return _verifier_update(plan, outcome)
+        return _verifier_update(verify.plan, outcome)
 
     # ------------------------------------------------------------------ tools
     @override

@@ -31,6 +31,7 @@ from __future__ import annotations
 import functools
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.callbacks.manager import adispatch_custom_event, dispatch_custom_event
@@ -118,6 +119,45 @@ def pending_tool_calls(messages: Sequence[BaseMessage]) -> list[ToolCall]:
                 if tc["id"] not in answered
             ]
     return []
+
+
+@dataclass(frozen=True)
+class VerifierCall:
+    """The verifier call to make: the plan, the policy, and the call's keyword arguments."""
+
+    plan: VerifyPlan
+    policy: AgentPolicy
+    kwargs: dict[str, Any]
+
+
+def verifier_call(
+    plan: VerifyPlan, policy: AgentPolicy, run_key: str | None, config: RunnableConfig | None
+) -> VerifierCall:
+    """The verifier's call: its tier, the run's ledger key, the ``aco:verifier`` tag.
+
+    Args:
+        plan: The verification plan (``needed``).
+        policy: The run's policy.
+        run_key: The run's ledger key (the verifier's cost is the run's).
+        config: The current run config (callbacks, tags).
+
+    Returns:
+        The call, for ``llm.invoke(call.plan.prompt, **call.kwargs)``.
+
+    Example:
+        ```python
+        call = verifier_call(plan, policy, "t1:3f2a9c1d", config)
+        reply = llm.invoke(call.plan.prompt, **call.kwargs)
+        ```
+    """
+    meta = {"aco_role": "verifier", "aco_tier": plan.tier, "aco_step": plan.step}
+    kwargs: dict[str, Any] = {
+        "config": with_metadata(config, meta, [VERIFIER_TAG]),
+        "force_tier": plan.tier,
+    }
+    if run_key:
+        kwargs["aco_run_id"] = run_key
+    return VerifierCall(plan, policy, kwargs)
 
 
 def _stop_update(stop: StopOutcome) -> Update:
@@ -300,37 +340,29 @@ class ACOAgentNodes:
         )
         return {} if plan is None else {"aco_events": [plan.gate_event]}
 
-    def _verifier_plan(
+    def _verifier_call(
         self, state: Mapping[str, Any], config: RunnableConfig
-    ) -> tuple[AgentPolicy, VerifyPlan | None, dict[str, Any]]:
+    ) -> VerifierCall | None:
         policy = self._policy(config)
         view, key = self._view(state, policy)
         plan = plan_verification(view, policy, state["messages"])
-        if plan is None:
-            return policy, None, {}
-        meta = {"aco_role": "verifier", "aco_tier": plan.tier, "aco_step": plan.step}
-        kwargs: dict[str, Any] = {
-            "config": with_metadata(config, meta, [VERIFIER_TAG]),
-            "force_tier": plan.tier,
-        }
-        if key:
-            kwargs["aco_run_id"] = key
-        return policy, plan, kwargs
+        return None if plan is None else verifier_call(plan, policy, key, config)
 
     def _verifier(self, state: Mapping[str, Any], config: RunnableConfig) -> Update:
-        policy, plan, kwargs = self._verifier_plan(state, config)
-        if plan is None:
+        call = self._verifier_call(state, config)
+        if call is None:
             return {}
-        outcome = verification_outcome(plan, policy, self.llm.invoke(plan.prompt, **kwargs))
+        reply = self.llm.invoke(call.plan.prompt, **call.kwargs)
+        outcome = verification_outcome(call.plan, call.policy, reply)
         dispatch_custom_event(EVENT_VERDICT, outcome.verdict, config=config)
         return _verifier_update(outcome)
 
     async def _averifier(self, state: Mapping[str, Any], config: RunnableConfig) -> Update:
-        policy, plan, kwargs = self._verifier_plan(state, config)
-        if plan is None:
+        call = self._verifier_call(state, config)
+        if call is None:
             return {}
-        reply = await self.llm.ainvoke(plan.prompt, **kwargs)
-        outcome = verification_outcome(plan, policy, reply)
+        reply = await self.llm.ainvoke(call.plan.prompt, **call.kwargs)
+        outcome = verification_outcome(call.plan, call.policy, reply)
         await adispatch_custom_event(EVENT_VERDICT, outcome.verdict, config=config)
         return _verifier_update(outcome)
 
@@ -415,8 +447,10 @@ class ACOAgentNodes:
 __all__ = [
     "ACOAgentNodes",
     "StepActionFn",
+    "VerifierCall",
     "last_ai",
     "node_settings",
     "pending_tool_calls",
+    "verifier_call",
     "with_metadata",
 ]
