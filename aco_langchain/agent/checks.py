@@ -148,35 +148,31 @@ def rejection_reason(value: Any) -> str:
 
 
 # --------------------------------------------------------------------------- tool calls
-def not_run_message(tool_call: Mapping[str, Any], reason: str) -> ToolMessage:
-    """The ToolMessage that answers a call that was not run (gate or human), saying why."""
+def _error_answer(tool_call: Mapping[str, Any], content: str) -> ToolMessage:
     return ToolMessage(
-        content=f"Tool call not run: {reason}",
+        content=content,
         tool_call_id=str(tool_call["id"]),
         name=str(tool_call["name"]),
         status="error",
     )
+
+
+def not_run_message(tool_call: Mapping[str, Any], reason: str) -> ToolMessage:
+    """The ToolMessage that answers a call that was not run (gate or human), saying why."""
+    return _error_answer(tool_call, f"Tool call not run: {reason}")
 
 
 def unknown_tool_message(tool_call: Mapping[str, Any], known: Collection[str]) -> ToolMessage:
     """The error ToolMessage for a call of a tool the agent does not have."""
     names = ", ".join(known) or "none"
-    return ToolMessage(
-        content=f"Error: unknown tool {tool_call['name']!r} (available: {names})",
-        tool_call_id=str(tool_call["id"]),
-        name=str(tool_call["name"]),
-        status="error",
+    return _error_answer(
+        tool_call, f"Error: unknown tool {tool_call['name']!r} (available: {names})"
     )
 
 
 def error_message(tool_call: Mapping[str, Any], exc: BaseException) -> ToolMessage:
     """The error ToolMessage of a tool that raised (a failing tool is an answer, not a crash)."""
-    return ToolMessage(
-        content=f"Error: {type(exc).__name__}: {exc}",
-        tool_call_id=str(tool_call["id"]),
-        name=str(tool_call["name"]),
-        status="error",
-    )
+    return _error_answer(tool_call, f"Error: {type(exc).__name__}: {exc}")
 
 
 @dataclass(frozen=True)

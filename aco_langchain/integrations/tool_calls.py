@@ -149,9 +149,12 @@ class ToolCallRecorder:
         except GraphBubbleUp:
             raise
         except Exception as exc:  # noqa: BLE001 - a failing tool is an answer, not a crash
-            logger.info("tool %s raised %s: %s", call.tool_call["name"], type(exc).__name__, exc)
-            return self._finish(call, error_message(call.tool_call, exc))
+            return self._failed(call, exc)
         return self._finish(call, result)
+
+    def _failed(self, call: _Call, exc: Exception) -> ToolResult:
+        logger.info("tool %s raised %s: %s", call.tool_call["name"], type(exc).__name__, exc)
+        return self._finish(call, error_message(call.tool_call, exc))
 
     async def awrap(
         self,
@@ -168,8 +171,7 @@ class ToolCallRecorder:
         except GraphBubbleUp:
             raise
         except Exception as exc:  # noqa: BLE001 - a failing tool is an answer, not a crash
-            logger.info("tool %s raised %s: %s", call.tool_call["name"], type(exc).__name__, exc)
-            return self._finish(call, error_message(call.tool_call, exc))
+            return self._failed(call, exc)
         return self._finish(call, result)
 
 
