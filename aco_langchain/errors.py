@@ -302,6 +302,12 @@ class LocalToolCallError(LocalModelError, ValueError):
     Raised for a ``tool_choice`` that names no bound tool, a tool call cut at ``max_tokens``,
     or a server that ignored the constrained-decoding schema; a tool-bound call then falls
     back to the next tier like any other tier failure.
+
+    Example:
+        ```python
+        local = llm.registry.model(1).bind_tools([search], tool_choice="lookup")
+        local.invoke("Find it")   # LocalToolCallError: tool_choice 'lookup' names no bound tool
+        ```
     """
 
 
