@@ -4,20 +4,10 @@ The LangGraph nodes (``integrations/langgraph/nodes.py``) and the ``create_agent
 (``integrations/middleware.py``) are thin adapters around this module: they read state, call
 the models and tools, and write back what the engine decided. Nothing here does I/O.
 
-One place for each decision (the engine is this module plus its three neighbours):
-
-- **settings** (``agent/policy.py``): ``run_settings`` (LangGraph ``context`` first, the
-  older ``configurable`` keys ``aco_task_risk`` / ``aco_max_budget`` / ``aco_run_id``
-  second), ``AgentPolicy``;
-- **the run** (here): ``turn_event`` fixes the run key, ``RunView`` replays the event log;
-- **a step** (here): ``plan_step`` (per-step tier, tool binding, budget stop), ``step_flow``
-  (the escalation loop: one tier up on an empty answer, an unparseable tool call or a low
-  confidence), ``finish_step`` (the ``model`` event);
-- **stop, doom, tools, verification** (``agent/checks.py``): ``stop_outcome``,
-  ``doom_stop``, ``gate_tool_calls`` (cost gate, then the approval payload for critical
-  calls), ``apply_approval``, ``tool_outcome_event``, ``plan_verification``,
-  ``verification_outcome``;
-- **the events themselves** (``agent/events.py``): one TypedDict per kind.
+One place for each decision: here the run (``turn_event``, ``RunView``) and a step
+(``plan_step``, the escalation loop ``step_flow``, ``finish_step``); ``agent/checks.py`` stop,
+doom, the tool gate, approval and verification; ``agent/policy.py`` the settings;
+``agent/events.py`` the typed events.
 
 **Budget: one source of truth.** What a run has spent is read from the chat model's spend
 ledger under the run's key (``ACORouterChatModel.spent(run_key)``): every model call of the
@@ -40,9 +30,9 @@ Example:
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage
 
@@ -57,17 +47,13 @@ from aco_langchain.agent.events import (
     call_cost,
     model_event,
 )
+from aco_langchain.agent.flow import adrive, drive
 from aco_langchain.agent.per_step import StepDecision, decide_step
 from aco_langchain.agent.policy import AgentPolicy, RunSettings
 from aco_langchain.chat.messages import message_text
 from aco_langchain.config import TIER_NUMBERS
 
 logger = logging.getLogger(__name__)
-
-
-_Y = TypeVar("_Y")
-_S = TypeVar("_S")
-_R = TypeVar("_R")
 
 
 # --------------------------------------------------------------------------- the run
@@ -545,52 +531,6 @@ def step_flow(plan: StepPlan, can_call_tools: Callable[[int], bool]) -> StepFlow
         if call is None:
             break
     return finish_step(plan, attempts)
-
-
-def drive(flow: Generator[_Y, _S, _R], do: Callable[[_Y], _S]) -> _R:
-    """Run a decision generator with a sync I/O function.
-
-    Args:
-        flow: Yields what to do (e.g. a ``TierCall``), receives its result.
-        do: The I/O for one request.
-
-    Returns:
-        The generator's return value.
-
-    Example:
-        ```python
-        outcome = drive(step_flow(plan, can), lambda c: llm.invoke(msgs, force_tier=c.tier))
-        ```
-    """
-    try:
-        request = next(flow)
-        while True:
-            request = flow.send(do(request))
-    except StopIteration as done:
-        return done.value
-
-
-async def adrive(flow: Generator[_Y, _S, _R], do: Callable[[_Y], Awaitable[_S]]) -> _R:
-    """Run a decision generator with an async I/O function (same as ``drive``).
-
-    Args:
-        flow: Yields what to do, receives its result.
-        do: The async I/O for one request.
-
-    Returns:
-        The generator's return value.
-
-    Example:
-        ```python
-        outcome = await adrive(step_flow(plan, can), lambda c: llm.ainvoke(msgs, force_tier=c.tier))
-        ```
-    """
-    try:
-        request = next(flow)
-        while True:
-            request = flow.send(await do(request))
-    except StopIteration as done:
-        return done.value
 
 
 __all__ = [
