@@ -97,6 +97,39 @@ def bench_local(rounds: int) -> dict[str, float] | None:
     }
 
 
+def bench_forced_step(rounds: int) -> dict[str, float]:
+    """Per-step decision overhead of a forced-tier call (what every agent step is): the
+    plan with no assessment (now) against the same plan plus the learned router's
+    assessment it used to run (before), and an unforced call's plan for reference."""
+    from langchain_core.messages import HumanMessage
+
+    tier = ScriptedChatModel(script=["A short answer."], model="bench-tier")
+    llm = ACORouterChatModel(config=ACOConfig(), tier_models={n: tier for n in range(1, 6)})
+    rt = llm._rt
+    msgs = [[HumanMessage(p)] for p in _prompts(rounds)]
+    for m in msgs[:50]:
+        llm.plan(m, {"force_tier": 3})
+        llm.plan(m, {})
+    forced, before, unforced = [], [], []
+    for m in msgs:
+        t0 = time.perf_counter()
+        plan = llm.plan(m, {"force_tier": 3})
+        t1 = time.perf_counter()
+        rt.router.assess(plan.request, llm.config)  # the assessment a forced call ran before
+        t2 = time.perf_counter()
+        llm.plan(m, {})
+        t3 = time.perf_counter()
+        forced.append(t1 - t0)
+        before.append(t2 - t0)
+        unforced.append(t3 - t2)
+    return {
+        "rounds": rounds,
+        "forced_plan_median_us": statistics.median(forced) * 1e6,
+        "forced_plan_with_assessment_median_us": statistics.median(before) * 1e6,
+        "unforced_plan_median_us": statistics.median(unforced) * 1e6,
+    }
+
+
 def bench_cli(runs: int) -> dict[str, float]:
     aco = Path(sys.executable).with_name("aco")
     times = []
@@ -114,11 +147,13 @@ def main() -> None:
     ap.add_argument("--local-rounds", type=int, default=20, help="0 skips the local tier")
     args = ap.parse_args()
     runs = {r: bench_invoke(args.rounds, r) for r in ("learned", "rules")}
+    step = bench_forced_step(args.rounds)
     cli = bench_cli(args.cli_runs)
     local = bench_local(args.local_rounds) if args.local_rounds else None
     out = {
         "invoke": runs,
         "local_tier": local,
+        "forced_step": step,
         "aco_route_process": cli,
         "targets": {"ratio": 1.3, "cli_s": 1.0},
     }
@@ -127,6 +162,11 @@ def main() -> None:
         print(f"  tier.invoke median            {inv['tier_invoke_median_us']:9.1f} us")
         print(f"  ACORouterChatModel.invoke     {inv['router_invoke_median_us']:9.1f} us")
         print(f"  median ratio (router / tier)  {inv['median_of_ratios']:9.3f} x  (target <= 1.3)")
+    print("per-step decision (plan) of a forced-tier call, learned router configured")
+    print(f"  now (no assessment)           {step['forced_plan_median_us']:9.1f} us")
+    before = step["forced_plan_with_assessment_median_us"]
+    print(f"  before (with the assessment)  {before:9.1f} us")
+    print(f"  unforced call, for reference  {step['unforced_plan_median_us']:9.1f} us")
     print(
         f"`aco route` whole process     {cli['median_s']:9.3f} s  median of {cli['runs']}"
         f" (max {cli['max_s']:.3f}; target <= 1.0)"
