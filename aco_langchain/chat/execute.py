@@ -335,7 +335,14 @@ class ExecuteMixin:
         order, extra = next(flow)
         try:
             while True:
-                answer = self._call_tiers(plan, order, messages, stop, run_manager, extra)
+                try:
+                    answer = self._call_tiers(plan, order, messages, stop, run_manager, extra)
+                except DeadlineExceededError as exc:
+                    try:  # the flow may still answer (a cascade keeps its cheap answer)
+                        order, extra = flow.throw(exc)
+                    except StopIteration as done:
+                        return done.value
+                    continue
                 try:
                     order, extra = flow.send(answer)
                 except StopIteration as done:
@@ -454,7 +461,16 @@ class ExecuteMixin:
         order, extra = next(flow)
         try:
             while True:
-                answer = await self._acall_tiers(plan, order, messages, stop, run_manager, extra)
+                try:
+                    answer = await self._acall_tiers(
+                        plan, order, messages, stop, run_manager, extra
+                    )
+                except DeadlineExceededError as exc:
+                    try:  # the flow may still answer (a cascade keeps its cheap answer)
+                        order, extra = flow.throw(exc)
+                    except StopIteration as done:
+                        return done.value
+                    continue
                 try:
                     order, extra = flow.send(answer)
                 except StopIteration as done:

@@ -19,7 +19,12 @@ from langchain_core.outputs import ChatResult
 from langchain_core.runnables import RunnableConfig
 
 from aco_langchain.chat.messages import message_text
-from aco_langchain.errors import BudgetExceededError, ConfigError, InvalidRequestError
+from aco_langchain.errors import (
+    BudgetExceededError,
+    ConfigError,
+    DeadlineExceededError,
+    InvalidRequestError,
+)
 from aco_langchain.providers.deadline import Deadline, call_deadline
 from aco_langchain.providers.faults import (
     TierHealth,
@@ -570,7 +575,21 @@ class PlanningMixin:
         verdict = self._cascade_verdict(plan, cheap, result)
         if not verdict.escalated:
             return self._decorate(result, plan, cheap, None, verdict)
-        final_result, final = yield self._escalation_plan(plan, verdict), _no_extra
+        try:
+            final_result, final = yield self._escalation_plan(plan, verdict), _no_extra
+        except DeadlineExceededError as exc:
+            # Degrade: no time left to escalate, so the cheap answer stands (and says so).
+            logger.warning(
+                "deadline %gs (%s) spent escalating from tier %s: answering with its answer",
+                exc.deadline_s,
+                exc.source,
+                cheap.tier,
+            )
+            out = self._decorate(result, plan, cheap, None, verdict)
+            out.generations[0].message.response_metadata["aco"]["escalation_skipped"] = (
+                f"deadline {exc.deadline_s:g}s ({exc.source}) spent"
+            )
+            return out
         return self._decorate(final_result, plan, final, cheap, verdict)
 
 

@@ -148,3 +148,21 @@ def test_a_retry_wait_that_does_not_fit_the_deadline_falls_back_now(
     run.failed(ValueError("rejected"))
     assert run.next_attempt() is None and not run.deadline_spent
     assert type(run.exhausted_error()) is AllTiersFailedError
+
+
+@pytest.mark.parametrize("use_async", [False, True])
+async def test_no_time_to_escalate_keeps_the_cheap_answer(use_async: bool) -> None:
+    import time as _time
+
+    def slow_fault(_messages: Any) -> Any:
+        _time.sleep(0.7)  # past the 0.5 s deadline, then a retryable fault
+        raise TimeoutError("escalation tier too slow")
+
+    tiers = {n: ScriptedChatModel(script=[slow_fault]) for n in range(1, 6)}
+    tiers[1] = ScriptedChatModel(script=["Paris"], logprob=-3.0)  # doubtful: escalates
+    llm = _llm(tiers, cascade=True, timeout=0.5)
+    q = "What is the capital of France?"
+    msg = await llm.ainvoke(q) if use_async else llm.invoke(q)
+    meta = msg.response_metadata["aco"]
+    assert msg.content == "Paris" and meta["tier"] == 1 and not meta["escalated"]
+    assert meta["escalation_skipped"] == "deadline 0.5s (timeout=0.5) spent"
