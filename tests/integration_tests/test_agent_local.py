@@ -48,7 +48,9 @@ def test_agent_step_answered_by_the_local_tier(local_server: lm.ServerInfo) -> N
     from aco_langchain.integrations.langgraph import create_aco_agent
     from aco_langchain.tracing.callback import ACOTraceCallbackHandler
 
-    cfg = ACOConfig(router="rules")
+    # The router sends its output cap to the tier (routing.max_output_tokens replaces the
+    # tier's own max_tokens): keep the 135M model's answer short.
+    cfg = ACOConfig(router="rules", routing={"max_output_tokens": 32})
     handler = ACOTraceCallbackHandler(config=cfg)
     graph = create_aco_agent(
         cfg,
@@ -79,7 +81,7 @@ async def test_async_agent_with_the_local_tier(local_server: lm.ServerInfo) -> N
     from aco_langchain.integrations.langgraph import create_aco_agent
 
     graph = create_aco_agent(
-        ACOConfig(router="rules"),
+        ACOConfig(router="rules", routing={"max_output_tokens": 32}),
         [],
         tier_models=_tiers(local_server),  # type: ignore[arg-type]
         max_escalations=0,
