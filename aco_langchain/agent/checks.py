@@ -377,7 +377,10 @@ def parse_verdict(text: str) -> tuple[bool | None, str]:
 
 
 def plan_verification(
-    view: RunView, policy: AgentPolicy, messages: Sequence[BaseMessage]
+    view: RunView,
+    policy: AgentPolicy,
+    messages: Sequence[BaseMessage],
+    unavailable: Mapping[int, str] | None = None,
 ) -> VerifyPlan | None:
     """The verification gate on the conversation's final answer.
 
@@ -385,6 +388,10 @@ def plan_verification(
         view: The run so far (verifier calls, steps, the answering tier).
         policy: The agent's policy (``verify_answers``, ``task_risk``, ``verifier_tier``).
         messages: The conversation; its last message is the answer.
+        unavailable: ``{tier: why}`` of tiers that cannot be called now. An unavailable
+            verifier tier gives way to the next stronger available one; when there is none
+            the answer is not verified and the gate's reason says why (a verifier weaker than
+            its tier would be no check, and a forced tier is never degraded).
 
     Returns:
         None when there is nothing to verify (verification off, the last message is not a
@@ -422,21 +429,34 @@ def plan_verification(
         verifier_calls=view.verifier_calls,
         total_steps=max(view.steps, 1),
     )
-    logger.debug("verification gate: %s", d.reason)
+    last_model = view.last_model() or {}
+    tier = verifier_tier(policy, int(last_model.get("tier") or 1))
+    needed, reason = d.needed, d.reason
+    down = dict(unavailable or {})
+    if needed and tier in down:
+        up = [n for n in TIER_NUMBERS if n > tier and n not in down]
+        if up:
+            reason += f"; verifier tier {tier} unavailable ({down[tier]}) -> tier {up[0]}"
+            tier = up[0]
+        else:
+            needed = False
+            reason += (
+                f"; not verified: verifier tier {tier} is unavailable ({down[tier]}) and no "
+                "stronger tier is"
+            )
+    logger.debug("verification gate: %s", reason)
     event = VerifyGateEvent(
         type="verify_gate",
         step=view.steps,
-        needed=d.needed,
+        needed=needed,
         confidence=d.confidence,
-        reason=d.reason,
+        reason=reason,
     )
-    last_model = view.last_model() or {}
-    tier = verifier_tier(policy, int(last_model.get("tier") or 1))
     prompt: list[BaseMessage] = [
         SystemMessage(VERIFIER_PROMPT),
         HumanMessage(f"REQUEST:\n{request_text(messages)}\n\nANSWER:\n{message_text(last)}"),
     ]
-    return VerifyPlan(event, d.needed, view.steps, tier, prompt)
+    return VerifyPlan(event, needed, view.steps, tier, prompt)
 
 
 def verification_outcome(plan: VerifyPlan, policy: AgentPolicy, reply: Any) -> VerifierOutcome:

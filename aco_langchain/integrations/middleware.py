@@ -494,7 +494,7 @@ class ACOMiddleware(AgentMiddleware[ACOMiddlewareState[ResponseT], ContextT, Res
             if not gate.messages:
                 return None, None
             return {"messages": gate.messages, "aco_events": gate.events}, None
-        plan = plan_verification(view, policy, messages)
+        plan = plan_verification(view, policy, messages, self.llm.registry.unavailable())
         if plan is None:
             return None, None
         if not plan.needed:

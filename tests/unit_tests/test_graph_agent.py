@@ -447,3 +447,31 @@ def test_tool_costs_and_model_calls_share_the_run_ledger() -> None:
     assert tool_cost > 0
     # the ledger (the budget's source of truth) holds every model call and tool cost
     assert llm.spent("ledger-run") == pytest.approx(model_cost + tool_cost)
+
+
+def test_an_unavailable_verifier_tier_is_said_not_degraded() -> None:
+    """No keys: the verifier's tier (3) and every stronger one are unavailable. The answer is
+    not verified (a tier-1 self-check is no check) and the gate says why; the run ends."""
+    local = ScriptedChatModel(model="fake-t1", script=["the answer"])
+    graph = create_aco_agent(cfg(), [], tier_models={1: local})
+    out = graph.invoke({"messages": [HumanMessage("What is 2+2?")]})
+    gate = events(out, "verify_gate")[0]
+    assert gate["needed"] is False
+    assert "not verified: verifier tier 3 is unavailable (no OPENAI_API_KEY)" in gate["reason"]
+    assert not events(out, "verifier")
+    assert out["messages"][-1].content == "the answer"
+
+
+def test_an_unavailable_verifier_tier_moves_up_to_an_available_one() -> None:
+    t = {
+        1: ScriptedChatModel(model="fake-t1", script=["the answer"]),
+        4: ScriptedChatModel(model="fake-t4", script=["PASS\nfine"]),
+    }
+    graph = create_aco_agent(cfg(), [], tier_models=t)
+    out = graph.invoke({"messages": [HumanMessage("What is 2+2?")]})
+    gate = events(out, "verify_gate")[0]
+    assert (
+        gate["needed"]
+        and "verifier tier 3 unavailable (no OPENAI_API_KEY) -> tier 4" in gate["reason"]
+    )
+    assert [v["tier"] for v in events(out, "verifier")] == [4]

@@ -134,3 +134,17 @@ def test_bad_input_and_settings() -> None:
         create_critical_graph(CFG, tier_models=echo_tiers(), critics=0)
     with pytest.raises(ValueError, match="role_tiers"):
         create_simple_graph(CFG, tier_models=echo_tiers(), role_tiers={"answer": 7})
+
+
+def test_a_role_whose_tier_is_unavailable_lets_the_router_decide() -> None:
+    """No API keys: tiers 2-5 are unavailable, so every role runs where the router sends it
+    (tier 1) instead of failing on its forced tier (roles prefer a tier, they do not need it)."""
+    only_local = {1: echo_tiers()[1]}
+    out = create_critical_graph(CFG, tier_models=only_local).invoke(
+        {"task": "Summarize the release notes"}
+    )
+    assert out["answer"] == "final from t1"
+    models = [e for e in out["aco_events"] if e["type"] == "model"]
+    assert models and all(e["tier"] == 1 for e in models)
+    assert all("no OPENAI_API_KEY" in e["reason"] for e in models if e["role"] != "answer")
+    assert any(e["reason"].startswith("role tier ") for e in models)

@@ -336,7 +336,10 @@ class ACOAgentNodes:
     # ------------------------------------------------------------------ verification
     def _verify_gate(self, state: Mapping[str, Any], config: RunnableConfig) -> Update:
         plan = plan_verification(
-            self._view(state, self._policy(config))[0], self._policy(config), state["messages"]
+            self._view(state, self._policy(config))[0],
+            self._policy(config),
+            state["messages"],
+            self.llm.registry.unavailable(),
         )
         return {} if plan is None else {"aco_events": [plan.gate_event]}
 
@@ -345,7 +348,7 @@ class ACOAgentNodes:
     ) -> VerifierCall | None:
         policy = self._policy(config)
         view, key = self._view(state, policy)
-        plan = plan_verification(view, policy, state["messages"])
+        plan = plan_verification(view, policy, state["messages"], self.llm.registry.unavailable())
         return None if plan is None else verifier_call(plan, policy, key, config)
 
     def _verifier(self, state: Mapping[str, Any], config: RunnableConfig) -> Update:

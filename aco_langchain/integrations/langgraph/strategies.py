@@ -23,6 +23,7 @@ Usage::
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -43,6 +44,8 @@ from aco_langchain.integrations.langgraph.state import SpecialistInput, Strategy
 StrategyBuilder = StateGraph[StrategyState, None, StrategyState, StrategyState]
 #: A compiled strategy graph (input and output: ``StrategyState``).
 StrategyGraph = CompiledStateGraph[StrategyState, None, StrategyState, StrategyState]
+
+logger = logging.getLogger(__name__)
 
 STRATEGIES = ("simple", "moderate", "complex", "critical")
 
@@ -107,8 +110,21 @@ class StrategyCalls:
         base = role.split("-")[0]
         return [SystemMessage(ROLE_PROMPTS.get(base, ROLE_PROMPTS["answer"])), HumanMessage(user)]
 
-    def _kwargs(self, role: str, config: RunnableConfig | None) -> tuple[dict[str, Any], Any]:
+    def _role_tier(self, role: str) -> tuple[int | None, str | None]:
+        """(tier to force, note): a role's tier is where it should run, not a requirement;
+        when it is unavailable (no key, server down) the router decides and the note says so."""
         tier = self.role_tiers.get(role.split("-")[0])
+        if tier is None:
+            return None, None
+        down = self.llm.registry.unavailable()
+        if tier not in down:
+            return tier, None
+        return None, f"role tier {tier} unavailable ({down[tier]}): routed"
+
+    def _kwargs(self, role: str, config: RunnableConfig | None) -> tuple[dict[str, Any], Any]:
+        tier, note = self._role_tier(role)
+        if note:
+            logger.info("strategy role %s: %s", role, note)
         cfg: dict[str, Any] = dict(config or {})
         cfg["metadata"] = {**(cfg.get("metadata") or {}), "aco_role": role}
         if tier is not None:
@@ -130,7 +146,7 @@ class StrategyCalls:
             "role": role,
             "tier": tier,
             "model_id": meta.get("model_id") or self.llm.config.tier(tier).model_id,
-            "reason": meta.get("reason", ""),
+            "reason": "; ".join(r for r in (self._role_tier(role)[1], meta.get("reason")) if r),
             "cost": cost,
             "input_tokens": i,
             "output_tokens": o,
