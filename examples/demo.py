@@ -1,17 +1,20 @@
 """`make demo`: what aco-langchain does, on this machine, with no API keys and no network.
 
 1. Starts the real local model (tier 1; built once by `aco local-model build`).
-2. Sends realistic prompts through ACORouterChatModel(cascade=True) and prints: tier, model,
-   reason, confidence, cost and latency. Tier-1 answers come from the local model. A prompt
-   routed to a cloud tier is answered for real when its API key is set; otherwise the row says
-   "dry run (no OPENAI_API_KEY)" with the estimated cost, and no answer is invented.
-3. Runs a small agent (per-step routing, verification gate, doom termination) whose trace is
-   written to JSONL, then `aco stats` over it.
-4. Prints the run's spend and the savings against always using the top tier.
+2. Sends realistic prompts through one ``ACORouterChatModel(cascade=True, max_tokens=48)``.
+   Each row says where that ``llm`` routes the prompt when every tier is available. A prompt
+   it routes to tier 1 is answered for real by the local model, with the answer's confidence;
+   a doubtful one says "would escalate to tier N (dry run: no OPENAI_API_KEY)" when tier N has
+   no key. A prompt routed to a cloud tier is sent for real when its key is set; otherwise the
+   row is a dry run: the decision and its estimated cost, and no answer.
+3. Runs a small agent (per-step routing, verification gate, doom termination) on the real
+   tiers (``examples/demo_agent.py``), writes its trace to JSONL, then `aco stats` over it.
+4. Prints the spend (measured where real, estimated where not) and the estimated savings
+   against always using the top tier.
 
 Usage::
 
-    .venv/bin/python examples/demo.py [--no-local]
+    .venv/bin/python examples/demo.py [--no-local] [--verbose]
 """
 
 from __future__ import annotations
@@ -25,13 +28,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from langchain_core.messages import HumanMessage
 from rich.console import Console
 from rich.table import Table
 
 from aco_langchain import ACOConfig, ACORouterChatModel
-from aco_langchain.errors import TierUnavailableError
-from aco_langchain.providers.tiers import TierRegistry
-from aco_langchain.routing import RouteRequest, get_router, route
+from aco_langchain.chat.model import build_route_request
+from aco_langchain.routing import get_router, route
 from aco_langchain.routing.policy import estimate_call_cost
 
 PROMPTS = [
@@ -43,6 +46,7 @@ PROMPTS = [
     "Review this vendor contract clause for GDPR compliance risks.",
     "Fix the auth bug in production: users are logged out after every deploy.",
 ]
+MAX_TOKENS = 48
 
 console = Console(width=170)
 
@@ -64,71 +68,93 @@ def _local_context(cfg: ACOConfig, use_local: bool) -> Any:
         return contextlib.nullcontext(None)
 
 
-def routing_table(cfg: ACOConfig) -> dict[str, float]:
-    """Route every prompt; answer for real where the tier is available."""
-    llm = ACORouterChatModel(config=cfg, max_tokens=48, temperature=0.0, cascade=True)
+def _threshold(cfg: ACOConfig) -> float:
+    from aco_langchain.chat.cascade import calibrated_threshold
+
+    limit = cfg.cascade.confidence_threshold
+    return float(limit if limit is not None else calibrated_threshold())
+
+
+def _escalation_note(conf: float, limit: float, unavailable: dict[int, str]) -> str:
+    """What a doubtful tier-1 answer would do: escalate to tier 2, real or dry run."""
+    if conf >= limit:
+        return f"kept (confidence {conf:.2f} >= {limit:.2f})"
+    why = unavailable.get(2)
+    if why:
+        return f"doubtful ({conf:.2f} < {limit:.2f}): would escalate to tier 2 (dry run: {why})"
+    return f"doubtful ({conf:.2f} < {limit:.2f}): escalated"
+
+
+def routing_table(cfg: ACOConfig, verbose: bool = False) -> dict[str, float]:
+    """Route every prompt; answer for real where the tier is available, else dry run."""
+    from demo_agent import short_reason  # examples/demo_agent.py, beside this script
+
+    llm = ACORouterChatModel(config=cfg, max_tokens=MAX_TOKENS, temperature=0.0, cascade=True)
     router = get_router(cfg)
-    registry = TierRegistry(cfg)
-    unavailable = registry.unavailable()
-    table = Table(title="ACORouterChatModel on realistic prompts", show_lines=True)
-    for col in ("prompt", "tier", "model", "reason", "conf", "cost $", "latency", "answer"):
+    unavailable = llm.registry.unavailable()
+    limit = _threshold(cfg)
+    table = Table(
+        title=f"ACORouterChatModel(cascade=True, max_tokens={MAX_TOKENS})", show_lines=True
+    )
+    for col in ("prompt", "routed (all tiers up)", "why", "what ran", "answer", "cost $", "ms"):
         table.add_column(col, overflow="fold")
-    spent = routed = top = 0.0
+    figures = {"spent": 0.0, "dry_run_estimate": 0.0, "top_tier_estimate": 0.0}
     for prompt in PROMPTS:
-        req = RouteRequest.from_text(prompt)
-        wanted = route(req, cfg, router=router)
-        top += estimate_call_cost(cfg, 5, req)
+        # The same request this llm builds (its max_tokens included), decided with every tier
+        # available: the decision a dry-run row shows.
+        req = build_route_request([HumanMessage(prompt)], {"max_tokens": MAX_TOKENS}, 0)
+        wanted = route(req, cfg, router=router, unavailable={})
+        figures["top_tier_estimate"] += estimate_call_cost(cfg, 5, req)
+        where = f"tier {wanted.tier} {cfg.tier(wanted.tier).model_id}"
+        why = short_reason(wanted.reason, verbose)
+        shown = prompt if verbose or len(prompt) <= 60 else prompt[:57] + "..."
         if wanted.tier in unavailable:
-            routed += wanted.cost_estimate
+            figures["dry_run_estimate"] += wanted.cost_estimate
             table.add_row(
-                prompt,
-                str(wanted.tier),
-                wanted.model_id,
-                wanted.reason,
-                f"{wanted.confidence:.2f}",
+                shown,
+                where,
+                why,
+                f"[yellow]dry run ({unavailable[wanted.tier]})[/]",
+                "[dim]not sent[/]",
                 f"~{wanted.cost_estimate:.4f} (est.)",
                 "-",
-                f"[yellow]dry run ({unavailable[wanted.tier]})[/]",
             )
             continue
         t0 = time.perf_counter()
         try:
             msg = llm.invoke(prompt)
-        except (TierUnavailableError, Exception) as err:  # noqa: BLE001 - shown, not hidden
-            table.add_row(
-                prompt,
-                str(wanted.tier),
-                wanted.model_id,
-                wanted.reason,
-                "-",
-                "-",
-                "-",
-                f"[red]{type(err).__name__}: {err}[/]",
-            )
+        except Exception as err:  # noqa: BLE001 - shown, not hidden
+            table.add_row(shown, where, why, "[red]error[/]", f"[red]{err}[/]", "-", "-")
             continue
         ms = (time.perf_counter() - t0) * 1000
         meta = msg.response_metadata["aco"]
-        spent += meta["cost_usd"]
-        routed += meta["cost_usd"]
+        figures["spent"] += meta["cost_usd"]
+        ran = f"tier {meta['tier']} (real)"
+        if meta["tier"] == 1 and not meta["escalated"]:
+            ran += "; " + _escalation_note(float(meta["confidence"]), limit, unavailable)
+        elif meta["escalated"]:
+            ran += f"; escalated from tier {meta['first_tier']}"
+        answer = str(msg.content).strip()
         table.add_row(
-            prompt,
-            str(meta["tier"]),
-            meta["model_id"],
-            meta["reason"],
-            f"{meta['confidence']:.2f}",
+            shown,
+            where,
+            why,
+            ran,
+            (answer if verbose else answer[:120]) or "(empty)",
             f"{meta['cost_usd']:.4f}",
-            f"{ms:.0f} ms",
-            str(msg.content).strip()[:160] or "(empty)",
+            f"{ms:.0f}",
         )
     console.print(table)
-    return {"spent": spent, "routed": routed, "top_tier_estimate": top}
+    return figures
 
 
-def agent_section(trace_file: Path) -> None:
+def agent_section(trace_file: Path, verbose: bool = False) -> None:
     """A small agent run with per-step routing, a verification gate and doom termination."""
     from demo_agent import run_demo_agent  # examples/demo_agent.py, beside this script
 
-    run_demo_agent(trace_file, console)
+    run_demo_agent(trace_file, console, verbose=verbose)
+    if not trace_file.exists():
+        return
     console.print(f"\n[bold]aco stats {trace_file}[/]")
     aco = Path(sys.executable).with_name("aco")
     subprocess.run([str(aco), "stats", str(trace_file)], check=False)
@@ -137,18 +163,21 @@ def agent_section(trace_file: Path) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description="aco-langchain demo")
     ap.add_argument("--no-local", action="store_true", help="do not start the local model")
+    ap.add_argument("--verbose", action="store_true", help="full reasons and answers")
     args = ap.parse_args()
-    cfg = ACOConfig()
+    # A one-slot local server on a shared 2-core box: give each call time, keep answers short.
+    cfg = ACOConfig(routing={"max_latency_per_call_s": 120, "max_output_tokens": 160})
     with _local_context(cfg, not args.no_local), tempfile.TemporaryDirectory() as tmp:
-        figures = routing_table(cfg)
-        agent_section(Path(tmp) / "aco_traces.jsonl")
+        figures = routing_table(cfg, args.verbose)
+        agent_section(Path(tmp) / "aco_traces.jsonl", args.verbose)
     top = figures["top_tier_estimate"]
-    saved = top - figures["routed"]
+    plan = figures["spent"] + figures["dry_run_estimate"]
+    saved = top - plan
     console.print(
-        f"\n[bold]spent[/] ${figures['spent']:.4f} on real calls;"
-        f" routed plan (real + dry-run estimates) ${figures['routed']:.4f}"
-        f" vs always tier 5 ${top:.4f}: saves ${saved:.4f}"
-        f" ({(saved / top * 100) if top else 0:.0f}%)"
+        f"\n[bold]spend[/] ${figures['spent']:.4f} measured on the calls that ran; "
+        f"${figures['dry_run_estimate']:.4f} estimated for the dry-run rows; "
+        f"always tier 5 for the same prompts: ${top:.4f} estimated. "
+        f"Estimated savings: ${saved:.4f} ({(saved / top * 100) if top else 0:.0f}%)."
     )
 
 

@@ -1,18 +1,19 @@
 """The agent part of ``make demo``: per-step routing, a verification gate and doom termination.
 
-Two small runs of ``create_aco_agent`` with scripted tools:
+Two small runs of ``create_aco_agent`` on the tiers this machine really has: the local model
+(tier 1, SmolLM2-135M; it calls tools through constrained decoding) and every cloud tier whose
+API key is set. Nothing is scripted on the model side: with no keys every step is the real
+local model, the reason says why, and a verifier whose tier is unavailable says "not
+verified". The two tools are demo tools with fixed outputs (labelled so):
 
-1. "Debug the nightly report job failure": tier 3 plans and reads the job's log, the cheap
-   tier writes the diagnosis (the **real local model** when it is running, answering in text
-   since the local server has no tool calling), the verification gate decides on a verifier
-   call from the answer's confidence, and the verifier tier checks it.
-2. "Fix the flaky unit test": the test run keeps failing with the same arguments; after the
-   failure the next step escalates one tier, and the doom detector ends the run with a
-   message giving the reason.
+1. "Debug the nightly report job failure": ``read_log`` returns a sample log with a database
+   timeout; the agent reads it and answers.
+2. "Fix the flaky unit test": ``run_tests`` always fails; when the model keeps calling it, the
+   repeated failures end the run through the doom detector, with the reason (a 135M model may
+   also just answer: what is shown is what it did).
 
-Cloud tiers are scripted stand-ins (labelled so in the table) unless their API keys are set:
-the demo never shows an invented answer as a real one. Both runs' traces go to
-``trace_file`` (JSONL) through ``ACOTraceCallbackHandler``; ``aco stats`` reads them.
+Both runs' traces go to ``trace_file`` (JSONL) through ``ACOTraceCallbackHandler``; ``aco stats``
+reads them.
 
 Usage::
 
@@ -25,7 +26,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+from langchain_core.messages import HumanMessage
 from langchain_core.tools import tool
 
 from aco_langchain.config import ACOConfig
@@ -51,95 +52,31 @@ def run_tests(target: str) -> str:
     raise RuntimeError(f"1 failed in {target}: test_invoice_total (flaky: depends on time)")
 
 
-def _call(name: str, args: dict[str, Any]) -> AIMessage:
-    import uuid
+def _labels(config: ACOConfig) -> dict[int, str]:
+    """What each tier really is on this machine (real, or unavailable and why)."""
+    from aco_langchain.providers.tiers import TierRegistry
 
-    return AIMessage("", tool_calls=[{"name": name, "args": args, "id": uuid.uuid4().hex[:8]}])
-
-
-def _diagnosis(log: str) -> str:
-    if "timed out" in log:
-        return (
-            "The nightly report job failed because its connection to reports-db timed out "
-            "after 5s; check the database's availability and raise the connect timeout."
+    down = TierRegistry(config).unavailable()
+    return {
+        n: (
+            f"{config.tier(n).provider_model} (unavailable: {down[n]})"
+            if n in down
+            else f"{config.tier(n).provider_model} (real{', local' if n == 1 else ''})"
         )
-    return "I could not find the cause in the log."
+        for n in range(1, 6)
+    }
 
 
-def _verdict(text: str) -> str:
-    low = text.lower()
-    if "reports-db" in low and "timed out" in low:
-        return "PASS\nthe diagnosis matches the log"
-    return "FAIL\nthe answer does not name the cause shown in the log"
+def short_reason(reason: str, verbose: bool = False) -> str:
+    """The last two clauses of a routing reason (all of it with ``verbose``)."""
+    if verbose:
+        return reason
+    parts = [p for p in reason.split("; ") if p]
+    text = "; ".join(parts[-2:])
+    return text if len(text) <= 90 else text[:87] + "..."
 
 
-def scripted_reply(messages: list[BaseMessage]) -> AIMessage:
-    """What a scripted stand-in tier answers in the demo (the same for every tier)."""
-    first = str(messages[0].content) if messages else ""
-    if messages and messages[0].type == "system" and "strict verifier" in first:
-        return AIMessage(_verdict(str(messages[-1].content)))
-    last = messages[-1]
-    if last.type == "tool" and getattr(last, "name", None) == "read_log":
-        return AIMessage(_diagnosis(str(last.content)))
-    request = next((str(m.content) for m in messages if m.type == "human"), "")
-    if "nightly" in request:
-        return _call("read_log", {"job": "nightly-report"})
-    if "flaky" in request:
-        return _call("run_tests", {"target": "tests/test_billing.py"})
-    return AIMessage("(scripted stand-in: no answer for this request)")
-
-
-def _local_tier(config: ACOConfig) -> Any | None:
-    """The real local model (tier 1) when its server is running, else None."""
-    from aco_langchain.providers.local import MODEL_ALIAS, running_base_url
-
-    url = running_base_url(config.local_model)
-    if url is None:
-        return None
-    from langchain_openai import ChatOpenAI
-
-    return ChatOpenAI(
-        base_url=url,
-        api_key="local",  # type: ignore[arg-type]
-        model=MODEL_ALIAS,
-        temperature=0.0,
-        max_retries=0,
-        timeout=60,
-        logprobs=True,
-        extra_body={"max_tokens": 80},
-    )
-
-
-def _tiers(config: ACOConfig, local: Any | None) -> tuple[Any, Any]:
-    """(tier models, labels): scripted stand-ins for tiers without a real model."""
-    import os
-
-    from aco_langchain.testing import ScriptedChatModel
-
-    models: dict[int, Any] = {}
-    labels: dict[int, str] = {}
-    for n in range(1, 6):
-        spec = config.tier(n)
-        if n == 1 and local is not None:
-            models[n] = local
-            labels[n] = f"{spec.provider_model} (local, real)"
-            continue
-        key = spec.api_key_env
-        if key and os.environ.get(key):
-            labels[n] = f"{spec.provider_model} (real)"
-            continue  # built from the config by the router model
-        models[n] = ScriptedChatModel(
-            model=f"scripted-{spec.model_id}",
-            script=[scripted_reply],
-            # a middling token confidence, so the verification gate has a real decision
-            logprob=-0.6 if n <= 2 else -0.05,
-        )
-        why = f"no {key}" if key else "not running"
-        labels[n] = f"scripted ({why})"
-    return models, labels
-
-
-def _steps_table(title: str, out: dict[str, Any], labels: dict[int, str]) -> Any:
+def _steps_table(title: str, out: dict[str, Any], labels: dict[int, str], verbose: bool) -> Any:
     from rich.table import Table
 
     table = Table(title=title, show_lines=True)
@@ -156,7 +93,7 @@ def _steps_table(title: str, out: dict[str, Any], labels: dict[int, str]) -> Any
             row["tools"].append(f"{e['name']}: {status}")
             row["cost"] += e["cost"]
         elif kind == "verify_gate" and e.get("step") in rows:
-            rows[e["step"]]["verifier"].append(e["reason"])
+            rows[e["step"]]["verifier"].append(short_reason(e["reason"], verbose))
         elif kind == "verifier" and e.get("step") in rows:
             row = rows[e["step"]]
             verdict = {True: "PASS", False: "FAIL", None: "no verdict"}[e["passed"]]
@@ -168,7 +105,7 @@ def _steps_table(title: str, out: dict[str, Any], labels: dict[int, str]) -> Any
             str(step),
             str(e["tier"]),
             labels.get(e["tier"], e["model_id"]),
-            e["reason"],
+            short_reason(e["reason"], verbose),
             "\n".join(row["tools"]) or "-",
             "\n".join(row["verifier"]) or "-",
             f"{row['cost']:.4f}",
@@ -176,50 +113,54 @@ def _steps_table(title: str, out: dict[str, Any], labels: dict[int, str]) -> Any
     return table
 
 
-def run_demo_agent(trace_file: Path, console: Any) -> None:
+def run_demo_agent(trace_file: Path, console: Any, *, verbose: bool = False) -> None:
     """Run the two demo agent runs, print their steps, and write their traces to JSONL.
+
+    Args:
+        trace_file: Where the runs' traces go (JSONL).
+        console: A rich ``Console``.
+        verbose: Full reasons instead of short ones.
 
     Usage::
 
         run_demo_agent(Path("traces/demo.jsonl"), Console())
     """
     from aco_langchain.integrations.langgraph import create_aco_agent
+    from aco_langchain.providers.local import running_base_url
     from aco_langchain.tracing.callback import ACOTraceCallbackHandler
 
-    config = ACOConfig(agent={"max_repeated_failures": 2})
-    local = _local_tier(config)
+    # A one-slot local server on a shared 2-core box: time for each call, short answers.
+    config = ACOConfig(
+        agent={"max_repeated_failures": 2},
+        routing={"max_latency_per_call_s": 120, "max_output_tokens": 160},
+    )
+    labels = _labels(config)
     trace_file = Path(trace_file)
     handler = ACOTraceCallbackHandler(trace_file, config=config)
-    tool_tiers = {2, 3, 4, 5} if local is not None else None
+    local = running_base_url(config.local_model)
     console.print(
-        "\n[bold]Agent runs[/] (create_aco_agent: per-step routing, verification gate, doom stop)"
-        + (
-            f" - tier 1 is the real local model at {local.openai_api_base}"
-            if local is not None
-            else " [yellow]- local model not running: tier 1 scripted[/]"
-        )
+        "\n[bold]Agent runs[/] (create_aco_agent: per-step routing, verification gate, doom "
+        "stop) on the real tiers: "
+        + ", ".join(f"tier {n} {labels[n]}" for n in (1, 2))
+        + ", ...; tools read_log/run_tests are demo tools with fixed outputs"
     )
-
+    if local is None:
+        console.print("[yellow]local model not running: the agent runs need it (no keys)[/]")
+        return
     for task in (DEBUG_TASK, FIX_TASK):
-        models, labels = _tiers(config, local)
-        graph = create_aco_agent(
-            config,
-            [read_log, run_tests],
-            tier_models=models,
-            task_risk="medium",
-            toolless_tiers="text",
-            tool_tiers=tool_tiers,
-            max_budget=1.0,
-        )
+        graph = create_aco_agent(config, [read_log, run_tests], task_risk="medium", max_budget=1.0)
         try:
             out = graph.invoke({"messages": [HumanMessage(task)]}, {"callbacks": [handler]})
         except Exception as err:  # noqa: BLE001 - the demo shows what went wrong and goes on
             console.print(f"[red]{task}: {type(err).__name__}: {err}[/]")
             continue
-        console.print(_steps_table(task, out, labels))
+        console.print(_steps_table(task, out, labels, verbose))
         last = out["messages"][-1]
-        color = "red" if getattr(last, "name", None) == "aco" else "green"
-        console.print(f"[{color}]final:[/] {str(last.content).strip()[:300]}")
+        stopped = getattr(last, "name", None) == "aco"
+        tier = ((getattr(last, "response_metadata", None) or {}).get("aco") or {}).get("tier")
+        who = "stopped by the optimizer" if stopped else f"real answer, tier {tier}"
+        color = "red" if stopped else "green"
+        console.print(f"[{color}]final ({who}):[/] {str(last.content).strip()[:300]}")
     for t in handler.traces:
         console.print(
             f"[dim]trace {t.trace_id}: {t.final_outcome}, {len(t.steps)} step(s), "

@@ -93,16 +93,22 @@ async def test_async_agent_with_the_local_tier(local_server: lm.ServerInfo) -> N
     assert str(out["messages"][-1].content).strip()
 
 
-def test_demo_agent_with_the_local_tier(local_server: lm.ServerInfo, tmp_path: Path) -> None:
+def test_demo_agent_with_the_local_tier(
+    local_server: lm.ServerInfo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both demo runs on the real tiers (no keys: every step is the local model)."""
     from rich.console import Console
 
     from aco_langchain.tracing import read_traces
     from tests.examples import load_example
 
-    console = Console(record=True, width=160)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    console = Console(record=True, width=200)
     load_example("demo_agent").run_demo_agent(tmp_path / "t.jsonl", console)
     res = read_traces(tmp_path / "t.jsonl")
     assert len(res.traces) == 2 and not res.problems
-    assert res.traces[1].final_outcome == "doomed"
+    assert all(s.model_call.tier == 1 for t in res.traces for s in t.steps if s.model_call)
     text = console.export_text()
-    assert "local model not running" not in text
+    assert "local model not running" not in text and "scripted" not in text
+    assert text.count("final (") == 2
+    assert "(unavailable: no OPENAI_API_KEY)" in text

@@ -1,4 +1,5 @@
-"""The agent part of the demo, offline (scripted tiers, labelled as such)."""
+"""The demo, offline: nothing scripted is shown as an answer (the real runs need the local
+model; ``tests/integration_tests/test_agent_local.py`` runs them)."""
 
 from __future__ import annotations
 
@@ -6,39 +7,41 @@ from pathlib import Path
 
 from rich.console import Console
 
-from aco_langchain.tracing import read_traces
-from aco_langchain.tracing.stats import compute_stats
+from aco_langchain.config import ACOConfig
 from tests.examples import load_example
 
-_demo = load_example("demo_agent")
-run_demo_agent = _demo.run_demo_agent
-scripted_reply = _demo.scripted_reply
+_agent = load_example("demo_agent")
+_demo = load_example("demo")
 
 
-def test_demo_agent_runs_and_writes_traces(tmp_path: Path) -> None:
+def test_demo_agent_without_the_local_model_says_so_and_shows_no_answer(tmp_path: Path) -> None:
     console = Console(record=True, width=200)
     path = tmp_path / "traces" / "demo.jsonl"
-    run_demo_agent(path, console)
-    res = read_traces(path)
-    assert not res.problems
-    debug, fix = res.traces
-    assert debug.final_outcome == "completed" and debug.task_success
-    assert any(s.verifier_called and s.verifier_passed for s in debug.steps)
-    assert [s.model_call.tier for s in debug.steps if s.model_call][:2] == [3, 1]
-    assert fix.final_outcome == "doomed" and "failed 2 times" in fix.doom_reason
+    _agent.run_demo_agent(path, console)
     text = console.export_text()
-    assert "scripted (no OPENAI_API_KEY)" in text
     assert "local model not running" in text
-    assert "Stopped by the agent cost optimizer" in text
-    report = compute_stats(res.traces)
-    assert report.runs == 2 and report.successes == 1
+    assert "final (" not in text and "scripted" not in text
+    assert not path.exists()
 
 
-def test_scripted_reply_paths() -> None:
-    from langchain_core.messages import HumanMessage, SystemMessage, ToolMessage
+def test_tier_labels_say_what_is_real() -> None:
+    labels = _agent._labels(ACOConfig())
+    assert labels[1].endswith("(unavailable: local model not running (aco local-model start))")
+    assert labels[2] == "gpt-4o-mini (unavailable: no OPENAI_API_KEY)"
 
-    assert scripted_reply([HumanMessage("Fix the flaky test")]).tool_calls[0]["name"] == "run_tests"
-    log = ToolMessage("x timed out", tool_call_id="1", name="read_log")
-    assert "timed out" in scripted_reply([HumanMessage("nightly"), log]).content
-    verdict = scripted_reply([SystemMessage("You are a strict verifier."), HumanMessage("nope")])
-    assert verdict.content.startswith("FAIL")
+
+def test_short_reasons_keep_the_last_clauses() -> None:
+    reason = (
+        "learned: tier 2 maximises p; local-first: p(t1)=0.99; tier 2 unavailable (no KEY) -> 1"
+    )
+    assert (
+        _agent.short_reason(reason) == "local-first: p(t1)=0.99; tier 2 unavailable (no KEY) -> 1"
+    )
+    assert _agent.short_reason(reason, verbose=True) == reason
+    assert len(_agent.short_reason("x" * 300)) == 90
+
+
+def test_a_doubtful_local_answer_says_it_would_escalate() -> None:
+    note = _demo._escalation_note(0.2, 0.5, {2: "no OPENAI_API_KEY"})
+    assert note == "doubtful (0.20 < 0.50): would escalate to tier 2 (dry run: no OPENAI_API_KEY)"
+    assert _demo._escalation_note(0.8, 0.5, {}).startswith("kept")

@@ -11,7 +11,9 @@ adds what the local tier lacks, through constrained decoding (see ``tools.py``):
 - ``response_format`` (``json_schema`` / ``json_object``, as ``with_structured_output`` and
   ``create_agent`` send it) becomes the same ``json_schema`` field, so the output is valid JSON
   of that schema.
-- Earlier tool calls and tool results in the conversation are sent as plain text turns.
+- Earlier tool calls and tool results in the conversation are sent as plain text turns; a
+  reply to such a conversation without tools bound is constrained to a final answer (the
+  history would otherwise teach the model to answer in its JSON call format).
 - Under ``tool_choice="auto"``, a call that repeats one already answered in the conversation
   (same tool, same arguments: a 135M model's habit) is replaced by a second request for the
   final answer; both requests' tokens are counted. Streams hold such a call until complete.
@@ -32,7 +34,7 @@ from typing import Any
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import LanguageModelInput
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, ToolMessage
 from langchain_core.messages.ai import add_usage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable
@@ -135,6 +137,10 @@ class ChatLlamaServer(ChatOpenAI):
         kw.pop("parallel_tool_calls", None)
         schema = response_format_schema(kw.pop("response_format", None))
         spec = ToolCallSpec.build(tools, tool_choice) if tools else None
+        if spec is None and schema is None and _has_tool_turns(messages):
+            # The history shows the model its JSON call format; without a constraint it tends
+            # to answer in it. Constrain the reply to a final answer instead.
+            spec = ToolCallSpec.build([], "none")
         if spec is not None:
             schema = spec.schema
             wire = spec.render(messages)
@@ -381,6 +387,12 @@ class _StreamRun:
             ),
             generation_info=chunk.generation_info,
         )
+
+
+def _has_tool_turns(messages: list[BaseMessage]) -> bool:
+    return any(
+        isinstance(m, ToolMessage) or (isinstance(m, AIMessage) and m.tool_calls) for m in messages
+    )
 
 
 def _notify(

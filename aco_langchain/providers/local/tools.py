@@ -244,7 +244,7 @@ class ToolCallSpec:
     def instructions(self) -> str:
         """The system text that tells the model its tools and the JSON to write."""
         if self.choice == "none":
-            return f'Answer as JSON: {{"{FINAL_ANSWER_KEY}": "<your answer>"}}.'
+            return f'Write your reply to the user as the JSON string "{FINAL_ANSWER_KEY}".'
         offered = [
             t
             for t in self.tools
@@ -255,8 +255,8 @@ class ToolCallSpec:
         if self.choice == "auto":
             lines.append(
                 f"To call a tool, answer as JSON: {call}. When you can answer the user "
-                f'(for example with a tool\'s result), answer as JSON: {{"{FINAL_ANSWER_KEY}": '
-                '"<your answer>"}.'
+                f"(for example with a tool's result), write your reply to the user as the JSON "
+                f'string "{FINAL_ANSWER_KEY}".'
             )
         else:
             lines.append(f"Call a tool: answer as JSON: {call}.")
