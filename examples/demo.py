@@ -130,7 +130,7 @@ def routing_table(cfg: ACOConfig, verbose: bool = False) -> dict[str, float]:
         meta = msg.response_metadata["aco"]
         figures["spent"] += meta["cost_usd"]
         ran = f"tier {meta['tier']} (real)"
-        if meta["tier"] == 1 and not meta["escalated"]:
+        if meta["tier"] == 1 and not meta["escalated"] and meta.get("confidence") is not None:
             ran += "; " + _escalation_note(float(meta["confidence"]), limit, unavailable)
         elif meta["escalated"]:
             ran += f"; escalated from tier {meta['first_tier']}"

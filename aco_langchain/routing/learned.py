@@ -194,14 +194,15 @@ class LearnedRouter:
         )
         if fam < 1.0:
             # The calibrated knob was measured on prompts like the training ones; for the
-            # others the decision is the cheapest tier predicted to meet the quality target
-            # (cost only orders the tiers, so neither a cap nor a longer system prompt can
-            # make a stronger tier preferable).
-            best = cheapest_meeting(p, cost, target)
-            reason = (
-                f"learned: tier {best + 1} is the cheapest predicted to reach {target:.0%} "
-                f"of the best tier (p(t{best + 1})={p[best]:.2f}, max {p.max():.2f}){blend}"
-            )
+            # others the cheapest tier predicted to meet the quality target is taken when it
+            # is cheaper than the knob's choice (cost only orders the tiers there).
+            cheap = cheapest_meeting(p, cost, target)
+            if cost[cheap] < cost[best]:
+                best = cheap
+                reason += (
+                    f"; tier {best + 1} is the cheapest predicted to reach {target:.0%} "
+                    f"of the best tier (p={p[best]:.2f}, max {p.max():.2f})"
+                )
         tier = best + 1
         mean_p = float(p.mean())
         difficulty = 1 + sum(1 for e in self._edges if mean_p < e)
