@@ -1,0 +1,139 @@
+"""The notebooks, executed for real: a fresh Jupyter kernel per notebook (nbclient), every cell
+top to bottom, then assertions on what they computed and drew.
+
+Each notebook ends with a cell that prints one JSON ``summary``; the tests read it from the
+executed notebook's outputs and check the figures a user would look at. Notebooks 01 and 03
+use the real local tier (the ``local_server`` fixture starts it; the notebooks reuse it).
+Notebook 02 needs the routing data beside the repo (``../shared/data/routing``, or
+``$ACO_ROUTING_DATA``): without it the test is skipped with the reason, except under
+``CI=true`` where it fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+nbformat = pytest.importorskip("nbformat")
+nbclient = pytest.importorskip("nbclient")
+pytest.importorskip("ipykernel")
+pytest.importorskip("matplotlib")
+
+REPO = Path(__file__).resolve().parents[2]
+NB_DIR = REPO / "notebooks"
+NOTEBOOKS = sorted(NB_DIR.glob("*.ipynb"))
+ROUTING_DATA = Path(os.environ.get("ACO_ROUTING_DATA", REPO.parent / "shared" / "data" / "routing"))
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+def execute(name: str) -> Any:
+    """Run ``notebooks/<name>`` in a new kernel with cwd = notebooks/; the executed notebook."""
+    nb = nbformat.read(NB_DIR / name, as_version=4)
+    client = nbclient.NotebookClient(
+        nb,
+        timeout=300,  # per cell: a hang fails the test instead of blocking CI
+        kernel_name="python3",
+        resources={"metadata": {"path": str(NB_DIR)}},
+    )
+    client.execute()
+    return nb
+
+
+def outputs(nb: Any) -> list[dict[str, Any]]:
+    return [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+
+
+def summary(nb: Any) -> dict[str, Any]:
+    """The JSON printed by the last code cell."""
+    last = [c for c in nb.cells if c.cell_type == "code"][-1]
+    text = "".join(o.get("text", "") for o in last.outputs if o.get("name") == "stdout")
+    return json.loads(text[text.index("{") :])
+
+
+def png_count(nb: Any) -> int:
+    return sum("image/png" in o.get("data", {}) for o in outputs(nb))
+
+
+def test_the_three_notebooks_are_there_and_stored_without_outputs() -> None:
+    names = [p.name for p in NOTEBOOKS]
+    assert names == [
+        "01_quickstart.ipynb",
+        "02_cost_quality_frontier.ipynb",
+        "03_agent_traces.ipynb",
+    ]
+    for path in NOTEBOOKS:
+        nb = nbformat.read(path, as_version=4)
+        nbformat.validate(nb)
+        for cell in nb.cells:
+            if cell.cell_type == "code":
+                assert cell.outputs == [], f"{path.name}: strip outputs before committing"
+                assert cell.execution_count is None, f"{path.name}: strip execution counts"
+
+
+def test_02_frontier_on_held_out_prompts() -> None:
+    if not (ROUTING_DATA / "routerbench").is_dir():
+        if _in_ci():
+            pytest.fail(f"routing data missing at {ROUTING_DATA} under CI")
+        pytest.skip(f"routing data not found at {ROUTING_DATA}: set ACO_ROUTING_DATA")
+    pytest.importorskip("sklearn")
+    nb = execute("02_cost_quality_frontier.ipynb")
+    s = summary(nb)
+    assert s["held_out_prompts"] > 400 and s["train_prompts"] > 1700
+    # the learned router beats the best mix of single models on prompts it never saw,
+    # and stays below the oracle
+    assert s["zero_router_aiq"] + 0.01 < s["router_aiq"] < s["oracle_aiq"]
+    # the knob chosen on the training folds for 95% keeps most of that quality held out,
+    # at a fraction of the best model's cost
+    assert s["op95_accuracy"] >= 0.9 * s["best_single_accuracy"]
+    assert s["op95_cost"] < 0.6 * s["best_single_cost"]
+    assert s["cost_reduction_at_95"] > 0.3
+    assert png_count(nb) == 1
+
+
+@pytest.mark.local_model
+def test_01_quickstart_on_the_local_tier(local_server: Any) -> None:
+    nb = execute("01_quickstart.ipynb")
+    s = summary(nb)
+    assert len(s["calls"]) == 4
+    for c in s["calls"]:
+        # no keys: every call is answered by the real local tier, for $0, and says why
+        assert c["tier"] == 1 and c["cost_usd"] == 0.0 and c["answered"]
+        assert c["tier5_cost_usd"] > 0
+        if c["wanted_tier"] > 1:
+            assert f"tier {c['wanted_tier']} unavailable" in c["reason"]
+            assert c["wanted_cost_usd"] > 0
+    assert any(c["wanted_tier"] >= 4 for c in s["calls"])  # the GDPR review wants a big tier
+    crit, capped = s["option_calls"]
+    assert "risk critical floor>=5" in crit["reason"]
+    assert "max_cost_usd 0.001" in capped["reason"] and capped["tier"] == 1
+    assert s["agent_steps"] and all(st["tier"] == 1 for st in s["agent_steps"])
+    assert s["agent_answer"]
+    assert s["spent_usd"] == 0.0 < s["tier5_usd"]
+    assert png_count(nb) == 1
+
+
+@pytest.mark.local_model
+def test_03_agent_traces_and_aco_stats(local_server: Any) -> None:
+    nb = execute("03_agent_traces.ipynb")
+    s = summary(nb)
+    assert s["runs"] == 4
+    assert s["outcomes"].count("completed") == 3 and s["outcomes"].count("doomed") == 1
+    assert "failed 2 times" in s["doom_reasons"][0]
+    # the command line and Python report the same numbers for the same trace file
+    assert s["cli"] == s["report"]
+    r = s["report"]
+    assert r["successes"] == 3 and r["success_rate"] == 0.75
+    assert s["series_total_cost"] == pytest.approx(r["total_cost"])
+    assert r["cost_per_successful_task"] == pytest.approx(r["total_cost"] / 3, abs=1e-6)
+    assert sum(s["calls_by_tier"].values()) == s["model_calls"] == r["model_calls"]
+    assert s["escalated_by_tier"] and s["verifier_calls"] >= 1
+    assert r["escalation_rate"] > 0 and r["verifier_call_rate"] > 0
+    assert s["stats_png_bytes"] > 10_000  # aco stats --plot wrote a real figure
+    assert png_count(nb) == 1
