@@ -7,7 +7,7 @@ PIP    := $(VENV)/bin/pip
 ACO    := $(VENV)/bin/aco
 PYTHON ?= python3
 
-.PHONY: install local-model demo test lint typecheck bench clean
+.PHONY: install local-model browser demo test lint typecheck bench docs-img clean
 
 install: $(VENV)/.installed
 
@@ -22,6 +22,13 @@ $(VENV)/.installed: pyproject.toml
 local-model: install
 	$(ACO) local-model build
 
+# Debian's chromium + chromedriver for the dashboard's browser test (idempotent; root or sudo).
+browser:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then :; else \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium chromium-driver; fi
+
 demo: install local-model
 	$(PY) examples/demo.py
 
@@ -32,7 +39,7 @@ lint: install
 typecheck: install
 	$(VENV)/bin/mypy aco_langchain
 
-test: install local-model lint
+test: install local-model browser lint
 	$(VENV)/bin/pytest -q tests
 
 bench: install local-model
@@ -41,6 +48,14 @@ bench: install local-model
 	$(PY) benchmarks/router_latency.py
 	$(PY) benchmarks/cascade.py
 	$(PY) benchmarks/ledger.py
+
+# The README's pictures, made by the project's own commands: the cross-validated frontier of the
+# router trained on the RouterBench slice, and the dashboard over an example ledger.
+ROUTING_DATA ?= ../shared/data/routing
+docs-img: install browser
+	$(ACO) train $(foreach f,$(wildcard $(ROUTING_DATA)/routerbench/*.csv),--data $(f)) --out /tmp/aco-docs/bundle --plot docs/img/frontier.png --json > /dev/null
+	env -u ACO_LEDGER_URL $(PY) docs/example_ledger.py /tmp/aco-docs/ledger.db
+	env -u ACO_LEDGER_URL $(ACO) dashboard --config /tmp/aco-docs/config.yaml --port 0 --screenshot docs/img/dashboard.png
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

@@ -35,6 +35,7 @@ _COMMAND_MODULES = (
     "aco_langchain.cli.router_cmds",
     "aco_langchain.cli.spend_cmds",
     "aco_langchain.cli.serve_cmds",
+    "aco_langchain.cli.dashboard_cmds",
 )
 
 

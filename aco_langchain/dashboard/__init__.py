@@ -1,0 +1,94 @@
+"""The spend dashboard: what the ledger says, as a static page with hand-written SVG charts.
+
+``collect`` reads the ledger a config points at and returns the page's JSON
+(:func:`aco_langchain.dashboard.data.dashboard_data`); ``page`` holds the shipped files
+and a stdlib server for them. ``aco serve`` mounts the page at ``/dashboard/``;
+``aco dashboard`` serves it alone.
+
+Example:
+    ```python
+    from aco_langchain.config import load_config
+    from aco_langchain.dashboard import collect
+
+    data = collect(load_config("config.yaml"))
+    data["totals"]          # the same fields and figures as `aco spend --json`
+    ```
+"""
+
+from __future__ import annotations
+
+import calendar
+import time
+from typing import TYPE_CHECKING, Any
+
+from aco_langchain.dashboard.data import dashboard_data
+
+if TYPE_CHECKING:
+    from aco_langchain.config import ACOConfig
+    from aco_langchain.spend.ledger import SpendLedger
+
+
+def period_start(config: ACOConfig, now: float | None = None) -> float:
+    """Epoch start (UTC) of the current ``budgets.budget_duration`` period (0 for forever).
+
+    Example:
+        ```python
+        period_start(ACOConfig())     # the first second of this UTC month
+        ```
+    """
+    t = time.gmtime(time.time() if now is None else now)
+    duration = config.budgets.budget_duration
+    if duration == "forever":
+        return 0.0
+    if duration == "day":
+        return float(calendar.timegm((t.tm_year, t.tm_mon, t.tm_mday, 0, 0, 0)))
+    return float(calendar.timegm((t.tm_year, t.tm_mon, 1, 0, 0, 0)))
+
+
+def collect(
+    config: ACOConfig,
+    ledger: SpendLedger | None = None,
+    *,
+    ledger_url: str | None = None,
+    month: str | None = None,
+) -> dict[str, Any]:
+    """The dashboard's JSON from the ledger of ``config`` (or ``ledger``).
+
+    Args:
+        config: Budgets (run, keys), the baseline tier, and the ledger URL.
+        ledger: An open ledger to read instead of opening one.
+        ledger_url: The ledger to open (None: ``$ACO_LEDGER_URL``, then ``ledger.url``).
+        month: Only rows of this ``YYYY-MM`` month (None: every row).
+
+    Returns:
+        See :func:`aco_langchain.dashboard.data.dashboard_data`.
+
+    Raises:
+        LedgerError: The ledger cannot be opened or read.
+        ValueError: ``month`` is not ``YYYY-MM``.
+
+    Example:
+        ```python
+        collect(cfg, month="2026-12")["days"]
+        ```
+    """
+    from aco_langchain.spend.ledger import month_bounds, open_ledger
+
+    led = open_ledger(ledger_url, config=config) if ledger is None else ledger  # shared
+    since = until = None
+    if month:
+        since, until = month_bounds(month)
+    rows = led.records(since=since, until=until)
+    url = led.url
+    base = config.tier(config.ledger.baseline_tier)
+    return dashboard_data(
+        rows,
+        ledger_url=url,
+        run_budget_usd=config.routing.max_cost_per_task,
+        key_budgets_usd=config.budgets.keys,
+        key_period_start=period_start(config),
+        baseline=f"tier {config.ledger.baseline_tier} ({base.model_id})",
+    )
+
+
+__all__ = ["collect", "dashboard_data", "period_start"]

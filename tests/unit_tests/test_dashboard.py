@@ -1,0 +1,187 @@
+"""The spend dashboard's data (from real ledger rows) and its standalone server."""
+
+from __future__ import annotations
+
+import calendar
+import json
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from aco_langchain.config import config_from_dict
+from aco_langchain.dashboard import collect, dashboard_data, period_start
+from aco_langchain.dashboard.page import FILES, make_server, serve_in_thread, static_file
+from aco_langchain.spend.ledger import Limit, SpendRecord, open_ledger
+
+DAY = 86400.0
+T0 = float(calendar.timegm((2026, 11, 29, 12, 0, 0)))
+
+
+def rows() -> list[SpendRecord]:
+    """Three days, three tiers, two keys, escalations and a cache hit."""
+    return [
+        SpendRecord("run-a", 0.0, 100, 20, tier=1, model="smollm2", baseline_usd=0.16, ts=T0),
+        SpendRecord(
+            "run-a",
+            0.03,
+            900,
+            100,
+            tier=3,
+            model="gpt-4.1-mini",
+            baseline_usd=1.2,
+            outcome="escalated",
+            api_key="k-alpha",
+            ts=T0 + 5,
+        ),
+        SpendRecord(
+            "run-b",
+            0.01,
+            400,
+            50,
+            tier=2,
+            model="gpt-4o-mini",
+            baseline_usd=0.55,
+            api_key="k-alpha",
+            ts=T0 + DAY,
+        ),
+        SpendRecord(
+            "run-b",
+            0.0,
+            400,
+            50,
+            tier=2,
+            model="gpt-4o-mini",
+            baseline_usd=0.55,
+            tags=("cache_hit",),
+            api_key="k-beta-0123456789",
+            ts=T0 + DAY + 1,
+        ),
+        SpendRecord(
+            "run-c", 0.5, 2000, 300, tier=3, model="gpt-4.1-mini", baseline_usd=2.9, ts=T0 + 2 * DAY
+        ),
+    ]
+
+
+def test_totals_are_the_ledgers_own_summary_and_days_split_by_tier():
+    d = dashboard_data(rows(), run_budget_usd=0.25)
+    assert d["totals"] == {
+        "total_usd": 0.54,
+        "calls": 5,
+        "baseline_usd": pytest.approx(5.36),
+        "savings_usd": pytest.approx(4.82),
+        "input_tokens": 3800,
+        "output_tokens": 520,
+    }
+    assert d["savings_share"] == pytest.approx(4.82 / 5.36, abs=1e-6)
+    assert [x["day"] for x in d["days"]] == ["2026-11-29", "2026-11-30", "2026-12-01"]
+    assert d["days"][0]["by_tier"] == {"1": 0.0, "3": 0.03}
+    assert d["days"][0]["cost_usd"] == pytest.approx(0.03)
+    assert sum(x["cost_usd"] for x in d["days"]) == pytest.approx(0.54)
+    assert [(t["tier"], t["calls"]) for t in d["tiers"]] == [("1", 1), ("2", 2), ("3", 2)]
+    assert d["first_day"] == "2026-11-29" and d["last_day"] == "2026-12-01"
+
+
+def test_budget_use_per_run_biggest_first_and_over_budget_shows():
+    d = dashboard_data(rows(), run_budget_usd=0.25)
+    assert [r["key"] for r in d["runs"]] == ["run-c", "run-a", "run-b"]
+    assert d["runs"][0]["share"] == 2.0  # run-c spent twice its budget
+    assert d["runs"][1]["share"] == pytest.approx(0.12)
+    assert dashboard_data(rows(), run_budget_usd=None)["runs"][0]["share"] is None
+    assert len(dashboard_data(rows(), top_runs=2)["runs"]) == 2
+
+
+def test_budget_use_per_key_counts_the_current_period_and_shortens_keys():
+    d = dashboard_data(
+        rows(),
+        key_budgets_usd={"k-alpha": 0.1, "k-idle": 1.0},
+        key_period_start=T0 + DAY / 2,  # the first day's rows are an earlier period
+    )
+    keys = {k["key"]: k for k in d["keys"]}
+    assert keys["k-alpha"]["spent_usd"] == pytest.approx(0.01)
+    assert keys["k-alpha"]["share"] == pytest.approx(0.1)
+    assert keys["k-idle"]["calls"] == 0 and keys["k-idle"]["share"] == 0.0
+    assert "k-beta-01234…" in keys and keys["k-beta-01234…"]["budget_usd"] is None
+
+
+def test_escalation_and_cache_hit_rates_from_row_flags():
+    r = dashboard_data(rows())["rates"]
+    assert (r["escalations"], r["cache_hits"], r["calls"]) == (1, 1, 5)
+    assert r["escalation_rate"] == 0.2 and r["cache_hit_rate"] == 0.2
+    empty = dashboard_data([])
+    assert empty["rates"]["escalation_rate"] is None and empty["days"] == []
+    assert empty["savings_share"] is None
+
+
+def test_period_start_follows_budget_duration():
+    now = float(calendar.timegm((2026, 12, 2, 15, 30, 0)))
+    month = config_from_dict({})
+    assert period_start(month, now) == calendar.timegm((2026, 12, 1, 0, 0, 0))
+    day = config_from_dict({"budgets": {"budget_duration": "day"}})
+    assert period_start(day, now) == calendar.timegm((2026, 12, 2, 0, 0, 0))
+    assert period_start(config_from_dict({"budgets": {"budget_duration": "forever"}}), now) == 0
+
+
+def _settle_all(ledger, records):
+    for r in records:
+        hold = ledger.hold([Limit(f"run:{r.run_key}", usd=100.0)], usd=r.cost_usd)
+        ledger.settle(hold, r)
+
+
+def test_collect_reads_a_real_sqlite_ledger(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.delenv("ACO_LEDGER_URL")  # the config's ledger.url, as a user's would be
+    url = f"sqlite:///{tmp_path / 'spend.db'}"
+    cfg = config_from_dict({"ledger": {"url": url}, "routing": {"max_cost_per_task": 0.25}})
+    ledger = open_ledger(url)
+    _settle_all(ledger, rows())
+    d = collect(cfg)
+    assert d["ledger"] == url
+    assert d["totals"] == ledger.summary().to_dict()
+    assert d["run_budget_usd"] == 0.25 and d["baseline"].startswith("tier 4")
+    assert collect(cfg, month="2026-11")["totals"]["calls"] == 4
+    with pytest.raises(ValueError, match="YYYY-MM"):
+        collect(cfg, month="11/2026")
+
+
+def test_standalone_server_serves_the_page_and_the_data():
+    data = dashboard_data(rows())
+    srv = make_server("127.0.0.1", 0, lambda: data)
+    serve_in_thread(srv)
+    base = f"http://127.0.0.1:{srv.server_address[1]}"
+    try:
+        with urllib.request.urlopen(base + "/dashboard/") as res:
+            html = res.read().decode()
+            assert res.headers["Content-Type"].startswith("text/html")
+            assert "default-src 'self'" in res.headers["Content-Security-Policy"]
+        for name in FILES:
+            assert static_file(name)[0]
+        # the page loads nothing from elsewhere: no absolute URL in any of its files
+        for name in FILES:
+            text = static_file(name)[0].decode()
+            assert "http://" not in text.replace("http://www.w3.org/2000/svg", "")
+            assert "https://" not in text
+        assert 'src="dashboard.js"' in html
+        with urllib.request.urlopen(base + "/dashboard/data.json") as res:
+            assert json.loads(res.read()) == json.loads(json.dumps(data))
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(base + "/dashboard/../../etc/passwd")
+        assert err.value.code == 404
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+def test_data_errors_reach_the_page_as_json_500():
+    def broken() -> dict:
+        raise RuntimeError("database is locked")
+
+    srv = make_server("127.0.0.1", 0, broken)
+    serve_in_thread(srv)
+    try:
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(f"http://127.0.0.1:{srv.server_address[1]}/dashboard/data.json")
+        assert err.value.code == 500
+        assert "database is locked" in json.loads(err.value.read())["error"]
+    finally:
+        srv.shutdown()
+        srv.server_close()
