@@ -73,13 +73,14 @@ def collect(
         ```
     """
     from aco_langchain.spend.ledger import month_bounds, open_ledger
+    from aco_langchain.spend.ledger.postgres import mask_url
 
     led = open_ledger(ledger_url, config=config) if ledger is None else ledger  # shared
     since = until = None
     if month:
         since, until = month_bounds(month)
     rows = led.records(since=since, until=until)
-    url = led.url
+    url = mask_url(led.url)  # a Postgres URL's password never reaches the page
     base = config.tier(config.ledger.baseline_tier)
     return dashboard_data(
         rows,

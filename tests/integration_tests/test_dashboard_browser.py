@@ -111,12 +111,6 @@ def _spend_json(config: Path) -> dict[str, Any]:
         text=True,
         env=_env(),
     )
-    if out.returncode != 0 and "No such command" in out.stderr:
-        # `aco spend` (issue 10's command) not on this tree yet: its own summary function
-        from aco_langchain.config import load_config
-        from aco_langchain.spend.ledger import open_ledger
-
-        return open_ledger(load_config(config).ledger.url).summary().to_dict()
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)
 

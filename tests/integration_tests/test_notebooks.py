@@ -110,9 +110,10 @@ def test_01_quickstart_on_the_local_tier(local_server: Any) -> None:
             assert f"tier {c['wanted_tier']} unavailable" in c["reason"]
             assert c["wanted_cost_usd"] > 0
     assert any(c["wanted_tier"] >= 4 for c in s["calls"])  # the GDPR review wants a big tier
-    crit, capped = s["option_calls"]
-    assert "risk critical floor>=5" in crit["reason"]
-    assert "max_cost_usd 0.001" in capped["reason"] and capped["tier"] == 1
+    capped, crit = s["option_calls"]
+    assert "max_cost_usd 1e-06 -> tier<=1" in capped["reason"] and capped["tier"] == 1
+    # a risk floor is not broken silently: refused, naming the floor and the fix
+    assert "risk floor" in crit["raised"] and "allow_degrade" in crit["raised"]
     assert s["agent_steps"] and all(st["tier"] == 1 for st in s["agent_steps"])
     assert s["agent_answer"]
     assert s["spent_usd"] == 0.0 < s["tier5_usd"]

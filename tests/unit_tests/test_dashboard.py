@@ -185,3 +185,15 @@ def test_data_errors_reach_the_page_as_json_500():
     finally:
         srv.shutdown()
         srv.server_close()
+
+
+def test_collect_masks_a_ledger_password():
+    class Ledger:
+        url = "postgresql://aco:s3cret@db.internal:5432/spend"
+
+        def records(self, **_: object) -> list[SpendRecord]:
+            return rows()
+
+    d = collect(config_from_dict({}), ledger=Ledger())  # type: ignore[arg-type]
+    assert d["ledger"] == "postgresql://aco:***@db.internal:5432/spend"
+    assert "s3cret" not in json.dumps(d)
