@@ -115,6 +115,8 @@ def test_01_quickstart_on_the_local_tier(local_server: Any) -> None:
     # a risk floor is not broken silently: refused, naming the floor and the fix
     assert "risk floor" in crit["raised"] and "allow_degrade" in crit["raised"]
     assert s["agent_steps"] and all(st["tier"] == 1 for st in s["agent_steps"])
+    # the local tier called the tool and the gate let it run (priced at $0)
+    assert {"name": "word_count", "success": True} in s["agent_tools"]
     assert s["agent_answer"]
     assert s["spent_usd"] == 0.0 < s["tier5_usd"]
     assert png_count(nb) == 1
