@@ -294,6 +294,9 @@ def create_app(
     app.include_router(openai_router)
     app.include_router(seed_router)
     app.include_router(ops_router)
+    from aco_langchain.server.dashboard import dashboard_router  # imports this module
+
+    app.include_router(dashboard_router)
     _install_error_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=ready.config.server.max_body_bytes)
     return app

@@ -197,3 +197,33 @@ def test_collect_masks_a_ledger_password():
     d = collect(config_from_dict({}), ledger=Ledger())  # type: ignore[arg-type]
     assert d["ledger"] == "postgresql://aco:***@db.internal:5432/spend"
     assert "s3cret" not in json.dumps(d)
+
+
+def test_aco_serve_mounts_the_dashboard(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    pytest.importorskip("fastapi")
+    import hashlib
+
+    from fastapi.testclient import TestClient
+
+    from aco_langchain.server import create_app
+
+    url = f"sqlite:///{tmp_path / 'spend.db'}"
+    _settle_all(open_ledger(url), rows())
+    monkeypatch.delenv("ACO_LEDGER_URL")
+    digest = hashlib.sha256(b"sk-dash").hexdigest()
+    cfg = config_from_dict(
+        {
+            "ledger": {"url": url},
+            "server": {"api_keys": [{"name": "ops", "sha256": digest}]},
+        }
+    )
+    client = TestClient(create_app(cfg))
+    page = client.get("/dashboard/")
+    assert page.status_code == 200 and 'src="dashboard.js"' in page.text
+    assert client.get("/dashboard/dashboard.js").headers["content-type"].startswith("text/java")
+    assert client.get("/dashboard/nope.js").status_code == 404
+    # the data is the ledger's, and only for callers with a key
+    assert client.get("/dashboard/data.json").status_code == 401
+    got = client.get("/dashboard/data.json", headers={"Authorization": "Bearer sk-dash"})
+    assert got.status_code == 200
+    assert got.json()["totals"] == open_ledger(url).summary().to_dict()

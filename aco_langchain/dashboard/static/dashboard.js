@@ -164,11 +164,24 @@
     document.body.dataset.ready = "1";
   }
 
-  fetch("data.json", { cache: "no-store" })
-    .then((res) => {
+  // aco serve with API keys: data.json needs the bearer key; asked once, kept for the tab.
+  function load(askedKey) {
+    const key = sessionStorage.getItem("aco-key");
+    const headers = key ? { Authorization: "Bearer " + key } : {};
+    return fetch("data.json", { cache: "no-store", headers }).then((res) => {
+      if (res.status === 401 && !askedKey) {
+        const k = window.prompt("API key for this server");
+        if (k) {
+          sessionStorage.setItem("aco-key", k);
+          return load(true);
+        }
+      }
       if (!res.ok) throw new Error(`data.json: HTTP ${res.status}`);
       return res.json();
-    })
+    });
+  }
+
+  load(false)
     .then(render)
     .catch((err) => {
       document.getElementById("source").textContent = "cannot load the ledger: " + err.message;
