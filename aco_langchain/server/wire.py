@@ -24,6 +24,7 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, convert_to_messages
 
+from aco_langchain.chat.messages import message_text
 from aco_langchain.server.schemas import ChatMessage
 
 #: The fields of the response's ``aco`` object, in order (from ``response_metadata["aco"]``).
@@ -93,17 +94,6 @@ def _tool_calls(msg: BaseMessage) -> list[dict[str, Any]]:
     ]
 
 
-def _text(msg: BaseMessage) -> str:
-    content = msg.content
-    if isinstance(content, str):
-        return content
-    return "".join(
-        b if isinstance(b, str) else str(b.get("text", ""))
-        for b in content
-        if isinstance(b, str) or (isinstance(b, dict) and b.get("type") in ("text", None))
-    )
-
-
 def finish_reason(msg: BaseMessage) -> str:
     """``tool_calls`` when the answer calls tools, else the tier's reason (``stop``)."""
     if getattr(msg, "tool_calls", None):
@@ -130,7 +120,7 @@ def completion(msg: AIMessage, *, model: str, aco: dict[str, Any]) -> dict[str, 
     tool_calls = _tool_calls(msg)
     message: dict[str, Any] = {
         "role": "assistant",
-        "content": _text(msg) if (msg.content or not tool_calls) else None,
+        "content": message_text(msg) if (msg.content or not tool_calls) else None,
         "refusal": None,
     }
     if tool_calls:
@@ -208,7 +198,7 @@ class ChunkWriter:
         if name:
             self.model = str(name)
         delta: dict[str, Any] = {}
-        text = _text(chunk)
+        text = message_text(chunk)
         if text:
             delta["content"] = text
         calls = []
