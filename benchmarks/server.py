@@ -1,0 +1,314 @@
+"""Overhead of `aco serve` over a direct upstream call, side by side with LiteLLM's proxy.
+
+Three targets answer the same OpenAI chat-completions request, all backed by the same
+loopback fake upstream (``tests/fault_server.FaultServer`` in its own process: no cloud
+provider can run here):
+
+- ``direct``: the upstream itself;
+- ``aco``: a real ``aco serve`` process (1 worker, ``model: aco``, the config's router, no
+  cache, one bearer key, a SQLite ledger) whose five tiers point at the upstream;
+- ``litellm``: LiteLLM's proxy (``litellm --config``, 1 worker) from its own venv
+  (``python3 -m venv /work/litellm-venv && /work/litellm-venv/bin/pip install
+  'litellm[proxy]'``; never a dependency of ours), one model pointing at the upstream, its
+  master key as the bearer key, no database.
+
+Each target gets a warm-up, then a bounded load (default 2,000 requests, 32 concurrent, one
+keep-alive httpx client) and a sequential run (300 requests, 1 at a time: latency without
+queueing). Distinct prompts, so nothing can be served from a cache. Printed and written to
+``benchmarks/results/server.json``: p50/p99 latency, requests/s, and the *added* p50/p99
+over the direct call measured in the same run. Target: aco's added p50 below LiteLLM's.
+
+Usage::
+
+    .venv/bin/python benchmarks/server.py [--requests 2000] [--concurrency 32]
+        [--litellm /work/litellm-venv/bin/litellm]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "benchmarks" / "results" / "server.json"
+#: Both servers check this bearer key (LiteLLM's master key; one of aco's keys).
+KEY = "sk-bench-0123456789abcdef0123456789abcdef"
+PROMPT = "Summarize this support ticket in one sentence: the export button does nothing."
+
+_UPSTREAM = """
+import sys, time
+sys.path.insert(0, {root!r})
+from tests.fault_server import FaultServer
+srv = FaultServer(text="A short answer from the upstream.", max_requests=10**7,
+                  max_lifetime_s=3600)
+srv._httpd.socket.listen(256)  # socketserver's backlog of 5 resets 32 concurrent connects
+srv.start()
+print(srv.port, flush=True)
+while True:
+    time.sleep(3600)
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_up(url: str, proc: subprocess.Popen[bytes], what: str, timeout_s: float = 180) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"{what} exited with {proc.returncode}")
+        try:
+            if httpx.get(url, timeout=2).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise SystemExit(f"{what} did not come up within {timeout_s:.0f}s")
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def start_upstream() -> tuple[subprocess.Popen[bytes], str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _UPSTREAM.format(root=str(ROOT))], stdout=subprocess.PIPE
+    )
+    assert proc.stdout is not None
+    port = int(proc.stdout.readline().decode().strip())
+    return proc, f"http://127.0.0.1:{port}/v1"
+
+
+def start_aco(upstream: str, tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
+    models = {
+        f"tier{n}": {
+            "model_id": f"bench-tier-{n}",
+            "provider": "openai-compatible",
+            "model": f"up-{n}",
+            "base_url": upstream,
+            "cost_per_1k_input": 0.0 if n == 1 else 0.05 * n,
+            "cost_per_1k_output": 0.0 if n == 1 else 0.05 * n,
+            "is_local": n == 1,
+            "capabilities": ["chat", "tools"],
+        }
+        for n in range(1, 6)
+    }
+    cfg = {"models": models, "ledger": {"url": f"sqlite:///{tmp / 'ledger.db'}"}}
+    path = tmp / "aco.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ACO_")}
+    env["PYTHONPATH"] = str(ROOT)
+    env["ACO_SERVER_API_KEYS"] = KEY
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from aco_langchain.cli import main; main()", "serve"]
+        + ["--config", str(path), "--port", str(port), "--no-access-log"]
+        + ["--log-level", "warning"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    _wait_up(f"{base}/healthz", proc, "aco serve")
+    return proc, f"{base}/v1"
+
+
+def start_litellm(binary: str, upstream: str, tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
+    cfg = {
+        "model_list": [
+            {
+                "model_name": "bench",
+                "litellm_params": {"model": "openai/up-2", "api_base": upstream, "api_key": "x"},
+            }
+        ],
+        "litellm_settings": {"telemetry": False, "drop_params": True},
+        "general_settings": {"master_key": KEY},
+    }
+    path = tmp / "litellm.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    port = _free_port()
+    env = {**os.environ, "LITELLM_LOG": "ERROR", "LITELLM_TELEMETRY": "False"}
+    proc = subprocess.Popen(
+        [binary, "--config", str(path), "--port", str(port), "--num_workers", "1"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=str(tmp),
+    )
+    base = f"http://127.0.0.1:{port}"
+    _wait_up(f"{base}/health/liveliness", proc, "litellm proxy", timeout_s=300)
+    return proc, f"{base}/v1"
+
+
+async def _load(
+    base: str, model: str, n: int, concurrency: int, tag: str
+) -> tuple[list[float], float, int]:
+    """(latencies in seconds, wall seconds, errors) of ``n`` requests, ``concurrency`` at once."""
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    latencies: list[float] = []
+    errors = 0
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for i in range(n):
+        queue.put_nowait(i)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as client:
+
+        async def worker() -> None:
+            nonlocal errors
+            while True:
+                try:
+                    i = queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    return
+                body = {
+                    "model": model,
+                    "messages": [{"role": "user", "content": f"{PROMPT} ({tag} #{i})"}],
+                    "max_tokens": 32,
+                }
+                t0 = time.perf_counter()
+                try:
+                    r = await client.post(
+                        "/chat/completions", json=body, headers={"authorization": f"Bearer {KEY}"}
+                    )
+                except httpx.HTTPError:
+                    errors += 1
+                    continue
+                dt = time.perf_counter() - t0
+                if r.status_code == 200 and r.json()["choices"][0]["message"]["content"]:
+                    latencies.append(dt)
+                else:
+                    errors += 1
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        wall = time.perf_counter() - t0
+    return latencies, wall, errors
+
+
+def _pct(xs: list[float], q: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(q * len(xs)))] * 1000.0
+
+
+def measure(base: str, model: str, name: str, n: int, concurrency: int) -> dict[str, Any]:
+    asyncio.run(_load(base, model, 100, min(concurrency, 8), f"{name}-warm"))
+    out: dict[str, Any] = {}
+    for label, count, conc in (("loaded", n, concurrency), ("sequential", 300, 1)):
+        lat, wall, errors = asyncio.run(_load(base, model, count, conc, f"{name}-{label}"))
+        out[label] = {
+            "requests": count,
+            "concurrency": conc,
+            "errors": errors,
+            "p50_ms": round(_pct(lat, 0.50), 3),
+            "p99_ms": round(_pct(lat, 0.99), 3),
+            "mean_ms": round(statistics.fmean(lat) * 1000.0, 3) if lat else None,
+            "req_per_s": round(len(lat) / wall, 1),
+        }
+        r = out[label]
+        print(
+            f"  {name:8s} {label:10s} n={count:5d} c={conc:2d}  p50 {r['p50_ms']:8.2f} ms  "
+            f"p99 {r['p99_ms']:8.2f} ms  {r['req_per_s']:7.1f} req/s  errors {errors}",
+            flush=True,
+        )
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--requests", type=int, default=2000)
+    ap.add_argument("--concurrency", type=int, default=32)
+    ap.add_argument("--litellm", default="/work/litellm-venv/bin/litellm")
+    args = ap.parse_args()
+    procs: list[subprocess.Popen[bytes]] = []
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="aco-bench-server-") as d:
+        tmp = Path(d)
+        try:
+            up, upstream = start_upstream()
+            procs.append(up)
+            _wait_up(upstream.removesuffix("/v1") + "/health", up, "upstream")
+            aco, aco_url = start_aco(upstream, tmp)
+            procs.append(aco)
+            targets = [("direct", upstream, "up-2"), ("aco", aco_url, "aco")]
+            if Path(args.litellm).exists():
+                lite, lite_url = start_litellm(args.litellm, upstream, tmp)
+                procs.append(lite)
+                targets.append(("litellm", lite_url, "bench"))
+            else:
+                print(f"LiteLLM not found at {args.litellm}: measuring without it")
+            print(f"load: {os.getloadavg()[0]:.1f} (1-min average) on {os.cpu_count()} cores")
+            for name, url, model in targets:
+                results[name] = measure(url, model, name, args.requests, args.concurrency)
+            # The direct call again at the end: how much the machine drifted during the run.
+            results["direct_again"] = measure(
+                upstream, "up-2", "direct", args.requests, args.concurrency
+            )
+        finally:
+            for p in reversed(procs):
+                _stop(p)
+    for label in ("loaded", "sequential"):
+        base50 = statistics.median(
+            [results["direct"][label]["p50_ms"], results["direct_again"][label]["p50_ms"]]
+        )
+        base99 = statistics.median(
+            [results["direct"][label]["p99_ms"], results["direct_again"][label]["p99_ms"]]
+        )
+        for name in ("aco", "litellm"):
+            if name in results:
+                r = results[name][label]
+                r["added_p50_ms"] = round(r["p50_ms"] - base50, 3)
+                r["added_p99_ms"] = round(r["p99_ms"] - base99, 3)
+    print("\nadded latency over the direct call (same run):")
+    for label in ("loaded", "sequential"):
+        for name in ("aco", "litellm"):
+            if name in results:
+                r = results[name][label]
+                print(
+                    f"  {name:8s} {label:10s} +p50 {r['added_p50_ms']:8.2f} ms  "
+                    f"+p99 {r['added_p99_ms']:8.2f} ms  {r['req_per_s']:7.1f} req/s per worker"
+                )
+    if "litellm" in results:
+        ok = all(
+            results["aco"][lb]["added_p50_ms"] < results["litellm"][lb]["added_p50_ms"]
+            for lb in ("loaded", "sequential")
+        )
+        print(f"target (aco added p50 < LiteLLM's, both runs): {'met' if ok else 'NOT met'}")
+        results["target_met"] = ok
+    results["meta"] = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "load_avg_1m_end": round(os.getloadavg()[0], 2),
+        "upstream": "tests/fault_server.FaultServer (loopback fake, own process)",
+        "client": "httpx.AsyncClient, keep-alive",
+    }
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {OUT}")
+
+
+if __name__ == "__main__":
+    main()
