@@ -199,6 +199,8 @@ class CallPlan:
     """Upper bound on the call's input tokens (what a hold counts)."""
     ttl_s: float
     forced: bool = False
+    escalating: bool = False
+    """The cascade's escalated call is in flight: its ledger row says ``escalated``."""
     started: float = field(default_factory=time.perf_counter)
     hold: Hold | None = None
     """The hold of the tier being called, while it is in flight."""
@@ -402,7 +404,7 @@ class PlanningMixin:
             failures=dict(failures),
         )
         plan.completed_usd += call.cost_usd
-        self._settle_tier(plan, tier, i, o, call.cost_usd)
+        self._settle_tier(plan, tier, i, o, call.cost_usd, "escalated" if plan.escalating else "ok")
         return call
 
     def _cascade_verdict(
@@ -576,6 +578,7 @@ class PlanningMixin:
         if not verdict.escalated:
             return self._decorate(result, plan, cheap, None, verdict)
         try:
+            plan.escalating = True
             final_result, final = yield self._escalation_plan(plan, verdict), _no_extra
         except DeadlineExceededError as exc:
             # Degrade: no time left to escalate, so the cheap answer stands (and says so).

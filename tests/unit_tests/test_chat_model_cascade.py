@@ -39,6 +39,9 @@ def test_doubtful_cheap_answer_escalates_and_reports_both_calls() -> None:
     # both calls' tokens are reported: they were really spent through this model
     cheap_usage = meta["calls"][0]["usage"]["total_tokens"]
     assert msg.usage_metadata["total_tokens"] > cheap_usage
+    # the ledger says which row was the escalation (the dashboard's escalation rate reads it)
+    rows = llm.spend_ledger.records(run=meta["run_key"])
+    assert [(r.tier, r.outcome) for r in rows] == [(1, "ok"), (2, "escalated")]
 
 
 def test_missing_logprobs_fall_back_to_format_check_not_silent_pass() -> None:
