@@ -238,8 +238,14 @@ class _Delivered:
     def chars(self) -> int:
         return sum(len(str(c.message.content)) for c in self.chunks)
 
-    def interrupted(self, tier: int, exc: BaseException) -> StreamInterruptedError:
-        return StreamInterruptedError(tier, len(self.chunks), self.chars(), describe_error(exc))
+    def interrupted(
+        self, tier: int, exc: BaseException, deadline: Deadline
+    ) -> StreamInterruptedError:
+        why = describe_error(exc)
+        if deadline.remaining() <= MIN_ATTEMPT_S:
+            # The transport timed out because the call's deadline was spent: say which one.
+            why = f"deadline of {deadline.budget_s:g}s ({deadline.source}) spent ({why})"
+        return StreamInterruptedError(tier, len(self.chunks), self.chars(), why)
 
 
 def _stream_deadline_error(run: FallbackRun) -> TimeoutError:
@@ -392,7 +398,7 @@ class ExecuteMixin:
                     if out.answered:
                         # Part of an answer is out: never answer twice.
                         self._rt.health.failed(tier)
-                        raise out.interrupted(tier, exc) from exc
+                        raise out.interrupted(tier, exc, run.deadline) from exc
                     run.failed(exc)
                     continue
                 run.succeeded()
@@ -522,7 +528,7 @@ class ExecuteMixin:
                 except Exception as exc:  # noqa: BLE001 - provider faults: classified below
                     if out.answered:
                         self._rt.health.failed(tier)
-                        raise out.interrupted(tier, exc) from exc
+                        raise out.interrupted(tier, exc, run.deadline) from exc
                     run.failed(exc)
                     continue
                 finally:
