@@ -42,6 +42,17 @@ def word_count(text: str) -> int:
 
 QUESTION = "How many words are in 'the quick brown fox'? Use word_count."
 
+#: What a user of the 135M model sets in $ACO_CONFIG: the default output cap (1024 tokens)
+#: can outrun the default 30 s deadline when the small model rambles on 2 shared cores
+#: (measured: a 1024-token answer took 30-135 s), so answers are kept short.
+SHORT_ANSWERS = "routing:\n  max_output_tokens: 96\n  max_latency_per_call_s: 120\n"
+
+
+@pytest.fixture
+def short_answers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "aco.yaml").write_text(SHORT_ANSWERS)
+    monkeypatch.setenv("ACO_CONFIG", str(tmp_path / "aco.yaml"))
+
 
 def _assert_ran_and_answered(messages: list[Any]) -> AIMessage:
     tools = [m for m in messages if isinstance(m, ToolMessage)]
@@ -53,7 +64,7 @@ def _assert_ran_and_answered(messages: list[Any]) -> AIMessage:
     return last
 
 
-def test_create_aco_agent_with_no_config_and_no_keys(local_server: lm.ServerInfo) -> None:
+def test_create_aco_agent_with_no_keys(local_server: lm.ServerInfo, short_answers: None) -> None:
     from aco_langchain import create_aco_agent
 
     out = create_aco_agent(None, [word_count]).invoke({"messages": [HumanMessage(QUESTION)]})
@@ -64,7 +75,7 @@ def test_create_aco_agent_with_no_config_and_no_keys(local_server: lm.ServerInfo
     assert all("OPENAI_API_KEY" in e["reason"] or "tier 1" in e["reason"] for e in steps)
 
 
-async def test_create_aco_agent_async(local_server: lm.ServerInfo) -> None:
+async def test_create_aco_agent_async(local_server: lm.ServerInfo, short_answers: None) -> None:
     from aco_langchain import create_aco_agent
 
     graph = create_aco_agent(None, [word_count])
@@ -72,12 +83,12 @@ async def test_create_aco_agent_async(local_server: lm.ServerInfo) -> None:
     _assert_ran_and_answered(out["messages"])
 
 
-def test_create_agent_with_aco_middleware(local_server: lm.ServerInfo) -> None:
+def test_create_agent_with_aco_middleware(local_server: lm.ServerInfo, short_answers: None) -> None:
     from langchain.agents import create_agent
 
-    from aco_langchain import ACOMiddleware, ACORouterChatModel
+    from aco_langchain import ACOMiddleware, ACORouterChatModel, load_config
 
-    llm = ACORouterChatModel(temperature=0.0)
+    llm = ACORouterChatModel(config=load_config(), temperature=0.0)  # $ACO_CONFIG
     agent = create_agent(llm, [word_count], middleware=[ACOMiddleware()])
     out = agent.invoke({"messages": [HumanMessage(QUESTION)]})
     last = _assert_ran_and_answered(out["messages"])
