@@ -14,7 +14,9 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 
 from aco_langchain.chat.messages import tool_call_chunks
 from aco_langchain.chat.plan import CallPlan, TierCall
+from aco_langchain.errors import ConfigError
 from aco_langchain.routing import RouteDecision
+from aco_langchain.spend.ledger import SpendRecord
 
 if TYPE_CHECKING:
     from aco_langchain.chat.execute import FallbackRun
@@ -60,6 +62,59 @@ def logprob_confidence(raw: Any, provider: str) -> float | None:
 
 class MetadataMixin:
     """Builds the ``aco`` metadata of an answer and settles the call's spend."""
+
+    def _settle_tier(
+        self: ACORouterChatModel,
+        plan: CallPlan,
+        tier: int,
+        input_tokens: int,
+        output_tokens: int,
+        cost: float,
+        outcome: str = "ok",
+    ) -> None:
+        """Write the answered tier call's row and move its hold to spent (one transaction).
+
+        Usage over what was held (more output than the cap sent, more input than the bound)
+        is recorded as ``over_cap`` and blocks the call's budgets: never absorbed silently.
+        """
+        hold = plan.hold
+        if hold is None or plan.hold_tier != tier:
+            return
+        plan.hold, plan.hold_tier = None, None
+        block = None
+        if output_tokens > plan.cap or input_tokens > plan.in_bound:
+            outcome = "over_cap"
+            block = (
+                f"tier {tier} reported {input_tokens} input / {output_tokens} output tokens, "
+                f"over the {plan.in_bound} / {plan.cap} held (its provider ignores the output "
+                "cap?); reset the budget to go on"
+            )
+            logger.warning("run %s: %s", plan.run_key, block)
+        record = SpendRecord(
+            run_key=plan.run_key,
+            cost_usd=cost,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            tier=tier,
+            model=self._rt.registry.model_name(tier),
+            provider=self._rt.registry.provider(tier),
+            latency_ms=round((time.perf_counter() - plan.hold_started) * 1000, 3),
+            outcome=outcome,
+            baseline_usd=self._baseline_cost(input_tokens, output_tokens),
+            trace_id=plan.who.trace_id,
+            user=plan.who.user,
+            api_key=plan.who.api_key,
+            tags=plan.who.tags,
+        )
+        self._rt.ledger.settle(hold, record, block=block)
+
+    def _baseline_cost(self: ACORouterChatModel, input_tokens: int, output_tokens: int) -> float:
+        try:
+            return self._rt.registry.cost(
+                self.config.ledger.baseline_tier, input_tokens, output_tokens
+            )
+        except ConfigError:
+            return 0.0  # the baseline tier has no price: savings are not known
 
     def _aco_metadata(
         self: ACORouterChatModel,
