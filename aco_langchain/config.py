@@ -170,6 +170,30 @@ class AgentSettings(_Strict):
     verifier_budget_ratio: float = Field(0.5, ge=0.0, le=1.0)
     tool_costs: dict[str, float] = Field(default_factory=dict)
     on_low_budget: Literal["local", "stop"] = "local"
+    escalation_ladder: list[str] = Field(
+        default_factory=list,
+        description="Run-level cheap-first ladder of model ids (see agent/run_ladder.py): a "
+        "run the verifier rejects, or a step cap stops, is run again on the next model. "
+        "Empty: no run-level escalation. Written by `aco replay --runs ... --write-config`.",
+    )
+    step_caps: dict[str, int] = Field(
+        default_factory=dict,
+        description="Per-model cap on a run's model calls (doom step_limit); a model not "
+        "named here uses max_steps.",
+    )
+    require_verified: bool = Field(
+        False,
+        description="A run succeeds only on a verifier's positive verdict (or an observed "
+        "outcome); an unverified answer escalates on the ladder and never counts as success.",
+    )
+
+    @field_validator("step_caps")
+    @classmethod
+    def _positive_caps(cls, value: dict[str, int]) -> dict[str, int]:
+        bad = [m for m, cap in value.items() if cap <= 0]
+        if bad:
+            raise ValueError(f"step caps must be positive: fix {', '.join(bad)}")
+        return value
 
 
 class LedgerSettings(_Strict):

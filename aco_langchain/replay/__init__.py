@@ -1,0 +1,1 @@
+"""Replay: evaluate and calibrate cost policies on recorded outcomes and agent runs."""
