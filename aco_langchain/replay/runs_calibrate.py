@@ -247,7 +247,7 @@ def calibrate(
     chosen_cost, chosen_rate, count = best_cost, best_rate, 0
     for top in (m for m in train.models if rate[m] >= best_rate - top_within):
         cheaper = sorted(
-            (m for m in train.models if mean_cost[m] < mean_cost[top]), key=mean_cost.get
+            (m for m in train.models if mean_cost[m] < mean_cost[top]), key=mean_cost.__getitem__
         )
         for size in range(0, max_cheap + 1):
             for rungs in itertools.combinations(cheaper, size):
