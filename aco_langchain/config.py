@@ -168,7 +168,17 @@ class AgentSettings(_Strict):
     no_progress_steps: int = Field(5, gt=0)
     max_repeated_failures: int = Field(3, gt=0)
     verifier_budget_ratio: float = Field(0.5, ge=0.0, le=1.0)
-    tool_costs: dict[str, float] = Field(default_factory=dict)
+    tool_costs: dict[str, float] = Field(
+        default_factory=dict,
+        description="USD per call of a tool. Only a tool priced here (or by the caller) can "
+        "be declined by the cost gate for its value; an unpriced tool costs $0 and runs.",
+    )
+    max_identical_retries: int = Field(
+        0,
+        ge=0,
+        description="How often the tool gate lets an identical call (same name and "
+        "arguments) that already failed run again; 0: never.",
+    )
     on_low_budget: Literal["local", "stop"] = "local"
     escalation_ladder: list[str] = Field(
         default_factory=list,

@@ -174,6 +174,11 @@ class RunView:
                 task_type = task_type or e.get("task_type")
             elif kind == "tool":
                 recorded += cost
+                if e.get("repeat_failure"):
+                    # The model insisted on a call that already failed: for doom it
+                    # failed again (repeated_failure), though the gate did not run it.
+                    det.record_tool(e.get("sig") or e["name"], None, False, 0.0)
+                    prior_failure = True
                 if e.get("skipped"):
                     continue
                 tool_counts[e["name"]] = tool_counts.get(e["name"], 0) + 1

@@ -97,7 +97,12 @@ from aco_langchain.agent.policy import (
 )
 from aco_langchain.integrations.langgraph.agent import ConfigOrModel, resolve_router_model
 from aco_langchain.integrations.langgraph.nodes import VerifierCall, verifier_call
-from aco_langchain.integrations.tool_calls import ToolCallRecorder, ToolResult
+from aco_langchain.integrations.tool_calls import (
+    ToolCallRecorder,
+    ToolResult,
+    aemit_tool_events,
+    emit_tool_events,
+)
 from aco_langchain.tracing.names import EVENT_STOP, EVENT_VERDICT
 
 if TYPE_CHECKING:
@@ -156,6 +161,11 @@ def _tool_name(tool: Any) -> str:
     if isinstance(tool, Mapping):
         return str(tool.get("name") or (tool.get("function") or {}).get("name"))
     return str(getattr(tool, "name", tool))
+
+
+def _declined(update: Update | None) -> list[Mapping[str, Any]]:
+    """The tool gate's declined calls in an ``after_model`` update (for the trace)."""
+    return [e for e in (update or {}).get("aco_events") or [] if e.get("type") == "tool"]
 
 
 def _stop_jump(stop: StopOutcome) -> Update:
@@ -520,6 +530,7 @@ class ACOMiddleware(AgentMiddleware[ACOMiddlewareState[ResponseT], ContextT, Res
             GraphInterrupt: Critical calls wait for a human (``human_approval``).
         """
         update, verify = self._after_model(state, runtime)
+        emit_tool_events(_declined(update))
         if verify is None:
             return update
         reply = self.llm.invoke(verify.plan.prompt, **verify.kwargs)
@@ -534,6 +545,7 @@ class ACOMiddleware(AgentMiddleware[ACOMiddlewareState[ResponseT], ContextT, Res
     ) -> Update | None:
         """Async ``after_model``."""
         update, verify = self._after_model(state, runtime)
+        await aemit_tool_events(_declined(update))
         if verify is None:
             return update
         reply = await self.llm.ainvoke(verify.plan.prompt, **verify.kwargs)
