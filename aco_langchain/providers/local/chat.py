@@ -159,11 +159,14 @@ class ChatLlamaServer(ChatOpenAI):
     @staticmethod
     def _parsed_message(spec: ToolCallSpec, msg: BaseMessage, finish: Any) -> AIMessage:
         parsed = spec.parse(str(msg.content), truncated=finish == "length")
+        meta = dict(msg.response_metadata)
+        if parsed.truncated:
+            meta["truncated"] = True  # the answer's text so far, cut at max_tokens
         return AIMessage(
             content=parsed.content,
             tool_calls=parsed.tool_calls,
             additional_kwargs=dict(msg.additional_kwargs),
-            response_metadata=dict(msg.response_metadata),
+            response_metadata=meta,
             usage_metadata=getattr(msg, "usage_metadata", None),
             id=msg.id,
         )
@@ -224,8 +227,10 @@ class ChatLlamaServer(ChatOpenAI):
         again = self._repeat_guard(prep, messages, kwargs, result.generations[0].message)
         if again is None:
             return result
-        second = super()._generate(
-            again.messages, stop=stop, run_manager=run_manager, **again.kwargs
+        # The final-answer-only reply is constrained JSON too: parsed like the first.
+        second = self._parsed_result(
+            again,
+            super()._generate(again.messages, stop=stop, run_manager=run_manager, **again.kwargs),
         )
         return _with_both_usages(result, second)
 
@@ -255,9 +260,12 @@ class ChatLlamaServer(ChatOpenAI):
                 yield _notify(out, run_manager)
             return
         yield run.usage_chunk()  # the discarded call's tokens were spent
-        yield from super()._stream(
-            again.messages, stop=stop, run_manager=run_manager, **again.kwargs
-        )
+        answer = _StreamRun(again.spec or ToolCallSpec.build([], "none"), [])
+        for chunk in super()._stream(again.messages, stop=stop, run_manager=None, **again.kwargs):
+            for out in answer.feed(chunk):
+                yield _notify(out, run_manager)
+        for out in answer.finish():
+            yield _notify(out, run_manager)
 
     # -- async --------------------------------------------------------------------------
 
@@ -278,8 +286,11 @@ class ChatLlamaServer(ChatOpenAI):
         again = self._repeat_guard(prep, messages, kwargs, result.generations[0].message)
         if again is None:
             return result
-        second = await super()._agenerate(
-            again.messages, stop=stop, run_manager=run_manager, **again.kwargs
+        second = self._parsed_result(
+            again,
+            await super()._agenerate(
+                again.messages, stop=stop, run_manager=run_manager, **again.kwargs
+            ),
         )
         return _with_both_usages(result, second)
 
@@ -311,10 +322,14 @@ class ChatLlamaServer(ChatOpenAI):
                 yield await _anotify(out, run_manager)
             return
         yield run.usage_chunk()
+        answer = _StreamRun(again.spec or ToolCallSpec.build([], "none"), [])
         async for chunk in super()._astream(
-            again.messages, stop=stop, run_manager=run_manager, **again.kwargs
+            again.messages, stop=stop, run_manager=None, **again.kwargs
         ):
-            yield chunk
+            for out in answer.feed(chunk):
+                yield await _anotify(out, run_manager)
+        for out in answer.finish():
+            yield await _anotify(out, run_manager)
 
 
 class _StreamRun:
@@ -376,6 +391,8 @@ class _StreamRun:
         rm = dict(msg.response_metadata)
         if last and self.parser.mode == "call":
             rm["finish_reason"] = "tool_calls"
+        if last and self.parser.truncated:
+            rm["truncated"] = True
         return ChatGenerationChunk(
             message=AIMessageChunk(
                 content=text,

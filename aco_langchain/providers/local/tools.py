@@ -52,9 +52,11 @@ __all__ = [
     "StreamParser",
     "ToolCallSpec",
     "normalize_tool_choice",
+    "may_become_envelope",
     "render_history",
     "repeats_answered_call",
     "response_format_schema",
+    "unwrap_answer",
 ]
 
 TOOL_KEY = "tool"
@@ -166,10 +168,62 @@ def _describe(tool: Mapping[str, Any]) -> str:
 
 @dataclass(frozen=True)
 class ParsedOutput:
-    """The model's JSON as LangChain sees it: text content or one tool call."""
+    """The model's JSON as LangChain sees it: text content or one tool call.
+
+    ``truncated``: the final answer was cut at ``max_tokens`` (``content`` is the text so far).
+    """
 
     content: str
     tool_calls: list[ToolCall] = field(default_factory=list)
+    truncated: bool = False
+
+
+#: How many envelopes deep an answer is unwrapped (the model copies the format it was shown).
+MAX_ENVELOPES = 4
+_ENVELOPE_OPENING = '{"' + FINAL_ANSWER_KEY + '":"'
+
+
+def unwrap_answer(text: str) -> tuple[str, bool]:
+    """The answer's text without the ``{"final_answer": "..."}`` envelope(s) around it.
+
+    The small model, shown the JSON format in its instructions, sometimes writes the envelope
+    again *inside* the final answer's string; and an answer cut at ``max_tokens`` is an
+    unclosed envelope. Neither may reach the user: the text inside is the answer.
+
+    Args:
+        text: A final answer's text (already decoded from the outer JSON, or the raw output).
+
+    Returns:
+        ``(text, cut)``: ``cut`` is True when an envelope was never closed (truncated).
+
+    Example:
+        ```python
+        unwrap_answer('{"final_answer": "Paris"}')   # ('Paris', False)
+        unwrap_answer('{"final_answer": "Par')        # ('Par', True)
+        unwrap_answer("Paris")                        # ('Paris', False)
+        ```
+    """
+    cut = False
+    for _ in range(MAX_ENVELOPES):
+        m = _ANSWER_PREFIX.match(text)
+        if m is None:
+            break
+        body, _used, closed = _decode_partial_string(text[m.end() :])
+        cut = cut or not closed
+        text = body
+    if cut and may_become_envelope(text):
+        text = ""  # cut while opening yet another envelope: no answer text yet
+    return text, cut
+
+
+def may_become_envelope(text: str) -> bool:
+    """Could ``text`` (a streamed answer's start) still turn out to open an envelope?"""
+    compact = re.sub(r"\s+", "", text)
+    return (
+        bool(compact)
+        and _ENVELOPE_OPENING.startswith(compact[: len(_ENVELOPE_OPENING)])
+        and (len(compact) < len(_ENVELOPE_OPENING))
+    )
 
 
 @dataclass(frozen=True)
@@ -286,9 +340,8 @@ class ToolCallSpec:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             if truncated:
-                m = _ANSWER_PREFIX.match(text)
-                if m:
-                    return ParsedOutput(content=_decode_partial_string(text[m.end() :])[0])
+                if _ANSWER_PREFIX.match(text):
+                    return ParsedOutput(content=unwrap_answer(text)[0], truncated=True)
                 raise LocalToolCallError(
                     "the local tier's tool call was cut at max_tokens before its arguments "
                     "were complete: raise max_tokens for tool-bound calls"
@@ -305,7 +358,8 @@ class ToolCallSpec:
             and isinstance(data.get(FINAL_ANSWER_KEY), str)
             and self.choice in ("auto", "none")
         ):
-            return ParsedOutput(content=data[FINAL_ANSWER_KEY])
+            answer, cut = unwrap_answer(data[FINAL_ANSWER_KEY])
+            return ParsedOutput(content=answer, truncated=cut)
         if (
             isinstance(data, dict)
             and data.get(TOOL_KEY) in self.names
@@ -505,12 +559,21 @@ class StreamParser:
         self._mode: str | None = None  # "call" | "answer"
         self._pos = 0  # raw chars consumed
         self._answer_closed = False
+        self._answer = ""  # the outer answer string decoded so far
+        self._said = 0  # characters of the unwrapped answer already given out
         self.call_id = new_call_id()
 
     @property
     def mode(self) -> str | None:
         """``"call"`` or ``"answer"`` once the output's branch is known, else None."""
         return self._mode
+
+    @property
+    def truncated(self) -> bool:
+        """The final answer ended unclosed (cut at ``max_tokens``), outer or inner envelope."""
+        if self._mode != "answer":
+            return False
+        return not self._answer_closed or unwrap_answer(self._answer)[1]
 
     def feed(self, delta: str) -> tuple[str, list[ToolCallChunk]]:
         """Add a text delta; return (content delta, tool-call chunks) ready to stream."""
@@ -520,6 +583,17 @@ class StreamParser:
     def finish(self) -> tuple[str, list[ToolCallChunk]]:
         """The end of the stream: release what was held back."""
         return self._advance(final=True)
+
+    def _answer_delta(self, *, final: bool) -> str:
+        """What of the answer can be said now: an envelope the model wrote inside its answer
+        is held back until known, then left out (see ``unwrap_answer``)."""
+        if not final and may_become_envelope(self._answer):
+            return ""
+        # The inner string decodes monotonically (a cut escape is left for later), so what
+        # was said is never taken back.
+        text, _cut = unwrap_answer(self._answer)
+        delta, self._said = text[self._said :], max(self._said, len(text))
+        return delta
 
     def _advance(self, *, final: bool) -> tuple[str, list[ToolCallChunk]]:
         chunks: list[ToolCallChunk] = []
@@ -536,12 +610,12 @@ class StreamParser:
             else:
                 return "", chunks
         if self._mode == "answer":
-            if self._answer_closed:
-                return "", chunks
-            text, used, closed = _decode_partial_string(self.raw[self._pos :])
-            self._pos += used
-            self._answer_closed = closed
-            return text, chunks
+            if not self._answer_closed:
+                text, used, closed = _decode_partial_string(self.raw[self._pos :])
+                self._pos += used
+                self._answer_closed = closed
+                self._answer += text
+            return self._answer_delta(final=final or self._answer_closed), chunks
         rest = self.raw[self._pos :]
         if final:
             body = rest.rstrip()
