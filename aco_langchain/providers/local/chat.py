@@ -47,6 +47,7 @@ from aco_langchain.providers.local.tools import (
     StreamParser,
     ToolCallSpec,
     answered_calls,
+    is_cut_call,
     normalize_tool_choice,
     render_history,
     repeats_answered_call,
@@ -194,6 +195,33 @@ class ChatLlamaServer(ChatOpenAI):
             llm_output=result.llm_output,
         )
 
+    def _cut_call_retry(
+        self, prep: _Prepared, messages: list[BaseMessage], kwargs: dict[str, Any], raw: ChatResult
+    ) -> _Prepared | None:
+        """A roomier request when ``raw`` is a tool call cut at ``max_tokens`` (else None).
+
+        The grammar bounds a call (strings <= MAX_STRING_CHARS, arrays <= MAX_ARRAY_ITEMS), so
+        ``tool_max_tokens`` (or twice the cap) lets it close; asked once, so a call never
+        costs more than two bounded requests.
+        """
+        if prep.spec is None:
+            return None
+        gen = raw.generations[0]
+        finish = (gen.generation_info or {}).get(
+            "finish_reason"
+        ) or gen.message.response_metadata.get("finish_reason")
+        if not is_cut_call(str(gen.message.content), finish):
+            return None
+        cap = prep.kwargs.get("max_tokens") or self.max_tokens or self.tool_max_tokens
+        roomier = max(self.tool_max_tokens, 2 * int(cap))
+        logger.info(
+            "local tier: tool call cut at max_tokens=%s before its arguments closed; asking "
+            "once more with max_tokens=%s",
+            cap,
+            roomier,
+        )
+        return self._prepare(messages, {**kwargs, "max_tokens": roomier})
+
     def _repeat_guard(
         self, prep: _Prepared, messages: list[BaseMessage], kwargs: dict[str, Any], msg: Any
     ) -> _Prepared | None:
@@ -220,10 +248,15 @@ class ChatLlamaServer(ChatOpenAI):
         **kwargs: Any,
     ) -> ChatResult:
         prep = self._prepare(messages, kwargs)
-        result = self._parsed_result(
-            prep,
-            super()._generate(prep.messages, stop=stop, run_manager=run_manager, **prep.kwargs),
-        )
+        raw = super()._generate(prep.messages, stop=stop, run_manager=run_manager, **prep.kwargs)
+        roomier = self._cut_call_retry(prep, messages, kwargs, raw)
+        if roomier is not None:
+            prep, first = roomier, raw
+            raw = super()._generate(
+                prep.messages, stop=stop, run_manager=run_manager, **prep.kwargs
+            )
+            raw = _with_both_usages(first, raw)
+        result = self._parsed_result(prep, raw)
         again = self._repeat_guard(prep, messages, kwargs, result.generations[0].message)
         if again is None:
             return result
@@ -277,12 +310,17 @@ class ChatLlamaServer(ChatOpenAI):
         **kwargs: Any,
     ) -> ChatResult:
         prep = self._prepare(messages, kwargs)
-        result = self._parsed_result(
-            prep,
-            await super()._agenerate(
-                prep.messages, stop=stop, run_manager=run_manager, **prep.kwargs
-            ),
+        raw = await super()._agenerate(
+            prep.messages, stop=stop, run_manager=run_manager, **prep.kwargs
         )
+        roomier = self._cut_call_retry(prep, messages, kwargs, raw)
+        if roomier is not None:
+            prep, first = roomier, raw
+            raw = await super()._agenerate(
+                prep.messages, stop=stop, run_manager=run_manager, **prep.kwargs
+            )
+            raw = _with_both_usages(first, raw)
+        result = self._parsed_result(prep, raw)
         again = self._repeat_guard(prep, messages, kwargs, result.generations[0].message)
         if again is None:
             return result

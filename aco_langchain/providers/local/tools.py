@@ -52,6 +52,7 @@ __all__ = [
     "StreamParser",
     "ToolCallSpec",
     "normalize_tool_choice",
+    "is_cut_call",
     "may_become_envelope",
     "render_history",
     "repeats_answered_call",
@@ -214,6 +215,17 @@ def unwrap_answer(text: str) -> tuple[str, bool]:
     if cut and may_become_envelope(text):
         text = ""  # cut while opening yet another envelope: no answer text yet
     return text, cut
+
+
+def is_cut_call(text: str, finish_reason: Any) -> bool:
+    """Was this output a tool call cut at ``max_tokens`` (its JSON never closed)?"""
+    if finish_reason != "length" or _ANSWER_PREFIX.match(text):
+        return False
+    try:
+        json.loads(text)
+    except json.JSONDecodeError:
+        return True
+    return False
 
 
 def may_become_envelope(text: str) -> bool:
