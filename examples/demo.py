@@ -137,7 +137,8 @@ def replay_section(verbose: bool) -> dict[str, float]:
         " (recorded answers of real models; no call is made)",
         show_lines=False,
     )
-    for col in ("#", "question (few-shot prompt's last)", "tier", "recorded answer of <model> (replay)", "right?",
+    for col in ("#", "question (few-shot prompt's last)", "tier",
+                "recorded answer of <model> (replay)", "right?",
                 "cost $", f"tier {top} $"):  # fmt: skip
         table.add_column(col, overflow="fold")
     for i, (p, c) in enumerate(zip(prompts, run.choices, strict=True), 1):
