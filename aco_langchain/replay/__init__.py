@@ -1,1 +1,1 @@
-"""Replay: evaluate and calibrate cost policies on recorded outcomes and agent runs."""
+"""Replay: real models' answers from recordings, and run-level policies on recorded agent runs."""
