@@ -52,6 +52,9 @@ from aco_langchain.replay.runs_calibrate import (
 
 logger = logging.getLogger(__name__)
 
+DEFAULT_TARGET = 0.99
+DEFAULT_TRAIN_SPLIT = 0.5
+
 
 def _figures(fig: Figures) -> dict[str, Any]:
     return {
@@ -253,10 +256,10 @@ def _plot(report: dict[str, Any], path: str) -> None:
 def run_replay_runs(
     runs: str,
     models: str | list[str] | None,
-    verifier: str,
+    verifier: str | None,
     calibrate: bool,
-    target: float,
-    train_split: float,
+    target: float | None,
+    train_split: float | None,
     seed: int,
     as_json: bool,
     plot: str | None,
@@ -270,10 +273,10 @@ def run_replay_runs(
         runs: CSV of complete agent runs (``task_id, model, resolved|score, cost_usd, calls``).
         models: Models to use (``a,b,c`` or a list); without ``calibrate`` their order is the
             ladder. None: all.
-        verifier: ``oracle`` or ``recall=R,false_reject=Q``.
+        verifier: ``oracle`` or ``recall=R,false_reject=Q`` (None: ``oracle``).
         calibrate: Choose ladder and caps on a training split; report held-out figures.
-        target: Share of the best single model's resolved rate to keep (e.g. 0.99).
-        train_split: Share of tasks to train on (e.g. 0.5).
+        target: Share of the best single model's resolved rate to keep (None: 0.99).
+        train_split: Share of tasks to train on (None: 0.5).
         seed: Seed of the split, the verifier's verdicts and the intervals.
         as_json: Print JSON instead of a table.
         plot: Write cost vs resolved as a PNG here.
@@ -290,15 +293,15 @@ def run_replay_runs(
     """
     try:
         chosen = parse_models(models) if isinstance(models, str) or models is None else models
-        spec = parse_verifier(verifier)
+        spec = parse_verifier(verifier or "oracle")
         table = load_runs(runs, models=chosen, prompts=prompts)
         report = replay_runs_report(
             table,
             spec,
             models=chosen,
             calibrate=calibrate,
-            target=target,
-            train_split=train_split,
+            target=DEFAULT_TARGET if target is None else target,
+            train_split=DEFAULT_TRAIN_SPLIT if train_split is None else train_split,
             seed=seed,
         )
         if plot:
