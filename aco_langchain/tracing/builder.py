@@ -440,6 +440,7 @@ class TraceBuilder:
                 step = opened.recorder.current_step()
                 if step is not None and step.verifier_called:
                     step.verifier_passed = passed
+                    step.verifier_verdicts.append(passed)
                 opened.last_verdict = passed
                 opened.verified = passed
             elif name == EVENT_STOP:

@@ -85,6 +85,10 @@ class TraceStep(_TraceModel):
     verifier_called: bool = False
     verifier_passed: bool | None = None
     verifier_cost: float = Field(0.0, ge=0.0)
+    verifier_verdicts: list[bool | None] = Field(
+        default_factory=list,
+        description="Every verifier verdict of the step, in order (None: no clear verdict).",
+    )
     action: str | None = Field(None, description="What the step did, when known.")
 
     @property
