@@ -169,7 +169,7 @@ class RunView:
             if kind == "model":
                 steps += 1
                 recorded += cost
-                det.record_step(cost=cost, output=e.get("digest") or None)
+                det.record_step(cost=cost, output=e.get("digest") or None, model=e.get("model_id"))
                 prior_failure = False
                 task_type = task_type or e.get("task_type")
             elif kind == "tool":
