@@ -196,7 +196,7 @@ def _plot(out: dict[str, Any], frontier: list[dict[str, Any]], path: str, as_jso
 
     top = out["top_tier"]
     rep = {
-        "data": "aco replay (knob swept by quality_target, decisions scored from the recording)",
+        "data": "aco replay, quality_target swept",
         "n_prompts": out["n"],
         "models": {
             m["model"]: {"accuracy": m["accuracy"], "mean_cost": m["cost_usd_mean"]}
