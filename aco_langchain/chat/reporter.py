@@ -1,5 +1,5 @@
 """What a call reports: each tier call's usage and cost (:class:`TierCall`), its ledger row,
-and the answer's :class:`~aco_langchain.chat.info.AcoCallInfo` (serialised into
+and the answer's :class:`~aco_langchain.call_info.AcoCallInfo` (serialised into
 ``response_metadata["aco"]``), on a result or on a stream's final chunk.
 
 Pure: the run's spend after the call is read by the caller and handed in.
@@ -24,8 +24,8 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.messages.ai import UsageMetadata, add_usage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 
+from aco_langchain.call_info import AcoCallInfo, AcoTierCall
 from aco_langchain.chat.cascade import CascadeResult
-from aco_langchain.chat.info import AcoCallInfo, AcoTierCall
 from aco_langchain.chat.messages import message_text, tool_call_chunks
 from aco_langchain.chat.planner import CallPlan
 from aco_langchain.config import ACOConfig
@@ -210,44 +210,46 @@ class Reporter:
             degraded_from = decided
             _warn_degraded(decided, final.tier, decision, failures)
         # Built from our own typed values: no validation pass on the hot path.
-        return AcoCallInfo.model_construct(
-            tier=final.tier,
-            model_id=final.model_id,
-            predicted_success=(
-                None if decision.confidence is None else round(decision.confidence, 4)
-            ),
-            reason=decision.reason + (f"; cascade: {verdict.reason}" if verdict else ""),
-            cost_usd=round(sum(c.cost_usd for c in calls), 8),
-            estimated_cost_usd=decision.cost_estimate,
-            escalated=escalated,
-            fallback_from=routed if first != routed else None,
-            routed_tier=routed,
-            task_type=decision.task_type,
-            difficulty=decision.difficulty,
-            run_key=plan.run_key,
-            run_spent_usd=round(run_spent_usd, 8),
-            latency_ms=round((time.perf_counter() - plan.started) * 1000, 2),
-            confidence=confidence,
-            first_confidence=first_confidence,
-            degraded_from=degraded_from,
-            failures={str(k): v for k, v in failures.items()} or None,
-            # Always present (one entry when nothing escalated): the keys never depend on
-            # the path.
-            calls=[
-                AcoTierCall.model_construct(
-                    tier=c.tier,
-                    model_id=c.model_id,
-                    cost_usd=round(c.cost_usd, 8),
-                    usage=dict(c.usage or {}),
-                )
-                for c in calls
-            ],
-            first_tier=cheap.tier if cheap else routed,
-            usage_estimated=None,
-            escalation_skipped=None,
-            cache_hit=None,
-            cached_cost_usd=None,
-            saved_cost_usd=None,
+        return AcoCallInfo.trusted(
+            dict(
+                tier=final.tier,
+                model_id=final.model_id,
+                predicted_success=(
+                    None if decision.confidence is None else round(decision.confidence, 4)
+                ),
+                reason=decision.reason + (f"; cascade: {verdict.reason}" if verdict else ""),
+                cost_usd=round(sum(c.cost_usd for c in calls), 8),
+                estimated_cost_usd=decision.cost_estimate,
+                escalated=escalated,
+                fallback_from=routed if first != routed else None,
+                routed_tier=routed,
+                task_type=decision.task_type,
+                difficulty=decision.difficulty,
+                run_key=plan.run_key,
+                run_spent_usd=round(run_spent_usd, 8),
+                latency_ms=round((time.perf_counter() - plan.started) * 1000, 2),
+                confidence=confidence,
+                first_confidence=first_confidence,
+                degraded_from=degraded_from,
+                failures={str(k): v for k, v in failures.items()} or None,
+                # Always present (one entry when nothing escalated): the keys never depend on
+                # the path.
+                calls=[
+                    AcoTierCall.model_construct(
+                        tier=c.tier,
+                        model_id=c.model_id,
+                        cost_usd=round(c.cost_usd, 8),
+                        usage=dict(c.usage or {}),
+                    )
+                    for c in calls
+                ],
+                first_tier=cheap.tier if cheap else routed,
+                usage_estimated=None,
+                escalation_skipped=None,
+                cache_hit=None,
+                cached_cost_usd=None,
+                saved_cost_usd=None,
+            )
         )
 
     def decorate(
