@@ -192,14 +192,14 @@ def add(p: str) -> str:
 def prune_candidates(p: str) -> str:
     return (
         f"SELECT scope, touched_at FROM {p}budgets WHERE held_usd = 0 AND held_tokens = 0 "
-        "AND touched_at < %s"
+        "AND (touched_at < %s OR scope NOT LIKE 'run:%%')"
     )
 
 
 def prune(p: str) -> str:
     return (
         f"DELETE FROM {p}budgets WHERE scope = ANY(%s::text[]) AND held_usd = 0 "
-        "AND held_tokens = 0 AND touched_at < %s"
+        "AND held_tokens = 0 AND (touched_at < %s OR scope NOT LIKE 'run:%%')"
     )
 
 

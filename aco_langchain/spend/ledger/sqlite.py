@@ -568,7 +568,7 @@ class SQLiteLedger(RecordsSummaryMixin):
                 reconciled = self._purge(conn, time.time())
                 rows = conn.execute(
                     "SELECT scope, touched_at FROM budgets WHERE held_usd = 0 "
-                    "AND held_tokens = 0 AND touched_at < ?",
+                    "AND held_tokens = 0 AND (touched_at < ? OR scope NOT LIKE 'run:%')",
                     (before,),
                 ).fetchall()
                 done = [(s,) for s, touched in rows if scope_finished(s, touched, before)]
