@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -254,16 +254,22 @@ class TierRegistry:
             return type(self._instances[tier]).bind_tools is not BaseChatModel.bind_tools
         return self.spec(tier).supports_tools
 
-    def unavailable(self, prompt: str | None = None) -> dict[int, str]:
-        """{tier: why} for tiers that cannot be called now; with ``prompt`` (the call's last
-        user message), also the tiers that cannot answer it (a replay tier's miss)."""
+    def unavailable(self, prompt: str | Sequence[BaseMessage] | None = None) -> dict[int, str]:
+        """{tier: why} for tiers that cannot be called now; with ``prompt`` (the call's
+        messages, or its last user message), also the tiers that cannot answer it (a replay
+        tier without a recorded answer)."""
         out: dict[int, str] = {}
+        text: str | None = None
         for n in TIER_NUMBERS:
             if n in self._given:
                 continue
             why = availability(self.spec(n), self.config)
             if why is None and prompt is not None and self.spec(n).provider == "replay":
-                why = self.model(n).miss_reason(prompt)  # type: ignore[attr-defined]
+                if text is None:
+                    from aco_langchain.providers.replay import last_human_text
+
+                    text = prompt if isinstance(prompt, str) else last_human_text(prompt)
+                why = self.model(n).miss_reason(text)  # type: ignore[attr-defined]
             if why:
                 out[n] = why
         return out

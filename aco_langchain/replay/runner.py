@@ -160,7 +160,7 @@ def knob_frontier(
     Returns:
         One ``{"quality_target", "accuracy", "cost_usd_mean"}`` per target.
     """
-    from aco_langchain.chat.plan import build_route_request
+    from aco_langchain.chat.planner import build_route_request
     from aco_langchain.routing import get_router, route
 
     models = replay_tier_models(config)

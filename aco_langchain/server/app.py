@@ -185,7 +185,7 @@ async def route(body: RouteRequestBody, state: State, caller: Caller) -> RouteRe
     now and why."""
     from langchain_core.messages import HumanMessage
 
-    from aco_langchain.chat.plan import build_route_request
+    from aco_langchain.chat.planner import build_route_request
     from aco_langchain.routing import get_router
     from aco_langchain.routing import route as decide_route
 

@@ -227,8 +227,8 @@ def compute_stats(
         success_rate_by_tier={
             tier: TierStats(
                 runs=len(ts),
-                successes=sum(t.task_success for t in ts),
-                success_rate=round(sum(t.task_success for t in ts) / len(ts), 4),
+                successes=sum(t.task_success is True for t in ts),
+                success_rate=round(sum(t.task_success is True for t in ts) / len(ts), 4),
             )
             for tier, ts in sorted(by_tier.items())
         },
