@@ -185,7 +185,7 @@ def tool_cost(tool_name: str, config: ACOConfig | None = None) -> float:
 
 def saved_step_value(config: ACOConfig | None = None) -> float:
     """USD a useful tool result saves: one frontier-tier (tier 4) step of the seed's size."""
-    from aco_langchain.providers.tiers import cost_usd
+    from aco_langchain.pricing import cost_usd
 
     config = config or ACOConfig()
     return cost_usd(config.tier(4), *SAVED_STEP_TOKENS)

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import BaseModel, Field
 
 from aco_langchain.config import TIER_NUMBERS, ACOConfig
-from aco_langchain.providers.tiers import cost_usd
+from aco_langchain.pricing import cost_usd
 from aco_langchain.routing.markers import CRITICAL_WORDS
 from aco_langchain.routing.policy import RISK_FLOORS, nearest_available
 

@@ -1,4 +1,4 @@
-"""Tiers: building each tier's chat model, availability, and pricing.
+"""Tiers: building each tier's chat model and its availability (prices: ``aco_langchain.pricing``).
 
 Usage::
 
@@ -14,82 +14,26 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from aco_langchain.config import TIER_NUMBERS, ACOConfig, TierSpec
 from aco_langchain.errors import ConfigError
+from aco_langchain.pricing import (  # noqa: F401 - re-exported for callers outside decisions
+    CHARS_PER_TOKEN,
+    DEFAULT_OUTPUT_TOKENS,
+    cost_usd,
+    estimate_tokens,
+    genai_price_per_1k,
+    input_token_bound,
+    price_per_1k,
+    usage_tokens,
+)
 from aco_langchain.redact import register_config
 
 logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
-
-#: Rough chars-per-token ratio for estimates before a call (tiktoken cannot fetch its
-#: files offline; this matches langchain_core's count_tokens_approximately).
-CHARS_PER_TOKEN = 4.0
-DEFAULT_OUTPUT_TOKENS = 256
-
-_PROVIDER_IDS = {"openai": "openai", "cloud": "openai", "openai-compatible": None}
-
-
-def estimate_tokens(text: str) -> int:
-    """Approximate token count of ``text`` (chars / 4, at least 1)."""
-    return max(1, int(len(text) / CHARS_PER_TOKEN + 0.5))
-
-
-@lru_cache(maxsize=256)
-def genai_price_per_1k(provider: str, model: str) -> tuple[float, float] | None:
-    """USD per 1k input/output tokens from genai-prices' bundled data, None if unknown."""
-    provider_id = _PROVIDER_IDS.get(provider, provider)
-    try:
-        from genai_prices import Usage, calc_price  # 0.3 s import: only when needed
-
-        r = calc_price(
-            Usage(input_tokens=1_000_000, output_tokens=1_000_000),
-            model_ref=model,
-            provider_id=provider_id,
-        )
-    except (LookupError, ValueError) as err:  # genai-prices does not know the model
-        logger.debug("genai-prices has no price for %s/%s: %s", provider, model, err)
-        return None
-    return float(r.input_price) / 1000.0, float(r.output_price) / 1000.0
-
-
-def price_per_1k(spec: TierSpec) -> tuple[float, float]:
-    """(input, output) USD per 1k tokens: config, else genai-prices, else $0 for local tiers.
-
-    A cloud tier with no configured price and none known to genai-prices is a config error:
-    we would rather say so than bill it as free.
-    """
-    if spec.cost_per_1k_input is not None and spec.cost_per_1k_output is not None:
-        return spec.cost_per_1k_input, spec.cost_per_1k_output
-    if spec.is_local:
-        return (spec.cost_per_1k_input or 0.0, spec.cost_per_1k_output or 0.0)
-    found = genai_price_per_1k(spec.provider, spec.provider_model)
-    if found is None:
-        raise ConfigError(
-            f"no price for tier model {spec.provider_model!r} (provider {spec.provider}): "
-            "set cost_per_1k_input and cost_per_1k_output in config.yaml"
-        )
-    return (
-        spec.cost_per_1k_input if spec.cost_per_1k_input is not None else found[0],
-        spec.cost_per_1k_output if spec.cost_per_1k_output is not None else found[1],
-    )
-
-
-def cost_usd(spec: TierSpec, input_tokens: int, output_tokens: int) -> float:
-    """USD for a call with the given token counts at the tier's price."""
-    p_in, p_out = price_per_1k(spec)
-    return (input_tokens * p_in + output_tokens * p_out) / 1000.0
-
-
-def usage_tokens(usage: Mapping[str, Any] | None) -> tuple[int, int]:
-    """(input, output) tokens from a usage_metadata mapping (missing counts as 0)."""
-    if not usage:
-        return 0, 0
-    return int(usage.get("input_tokens") or 0), int(usage.get("output_tokens") or 0)
 
 
 def local_base_url(config: ACOConfig) -> str | None:
@@ -337,15 +281,3 @@ def output_cap_kwargs(model: BaseChatModel, cap: int) -> dict[str, Any]:
         if name in fields:
             return {name: cap}
     return {}
-
-
-def input_token_bound(text: str, n_messages: int, tools: Any = None) -> int:
-    """An upper bound on the input tokens of a call: its UTF-8 bytes (a byte-level BPE token
-    is at least one byte), 8 tokens of framing per message, and the tool schemas' bytes.
-
-    Budgets hold this, not the chars/4 estimate, so a provider's real count never exceeds it.
-    """
-    import json
-
-    tool_bytes = len(json.dumps(tools).encode("utf-8")) if tools else 0
-    return len(text.encode("utf-8")) + 8 * max(1, n_messages) + tool_bytes

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from aco_langchain.providers.tiers import price_per_1k
+from aco_langchain.pricing import price_per_1k
 from aco_langchain.routing.base import Assessment, Complexity, RouteRequest
 from aco_langchain.routing.bundle import Bundle, OperatingPoint, load_bundle
 from aco_langchain.routing.features import DENSE_CLIP, Featurizer, normalize_prompt

@@ -44,7 +44,7 @@ from aco_langchain.errors import (
     RoutingError,
     TierUnavailableError,
 )
-from aco_langchain.providers.tiers import DEFAULT_OUTPUT_TOKENS, cost_usd, estimate_tokens
+from aco_langchain.pricing import DEFAULT_OUTPUT_TOKENS, cost_usd, estimate_tokens
 from aco_langchain.routing.base import Assessment, RouteDecision, RouteRequest
 from aco_langchain.routing.rules import text_signals
 
