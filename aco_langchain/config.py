@@ -23,7 +23,8 @@ from pydantic import (
     model_validator,
 )
 
-from aco_langchain.errors import ConfigError
+from aco_langchain.errors import ConfigError, LedgerURLError
+from aco_langchain.ledger_url import parse_ledger_url
 from aco_langchain.redact import mask
 
 TIER_NUMBERS = (1, 2, 3, 4, 5)
@@ -194,9 +195,6 @@ class LedgerSettings(_Strict):
     @classmethod
     def _check_url(cls, value: str | None) -> str | None:
         if value is not None:
-            from aco_langchain.errors import LedgerURLError
-            from aco_langchain.spend.ledger.url import parse_ledger_url
-
             try:
                 parse_ledger_url(value)
             except LedgerURLError as err:
@@ -441,6 +439,10 @@ class ACOConfig(_Strict):
         if number not in TIER_NUMBERS:
             raise ConfigError(f"tier {number} does not exist: tiers are 1 to 5")
         return self.models[f"tier{number}"]
+
+    def api_key_envs(self) -> list[str]:
+        """The env vars holding the tiers' API keys (their values are masked in any output)."""
+        return [e for n in TIER_NUMBERS if (e := self.tier(n).api_key_env)]
 
     def tier_of_model(self, model_id: str) -> int | None:
         """The tier number whose model_id (or provider model) is ``model_id``."""
