@@ -27,6 +27,7 @@ from aco_langchain.pricing import (  # noqa: F401 - re-exported for callers outs
     genai_price_per_1k,
     input_token_bound,
     price_per_1k,
+    resolve_prices,
     usage_tokens,
 )
 from aco_langchain.redact import register_config
@@ -170,6 +171,9 @@ class TierRegistry:
         for n in self._instances:
             if n not in TIER_NUMBERS:
                 raise ConfigError(f"tier_models key {n!r} is not a tier: use 1 to 5")
+        # Every call prices the tiers: look the prices up now, not on the first request
+        # (an unpriced cloud tier loads genai-prices' bundled data, ~0.1 s once per process).
+        resolve_prices(config)
 
     def spec(self, tier: int) -> TierSpec:
         return self.config.tier(tier)
