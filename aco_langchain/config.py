@@ -509,6 +509,20 @@ def load_config(path: str | os.PathLike[str] | None = None) -> ACOConfig:
         if not env:
             return ACOConfig()
         path = env
+    return config_from_dict(read_config_file(path), source=str(Path(path)))
+
+
+def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The YAML mapping of a config file, before validation (``{}`` for an empty file).
+
+    Raises:
+        ConfigError: The file is missing, unreadable, not UTF-8, not YAML, or not a mapping.
+
+    Example:
+        ```python
+        read_config_file("config.yaml")["routing"]   # {'max_cost_per_task': 2.0}
+        ```
+    """
     import yaml
 
     p = Path(path)
@@ -534,7 +548,7 @@ def load_config(path: str | os.PathLike[str] | None = None) -> ACOConfig:
             f"{p}: the top level must be a mapping (routing:, models:, ...), "
             f"not a {type(data).__name__}"
         )
-    return config_from_dict(data or {}, source=str(p))
+    return data or {}
 
 
 def _yaml_problem(err: Exception) -> str:
