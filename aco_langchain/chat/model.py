@@ -8,19 +8,22 @@ Usage::
     msg.response_metadata["aco"]   # {"tier": 1, "model_id": "tiny-local-3b", "cost_usd": 0.0, ...}
     llm.invoke("Fix the auth bug", force_tier=4, max_cost_usd=0.05)   # per-call options
 
-What happens on each call (sync and async share every decision; only the I/O differs):
+The model keeps only the LangChain surface and composes plain objects, one concept each:
 
-1. The messages become a ``RouteRequest``; the router assesses it and the shared policy
-   (``router/policy.py``) decides the tier under floors, per-call constraints, the run's
-   budget and tier availability.
-2. With ``cascade=True`` the cheap tier answers first with logprobs; a low confidence
-   escalates to a stronger tier (``cascade.py``). Streams are buffered until the decision
-   unless ``config.cascade.buffer_stream`` is false (then streams skip the cascade).
-3. The tier is called through its own ``_generate``/``_stream`` with this run's callback
-   manager, so usage is counted once and the tier's ``model_name``, ``logprobs`` and
-   ``token_usage`` survive. Provider faults are retried and fall back (``faults.py``).
-4. Cost comes from the real ``usage_metadata`` at the tier's price and goes to the ledger;
-   ``response_metadata["aco"]`` says what was done and what it cost.
+- **planner** (``planner.py``): messages + options + a budget snapshot → a typed ``CallPlan``
+  (the router's assessment, the shared policy's decision, tier order, output cap, budgets,
+  deadline); pure. The run's spend and the tiers' availability are read before it.
+- **budget gateway** (``spend/gateway.py``): the only place a call holds, settles, releases
+  and reads spend; sync, and the ledger's native async methods on async paths.
+- **tier caller** (``caller.py``): deadline, retries, fallback, cascade and holds as one flow
+  of typed ops (``ops.py``), performed by a sync or an async driver (``drivers.py``). Tiers
+  are called through their own ``_generate``/``_stream`` with this run's callback manager, so
+  usage is counted once and the tier's ``model_name``, ``logprobs`` and ``token_usage``
+  survive. With ``cascade=True`` the cheap tier answers first with logprobs and a low
+  confidence escalates (``cascade.py``); streams are buffered until the decision unless
+  ``config.cascade.buffer_stream`` is false (then streams skip the cascade).
+- **reporter** (``reporter.py``): prices each tier call from its real ``usage_metadata`` and
+  builds the answer's typed ``AcoCallInfo``, which ``response_metadata["aco"]`` serialises.
 """
 
 from __future__ import annotations
@@ -28,7 +31,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
-from operator import itemgetter
 from pathlib import Path
 from typing import Any, Literal
 
@@ -36,16 +38,10 @@ from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackMana
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.language_models.base import LangSmithParams
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
-from langchain_core.output_parsers import JsonOutputParser, PydanticOutputParser
-from langchain_core.output_parsers.openai_tools import (
-    JsonOutputKeyToolsParser,
-    PydanticToolsParser,
-)
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
-from langchain_core.runnables import Runnable, RunnableConfig, RunnableMap, RunnablePassthrough
+from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
-from langchain_core.utils.pydantic import is_basemodel_subclass
 from pydantic import ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from aco_langchain.chat.caller import TierCaller
@@ -71,6 +67,7 @@ from aco_langchain.chat.planner import (
 )
 from aco_langchain.chat.reporter import Reporter, result_as_chunks
 from aco_langchain.chat.runs import call_run_key, last_run, remember_run
+from aco_langchain.chat.structured import structured_output
 from aco_langchain.config import (
     ACOConfig,
     config_from_dict,
@@ -363,7 +360,7 @@ class ACORouterChatModel(BaseChatModel):
 
     # -- planning: the world read first (spend, availability), then the pure planner -----------
 
-    def _call_options(self, kwargs: dict[str, Any]) -> CallOptions:
+    def _call_options(self, rt: Runtime, kwargs: dict[str, Any]) -> CallOptions:
         call = split_call_options(
             kwargs,
             model_name=self.model_name,
@@ -371,12 +368,8 @@ class ACORouterChatModel(BaseChatModel):
             max_tokens=self.max_tokens,
             temperature=self.temperature,
         )
-        remember_run(self._rt.token, call.run_key)
+        remember_run(rt.token, call.run_key)
         return call
-
-    def _unavailable(self) -> dict[int, str]:
-        rt = self._rt
-        return {**rt.registry.unavailable(), **rt.health.cooling()}
 
     def plan(
         self, messages: Sequence[BaseMessage], kwargs: dict[str, Any], *, streaming: bool = False
@@ -400,18 +393,20 @@ class ACORouterChatModel(BaseChatModel):
             llm.plan([HumanMessage("Fix the auth bug")], {"max_cost_usd": 0.01}).decision.tier
             ```
         """
-        call = self._call_options(kwargs)
-        snapshot = BudgetSnapshot(self._rt.gateway.spent(call.run_key), self._unavailable())
-        return self._rt.planner.plan(messages, call, snapshot, streaming=streaming)
+        rt = self._rt  # one private-attribute read per call (each costs ~1 us)
+        call = self._call_options(rt, kwargs)
+        snapshot = BudgetSnapshot(rt.gateway.spent(call.run_key), _unavailable(rt))
+        return rt.planner.plan(messages, call, snapshot, streaming=streaming)
 
     async def aplan(
         self, messages: Sequence[BaseMessage], kwargs: dict[str, Any], *, streaming: bool = False
     ) -> CallPlan:
         """Async :meth:`plan` (the spend read does not block the event loop)."""
-        call = self._call_options(kwargs)
-        spent = await self._rt.gateway.aspent(call.run_key)
-        snapshot = BudgetSnapshot(spent, self._unavailable())
-        return self._rt.planner.plan(messages, call, snapshot, streaming=streaming)
+        rt = self._rt
+        call = self._call_options(rt, kwargs)
+        spent = await rt.gateway.aspent(call.run_key)
+        snapshot = BudgetSnapshot(spent, _unavailable(rt))
+        return rt.planner.plan(messages, call, snapshot, streaming=streaming)
 
     # -- sync I/O: the tier caller's flows under the sync driver ----------------------------
 
@@ -545,49 +540,14 @@ class ACORouterChatModel(BaseChatModel):
         """
         if kwargs:
             raise ValueError(f"unsupported arguments {sorted(kwargs)}: use method= and strict=")
-        is_model = isinstance(schema, type) and is_basemodel_subclass(schema)
-        tool = convert_to_openai_tool(schema, strict=strict)
-        name = tool["function"]["name"]
-        llm: Runnable[Any, Any]
-        parser: Runnable[Any, Any]
-        if method == "function_calling":
-            llm = self.bind_tools([schema], tool_choice=name, strict=strict)
-            parser = (
-                PydanticToolsParser(tools=[schema], first_tool_only=True)
-                if is_model
-                else JsonOutputKeyToolsParser(key_name=name, first_tool_only=True)
-            )
-        elif method == "json_schema":
-            fmt: dict[str, Any] = {
-                "type": "json_schema",
-                "json_schema": {
-                    "name": name,
-                    "schema": tool["function"]["parameters"],
-                    **({"strict": strict} if strict is not None else {}),
-                },
-            }
-            llm = self.bind(response_format=fmt)
-            parser = (
-                PydanticOutputParser(pydantic_object=schema) if is_model else JsonOutputParser()
-            )
-        elif method == "json_mode":
-            llm = self.bind(response_format={"type": "json_object"})
-            parser = (
-                PydanticOutputParser(pydantic_object=schema) if is_model else JsonOutputParser()
-            )
-        else:
-            raise ValueError(
-                f"method={method!r} is not supported: use function_calling, json_schema "
-                "or json_mode"
-            )
-        if not include_raw:
-            return llm | parser
-        parser_with_fallback = RunnablePassthrough.assign(
-            parsed=itemgetter("raw") | parser, parsing_error=lambda _: None
-        ).with_fallbacks(
-            [RunnablePassthrough.assign(parsed=lambda _: None)], exception_key="parsing_error"
+        return structured_output(
+            self, schema, include_raw=include_raw, method=method, strict=strict
         )
-        return RunnableMap(raw=llm) | parser_with_fallback
+
+
+def _unavailable(rt: Runtime) -> dict[int, str]:
+    """{tier: why} for tiers that cannot be called now (credentials, server, cooldown)."""
+    return {**rt.registry.unavailable(), **rt.health.cooling()}
 
 
 def _ledger(value: Any, config: ACOConfig) -> SpendLedger:

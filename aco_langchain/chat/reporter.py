@@ -1,5 +1,5 @@
 """What a call reports: each tier call's usage and cost (:class:`TierCall`), its ledger row,
-and the answer's :class:`~aco_langchain.chat.info.AcoCallInfo` (serialised into
+and the answer's :class:`~aco_langchain.call_info.AcoCallInfo` (serialised into
 ``response_metadata["aco"]``), on a result or on a stream's final chunk.
 
 Pure: the run's spend after the call is read by the caller and handed in.
@@ -24,8 +24,8 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.messages.ai import UsageMetadata, add_usage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 
+from aco_langchain.call_info import AcoCallInfo, AcoTierCall
 from aco_langchain.chat.cascade import CascadeResult
-from aco_langchain.chat.info import AcoCallInfo, AcoTierCall
 from aco_langchain.chat.messages import message_text, tool_call_chunks
 from aco_langchain.chat.planner import CallPlan
 from aco_langchain.config import ACOConfig
@@ -101,6 +101,17 @@ class Reporter:
     def __init__(self, config: ACOConfig, registry: TierRegistry) -> None:
         self.config = config
         self.registry = registry
+        self._given_names: dict[int, tuple[str, str]] = {}
+
+    def names(self, tier: int) -> tuple[str, str]:
+        """(concrete model name, provider) of the tier's answers. A tier given as an object
+        never changes, so its names (``_get_ls_params``, slow on ChatOpenAI) are read once."""
+        got = self._given_names.get(tier)
+        if got is None:
+            got = (self.registry.model_name(tier), self.registry.provider(tier))
+            if self.registry.has_instance(tier):
+                self._given_names[tier] = got
+        return got
 
     def tier_call(
         self, plan: CallPlan, tier: int, message: BaseMessage, failures: dict[int, str]
@@ -144,14 +155,15 @@ class Reporter:
     ) -> SpendRecord:
         """The ledger row of one tier call (latency and over-cap are the gateway's)."""
         who = plan.who
+        model, provider = self.names(tier)
         return SpendRecord(
             run_key=plan.run_key,
             cost_usd=cost,
             input_tokens=input_tokens,
             output_tokens=output_tokens,
             tier=tier,
-            model=self.registry.model_name(tier),
-            provider=self.registry.provider(tier),
+            model=model,
+            provider=provider,
             outcome=outcome,
             baseline_usd=self._baseline_cost(input_tokens, output_tokens),
             trace_id=who.trace_id,
@@ -210,44 +222,46 @@ class Reporter:
             degraded_from = decided
             _warn_degraded(decided, final.tier, decision, failures)
         # Built from our own typed values: no validation pass on the hot path.
-        return AcoCallInfo.model_construct(
-            tier=final.tier,
-            model_id=final.model_id,
-            predicted_success=(
-                None if decision.confidence is None else round(decision.confidence, 4)
-            ),
-            reason=decision.reason + (f"; cascade: {verdict.reason}" if verdict else ""),
-            cost_usd=round(sum(c.cost_usd for c in calls), 8),
-            estimated_cost_usd=decision.cost_estimate,
-            escalated=escalated,
-            fallback_from=routed if first != routed else None,
-            routed_tier=routed,
-            task_type=decision.task_type,
-            difficulty=decision.difficulty,
-            run_key=plan.run_key,
-            run_spent_usd=round(run_spent_usd, 8),
-            latency_ms=round((time.perf_counter() - plan.started) * 1000, 2),
-            confidence=confidence,
-            first_confidence=first_confidence,
-            degraded_from=degraded_from,
-            failures={str(k): v for k, v in failures.items()} or None,
-            # Always present (one entry when nothing escalated): the keys never depend on
-            # the path.
-            calls=[
-                AcoTierCall.model_construct(
-                    tier=c.tier,
-                    model_id=c.model_id,
-                    cost_usd=round(c.cost_usd, 8),
-                    usage=dict(c.usage or {}),
-                )
-                for c in calls
-            ],
-            first_tier=cheap.tier if cheap else routed,
-            usage_estimated=None,
-            escalation_skipped=None,
-            cache_hit=None,
-            cached_cost_usd=None,
-            saved_cost_usd=None,
+        return AcoCallInfo.trusted(
+            dict(
+                tier=final.tier,
+                model_id=final.model_id,
+                predicted_success=(
+                    None if decision.confidence is None else round(decision.confidence, 4)
+                ),
+                reason=decision.reason + (f"; cascade: {verdict.reason}" if verdict else ""),
+                cost_usd=round(sum(c.cost_usd for c in calls), 8),
+                estimated_cost_usd=decision.cost_estimate,
+                escalated=escalated,
+                fallback_from=routed if first != routed else None,
+                routed_tier=routed,
+                task_type=decision.task_type,
+                difficulty=decision.difficulty,
+                run_key=plan.run_key,
+                run_spent_usd=round(run_spent_usd, 8),
+                latency_ms=round((time.perf_counter() - plan.started) * 1000, 2),
+                confidence=confidence,
+                first_confidence=first_confidence,
+                degraded_from=degraded_from,
+                failures={str(k): v for k, v in failures.items()} or None,
+                # Always present (one entry when nothing escalated): the keys never depend on
+                # the path.
+                calls=[
+                    AcoTierCall.model_construct(
+                        tier=c.tier,
+                        model_id=c.model_id,
+                        cost_usd=round(c.cost_usd, 8),
+                        usage=dict(c.usage or {}),
+                    )
+                    for c in calls
+                ],
+                first_tier=cheap.tier if cheap else routed,
+                usage_estimated=None,
+                escalation_skipped=None,
+                cache_hit=None,
+                cached_cost_usd=None,
+                saved_cost_usd=None,
+            )
         )
 
     def decorate(
@@ -278,8 +292,9 @@ class Reporter:
         )
         info.escalation_skipped = escalation_skipped
         msg = gen.message
-        msg.response_metadata.setdefault("model_name", self.registry.model_name(final.tier))
-        msg.response_metadata["model_provider"] = self.registry.provider(final.tier)
+        model, provider = self.names(final.tier)
+        msg.response_metadata.setdefault("model_name", model)
+        msg.response_metadata["model_provider"] = provider
         if isinstance(msg, AIMessage):
             if msg.usage_metadata is None:
                 # The tier reported no usage: carry the estimate the cost was computed from.
@@ -318,10 +333,11 @@ class Reporter:
             usage = call.usage  # estimated: the tier sent none
             info.usage_estimated = True
         rm: dict[str, Any] = {"aco": info.to_metadata()}
+        model, provider = self.names(call.tier)
         if "model_name" not in message.response_metadata:
-            rm["model_name"] = self.registry.model_name(call.tier)
+            rm["model_name"] = model
         if "model_provider" not in message.response_metadata:
-            rm["model_provider"] = self.registry.provider(call.tier)
+            rm["model_provider"] = provider
         return ChatGenerationChunk(
             message=AIMessageChunk(
                 content="", response_metadata=rm, usage_metadata=usage, chunk_position="last"

@@ -1,5 +1,7 @@
 """What one routed call did and cost, as one typed record: :class:`AcoCallInfo`.
 
+A record every layer reads (chat, agent, spend cache, tracing, server), so it lives at the
+package's base beside ``errors`` and ``config`` and imports nothing of ours.
 ``ACORouterChatModel`` builds it once per answer (``chat/reporter.py``) and serialises it into
 ``response_metadata["aco"]`` (and ``llm_output["aco"]``); traces, the server, the response cache
 and the agent engine read it back with :meth:`AcoCallInfo.from_message` instead of parsing dict
@@ -121,20 +123,40 @@ class AcoCallInfo(BaseModel):
         """The JSON-ready ``response_metadata["aco"]`` dict (optional keys only when set).
 
         Returns:
-            A new dict; its keys are the field names, in the documented order.
+            A new dict of the fields that were given or set, in the documented order.
         """
         out: dict[str, Any] = {}
+        given = self.model_fields_set  # a record read from a partial dict stays partial
         for key, value in self.__dict__.items():
-            if value is None and key in _OPTIONAL:
+            if key not in given or (value is None and key in _OPTIONAL):
                 continue
             out[key] = value
-        out["calls"] = [
-            {"tier": c.tier, "model_id": c.model_id, "cost_usd": c.cost_usd, "usage": c.usage}
-            for c in self.calls
-        ]
+        if "calls" in out:
+            out["calls"] = [
+                {"tier": c.tier, "model_id": c.model_id, "cost_usd": c.cost_usd, "usage": c.usage}
+                for c in self.calls
+            ]
         if self.__pydantic_extra__:
             out.update(self.__pydantic_extra__)
         return out
+
+    @classmethod
+    def trusted(cls, values: dict[str, Any]) -> AcoCallInfo:
+        """A record from values the router built itself (every field given, already typed):
+        no validation, as ``model_construct`` but without its per-field work (hot path).
+
+        Args:
+            values: one value per field, in field order.
+
+        Returns:
+            The record (its ``to_metadata()`` has exactly the keys given, optional Nones out).
+        """
+        obj = cls.__new__(cls)
+        object.__setattr__(obj, "__dict__", values)
+        object.__setattr__(obj, "__pydantic_fields_set__", set(values))
+        object.__setattr__(obj, "__pydantic_extra__", None)
+        object.__setattr__(obj, "__pydantic_private__", None)
+        return obj
 
     @classmethod
     def from_metadata(cls, meta: Mapping[str, Any] | None) -> AcoCallInfo | None:
