@@ -225,7 +225,7 @@ class ACOOptimizer:
 
             opt.record_model_call(model_id="medium-70b", input_tokens=1200, output_tokens=300)
         """
-        from aco_langchain.providers.tiers import cost_usd
+        from aco_langchain.pricing import cost_usd
 
         rec, doom = self._require_run("record_model_call")
         if tier is None:
