@@ -40,6 +40,11 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from aco_langchain.config import ACOConfig
+from aco_langchain.pricing import (  # noqa: F401 - tool prices are re-exported here
+    configured_tool_cost,
+    cost_usd,
+    tool_cost,
+)
 from aco_langchain.routing.base import Risk
 
 DEFAULT_MIN_USEFULNESS = 0.25
@@ -165,33 +170,8 @@ def tool_kind(tool_name: str) -> ToolKind:
     return "other"
 
 
-def configured_tool_cost(tool_name: str, config: ACOConfig | None = None) -> float | None:
-    """USD per call of ``tool_name`` as the user configured it (``agent.tool_costs``), or None.
-
-    Usage::
-
-        configured_tool_cost("web_search", ACOConfig(agent={"tool_costs": {"web_search": 0.01}}))
-    """
-    if config is not None and tool_name in config.agent.tool_costs:
-        return config.agent.tool_costs[tool_name]
-    return None
-
-
-def tool_cost(tool_name: str, config: ACOConfig | None = None) -> float:
-    """USD per call of ``tool_name``: ``config.agent.tool_costs``, else $0 (not configured).
-
-    Usage::
-
-        tool_cost("web_search")    # 0.0: no cost configured
-    """
-    configured = configured_tool_cost(tool_name, config)
-    return 0.0 if configured is None else configured
-
-
 def saved_step_value(config: ACOConfig | None = None) -> float:
     """USD a useful tool result saves: one frontier-tier (tier 4) step of the seed's size."""
-    from aco_langchain.providers.tiers import cost_usd
-
     config = config or ACOConfig()
     return cost_usd(config.tier(4), *SAVED_STEP_TOKENS)
 

@@ -91,7 +91,7 @@ def frontier_cost(trace: Trace, config: ACOConfig) -> float:
 
         frontier_cost(trace, ACOConfig())
     """
-    from aco_langchain.providers.tiers import cost_usd
+    from aco_langchain.pricing import cost_usd
 
     spec = config.tier(config.ledger.baseline_tier)  # one baseline everywhere
     total = 0.0
