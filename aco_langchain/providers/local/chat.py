@@ -184,10 +184,7 @@ class ChatLlamaServer(ChatOpenAI):
         if prep.spec is None:
             return result
         gen = result.generations[0]
-        finish = (gen.generation_info or {}).get(
-            "finish_reason"
-        ) or gen.message.response_metadata.get("finish_reason")
-        msg = self._parsed_message(prep.spec, gen.message, finish)
+        msg = self._parsed_message(prep.spec, gen.message, _finish_reason(gen))
         if msg.tool_calls:
             msg.response_metadata["finish_reason"] = "tool_calls"
         return ChatResult(
@@ -207,10 +204,7 @@ class ChatLlamaServer(ChatOpenAI):
         if prep.spec is None:
             return None
         gen = raw.generations[0]
-        finish = (gen.generation_info or {}).get(
-            "finish_reason"
-        ) or gen.message.response_metadata.get("finish_reason")
-        if not is_cut_call(str(gen.message.content), finish):
+        if not is_cut_call(str(gen.message.content), _finish_reason(gen)):
             return None
         cap = prep.kwargs.get("max_tokens") or self.max_tokens or self.tool_max_tokens
         roomier = max(self.tool_max_tokens, 2 * int(cap))
@@ -442,6 +436,13 @@ class _StreamRun:
             ),
             generation_info=chunk.generation_info,
         )
+
+
+def _finish_reason(gen: ChatGeneration) -> Any:
+    """Why the server stopped (``stop``, ``length``...), wherever the client put it."""
+    return (gen.generation_info or {}).get("finish_reason") or gen.message.response_metadata.get(
+        "finish_reason"
+    )
 
 
 def _has_tool_turns(messages: list[BaseMessage]) -> bool:

@@ -42,6 +42,14 @@ from langchain_core.messages import ToolMessage as _ToolMessage
 from langchain_core.messages.tool import ToolCall, ToolCallChunk, tool_call_chunk
 
 from aco_langchain.errors import LocalToolCallError
+from aco_langchain.providers.local.answers import ANSWER_PREFIX as _ANSWER_PREFIX
+from aco_langchain.providers.local.answers import (
+    FINAL_ANSWER_KEY,
+    is_cut_call,
+    may_become_envelope,
+    unwrap_answer,
+)
+from aco_langchain.providers.local.answers import decode_partial_string as _decode_partial_string
 
 __all__ = [
     "FINAL_ANSWER_KEY",
@@ -62,7 +70,6 @@ __all__ = [
 
 TOOL_KEY = "tool"
 ARGUMENTS_KEY = "arguments"
-FINAL_ANSWER_KEY = "final_answer"
 #: Cap for argument strings that have no maxLength/enum/const/pattern of their own.
 MAX_STRING_CHARS = 200
 #: Cap for argument arrays that have no maxItems of their own.
@@ -71,7 +78,6 @@ MAX_ARRAY_ITEMS = 8
 _CALL_PREFIX = re.compile(
     r'^\s*\{\s*"' + TOOL_KEY + r'"\s*:\s*"((?:[^"\\]|\\.)*)"\s*,\s*"' + ARGUMENTS_KEY + r'"\s*:\s*'
 )
-_ANSWER_PREFIX = re.compile(r'^\s*\{\s*"' + FINAL_ANSWER_KEY + r'"\s*:\s*"')
 
 
 def _tool_name(tool: Mapping[str, Any]) -> str:
@@ -177,65 +183,6 @@ class ParsedOutput:
     content: str
     tool_calls: list[ToolCall] = field(default_factory=list)
     truncated: bool = False
-
-
-#: How many envelopes deep an answer is unwrapped (the model copies the format it was shown).
-MAX_ENVELOPES = 4
-_ENVELOPE_OPENING = '{"' + FINAL_ANSWER_KEY + '":"'
-
-
-def unwrap_answer(text: str) -> tuple[str, bool]:
-    """The answer's text without the ``{"final_answer": "..."}`` envelope(s) around it.
-
-    The small model, shown the JSON format in its instructions, sometimes writes the envelope
-    again *inside* the final answer's string; and an answer cut at ``max_tokens`` is an
-    unclosed envelope. Neither may reach the user: the text inside is the answer.
-
-    Args:
-        text: A final answer's text (already decoded from the outer JSON, or the raw output).
-
-    Returns:
-        ``(text, cut)``: ``cut`` is True when an envelope was never closed (truncated).
-
-    Example:
-        ```python
-        unwrap_answer('{"final_answer": "Paris"}')   # ('Paris', False)
-        unwrap_answer('{"final_answer": "Par')        # ('Par', True)
-        unwrap_answer("Paris")                        # ('Paris', False)
-        ```
-    """
-    cut = False
-    for _ in range(MAX_ENVELOPES):
-        m = _ANSWER_PREFIX.match(text)
-        if m is None:
-            break
-        body, _used, closed = _decode_partial_string(text[m.end() :])
-        cut = cut or not closed
-        text = body
-    if cut and may_become_envelope(text):
-        text = ""  # cut while opening yet another envelope: no answer text yet
-    return text, cut
-
-
-def is_cut_call(text: str, finish_reason: Any) -> bool:
-    """Was this output a tool call cut at ``max_tokens`` (its JSON never closed)?"""
-    if finish_reason != "length" or _ANSWER_PREFIX.match(text):
-        return False
-    try:
-        json.loads(text)
-    except json.JSONDecodeError:
-        return True
-    return False
-
-
-def may_become_envelope(text: str) -> bool:
-    """Could ``text`` (a streamed answer's start) still turn out to open an envelope?"""
-    compact = re.sub(r"\s+", "", text)
-    return (
-        bool(compact)
-        and _ENVELOPE_OPENING.startswith(compact[: len(_ENVELOPE_OPENING)])
-        and (len(compact) < len(_ENVELOPE_OPENING))
-    )
 
 
 @dataclass(frozen=True)
@@ -514,39 +461,6 @@ def _text(message: BaseMessage) -> str:
         for b in content
         if isinstance(b, str | dict)
     )
-
-
-_ESCAPES = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
-
-
-def _decode_partial_string(raw: str) -> tuple[str, int, bool]:
-    """Decode the body of a JSON string that may be incomplete.
-
-    Returns (decoded text, raw characters consumed, closed): an escape cut in the middle is
-    left unconsumed; ``closed`` is True when the closing quote was reached.
-    """
-    out: list[str] = []
-    i = 0
-    while i < len(raw):
-        ch = raw[i]
-        if ch == '"':
-            return "".join(out), i + 1, True
-        if ch != "\\":
-            out.append(ch)
-            i += 1
-            continue
-        if i + 1 >= len(raw):
-            break
-        esc = raw[i + 1]
-        if esc == "u":
-            if i + 6 > len(raw):
-                break
-            out.append(chr(int(raw[i + 2 : i + 6], 16)))
-            i += 6
-        else:
-            out.append(_ESCAPES.get(esc, esc))
-            i += 2
-    return "".join(out), i, False
 
 
 class StreamParser:
