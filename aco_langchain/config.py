@@ -43,7 +43,9 @@ TASK_TYPES = (
     "general",
 )
 
-Provider = Literal["local", "cloud", "openai", "openai-compatible", "ollama", "instance"]
+#: A tier's provider: a family name or alias from ``aco_langchain.provider_families``
+#: (``openai``, ``anthropic``, ``google_genai``, ``ollama``, ``local``, ``instance``, ...).
+Provider = str
 
 
 class _Strict(BaseModel):
@@ -100,21 +102,47 @@ class RoutingSettings(_Strict):
 
 
 class TierSpec(_Strict):
-    """One tier of the five: who answers and what it costs."""
+    """One tier of the five: who answers and what it costs.
 
-    model_id: str = Field(..., min_length=1, description="The tier's name in routing output.")
-    provider: Provider = "openai"
+    ``model`` may be an ``init_chat_model`` string (``"anthropic:claude-haiku-4-5"``): its
+    prefix sets ``provider`` and is dropped from ``model``. ``max_context`` and the
+    ``tools`` / ``structured_output`` capabilities come from the model's LangChain profile
+    when the tier does not set them (``aco_langchain.provider_families.profile_fields``).
+
+    Example:
+        ```python
+        TierSpec(model="anthropic:claude-haiku-4-5")   # provider 'anthropic', key ANTHROPIC_API_KEY
+        ```
+    """
+
+    model_id: str = Field(
+        "", description="The tier's name in routing output; default: the model's name."
+    )
+    provider: Provider = Field(
+        "openai",
+        description="Provider family (or an init_chat_model prefix on model); see "
+        "aco_langchain.provider_families.",
+    )
     model: str | None = Field(
-        None, description="Provider's model name when it differs from model_id."
+        None,
+        description="Provider's model name when it differs from model_id, or an "
+        'init_chat_model string ("google_genai:gemini-2.5-flash").',
     )
     cost_per_1k_input: float | None = Field(None, ge=0.0)
     cost_per_1k_output: float | None = Field(None, ge=0.0)
     base_url: str | None = None
-    api_key_env: str | None = Field(None, description="Env var holding the API key.")
+    api_key_env: str | None = Field(
+        None, description="Env var holding the API key; default: the provider's own."
+    )
     max_context: int = Field(32_768, gt=0)
     capabilities: list[str] = Field(default_factory=lambda: ["tools"])
     is_local: bool = False
     avg_latency_ms: float = Field(1000.0, ge=0.0)
+    kwargs: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Extra keyword arguments passed to the provider's chat model class "
+        "(temperature, region_name, thinking, ...).",
+    )
 
     @property
     def provider_model(self) -> str:
@@ -125,10 +153,52 @@ class TierSpec(_Strict):
     def supports_tools(self) -> bool:
         return "tools" in self.capabilities
 
+    @model_validator(mode="before")
+    @classmethod
+    def _split_model_string(cls, data: Any) -> Any:
+        # "anthropic:claude-haiku-4-5" names the provider; a tier may then omit `provider`.
+        if not isinstance(data, dict) or not isinstance(data.get("model"), str):
+            return data
+        from aco_langchain.provider_families import family, split_model_string
+
+        prefix, name = split_model_string(data["model"])
+        if prefix is None:
+            return data
+        given = data.get("provider")
+        if given is not None and family(str(given)).name != prefix:
+            raise ValueError(
+                f"model {data['model']!r} names provider {prefix!r} but provider is {given!r}: "
+                "drop one of them"
+            )
+        return {**data, "provider": prefix, "model": name}
+
     @model_validator(mode="after")
-    def _local_flag(self) -> TierSpec:
-        if self.provider == "local" and not self.is_local:
+    def _resolve_family(self) -> TierSpec:
+        from aco_langchain.provider_families import family, is_family
+
+        if not is_family(self.provider):
+            family(self.provider)  # raises ConfigError naming the known providers
+        fam = family(self.provider)
+        if not self.model_id:
+            if not self.model:
+                raise ValueError("a tier needs model_id or model: name the model")
+            object.__setattr__(self, "model_id", self.model)
+        if "is_local" not in self.model_fields_set and fam.local and not self.is_local:
             object.__setattr__(self, "is_local", True)
+        if (
+            self.api_key_env is None
+            and "api_key_env" not in self.model_fields_set
+            and fam.key_env
+            and self.base_url is None
+        ):
+            # The provider's own key variable: a tier without it is unavailable, said so.
+            object.__setattr__(self, "api_key_env", fam.key_env)
+        unset = {"max_context", "capabilities"} - self.model_fields_set
+        if unset and fam.package:
+            from aco_langchain.provider_families import profile_fields
+
+            for key, value in profile_fields(fam, self.provider_model, unset).items():
+                object.__setattr__(self, key, value)
         return self
 
 
@@ -360,6 +430,17 @@ def seed_priced_models() -> dict[str, TierSpec]:
 _default_models = default_models
 
 
+def _same_model(spec: dict[str, Any], default: dict[str, Any]) -> bool:
+    """Does a user's tier mapping describe the default tier's model (so its fields apply)?"""
+    from aco_langchain.provider_families import split_model_string
+
+    if spec.get("model_id", default["model_id"]) != default["model_id"]:
+        return False
+    prefix, name = split_model_string(str(spec.get("model") or default["model"] or ""))
+    provider = spec.get("provider") or prefix or default["provider"]
+    return name == (default["model"] or "") and provider == default["provider"]
+
+
 def _default_floors() -> dict[str, int]:
     return {"legal_regulated": 4, "long_horizon": 3, "coding": 3, "quick_answer": 1}
 
@@ -407,10 +488,9 @@ class ACOConfig(_Strict):
                 merged[key] = spec
             elif isinstance(spec, dict):
                 default = merged[key]
-                same_model = spec.get("model_id", default["model_id"]) == default["model_id"]
-                # Same model: fill unnamed fields from the default tier. Another model:
-                # the default tier's provider details would be wrong, so start clean.
-                merged[key] = {**default, **spec} if same_model else dict(spec)
+                # Same model: fill unnamed fields from the default tier. Another model (or
+                # provider): the default tier's provider details would be wrong, so start clean.
+                merged[key] = {**default, **spec} if _same_model(spec, default) else dict(spec)
             else:
                 raise ValueError(f"tier {key!r} must be a mapping of fields")
         return merged

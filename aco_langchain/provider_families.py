@@ -1,0 +1,314 @@
+"""Provider families: the facts about each LangChain provider a tier may name, as plain data.
+
+A tier names its provider either as ``provider:`` or as the prefix of an ``init_chat_model``
+string (``model: "anthropic:claude-haiku-4-5"``). This module is the one table of those names:
+the LangChain package and class, the pip extra that installs it, the env var of its key, its
+genai-prices provider id, whether it runs on the user's machine, and which adapter (in
+``aco_langchain.providers.adapters``) builds and reads it. It sits beside ``config`` (pure
+data, no imports of provider packages) so config validation and pricing can use it; building
+models lives in ``aco_langchain.providers.registry``.
+
+Usage::
+
+    from aco_langchain.provider_families import family, split_model_string
+    split_model_string("ollama:qwen3:1.7b")     # ('ollama', 'qwen3:1.7b')
+    family("anthropic").price_id                 # 'anthropic'
+    family("cloud").name                         # 'openai' (an old name)
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Mapping, Set
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from aco_langchain.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+_ADAPTERS = "aco_langchain.providers.adapters"
+
+
+@dataclass(frozen=True)
+class ProviderFamily:
+    """One provider family: what a tier naming it needs and how it is priced.
+
+    Attributes:
+        name: The ``init_chat_model`` provider id (``"anthropic"``, ``"google_genai"``).
+        adapter: ``"module:Class"`` of the adapter that builds and reads its models.
+        package: The importable LangChain package (``"langchain_anthropic"``); None: ours.
+        class_name: The chat model class in ``package``.
+        extra: The ``aco-langchain[extra]`` that installs ``package``; None: a core dependency.
+        key_env: The env var holding its API key by default; None: no key.
+        price_id: Its genai-prices provider id; None: let genai-prices match the model name.
+        aliases: Older names that mean this family (``cloud`` for ``openai``).
+        local: Runs on the user's machine: no key, $0 unless the tier is priced.
+        logprobs: Its answers can carry token logprobs (the cascade needs them).
+        reported_as: The ``model_provider`` its answers report; None: ``name``.
+    """
+
+    name: str
+    adapter: str
+    package: str | None = None
+    class_name: str | None = None
+    extra: str | None = None
+    key_env: str | None = None
+    price_id: str | None = None
+    aliases: tuple[str, ...] = ()
+    local: bool = False
+    logprobs: bool = False
+    reported_as: str | None = None
+
+    @property
+    def install_hint(self) -> str:
+        """The pip command that installs the family's package (``""`` for core ones)."""
+        return f'pip install "aco-langchain[{self.extra}]"' if self.extra else ""
+
+    @property
+    def provider_name(self) -> str:
+        """The ``model_provider`` its answers report."""
+        return self.reported_as or self.name
+
+
+_FAMILIES: dict[str, ProviderFamily] = {}
+_ALIASES: dict[str, str] = {}
+
+
+def register_family(fam: ProviderFamily) -> ProviderFamily:
+    """Add (or replace) a provider family; its name and aliases become valid ``provider:``s.
+
+    Args:
+        fam: The family; its ``adapter`` is imported only when a tier of it is built or checked.
+
+    Returns:
+        ``fam``, so a module can keep it as a constant.
+
+    Raises:
+        ConfigError: an alias already names another family.
+
+    Example:
+        ```python
+        register_family(
+            ProviderFamily("replay", "aco_langchain.providers.replay:ReplayAdapter", local=True)
+        )
+        ```
+    """
+    for alias in fam.aliases:
+        owner = _ALIASES.get(alias)
+        if owner is not None and owner != fam.name:
+            raise ConfigError(f"provider alias {alias!r} already names {owner!r}")
+    _FAMILIES[fam.name] = fam
+    _ALIASES[fam.name] = fam.name
+    for alias in fam.aliases:
+        _ALIASES[alias] = fam.name
+    return fam
+
+
+def known_names() -> tuple[str, ...]:
+    """Every name a tier's ``provider`` may take (families and their aliases), sorted."""
+    return tuple(sorted(_ALIASES))
+
+
+def is_family(name: str) -> bool:
+    """Is ``name`` a family or an alias of one?"""
+    return name in _ALIASES
+
+
+def family(name: str) -> ProviderFamily:
+    """The family ``name`` (or an alias) names.
+
+    Raises:
+        ConfigError: ``name`` is no family; the message lists the known ones.
+    """
+    try:
+        return _FAMILIES[_ALIASES[name]]
+    except KeyError:
+        raise ConfigError(
+            f"unknown provider {name!r}: use one of {', '.join(known_names())}, or write the "
+            'model as an init_chat_model string ("anthropic:claude-haiku-4-5")'
+        ) from None
+
+
+def split_model_string(model: str) -> tuple[str | None, str]:
+    """``"family:model"`` -> ``(family name, model)``; no known prefix -> ``(None, model)``.
+
+    Only a known family (or alias) counts as a prefix, so Ollama tags (``qwen3:1.7b``) and
+    Bedrock ids (``...-v1:0``) stay whole.
+
+    Example:
+        ```python
+        split_model_string("anthropic:claude-haiku-4-5")   # ('anthropic', 'claude-haiku-4-5')
+        split_model_string("qwen3:1.7b")                   # (None, 'qwen3:1.7b')
+        ```
+    """
+    head, sep, rest = model.partition(":")
+    if sep and rest and head in _ALIASES:
+        return _ALIASES[head], rest
+    return None, model
+
+
+@lru_cache(maxsize=128)
+def _profile(package: str, class_name: str, model: str) -> Mapping[str, Any] | None:
+    try:
+        cls = getattr(importlib.import_module(package), class_name)
+    except (ImportError, AttributeError) as err:
+        logger.debug("no %s.%s to read the profile of %s: %s", package, class_name, model, err)
+        return None
+    try:
+        # The class's own profile lookup, without validation (no key, no client, no network).
+        inst = cls.model_construct(model=model)
+        inst._set_model_profile()
+        profile = inst.profile
+    except Exception as err:  # a partner's profile code failing must not break config loading
+        logger.warning("could not read the LangChain profile of %s: %s", model, err)
+        return None
+    return dict(profile) if profile else None
+
+
+def model_profile(fam: ProviderFamily, model: str) -> Mapping[str, Any] | None:
+    """The model's LangChain profile (``chat_model.profile``), None if unknown or not installed.
+
+    Read from the family's installed package data; never the network.
+
+    Example:
+        ```python
+        model_profile(family("openai"), "gpt-4.1")["max_input_tokens"]   # 1047576
+        ```
+    """
+    if not fam.package or not fam.class_name:
+        return None
+    return _profile(fam.package, fam.class_name, model)
+
+
+def profile_fields(fam: ProviderFamily, model: str, unset: Set[str]) -> dict[str, Any]:
+    """Tier fields from the model's profile, for those of ``unset`` the profile says.
+
+    ``max_context`` from ``max_input_tokens``; ``capabilities`` from ``tool_calling`` /
+    ``structured_output`` (plus ``logprobs`` when the family returns them).
+
+    Example:
+        ```python
+        profile_fields(family("openai"), "gpt-3.5-turbo", {"capabilities"})
+        # {'capabilities': ['chat']}   (its profile says no tool calling)
+        ```
+    """
+    profile = model_profile(fam, model)
+    if not profile:
+        return {}
+    out: dict[str, Any] = {}
+    if "max_context" in unset and isinstance(profile.get("max_input_tokens"), int):
+        out["max_context"] = profile["max_input_tokens"]
+    if "capabilities" in unset and "tool_calling" in profile:
+        caps = ["chat"]
+        if profile.get("tool_calling"):
+            caps.append("tools")
+        if profile.get("structured_output"):
+            caps.append("structured_output")
+        if fam.logprobs:
+            caps.append("logprobs")
+        out["capabilities"] = caps
+    return out
+
+
+for _fam in (
+    ProviderFamily(
+        "openai",
+        f"{_ADAPTERS}.openai:OpenAIAdapter",
+        "langchain_openai",
+        "ChatOpenAI",
+        key_env="OPENAI_API_KEY",
+        price_id="openai",
+        aliases=("cloud",),
+        logprobs=True,
+    ),
+    ProviderFamily(
+        "openai-compatible",
+        f"{_ADAPTERS}.openai:OpenAICompatibleAdapter",
+        "langchain_openai",
+        "ChatOpenAI",
+        logprobs=True,
+    ),
+    ProviderFamily(
+        "local",
+        f"{_ADAPTERS}.openai:LocalServerAdapter",
+        "langchain_openai",
+        "ChatOpenAI",
+        local=True,
+        logprobs=True,
+        reported_as="llama.cpp",
+    ),
+    ProviderFamily(
+        "ollama",
+        f"{_ADAPTERS}.ollama:OllamaAdapter",
+        "langchain_ollama",
+        "ChatOllama",
+        local=True,
+        logprobs=True,
+    ),
+    ProviderFamily("instance", f"{_ADAPTERS}.base:InstanceAdapter"),
+    ProviderFamily(
+        "anthropic",
+        f"{_ADAPTERS}.base:PackageAdapter",
+        "langchain_anthropic",
+        "ChatAnthropic",
+        extra="anthropic",
+        key_env="ANTHROPIC_API_KEY",
+        price_id="anthropic",
+    ),
+    ProviderFamily(
+        "google_genai",
+        f"{_ADAPTERS}.google:GoogleGenAIAdapter",
+        "langchain_google_genai",
+        "ChatGoogleGenerativeAI",
+        extra="google",
+        key_env="GOOGLE_API_KEY",
+        price_id="google",
+        aliases=("google",),
+    ),
+    ProviderFamily(
+        "groq",
+        f"{_ADAPTERS}.base:PackageAdapter",
+        "langchain_groq",
+        "ChatGroq",
+        extra="groq",
+        key_env="GROQ_API_KEY",
+        price_id="groq",
+        logprobs=True,
+    ),
+    ProviderFamily(
+        "mistralai",
+        f"{_ADAPTERS}.base:PackageAdapter",
+        "langchain_mistralai",
+        "ChatMistralAI",
+        extra="mistralai",
+        key_env="MISTRAL_API_KEY",
+        price_id="mistral",
+        aliases=("mistral",),
+    ),
+    ProviderFamily(
+        "bedrock_converse",
+        f"{_ADAPTERS}.base:PackageAdapter",
+        "langchain_aws",
+        "ChatBedrockConverse",
+        extra="bedrock",
+        # boto3 finds credentials itself (env, profile, instance role): no single key to check.
+        price_id="aws",
+        aliases=("bedrock",),
+    ),
+):
+    register_family(_fam)
+
+
+__all__ = [
+    "ProviderFamily",
+    "family",
+    "is_family",
+    "known_names",
+    "model_profile",
+    "profile_fields",
+    "register_family",
+    "split_model_string",
+]
