@@ -271,8 +271,8 @@ def answer_confidence(message: Any) -> float | None:
         return None
     from aco_langchain.chat.cascade import confidence_from_logprobs, normalize_logprobs
 
-    provider = "ollama" if isinstance(raw, list) else "openai"
-    tokens = normalize_logprobs(raw, provider)
+    # The normaliser reads every provider's shape; the name only labels its errors.
+    tokens = normalize_logprobs(raw, str(meta.get("model_provider") or "the answer's"))
     return confidence_from_logprobs(tokens).value if tokens else None
 
 
