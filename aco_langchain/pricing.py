@@ -33,9 +33,11 @@ CHARS_PER_TOKEN = 4.0
 #: Output tokens assumed for a cost estimate when the call sets no ``max_tokens``.
 DEFAULT_OUTPUT_TOKENS = 256
 
-#: Tokens a per-1k price is computed at: small enough to stay under long-context price tiers
-#: (genai-prices charges e.g. Gemini 2.5 Pro's >200k-token prompts at a higher rate).
-_PRICE_PROBE_TOKENS = 10_000
+#: Tokens a per-1k price is computed at. Large on purpose: where genai-prices has
+#: long-context price tiers (Gemini 2.5 Pro above 200k prompt tokens, ...) the per-1k price
+#: is the higher one, so a hold is never below what a long call settles at; a call's real
+#: cost (``usage_cost_usd``) uses its real token counts.
+_PRICE_PROBE_TOKENS = 1_000_000
 
 
 def price_provider_id(provider: str) -> str | None:

@@ -151,9 +151,10 @@ def test_a_tier_whose_profile_says_no_tools_is_not_given_tool_calls(monkeypatch)
         return a + b
 
     monkeypatch.setenv("OPENAI_API_KEY", "sk-fake")
-    with FaultServer(default=Fault("ok", text="from tier 3")) as s2, FaultServer(
-        default=Fault("ok", text="from tier 3")
-    ) as s3:
+    with (
+        FaultServer(default=Fault("ok", text="from tier 3")) as s2,
+        FaultServer(default=Fault("ok", text="from tier 3")) as s3,
+    ):
         models = {
             "tier2": {
                 "model": "openai:gpt-3.5-turbo",
@@ -234,9 +235,10 @@ def test_gemini_stream_settles_from_its_usage(no_keys) -> None:
 def test_anthropic_529_falls_back_to_an_openai_compatible_tier(no_keys) -> None:
     no_keys.setenv("ANTHROPIC_API_KEY", "fake-anthropic-key")
     ledger = MemoryLedger()
-    with FakeAnthropic(statuses=[529, 529]) as claude, FaultServer(
-        default=Fault("ok", text="from the gpt tier")
-    ) as gpt:
+    with (
+        FakeAnthropic(statuses=[529, 529]) as claude,
+        FaultServer(default=Fault("ok", text="from the gpt tier")) as gpt,
+    ):
         models = {
             "tier3": {"model": "anthropic:claude-sonnet-4-6", "base_url": claude.base_url},
             "tier4": {
