@@ -57,3 +57,23 @@ def test_init_refuses_to_overwrite_and_unknown_presets(tmp_path: Path) -> None:
     res = runner.invoke(app, ["init", "--preset", "azure", "-o", str(tmp_path / "x.yaml")])
     assert res.exit_code == 1 and "openai, anthropic, google, mixed, local" in res.output
     assert "Traceback" not in res.output
+
+
+def test_readme_mixed_provider_example_loads_as_written(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    start = readme.index("# config.yaml — mixed providers")
+    block = readme[start : readme.index("```", start)]
+    path = tmp_path / "config.yaml"
+    path.write_text(block)
+    cfg = load_config(path)
+    assert [cfg.tier(n).provider for n in TIER_NUMBERS] == [
+        "local",
+        "openai",
+        "google_genai",
+        "anthropic",
+        "openai",
+    ]
+    # it is the mixed preset, comments trimmed
+    preset = tmp_path / "preset.yaml"
+    runner.invoke(app, ["init", "--preset", "mixed", "-o", str(preset)])
+    assert load_config(preset).models == cfg.models
