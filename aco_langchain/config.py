@@ -143,6 +143,11 @@ class TierSpec(_Strict):
         description="Extra keyword arguments passed to the provider's chat model class "
         "(temperature, region_name, thinking, ...).",
     )
+    recording: str | list[str] | None = Field(
+        None,
+        description="provider: replay only: the recording(s) the tier answers from "
+        "(RouterBench CSV or replay JSONL); `model` names the recorded model.",
+    )
 
     @property
     def provider_model(self) -> str:
@@ -199,7 +204,24 @@ class TierSpec(_Strict):
 
             for key, value in profile_fields(fam, self.provider_model, unset).items():
                 object.__setattr__(self, key, value)
+        _check_family_fields(self, fam)
         return self
+
+
+def _check_family_fields(spec: TierSpec, fam: Any) -> None:
+    """A family's own fields (``recording`` for ``replay``): required there, refused elsewhere."""
+    from aco_langchain.provider_families import families
+
+    for name, what in fam.requires:
+        if not getattr(spec, name):
+            raise ValueError(f"tier {spec.model_id!r}: provider {fam.name} needs {name}: {what}")
+    for other in families():
+        for name, _ in other.requires:
+            if other.name != fam.name and name not in dict(fam.requires) and getattr(spec, name):
+                raise ValueError(
+                    f"tier {spec.model_id!r}: {name} is only for provider: {other.name} "
+                    f"(this tier's provider is {spec.provider})"
+                )
 
 
 class LocalModelSettings(_Strict):

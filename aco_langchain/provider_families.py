@@ -48,6 +48,9 @@ class ProviderFamily:
         local: Runs on the user's machine: no key, $0 unless the tier is priced.
         logprobs: Its answers can carry token logprobs (the cascade needs them).
         reported_as: The ``model_provider`` its answers report; None: ``name``.
+        requires: Tier fields only this family takes, each with what to put there
+            (``("recording", "PATH ...")`` for ``replay``): required on its tiers, refused
+            on others.
     """
 
     name: str
@@ -61,6 +64,7 @@ class ProviderFamily:
     local: bool = False
     logprobs: bool = False
     reported_as: str | None = None
+    requires: tuple[tuple[str, str], ...] = ()
 
     @property
     def install_hint(self) -> str:
@@ -105,6 +109,11 @@ def register_family(fam: ProviderFamily) -> ProviderFamily:
     for alias in fam.aliases:
         _ALIASES[alias] = fam.name
     return fam
+
+
+def families() -> tuple[ProviderFamily, ...]:
+    """Every registered family, in registration order."""
+    return tuple(_FAMILIES.values())
 
 
 def known_names() -> tuple[str, ...]:
@@ -298,12 +307,23 @@ for _fam in (
         price_id="aws",
         aliases=("bedrock",),
     ),
+    ProviderFamily(
+        "replay",
+        f"{_ADAPTERS}.replay:ReplayAdapter",
+        requires=(
+            (
+                "recording",
+                "PATH (a RouterBench CSV or a replay JSONL) and model: the recorded model",
+            ),
+        ),
+    ),
 ):
     register_family(_fam)
 
 
 __all__ = [
     "ProviderFamily",
+    "families",
     "family",
     "is_family",
     "known_names",

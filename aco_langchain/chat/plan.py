@@ -289,7 +289,7 @@ class PlanningMixin:
         forced = "force_tier" in options or "force_model" in options
         check_option_names(kw)
         request = build_route_request(messages, options, len(tools or []))
-        unavailable = {**rt.registry.unavailable(), **rt.health.cooling()}
+        unavailable = {**rt.registry.unavailable(request.routing_text), **rt.health.cooling()}
         # A forced tier skips the router entirely (its assessment could not change it).
         assessment = rt.router.assess(request, self.config) if needs_assessment(request) else None
         try:
@@ -398,7 +398,7 @@ class PlanningMixin:
         call = TierCall(
             tier=tier,
             model_id=self.config.tier(tier).model_id,
-            cost_usd=self._rt.registry.cost(tier, i, o),
+            cost_usd=self._rt.registry.call_cost(tier, result_msg, i, o),
             usage=usage,
             failures=dict(failures),
         )

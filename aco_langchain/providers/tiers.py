@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from aco_langchain.config import TIER_NUMBERS, ACOConfig, TierSpec
@@ -30,13 +31,14 @@ from aco_langchain.pricing import (  # noqa: F401 - re-exported for callers outs
     usage_tokens,
 )
 from aco_langchain.providers.adapters.openai import local_base_url  # noqa: F401 - re-export
-from aco_langchain.providers.registry import adapter_for
+from aco_langchain.providers.registry import ProviderAdapter, adapter_for
 from aco_langchain.redact import register_config
 
 logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
+    from langchain_core.messages import BaseMessage
 
 
 def availability(spec: TierSpec, config: ACOConfig) -> str | None:
@@ -108,13 +110,24 @@ class TierRegistry:
             return type(self._instances[tier]).bind_tools is not BaseChatModel.bind_tools
         return self.spec(tier).supports_tools
 
-    def unavailable(self) -> dict[int, str]:
-        """{tier: why} for tiers that cannot be called now."""
+    def unavailable(self, prompt: str | None = None) -> dict[int, str]:
+        """{tier: why} for tiers that cannot be called now; with ``prompt`` (the call's last
+        user message), also the tiers that cannot answer it (a replay tier's miss).
+
+        Example:
+            ```python
+            reg.unavailable()        # {2: 'no ANTHROPIC_API_KEY'} on a machine without it
+            ```
+        """
         out: dict[int, str] = {}
         for n in TIER_NUMBERS:
             if n in self._given:
                 continue
             why = availability(self.spec(n), self.config)
+            if why is None and prompt is not None:
+                adapter = adapter_for(self.spec(n))
+                if adapter.answers_per_prompt:
+                    why = adapter.miss_reason(self.model(n), prompt)
             if why:
                 out[n] = why
         return out
@@ -158,25 +171,39 @@ class TierRegistry:
         """USD of ``input_tokens`` + ``output_tokens`` at the tier's price."""
         return cost_usd(self.spec(tier), input_tokens, output_tokens)
 
+    def _adapter(self, tier: int) -> ProviderAdapter:
+        """The adapter reading the tier's answers (a passed-in model: the instance adapter)."""
+        return adapter_for("instance" if tier in self._given else self.spec(tier))
+
     def usage(self, tier: int, message: Any) -> TokenUsage:
         """The tier's answer's billed tokens, read by its provider's adapter."""
-        return adapter_for(self.spec(tier)).read_usage(message)
+        return self._adapter(tier).read_usage(message)
 
-    def answer_cost(self, tier: int, message: Any) -> tuple[float, TokenUsage]:
-        """USD of the tier's answer from its real usage (cached input and reasoning priced
-        by genai-prices when the tier has no configured price), and that usage.
+    def call_cost(
+        self, tier: int, message: BaseMessage, input_tokens: int, output_tokens: int
+    ) -> float:
+        """USD of an answered call: a recorded cost when the answer carries one (replay),
+        else its usage at the tier's price, with cached input and reasoning tokens priced by
+        genai-prices when the tier has no configured price.
+
+        ``input_tokens`` / ``output_tokens`` are the counts settled (estimated by the caller
+        when the provider reported none); the message's usage details say which are cached.
 
         Example:
             ```python
-            usd, usage = reg.answer_cost(2, ai_message)
+            usd = reg.call_cost(2, ai_message, 1200, 80)
             ```
         """
-        used = self.usage(tier, message)
-        return usage_cost_usd(self.spec(tier), used), used
+        adapter = self._adapter(tier)
+        recorded = adapter.recorded_cost(message)
+        if recorded is not None:
+            return recorded
+        used = replace(adapter.read_usage(message), input=input_tokens, output=output_tokens)
+        return usage_cost_usd(self.spec(tier), used)
 
     def logprobs(self, tier: int, message: Any, generation_info: Any = None) -> Any:
         """The raw token logprobs of the tier's answer, read by its provider's adapter."""
-        return adapter_for(self.spec(tier)).read_logprobs(message, generation_info)
+        return self._adapter(tier).read_logprobs(message, generation_info)
 
 
 #: ChatOllama's own option fields: passing ``options`` replaces them all, so they are copied.

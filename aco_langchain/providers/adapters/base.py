@@ -86,6 +86,14 @@ class ProviderAdapter:
         """Is the tier's address the running local server's (rebuilt when it moves)?"""
         return False
 
+    #: Can the tier answer only some prompts (a recording)? Then ``miss_reason`` is asked
+    #: per call, which builds the tier's model.
+    answers_per_prompt: bool = False
+
+    def miss_reason(self, model: BaseChatModel, prompt: str) -> str | None:
+        """Why the tier's ``model`` cannot answer ``prompt`` (None: it can)."""
+        return None
+
     # -- building -------------------------------------------------------------------------
 
     def chat_class(self) -> type[BaseChatModel]:
@@ -163,6 +171,10 @@ class ProviderAdapter:
         meta = getattr(message, "response_metadata", None) or {}
         return info.get("logprobs") or meta.get("logprobs")
 
+    def recorded_cost(self, message: Any) -> float | None:
+        """The answer's cost as recorded by its source (replay), None: price its usage."""
+        return None
+
     def provider_name(self, spec: TierSpec) -> str:
         """The ``model_provider`` the tier's answers report."""
         return self.family.provider_name
@@ -183,6 +195,12 @@ class InstanceAdapter(ProviderAdapter):
             f"tier {spec.model_id!r} has provider 'instance': pass the model object "
             "as ACORouterChatModel(tier_models={N: model})"
         )
+
+    def recorded_cost(self, message: Any) -> float | None:
+        # A passed-in model may be a ReplayChatModel: its answers carry their recorded cost.
+        from aco_langchain.providers.replay import recorded_cost
+
+        return recorded_cost(message)
 
 
 __all__ = ["InstanceAdapter", "PackageAdapter", "ProviderAdapter", "accepts"]
