@@ -98,7 +98,7 @@ def test_without_a_key_a_tier_is_unavailable_with_the_reason(no_keys) -> None:
     )
     why = TierRegistry(cfg).unavailable()
     assert why[2] == "no ANTHROPIC_API_KEY"
-    assert why[3] == "no GOOGLE_API_KEY (or GEMINI_API_KEY)"
+    assert why[3] == "no GOOGLE_API_KEY"
     assert why[4] == "no MY_UNSET_OPENAI_KEY"
     no_keys.setenv("GEMINI_API_KEY", "fake")  # Gemini's other variable counts too
     assert 3 not in TierRegistry(cfg).unavailable()
@@ -202,6 +202,23 @@ def test_anthropic_tier_real_call_priced_settled_and_reported(no_keys) -> None:
     expected = (40 * 1.0 + 2000 * 0.10 + 12 * 5.0) / 1e6
     assert row.cost_usd == pytest.approx(expected)
     assert msg.response_metadata["aco"]["cost_usd"] == pytest.approx(expected, abs=1e-8)
+
+
+async def test_anthropic_tier_async_and_stream_settle_from_usage(no_keys) -> None:
+    no_keys.setenv("ANTHROPIC_API_KEY", "fake-anthropic-key")
+    ledger = MemoryLedger()
+    with FakeAnthropic(text="Bonjour tout le monde.", usage=AnthropicUsage(30, 9)) as srv:
+        models = {"tier2": {"model": "anthropic:claude-haiku-4-5", "base_url": srv.base_url}}
+        llm = _router(models, ledger)
+        msg = await llm.ainvoke("Say hello.", force_tier=2, aco_run_id="a1")
+        chunks = [c async for c in llm.astream("Say hello.", force_tier=2, aco_run_id="a2")]
+        assert [s.body.get("stream", False) for s in srv.seen] == [False, True]
+    assert msg.content == "Bonjour tout le monde."
+    assert "".join(str(c.content) for c in chunks).strip() == "Bonjour tout le monde."
+    for run in ("a1", "a2"):
+        (row,) = ledger.records(run=run)
+        assert (row.provider, row.input_tokens, row.output_tokens) == ("anthropic", 30, 9)
+        assert row.cost_usd == pytest.approx((30 * 1.0 + 9 * 5.0) / 1e6)
 
 
 def test_gemini_tier_real_call_priced_settled_and_reported(no_keys) -> None:

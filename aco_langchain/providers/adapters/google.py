@@ -1,7 +1,7 @@
 """Google's Gemini API: ``ChatGoogleGenerativeAI`` (``pip install "aco-langchain[google]"``).
 
 Its class takes ``base_url`` for a gateway (or a loopback fake) and reads ``GOOGLE_API_KEY``
-or ``GEMINI_API_KEY``; a tier with the default variable is available with either.
+or ``GEMINI_API_KEY``; a tier with the default variable is available with either (its reason names GOOGLE_API_KEY).
 
 Example:
     ```python
@@ -30,7 +30,7 @@ class GoogleGenAIAdapter(ProviderAdapter):
         if spec.api_key_env == "GOOGLE_API_KEY":
             # The default variable: the client takes either of its two names.
             if not any(os.environ.get(v) for v in _KEY_VARS):
-                return "no GOOGLE_API_KEY (or GEMINI_API_KEY)"
+                return "no GOOGLE_API_KEY"  # GEMINI_API_KEY would do too
             return None
         return super().availability(spec, config)
 
