@@ -1,7 +1,8 @@
 """Google's Gemini API: ``ChatGoogleGenerativeAI`` (``pip install "aco-langchain[google]"``).
 
 Its class takes ``base_url`` for a gateway (or a loopback fake) and reads ``GOOGLE_API_KEY``
-or ``GEMINI_API_KEY``; a tier with the default variable is available with either (its reason names GOOGLE_API_KEY).
+or ``GEMINI_API_KEY``; a tier with the default variable is available with either (its
+reason, when neither is set, names GOOGLE_API_KEY).
 
 Example:
     ```python
