@@ -279,9 +279,12 @@ def answer_confidence(message: Any) -> float | None:
 def call_cost(message: Any, tier: int, config: ACOConfig) -> tuple[float, int, int]:
     """``(usd, input_tokens, output_tokens)`` of a model answer.
 
-    The ACO router's own cost when present, else the usage at the tier's price.
+    The ACO router's own cost when present, else the usage at the tier's price (cached
+    input and reasoning tokens priced from the usage details when genai-prices prices it).
     """
-    from aco_langchain.pricing import cost_usd, estimate_tokens, usage_tokens
+    from dataclasses import replace
+
+    from aco_langchain.pricing import TokenUsage, estimate_tokens, usage_cost_usd, usage_tokens
 
     usage = getattr(message, "usage_metadata", None)
     i, o = usage_tokens(usage)  # type: ignore[arg-type]
@@ -290,7 +293,8 @@ def call_cost(message: Any, tier: int, config: ACOConfig) -> tuple[float, int, i
     meta = aco_meta(message)
     if "cost_usd" in meta:
         return float(meta["cost_usd"]), i, o
-    return cost_usd(config.tier(tier), i, o), i, o
+    used = replace(TokenUsage.from_metadata(usage), input=i, output=o)  # type: ignore[arg-type]
+    return usage_cost_usd(config.tier(tier), used), i, o
 
 
 def aco_meta(message: Any) -> dict[str, Any]:
