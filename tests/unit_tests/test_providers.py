@@ -188,6 +188,7 @@ def test_anthropic_tier_real_call_priced_settled_and_reported(no_keys) -> None:
         prompt = "Say hello in French. " + "Context line. " * 600
         msg = llm.invoke(prompt, force_tier=2, aco_run_id="anth")
         assert [s.path for s in srv.seen] == ["/v1/messages"] and srv.seen[0].had_key
+        assert srv.seen[0].body["max_tokens"] == 1024  # the output cap the hold assumed
     assert msg.content == "Bonjour."
     assert msg.response_metadata["model_provider"] == "anthropic"
     assert msg.usage_metadata["input_tokens"] == 2040  # Anthropic's input excludes the cache
@@ -229,6 +230,7 @@ def test_gemini_tier_real_call_priced_settled_and_reported(no_keys) -> None:
         llm = _router(models, ledger)
         msg = llm.invoke("Say hello in German.", force_tier=3, aco_run_id="gem")
         assert srv.seen[0].path.endswith("/models/gemini-2.5-flash:generateContent")
+        assert srv.seen[0].body["generationConfig"]["maxOutputTokens"] == 1024  # the cap held
     assert msg.content == "Hallo."
     assert msg.response_metadata["model_provider"] == "google_genai"
     (row,) = ledger.records(run="gem")
