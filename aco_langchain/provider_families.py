@@ -19,10 +19,13 @@ Usage::
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import logging
+import re
 from collections.abc import Mapping, Set
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from aco_langchain.errors import ConfigError
@@ -159,28 +162,51 @@ def split_model_string(model: str) -> tuple[str | None, str]:
     return None, model
 
 
-@lru_cache(maxsize=128)
-def _profile(package: str, class_name: str, model: str) -> Mapping[str, Any] | None:
+@lru_cache(maxsize=16)
+def _profile_table(package: str) -> Mapping[str, Any]:
+    """The package's shipped profile data (``<package>/data/_profiles.py``), read without
+    importing the package itself: langchain-anthropic and langchain-google-genai take seconds
+    to import, and a config is validated on every ``aco`` command."""
     try:
-        cls = getattr(importlib.import_module(package), class_name)
-    except (ImportError, AttributeError) as err:
-        logger.debug("no %s.%s to read the profile of %s: %s", package, class_name, model, err)
-        return None
-    try:
-        # The class's own profile lookup, without validation (no key, no client, no network).
-        inst = cls.model_construct(model=model)
-        inst._set_model_profile()
-        profile = inst.profile
-    except Exception as err:  # a partner's profile code failing must not break config loading
-        logger.warning("could not read the LangChain profile of %s: %s", model, err)
-        return None
-    return dict(profile) if profile else None
+        found = importlib.util.find_spec(package)  # a top-level name: not imported
+    except (ImportError, ValueError):
+        return {}
+    if found is None or not found.submodule_search_locations:
+        return {}
+    for root in found.submodule_search_locations:
+        path = Path(root) / "data" / "_profiles.py"
+        if not path.is_file():
+            continue
+        spec = importlib.util.spec_from_file_location(f"_aco_profiles_{package}", path)
+        if spec is None or spec.loader is None:
+            continue
+        module = importlib.util.module_from_spec(spec)
+        try:
+            spec.loader.exec_module(module)
+        except Exception as err:  # a damaged data file must not break config loading
+            logger.warning("could not read %s's model profiles (%s): %s", package, path, err)
+            return {}
+        table = getattr(module, "_PROFILES", None)
+        return table if isinstance(table, Mapping) else {}
+    logger.debug("%s ships no model profiles (data/_profiles.py)", package)
+    return {}
+
+
+def _profile(package: str, model: str) -> Mapping[str, Any] | None:
+    table = _profile_table(package)
+    # Dated or versioned ids fall back to their family's entry, as the classes do.
+    for name in (model, re.sub(r"-\d{3}$", "", model), re.sub(r"-\d{8}$", "", model)):
+        if isinstance(table.get(name), Mapping):
+            return dict(table[name])
+    return None
 
 
 def model_profile(fam: ProviderFamily, model: str) -> Mapping[str, Any] | None:
-    """The model's LangChain profile (``chat_model.profile``), None if unknown or not installed.
+    """The model's LangChain profile (what ``chat_model.profile`` starts from), None if unknown
+    or the package is not installed.
 
-    Read from the family's installed package data; never the network.
+    Read from the family's installed package data; never the network, never an import of
+    the provider package.
 
     Example:
         ```python
@@ -189,7 +215,7 @@ def model_profile(fam: ProviderFamily, model: str) -> Mapping[str, Any] | None:
     """
     if not fam.package or not fam.class_name:
         return None
-    return _profile(fam.package, fam.class_name, model)
+    return _profile(fam.package, model)
 
 
 def profile_fields(fam: ProviderFamily, model: str, unset: Set[str]) -> dict[str, Any]:

@@ -40,9 +40,10 @@ class Seen:
 
 @dataclass(frozen=True)
 class AnthropicUsage:
-    """What the Anthropic fake bills per answer (its wire fields)."""
+    """What the Anthropic fake bills per answer (its wire fields); ``input_tokens`` None:
+    the words of the request's messages + 3, never more than a real tokenizer would count."""
 
-    input_tokens: int = 20
+    input_tokens: int | None = None
     output_tokens: int = 7
     cache_read_input_tokens: int = 0
     cache_creation_input_tokens: int = 0
@@ -50,12 +51,24 @@ class AnthropicUsage:
 
 @dataclass(frozen=True)
 class GeminiUsage:
-    """What the Gemini fake bills per answer (its wire fields)."""
+    """What the Gemini fake bills per answer (its wire fields); ``prompt`` None: the words of
+    the request's contents + 3."""
 
-    prompt: int = 20
+    prompt: int | None = None
     candidates: int = 7
     thoughts: int = 0
     cached: int = 0
+
+
+def _words(value: Any) -> int:
+    """Whitespace words in every string of a JSON value (a lower bound on its tokens)."""
+    if isinstance(value, str):
+        return len(value.split())
+    if isinstance(value, dict):
+        return sum(_words(v) for v in value.values())
+    if isinstance(value, list):
+        return sum(_words(v) for v in value)
+    return 0
 
 
 @dataclass
@@ -168,8 +181,11 @@ class FakeAnthropic(_Server):
 
     def answer(self, path: str, body: dict[str, Any]) -> tuple[str, bytes]:
         u = self.usage
+        fresh = u.input_tokens
+        if fresh is None:
+            fresh = _words(body.get("messages")) + _words(body.get("system")) + 3
         usage = {
-            "input_tokens": u.input_tokens,
+            "input_tokens": fresh,
             "output_tokens": u.output_tokens,
             "cache_read_input_tokens": u.cache_read_input_tokens,
             "cache_creation_input_tokens": u.cache_creation_input_tokens,
@@ -267,12 +283,15 @@ class FakeGemini(_Server):
     def has_key(self, headers: Any) -> bool:
         return bool(headers.get("x-goog-api-key"))
 
-    def _response(self, text: str, model: str) -> dict[str, Any]:
+    def _response(self, text: str, model: str, body: dict[str, Any]) -> dict[str, Any]:
         u = self.usage
+        prompt = u.prompt
+        if prompt is None:
+            prompt = _words(body.get("contents")) + _words(body.get("systemInstruction")) + 3
         usage: dict[str, Any] = {
-            "promptTokenCount": u.prompt,
+            "promptTokenCount": prompt,
             "candidatesTokenCount": u.candidates,
-            "totalTokenCount": u.prompt + u.candidates + u.thoughts,
+            "totalTokenCount": prompt + u.candidates + u.thoughts,
         }
         if u.thoughts:
             usage["thoughtsTokenCount"] = u.thoughts
@@ -293,7 +312,7 @@ class FakeGemini(_Server):
 
     def answer(self, path: str, body: dict[str, Any]) -> tuple[str, bytes]:
         model = path.split("/models/")[-1].split(":")[0]
-        data = self._response(self._fake.text, model)
+        data = self._response(self._fake.text, model, body)
         if ":streamGenerateContent" in path:
             return "text/event-stream", f"data: {json.dumps(data)}\n\n".encode()
         return "application/json", json.dumps(data).encode()

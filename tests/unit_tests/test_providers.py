@@ -142,6 +142,32 @@ def test_capabilities_and_context_come_from_the_profile_when_unset() -> None:
     assert said.max_context == 4096 and said.supports_tools
 
 
+@pytest.mark.parametrize(
+    ("provider", "model"),
+    [
+        ("openai", "gpt-3.5-turbo"),
+        ("openai", "gpt-4.1-mini"),
+        ("anthropic", "claude-haiku-4-5"),
+        ("anthropic", "claude-opus-5-5"),
+        ("google_genai", "gemini-2.5-flash"),
+        ("google_genai", "gemini-2.5-flash-image"),
+    ],
+)
+def test_profiles_read_without_importing_match_the_models_own(provider: str, model: str) -> None:
+    import importlib
+
+    from aco_langchain.provider_families import family, model_profile
+
+    fam = family(provider)
+    assert fam.package and fam.class_name
+    cls = getattr(importlib.import_module(fam.package), fam.class_name)
+    own = cls(model=model, api_key="fake").profile
+    ours = model_profile(fam, model)
+    assert ours is not None
+    for key in ("max_input_tokens", "tool_calling", "structured_output"):
+        assert ours.get(key) == own.get(key), key
+
+
 def test_a_tier_whose_profile_says_no_tools_is_not_given_tool_calls(monkeypatch) -> None:
     from langchain_core.tools import tool
 
@@ -211,8 +237,9 @@ async def test_anthropic_tier_async_and_stream_settle_from_usage(no_keys) -> Non
     with FakeAnthropic(text="Bonjour tout le monde.", usage=AnthropicUsage(30, 9)) as srv:
         models = {"tier2": {"model": "anthropic:claude-haiku-4-5", "base_url": srv.base_url}}
         llm = _router(models, ledger)
-        msg = await llm.ainvoke("Say hello.", force_tier=2, aco_run_id="a1")
-        chunks = [c async for c in llm.astream("Say hello.", force_tier=2, aco_run_id="a2")]
+        prompt = "Say hello, politely, to a whole room of people."  # >= 30 tokens' bytes
+        msg = await llm.ainvoke(prompt, force_tier=2, aco_run_id="a1")
+        chunks = [c async for c in llm.astream(prompt, force_tier=2, aco_run_id="a2")]
         assert [s.body.get("stream", False) for s in srv.seen] == [False, True]
     assert msg.content == "Bonjour tout le monde."
     assert "".join(str(c.content) for c in chunks).strip() == "Bonjour tout le monde."
@@ -228,7 +255,8 @@ def test_gemini_tier_real_call_priced_settled_and_reported(no_keys) -> None:
     with FakeGemini(text="Hallo.", usage=GeminiUsage(prompt=30, candidates=5, thoughts=20)) as srv:
         models = {"tier3": {"model": "google_genai:gemini-2.5-flash", "base_url": srv.base_url}}
         llm = _router(models, ledger)
-        msg = llm.invoke("Say hello in German.", force_tier=3, aco_run_id="gem")
+        prompt = "Say hello in German, in one short and friendly sentence."
+        msg = llm.invoke(prompt, force_tier=3, aco_run_id="gem")
         assert srv.seen[0].path.endswith("/models/gemini-2.5-flash:generateContent")
         assert srv.seen[0].body["generationConfig"]["maxOutputTokens"] == 1024  # the cap held
     assert msg.content == "Hallo."
@@ -245,7 +273,8 @@ def test_gemini_stream_settles_from_its_usage(no_keys) -> None:
     with FakeGemini(text="Hallo.", usage=GeminiUsage(prompt=30, candidates=5)) as srv:
         models = {"tier3": {"model": "google_genai:gemini-2.5-flash", "base_url": srv.base_url}}
         llm = _router(models, ledger)
-        text = "".join(str(c.content) for c in llm.stream("hi", force_tier=3, aco_run_id="gs"))
+        prompt = "Say hello in German, in one short and friendly sentence."
+        text = "".join(str(c.content) for c in llm.stream(prompt, force_tier=3, aco_run_id="gs"))
     assert text == "Hallo."
     (row,) = ledger.records(run="gs")
     assert (row.provider, row.input_tokens, row.output_tokens) == ("google_genai", 30, 5)
