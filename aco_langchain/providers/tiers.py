@@ -12,7 +12,7 @@ Usage::
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -110,9 +110,10 @@ class TierRegistry:
             return type(self._instances[tier]).bind_tools is not BaseChatModel.bind_tools
         return self.spec(tier).supports_tools
 
-    def unavailable(self, prompt: str | None = None) -> dict[int, str]:
+    def unavailable(self, prompt: str | Sequence[BaseMessage] | None = None) -> dict[int, str]:
         """{tier: why} for tiers that cannot be called now; with ``prompt`` (the call's last
-        user message), also the tiers that cannot answer it (a replay tier's miss).
+        user message, or its messages), also the tiers that cannot answer it (a replay tier's
+        miss).
 
         Example:
             ```python

@@ -20,7 +20,7 @@ import importlib
 import importlib.util
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from aco_langchain.config import ACOConfig, TierSpec
@@ -30,6 +30,7 @@ from aco_langchain.provider_families import ProviderFamily
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
+    from langchain_core.messages import BaseMessage
 
 logger = logging.getLogger(__name__)
 
@@ -90,8 +91,9 @@ class ProviderAdapter:
     #: per call, which builds the tier's model.
     answers_per_prompt: bool = False
 
-    def miss_reason(self, model: BaseChatModel, prompt: str) -> str | None:
-        """Why the tier's ``model`` cannot answer ``prompt`` (None: it can)."""
+    def miss_reason(self, model: BaseChatModel, prompt: str | Sequence[BaseMessage]) -> str | None:
+        """Why the tier's ``model`` cannot answer ``prompt`` (a text, or the call's messages);
+        None: it can."""
         return None
 
     # -- building -------------------------------------------------------------------------

@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from aco_langchain.config import ACOConfig, TierSpec
@@ -19,6 +20,7 @@ from aco_langchain.providers.adapters.base import ProviderAdapter
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
+    from langchain_core.messages import BaseMessage
 
 
 class ReplayAdapter(ProviderAdapter):
@@ -36,8 +38,11 @@ class ReplayAdapter(ProviderAdapter):
 
         return build_replay_model(spec)
 
-    def miss_reason(self, model: BaseChatModel, prompt: str) -> str | None:
-        reason: str | None = model.miss_reason(prompt)  # type: ignore[attr-defined]
+    def miss_reason(self, model: BaseChatModel, prompt: str | Sequence[BaseMessage]) -> str | None:
+        from aco_langchain.providers.replay import last_human_text
+
+        text = prompt if isinstance(prompt, str) else last_human_text(prompt)
+        reason: str | None = model.miss_reason(text)  # type: ignore[attr-defined]
         return reason
 
     def recorded_cost(self, message: Any) -> float | None:
