@@ -119,7 +119,7 @@ class Reporter:
             failures: {tier: why} of the tiers tried before it.
 
         Returns:
-            The tier call, priced at the tier's price.
+            The tier call, priced at the tier's price (a replay tier: its recorded cost).
         """
         usage = getattr(message, "usage_metadata", None)
         if usage is None:

@@ -55,8 +55,12 @@ def replay_cmd(
 ) -> None:
     """Replay recorded prompts through the router on replay tiers and print what it saved."""
     if runs is not None:
-        from aco_langchain.replay.runs_cli import run_replay_runs
-
+        try:
+            from aco_langchain.replay.runs_cli import run_replay_runs
+        except ModuleNotFoundError as err:
+            if err.name != "aco_langchain.replay.runs_cli":
+                raise
+            fail("aco replay --runs is not in this build: upgrade aco-langchain", as_json)
         raise typer.Exit(
             run_replay_runs(
                 runs=runs,
@@ -196,7 +200,7 @@ def _plot(out: dict[str, Any], frontier: list[dict[str, Any]], path: str, as_jso
 
     top = out["top_tier"]
     rep = {
-        "data": "aco replay (knob swept by quality_target, decisions scored from the recording)",
+        "data": "aco replay, quality_target swept",
         "n_prompts": out["n"],
         "models": {
             m["model"]: {"accuracy": m["accuracy"], "mean_cost": m["cost_usd_mean"]}

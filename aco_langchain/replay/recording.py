@@ -304,10 +304,10 @@ def load_replay_jsonl(path: Path) -> list[RecordedPrompt]:
                 first = err.errors()[0]
                 loc = ".".join(str(p) for p in first["loc"]) or "line"
                 raise DataError(f"{path}:{lineno}: field {loc!r}: {first['msg']}") from None
-            messages = (
+            messages: list[tuple[str, str]] = (
                 [("user", rec.prompt)]
                 if rec.prompt is not None
-                else [(m.role, m.content) for m in rec.messages or []]
+                else [(str(m.role), m.content) for m in rec.messages or []]
             )
             rp = RecordedPrompt(
                 id=str(rec.id), key=prompt_key(last_user_text(messages)), messages=messages

@@ -140,6 +140,8 @@ def replay_prompts(
             choice, scored = _choice(prompt, run_key, msg)
             unscored += 0 if scored else 1
             choices.append(choice)
+            if scored:  # the recording's outcome is this run's observed outcome
+                llm.outcomes.record(run_key, success=choice.correct, source="replay")
         if progress is not None:
             progress(1)
     rows = llm.spend_ledger.records(since=started)
@@ -158,7 +160,7 @@ def knob_frontier(
     Returns:
         One ``{"quality_target", "accuracy", "cost_usd_mean"}`` per target.
     """
-    from aco_langchain.chat.plan import build_route_request
+    from aco_langchain.chat.planner import build_route_request
     from aco_langchain.routing import get_router, route
 
     models = replay_tier_models(config)
