@@ -341,3 +341,36 @@ def test_an_unknown_model_needs_a_configured_price() -> None:
 def test_every_family_has_an_importable_adapter() -> None:
     for name in known_names():
         assert adapter_for(name).family.name
+
+
+def test_api_key_env_and_kwargs_reach_the_provider_class(no_keys) -> None:
+    no_keys.setenv("MY_CLAUDE_KEY", "fake-key-from-my-variable")
+    ledger = MemoryLedger()
+    with FakeAnthropic() as srv:
+        models = {
+            "tier2": {
+                "model": "anthropic:claude-haiku-4-5",
+                "base_url": srv.base_url,
+                "api_key_env": "MY_CLAUDE_KEY",
+                "kwargs": {"temperature": 0.25, "top_k": 7},
+            }
+        }
+        llm = _router(models, ledger)
+        assert llm.registry.unavailable().get(2) is None  # ANTHROPIC_API_KEY is not needed
+        llm.invoke("What is the capital of France?", force_tier=2, aco_run_id="kw")
+        (seen,) = srv.seen
+    assert seen.had_key and (seen.body["temperature"], seen.body["top_k"]) == (0.25, 7)
+    no_keys.delenv("MY_CLAUDE_KEY")
+    assert TierRegistry(llm.config).unavailable()[2] == "no MY_CLAUDE_KEY"
+
+
+def test_ollama_tier_passes_its_options_through() -> None:
+    cfg = config_from_dict(
+        {"models": {"tier2": {"model": "ollama:qwen3:1.7b", "kwargs": {"num_ctx": 16384}}}}
+    )
+    reg = TierRegistry(cfg)
+    assert 2 not in reg.unavailable() and cfg.tier(2).is_local  # no key; priced $0
+    model = reg.model(2)
+    assert (type(model).__name__, model.model, model.num_ctx) == ("ChatOllama", "qwen3:1.7b", 16384)
+    assert reg.cost(2, 1000, 1000) == 0.0
+    assert reg.provider(2) == "ollama"
