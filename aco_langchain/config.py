@@ -102,12 +102,9 @@ class RoutingSettings(_Strict):
 
 
 class TierSpec(_Strict):
-    """One tier of the five: who answers and what it costs.
-
-    ``model`` may be an ``init_chat_model`` string (``"anthropic:claude-haiku-4-5"``): its
-    prefix sets ``provider`` and is dropped from ``model``. ``max_context`` and the
-    ``tools`` / ``structured_output`` capabilities come from the model's LangChain profile
-    when the tier does not set them (``aco_langchain.provider_families.profile_fields``).
+    """One tier of the five: who answers and what it costs. ``model`` may be an
+    ``init_chat_model`` string; unset fields come from the provider family and the model's
+    LangChain profile (``aco_langchain.provider_families.family_updates``).
 
     Example:
         ```python
@@ -162,66 +159,18 @@ class TierSpec(_Strict):
     @classmethod
     def _split_model_string(cls, data: Any) -> Any:
         # "anthropic:claude-haiku-4-5" names the provider; a tier may then omit `provider`.
-        if not isinstance(data, dict) or not isinstance(data.get("model"), str):
-            return data
-        from aco_langchain.provider_families import family, split_model_string
+        from aco_langchain.provider_families import split_tier_model
 
-        prefix, name = split_model_string(data["model"])
-        if prefix is None:
-            return data
-        given = data.get("provider")
-        if given is not None and family(str(given)).name != prefix:
-            raise ValueError(
-                f"model {data['model']!r} names provider {prefix!r} but provider is {given!r}: "
-                "drop one of them"
-            )
-        return {**data, "provider": prefix, "model": name}
+        return split_tier_model(data)
 
     @model_validator(mode="after")
     def _resolve_family(self) -> TierSpec:
-        from aco_langchain.provider_families import family, is_family
+        # model_id from model; the family's key variable, locality, profile (unset fields).
+        from aco_langchain.provider_families import family_updates
 
-        if not is_family(self.provider):
-            family(self.provider)  # raises ConfigError naming the known providers
-        fam = family(self.provider)
-        if not self.model_id:
-            if not self.model:
-                raise ValueError("a tier needs model_id or model: name the model")
-            object.__setattr__(self, "model_id", self.model)
-        if "is_local" not in self.model_fields_set and fam.local and not self.is_local:
-            object.__setattr__(self, "is_local", True)
-        if (
-            self.api_key_env is None
-            and "api_key_env" not in self.model_fields_set
-            and fam.key_env
-            and self.base_url is None
-        ):
-            # The provider's own key variable: a tier without it is unavailable, said so.
-            object.__setattr__(self, "api_key_env", fam.key_env)
-        unset = {"max_context", "capabilities"} - self.model_fields_set
-        if unset and fam.package:
-            from aco_langchain.provider_families import profile_fields
-
-            for key, value in profile_fields(fam, self.provider_model, unset).items():
-                object.__setattr__(self, key, value)
-        _check_family_fields(self, fam)
+        for key, value in family_updates(self).items():
+            object.__setattr__(self, key, value)
         return self
-
-
-def _check_family_fields(spec: TierSpec, fam: Any) -> None:
-    """A family's own fields (``recording`` for ``replay``): required there, refused elsewhere."""
-    from aco_langchain.provider_families import families
-
-    for name, what in fam.requires:
-        if not getattr(spec, name):
-            raise ValueError(f"tier {spec.model_id!r}: provider {fam.name} needs {name}: {what}")
-    for other in families():
-        for name, _ in other.requires:
-            if other.name != fam.name and name not in dict(fam.requires) and getattr(spec, name):
-                raise ValueError(
-                    f"tier {spec.model_id!r}: {name} is only for provider: {other.name} "
-                    f"(this tier's provider is {spec.provider})"
-                )
 
 
 class LocalModelSettings(_Strict):
@@ -453,17 +402,6 @@ def seed_priced_models() -> dict[str, TierSpec]:
 _default_models = default_models
 
 
-def _same_model(spec: dict[str, Any], default: dict[str, Any]) -> bool:
-    """Does a user's tier mapping describe the default tier's model (so its fields apply)?"""
-    from aco_langchain.provider_families import split_model_string
-
-    if spec.get("model_id", default["model_id"]) != default["model_id"]:
-        return False
-    prefix, name = split_model_string(str(spec.get("model") or default["model"] or ""))
-    provider = spec.get("provider") or prefix or default["provider"]
-    return name == (default["model"] or "") and provider == default["provider"]
-
-
 def _default_floors() -> dict[str, int]:
     return {"legal_regulated": 4, "long_horizon": 3, "coding": 3, "quick_answer": 1}
 
@@ -503,6 +441,8 @@ class ACOConfig(_Strict):
         # fields keep theirs too.
         if not isinstance(value, dict):
             return value
+        from aco_langchain.provider_families import same_default_model
+
         merged: dict[str, Any] = {k: v.model_dump() for k, v in _default_models().items()}
         for key, spec in value.items():
             if key not in TIER_KEYS:
@@ -513,7 +453,8 @@ class ACOConfig(_Strict):
                 default = merged[key]
                 # Same model: fill unnamed fields from the default tier. Another model (or
                 # provider): the default tier's provider details would be wrong, so start clean.
-                merged[key] = {**default, **spec} if _same_model(spec, default) else dict(spec)
+                same = same_default_model(spec, default)
+                merged[key] = {**default, **spec} if same else dict(spec)
             else:
                 raise ValueError(f"tier {key!r} must be a mapping of fields")
         return merged

@@ -248,6 +248,92 @@ def profile_fields(fam: ProviderFamily, model: str, unset: Set[str]) -> dict[str
     return out
 
 
+def split_tier_model(data: Any) -> Any:
+    """A tier mapping with ``model: "family:name"`` split into ``provider`` and ``model``.
+
+    Raises:
+        ValueError: the string's family differs from the tier's ``provider``.
+
+    Example:
+        ```python
+        split_tier_model({"model": "groq:llama-3.1-8b-instant"})
+        # {'model': 'llama-3.1-8b-instant', 'provider': 'groq'}
+        ```
+    """
+    if not isinstance(data, dict) or not isinstance(data.get("model"), str):
+        return data
+    prefix, name = split_model_string(data["model"])
+    if prefix is None:
+        return data
+    given = data.get("provider")
+    if given is not None and family(str(given)).name != prefix:
+        raise ValueError(
+            f"model {data['model']!r} names provider {prefix!r} but provider is {given!r}: "
+            "drop one of them"
+        )
+    return {**data, "provider": prefix, "model": name}
+
+
+def family_updates(spec: Any) -> dict[str, Any]:
+    """The fields a tier spec takes from its family, for those it leaves unset: ``model_id``
+    (the model's name), ``is_local``, ``api_key_env`` (the family's variable, unless the tier
+    has its own ``base_url``), ``max_context`` and ``capabilities`` (the model's profile).
+
+    Args:
+        spec: A ``TierSpec`` (read by attribute; ``model_fields_set`` says what was given).
+
+    Returns:
+        {field: value} to set on the spec.
+
+    Raises:
+        ConfigError: an unknown provider (the message lists the known ones).
+        ValueError: no model name, or a family's own field missing or misplaced.
+    """
+    fam = family(spec.provider)
+    given = spec.model_fields_set
+    out: dict[str, Any] = {}
+    if not spec.model_id:
+        if not spec.model:
+            raise ValueError("a tier needs model_id or model: name the model")
+        out["model_id"] = spec.model
+    if "is_local" not in given and fam.local and not spec.is_local:
+        out["is_local"] = True
+    # A gateway at base_url may take another key, or none: then only api_key_env says.
+    unnamed = spec.api_key_env is None and "api_key_env" not in given
+    if unnamed and fam.key_env and spec.base_url is None:
+        out["api_key_env"] = fam.key_env
+    unset = {"max_context", "capabilities"} - given
+    if unset and fam.package:
+        out.update(profile_fields(fam, spec.model or spec.model_id, unset))
+    _check_family_fields(spec, fam, out.get("model_id", spec.model_id))
+    return out
+
+
+def _check_family_fields(spec: Any, fam: ProviderFamily, model_id: str) -> None:
+    """A family's own fields (``recording`` for ``replay``): required there, refused elsewhere."""
+    for name, what in fam.requires:
+        if not getattr(spec, name):
+            raise ValueError(f"tier {model_id!r}: provider {fam.name} needs {name}: {what}")
+    own = dict(fam.requires)
+    for other in families():
+        for name, _ in other.requires:
+            if other.name != fam.name and name not in own and getattr(spec, name):
+                raise ValueError(
+                    f"tier {model_id!r}: {name} is only for provider: {other.name} "
+                    f"(this tier's provider is {spec.provider})"
+                )
+
+
+def same_default_model(spec: Mapping[str, Any], default: Mapping[str, Any]) -> bool:
+    """Does a user's tier mapping describe the default tier's model (so the default tier's
+    other fields apply)? Another model_id, model or provider starts the tier clean."""
+    if spec.get("model_id", default["model_id"]) != default["model_id"]:
+        return False
+    prefix, name = split_model_string(str(spec.get("model") or default["model"] or ""))
+    provider = spec.get("provider") or prefix or default["provider"]
+    return bool(name == (default["model"] or "") and provider == default["provider"])
+
+
 for _fam in (
     ProviderFamily(
         "openai",
@@ -351,10 +437,13 @@ __all__ = [
     "ProviderFamily",
     "families",
     "family",
+    "family_updates",
     "is_family",
     "known_names",
     "model_profile",
     "profile_fields",
     "register_family",
+    "same_default_model",
     "split_model_string",
+    "split_tier_model",
 ]
