@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from aco_langchain.config import TierSpec
+from aco_langchain.config import TIER_NUMBERS, ACOConfig, TierSpec
 from aco_langchain.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -119,6 +119,26 @@ def price_per_1k(spec: TierSpec) -> tuple[float, float]:
         spec.cost_per_1k_input if spec.cost_per_1k_input is not None else found[0],
         spec.cost_per_1k_output if spec.cost_per_1k_output is not None else found[1],
     )
+
+
+def resolve_prices(config: ACOConfig) -> dict[int, tuple[float, float]]:
+    """Each priced tier's (input, output) USD per 1k tokens, looked up now (and cached).
+
+    A tier with no price anywhere is left out and logged: the call that needs its price
+    raises ``ConfigError`` naming the fix, as it would without this lookup.
+
+    Example:
+        ```python
+        resolve_prices(ACOConfig())[1]   # (0.0, 0.0): the local tier
+        ```
+    """
+    out: dict[int, tuple[float, float]] = {}
+    for n in TIER_NUMBERS:
+        try:
+            out[n] = price_per_1k(config.tier(n))
+        except ConfigError as err:
+            logger.info("tier %d has no price yet: %s", n, err)
+    return out
 
 
 def cost_usd(spec: TierSpec, input_tokens: int, output_tokens: int) -> float:
@@ -221,3 +241,33 @@ def input_token_bound(text: str, n_messages: int, tools: Any = None) -> int:
     """
     tool_bytes = len(json.dumps(tools).encode("utf-8")) if tools else 0
     return len(text.encode("utf-8")) + 8 * max(1, n_messages) + tool_bytes
+
+
+#: Default USD per call for well-known tools (override with config.agent.tool_costs).
+DEFAULT_TOOL_COSTS: dict[str, float] = {
+    "web_search": 0.01,
+    "search": 0.01,
+    "code_search": 0.01,
+    "fetch_url": 0.005,
+    "browse": 0.02,
+    "read_file": 0.0,
+    "list_files": 0.0,
+    "grep": 0.0,
+    "run_tests": 0.02,
+    "python": 0.005,
+    "calculator": 0.0,
+    "sql_query": 0.005,
+}
+UNKNOWN_TOOL_COST = 0.01
+
+
+def tool_cost(tool_name: str, config: ACOConfig | None = None) -> float:
+    """USD per call of ``tool_name``: config.agent.tool_costs, the defaults, else 0.01.
+
+    Usage::
+
+        tool_cost("web_search")    # 0.01
+    """
+    if config is not None and tool_name in config.agent.tool_costs:
+        return config.agent.tool_costs[tool_name]
+    return DEFAULT_TOOL_COSTS.get(tool_name, UNKNOWN_TOOL_COST)

@@ -62,9 +62,6 @@ logger = logging.getLogger(__name__)
 #: Prefix of a fallback-run failure line that is a budget skip, not a provider fault.
 BUDGET_SKIP = "skipped, over budget: "
 
-#: A flow: yields ops, receives their results, returns its value.
-Flow = Generator[Op, Any, Any]
-
 
 def _no_extra(_tier: int) -> dict[str, Any]:
     return {}
@@ -369,4 +366,4 @@ class TierCaller:
         )
 
 
-__all__ = ["BUDGET_SKIP", "Flow", "TierCaller"]
+__all__ = ["BUDGET_SKIP", "TierCaller"]

@@ -30,7 +30,8 @@ from aco_langchain.chat.messages import message_text, tool_call_chunks
 from aco_langchain.chat.planner import CallPlan
 from aco_langchain.config import ACOConfig
 from aco_langchain.errors import ConfigError
-from aco_langchain.providers.tiers import TierRegistry, estimate_tokens, usage_tokens
+from aco_langchain.pricing import estimate_tokens, usage_tokens
+from aco_langchain.providers.tiers import TierRegistry
 from aco_langchain.routing import RouteDecision
 from aco_langchain.spend.ledger.base import SpendRecord
 

@@ -12,6 +12,7 @@ Usage::
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -27,6 +28,7 @@ from aco_langchain.pricing import (  # noqa: F401 - re-exported for callers outs
     genai_price_per_1k,
     input_token_bound,
     price_per_1k,
+    resolve_prices,
     usage_cost_usd,
     usage_tokens,
 )
@@ -87,9 +89,13 @@ class TierRegistry:
         # and keep config semantics (availability, capabilities, provider names).
         self._given = frozenset(self._instances)
         self._built_urls: dict[int, str | None] = {}
+        self._names: dict[int, tuple[str, str | None]] = {}
         for n in self._instances:
             if n not in TIER_NUMBERS:
                 raise ConfigError(f"tier_models key {n!r} is not a tier: use 1 to 5")
+        # Every call prices the tiers: look the prices up now, not on the first request
+        # (an unpriced cloud tier loads genai-prices' bundled data, ~0.1 s once per process).
+        resolve_prices(config)
 
     def spec(self, tier: int) -> TierSpec:
         return self.config.tier(tier)
@@ -151,21 +157,32 @@ class TierRegistry:
             self._instances[tier] = build_chat_model(self.spec(tier), self.config)
         return self._instances[tier]
 
+    def _given_names(self, tier: int) -> tuple[str, str | None]:
+        """(provider, model name) a given instance reports, read once per tier: its
+        ``_get_ls_params()`` builds a dict per call (~0.6 ms for ChatOpenAI) and a given
+        instance never changes for the registry's life."""
+        names = self._names.get(tier)
+        if names is None:
+            model = self._instances[tier]
+            ls = model._get_ls_params()
+            name = ls.get("ls_model_name") or getattr(model, "model_name", None)
+            names = (str(ls.get("ls_provider") or model._llm_type), str(name) if name else None)
+            self._names[tier] = names
+        return names
+
     def provider(self, tier: int) -> str:
         """The provider name reported as ``model_provider`` for the tier's answers."""
         if tier in self._given:
-            ls = self._instances[tier]._get_ls_params()
-            return str(ls.get("ls_provider") or self._instances[tier]._llm_type)
+            return self._given_names(tier)[0]
         spec = self.spec(tier)
         return adapter_for(spec).provider_name(spec)
 
     def model_name(self, tier: int) -> str:
         """The concrete model's name reported as ``model_name`` for the tier's answers."""
         if tier in self._given:
-            ls = self._instances[tier]._get_ls_params()
-            name = ls.get("ls_model_name") or getattr(self._instances[tier], "model_name", None)
+            name = self._given_names(tier)[1]
             if name:
-                return str(name)
+                return name
         return self.spec(tier).provider_model
 
     def cost(self, tier: int, input_tokens: int, output_tokens: int) -> float:
@@ -230,21 +247,16 @@ def output_cap_kwargs(model: BaseChatModel, cap: int) -> dict[str, Any]:
         output_cap_kwargs(ChatOpenAI(model="gpt-4.1"), 512)   # {"max_tokens": 512}
         ```
     """
-    try:
-        from langchain_openai.chat_models.base import BaseChatOpenAI
-
-        if isinstance(model, BaseChatOpenAI):
-            return {"max_tokens": cap}
-    except ImportError:  # pragma: no cover - langchain-openai is a dependency
-        pass
-    try:
-        from langchain_ollama import ChatOllama
-
-        if isinstance(model, ChatOllama):
-            opts = {k: v for k in _OLLAMA_OPTIONS if (v := getattr(model, k, None)) is not None}
-            return {"options": {**opts, "num_predict": cap}}
-    except ImportError:  # pragma: no cover - langchain-ollama is a dependency
-        pass
+    # A model is an instance of a class whose module is already imported: look the classes
+    # up in sys.modules rather than importing langchain-openai / langchain-ollama (~0.7 s,
+    # hundreds of modules) for tiers that use neither.
+    openai_base = sys.modules.get("langchain_openai.chat_models.base")
+    if openai_base is not None and isinstance(model, openai_base.BaseChatOpenAI):
+        return {"max_tokens": cap}
+    ollama = sys.modules.get("langchain_ollama.chat_models")
+    if ollama is not None and isinstance(model, ollama.ChatOllama):
+        opts = {k: v for k in _OLLAMA_OPTIONS if (v := getattr(model, k, None)) is not None}
+        return {"options": {**opts, "num_predict": cap}}
     fields = type(model).model_fields
     for name in _CAP_FIELDS:
         if name in fields:
