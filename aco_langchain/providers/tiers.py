@@ -197,6 +197,35 @@ class TierRegistry:
         """The tier's answer's billed tokens, read by its provider's adapter."""
         return self._adapter(tier).read_usage(message)
 
+    def recorded_cost(self, tier: int, prompt: str) -> float | None:
+        """The USD the tier's source recorded for ``prompt`` (a replay tier's recorded
+        answer); None: the tier records none, or has no answer to it."""
+        if tier in self._given:
+            return None
+        adapter = adapter_for(self.spec(tier))
+        if not adapter.answers_per_prompt:
+            return None
+        return adapter.recorded_prompt_cost(self.model(tier), prompt)
+
+    def worst_case(self, tier: int, input_bound: int, output_cap: int, prompt: str) -> float:
+        """USD a call may cost: the input bound and output cap at the tier's price, and never
+        less than a replay tier's recorded cost (what its settlement will charge)."""
+        usd = self.cost(tier, input_bound, output_cap)
+        recorded = self.recorded_cost(tier, prompt)
+        return usd if recorded is None else max(usd, recorded)
+
+    def baseline_cost(self, input_tokens: int, output_tokens: int, prompt: str) -> float:
+        """What the baseline tier (``ledger.baseline_tier``) would have cost: its recorded
+        cost when it is a replay tier with an answer to ``prompt``, else the tokens at its
+        price.
+
+        Raises:
+            ConfigError: the baseline tier has no price.
+        """
+        tier = self.config.ledger.baseline_tier
+        recorded = self.recorded_cost(tier, prompt)
+        return recorded if recorded is not None else self.cost(tier, input_tokens, output_tokens)
+
     def call_cost(
         self, tier: int, message: BaseMessage, input_tokens: int, output_tokens: int
     ) -> float:

@@ -177,6 +177,11 @@ class ProviderAdapter:
         """The answer's cost as recorded by its source (replay), None: price its usage."""
         return None
 
+    def recorded_prompt_cost(self, model: BaseChatModel, prompt: str) -> float | None:
+        """The cost the tier's ``model`` recorded for ``prompt`` before the call (replay:
+        what settlement will charge), None when it records none."""
+        return None
+
     def provider_name(self, spec: TierSpec) -> str:
         """The ``model_provider`` the tier's answers report."""
         return self.family.provider_name

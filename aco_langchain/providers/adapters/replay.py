@@ -45,6 +45,10 @@ class ReplayAdapter(ProviderAdapter):
         reason: str | None = model.miss_reason(text)  # type: ignore[attr-defined]
         return reason
 
+    def recorded_prompt_cost(self, model: BaseChatModel, prompt: str) -> float | None:
+        found = model.store.lookup(prompt, model.model)  # type: ignore[attr-defined]
+        return None if found is None else float(found.cost_usd)
+
     def recorded_cost(self, message: Any) -> float | None:
         from aco_langchain.providers.replay import recorded_cost
 
