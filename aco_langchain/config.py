@@ -44,9 +44,7 @@ TASK_TYPES = (
     "general",
 )
 
-#: A tier's provider: a family name or alias from ``aco_langchain.provider_families``
-#: (``openai``, ``anthropic``, ``google_genai``, ``ollama``, ``local``, ``instance``, ...).
-Provider = str
+Provider = str  #: a family name or alias of ``aco_langchain.provider_families``
 
 
 class _Strict(BaseModel):
@@ -104,43 +102,21 @@ class RoutingSettings(_Strict):
 
 class TierSpec(_Strict):
     """One tier of the five: who answers and what it costs. ``model`` may be an
-    ``init_chat_model`` string; unset fields come from the provider family and the model's
-    LangChain profile (``aco_langchain.provider_families.family_updates``).
+    ``init_chat_model`` string (``TierSpec(model="anthropic:claude-haiku-4-5")``); unset fields
+    come from the family and the model's profile (``provider_families.family_updates``)."""
 
-    Example:
-        ```python
-        TierSpec(model="anthropic:claude-haiku-4-5")   # provider 'anthropic', key ANTHROPIC_API_KEY
-        ```
-    """
-
-    model_id: str = Field(
-        "", description="The tier's name in routing output; default: the model's name."
-    )
-    provider: Provider = Field(
-        "openai",
-        description="Provider family (or an init_chat_model prefix on model); see "
-        "aco_langchain.provider_families.",
-    )
-    model: str | None = Field(
-        None,
-        description="Provider's model name when it differs from model_id, or an "
-        'init_chat_model string ("google_genai:gemini-2.5-flash").',
-    )
+    model_id: str = Field("", description="Name in routing output; default: the model's.")
+    provider: Provider = Field("openai", description="Provider family (provider_families).")
+    model: str | None = Field(None, description='Model name, or "provider:model" (a string).')
     cost_per_1k_input: float | None = Field(None, ge=0.0)
     cost_per_1k_output: float | None = Field(None, ge=0.0)
     base_url: str | None = None
-    api_key_env: str | None = Field(
-        None, description="Env var holding the API key; default: the provider's own."
-    )
+    api_key_env: str | None = Field(None, description="Key env var; default: the provider's.")
     max_context: int = Field(32_768, gt=0)
     capabilities: list[str] = Field(default_factory=lambda: ["tools"])
     is_local: bool = False
     avg_latency_ms: float = Field(1000.0, ge=0.0)
-    kwargs: dict[str, Any] = Field(
-        default_factory=dict,
-        description="Extra keyword arguments passed to the provider's chat model class "
-        "(temperature, region_name, thinking, ...).",
-    )
+    kwargs: dict[str, Any] = Field(default_factory=dict, description="To the model class.")
     recording: str | list[str] | None = Field(
         None,
         description="provider: replay only: the recording(s) the tier answers from "
