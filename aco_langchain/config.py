@@ -18,6 +18,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PositiveInt,
     ValidationError,
     field_validator,
     model_validator,
@@ -186,42 +187,16 @@ class AgentSettings(_Strict):
     no_progress_steps: int = Field(5, gt=0)
     max_repeated_failures: int = Field(3, gt=0)
     verifier_budget_ratio: float = Field(0.5, ge=0.0, le=1.0)
-    tool_costs: dict[str, float] = Field(
-        default_factory=dict,
-        description="USD per call of a tool. Only a tool priced here (or by the caller) can "
-        "be declined by the cost gate for its value; an unpriced tool costs $0 and runs.",
-    )
-    max_identical_retries: int = Field(
-        0,
-        ge=0,
-        description="How often the tool gate lets an identical call (same name and "
-        "arguments) that already failed run again; 0: never.",
-    )
+    tool_costs: dict[str, float] = Field(default_factory=dict)  # USD/call; unpriced: $0, runs
+    #: How often the tool gate lets an identical failed call (same name and args) run again.
+    max_identical_retries: int = Field(0, ge=0)
     on_low_budget: Literal["local", "stop"] = "local"
-    escalation_ladder: list[str] = Field(
-        default_factory=list,
-        description="Run-level cheap-first ladder of model ids (see agent/run_ladder.py): a "
-        "run the verifier rejects, or a step cap stops, is run again on the next model. "
-        "Empty: no run-level escalation. Written by `aco replay --runs ... --write-config`.",
-    )
-    step_caps: dict[str, int] = Field(
-        default_factory=dict,
-        description="Per-model cap on a run's model calls (doom step_limit); a model not "
-        "named here uses max_steps.",
-    )
-    require_verified: bool = Field(
-        False,
-        description="A run succeeds only on a verifier's positive verdict (or an observed "
-        "outcome); an unverified answer escalates on the ladder and never counts as success.",
-    )
-
-    @field_validator("step_caps")
-    @classmethod
-    def _positive_caps(cls, value: dict[str, int]) -> dict[str, int]:
-        bad = [m for m, cap in value.items() if cap <= 0]
-        if bad:
-            raise ValueError(f"step caps must be positive: fix {', '.join(bad)}")
-        return value
+    #: Run policy (`aco replay --runs --write-config`, agent/run_ladder.py): model ids cheapest
+    #: first; a run the verifier rejects or a step cap stops goes to the next.
+    escalation_ladder: list[str] = Field(default_factory=list)
+    step_caps: dict[str, PositiveInt] = Field(default_factory=dict)  # doom step_limit per model
+    #: Only a verifier's PASS (or an observed outcome) accepts a run; "not verified" escalates.
+    require_verified: bool = False
 
 
 class LedgerSettings(_Strict):
