@@ -276,7 +276,7 @@ class TierCaller:
         """
         if tab.holds(tier):
             return None
-        usd = self.registry.cost(tier, plan.in_bound, plan.cap)  # the worst case
+        usd = self.registry.worst_case(tier, plan.in_bound, plan.cap, plan.request.routing_text)
         got: Refusal | None = yield HoldOp(tab, tier, usd)
         if got is None:
             return None
