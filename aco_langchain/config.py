@@ -276,6 +276,32 @@ class CacheSettings(_Strict):
     ttl_s: float | None = Field(None, gt=0.0, description="Entry lifetime; None: forever.")
 
 
+class CalibratedKnob(_Strict):
+    """The learned router's trade-off knob as ``aco calibrate`` chose it on the user's data:
+    used instead of the bundle's operating point for ``routing.quality_target``."""
+
+    lam: float = Field(..., ge=0.0, description="Knob: argmax_t p(t) - lam x cost(t)/ref.")
+    lam_next: float | None = Field(None, ge=0.0, description="Knob for the mixed share.")
+    mix: float = Field(0.0, ge=0.0, le=1.0, description="Share of prompts using lam_next.")
+    target: float = Field(..., gt=0.0, le=1.0, description="Quality share it was chosen for.")
+
+
+class LearningSettings(_Strict):
+    """Learning from the user's own outcomes (``aco calibrate``, online learning)."""
+
+    online: bool = Field(False, description="Adjust routing from observed outcomes.")
+    explore_share: float = Field(
+        0.02, ge=0.0, le=0.2, description="Max share of calls explored one tier down."
+    )
+    prior_strength: float = Field(
+        20.0, gt=0.0, description="Pseudo-observations the bundle's prediction counts as."
+    )
+    clusters: int = Field(64, ge=1, le=4096, description="Prompt clusters outcomes pool in.")
+    calibration: CalibratedKnob | None = Field(
+        None, description="Written by aco calibrate; None: the bundle's operating point."
+    )
+
+
 def default_models() -> dict[str, TierSpec]:
     """The five default tiers. Tier 1 is the local model ($0); tiers 2-5 are real OpenAI
     models without prices here, so they are priced by genai-prices (their list prices)."""
@@ -390,6 +416,7 @@ class ACOConfig(_Strict):
 
     server: ServerSettings = Field(default_factory=ServerSettings)
     cache: CacheSettings = Field(default_factory=CacheSettings)
+    learning: LearningSettings = Field(default_factory=LearningSettings)
 
     @field_validator("models", mode="before")
     @classmethod

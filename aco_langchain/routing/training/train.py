@@ -88,7 +88,7 @@ def featurize(prompts: list[str], spec: FeatureSpec) -> tuple[sp.csr_matrix, np.
     return x, np.array(dense)
 
 
-def _coin_text(prompt: str, spec: FeatureSpec) -> str:
+def coin_text(prompt: str, spec: FeatureSpec) -> str:
     """The text a prompt's mixing coin is drawn from (what the router sees of it)."""
     return normalize_prompt(prompt) if spec.normalize else prompt
 
@@ -323,7 +323,7 @@ def train_bundle(
     c_norm = c_oof / best_cost
     tier_map, rule = tier_map_for(data, config)
     tier_idx = sorted({data.models.index(mdl) for mdl in tier_map.values()})
-    u = np.array([ev.prompt_uniform(_coin_text(p, spec)) for p in data.prompts])
+    u = np.array([ev.prompt_uniform(coin_text(p, spec)) for p in data.prompts])
     ops_all = calibrate(p_oof, c_norm, data.correct, data.cost, u)
     tier_best_cost = ev.best_single(data.correct[:, tier_idx], data.cost[:, tier_idx])[2]
     ops_tier = calibrate(
@@ -416,7 +416,7 @@ def evaluate_bundle(bundle: Bundle, data: OutcomeSet) -> dict[str, Any]:
     p, c_hat = Fitted(bundle.arrays).predict(x, dense)
     p, c_hat = p[:, order], c_hat[:, order]
     knobs = ev.default_lambdas()
-    u = np.array([ev.prompt_uniform(_coin_text(t, man.feature_spec)) for t in data.prompts])
+    u = np.array([ev.prompt_uniform(coin_text(t, man.feature_spec)) for t in data.prompts])
     choices, lam_idx, mixes = ev.mixed_sweep(p, c_hat / man.cost_reference, knobs, u)
     pair = None
     if len(data.models) == 2:
