@@ -41,7 +41,9 @@ def train_cmd(
     ),
 ) -> None:
     """Train a learned-router bundle from per-prompt outcome data."""
-    cfg = load_or_fail(config, as_json) if config else None
+    # the config (else $ACO_CONFIG or the defaults) maps tiers to models when it names the
+    # data's models, as `aco collect` data does
+    cfg = load_or_fail(config, as_json)
     dataset = load_data(data, as_json)
     from aco_langchain.errors import BundleError, TrainError
     from aco_langchain.routing.bundle import save_bundle
