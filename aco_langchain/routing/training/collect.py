@@ -74,10 +74,12 @@ def _first(obj: dict[str, Any], keys: tuple[str, ...]) -> Any:
 def _item(obj: Any, n: int, where: str) -> PromptItem:
     if not isinstance(obj, dict):
         raise DataError(f"{where}: each prompt must be an object with a 'prompt' field")
-    inputs, outputs = obj, obj
+    inputs: dict[str, Any] = obj
+    outputs: dict[str, Any] = obj
     if isinstance(obj.get("inputs"), dict):  # LangSmith example export
         inputs = obj["inputs"]
-        outputs = obj.get("outputs") if isinstance(obj.get("outputs"), dict) else {}
+        raw_out = obj.get("outputs")
+        outputs = raw_out if isinstance(raw_out, dict) else {}
     messages = inputs.get("messages")
     prompt = _first(inputs, _PROMPT_KEYS)
     if prompt is None and messages is None:
@@ -88,8 +90,8 @@ def _item(obj: Any, n: int, where: str) -> PromptItem:
         raise DataError(f"{where}: no prompt: give 'prompt' (or 'question'/'input') or 'messages'")
     ref = _first(outputs, _REFERENCE_KEYS)
     if ref is None and outputs is not obj:
-        strings = [v for v in outputs.values() if isinstance(v, str | int | float)]
-        ref = strings[0] if len(strings) == 1 else None
+        values = [v for v in outputs.values() if isinstance(v, str | int | float)]
+        ref = values[0] if len(values) == 1 else None
     return PromptItem(
         id=str(obj.get("id", n)),
         prompt=None if prompt is None else str(prompt),
