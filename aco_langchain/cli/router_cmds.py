@@ -34,6 +34,12 @@ def train_cmd(
     data: list[str] = typer.Option(..., "--data", help="Outcome files (RouterBench CSV, JSONL)."),
     out: str = typer.Option(..., "--out", help="Bundle directory to write (atomically)."),
     config: str | None = typer.Option(None, "--config", help="config.yaml (tier map)."),
+    base_data: list[str] = typer.Option(
+        [], "--base-data", help="Other outcome files (e.g. RouterBench) merged in by tier."
+    ),
+    base_weight: float = typer.Option(
+        0.3, "--base-weight", help="Weight of each --base-data row (yours weigh 1)."
+    ),
     seed: int = typer.Option(0, "--seed", help="Seed: same data + seed = same bundle."),
     as_json: bool = typer.Option(False, "--json", help="Print the manifest summary as JSON."),
     plot: str | None = typer.Option(
@@ -50,6 +56,10 @@ def train_cmd(
     from aco_langchain.routing.training.train import train_bundle
 
     try:
+        if base_data:
+            from aco_langchain.routing.training.train import merge_base
+
+            dataset = merge_base(dataset, load_data(base_data, as_json), cfg, base_weight)
         bundle = train_bundle(dataset, config=cfg, seed=seed)
         path = save_bundle(bundle, out)
     except (TrainError, BundleError) as err:

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from aco_langchain.chat.model import ACORouterChatModel
 from aco_langchain.cli import collect_cmds
 from aco_langchain.cli.main import app
+from aco_langchain.config import ACOConfig
 from aco_langchain.errors import DataError
 from aco_langchain.routing.training.collect import load_prompts
 from aco_langchain.routing.training.scorers import JudgeSpec, judge_verdict, parse_scorer
@@ -209,3 +210,48 @@ def test_judge_scorer_records_its_own_cost(patched: Path) -> None:
     assert code == 0, rep
     assert rep["judge_cost_usd"] > 0
     assert all(r["judge_cost_usd"] > 0 for r in _rows(out))
+
+
+def test_train_merges_base_data_by_tier_weighted(patched: Path) -> None:
+    pytest.importorskip("sklearn")
+    from aco_langchain.routing.base import RouteRequest
+    from aco_langchain.routing.bundle import load_bundle
+    from aco_langchain.routing.learned import LearnedRouter
+
+    prompts = write_prompts(patched / "p.jsonl", 60)
+    out = patched / "c.jsonl"
+    code, _ = _collect([str(prompts), "--tiers", "1,4", "--scorer", "numeric", "--out", str(out)])
+    assert code == 0
+    # base data of other models: translation prompts the cheap model always gets wrong
+    base = patched / "base.jsonl"
+    lines = []
+    for i in range(120):
+        lines.append(
+            json.dumps(
+                {
+                    "id": i,
+                    "prompt": f"Translate sentence number {i} into German, keeping the idioms.",
+                    "task": "translate",
+                    "outcomes": {
+                        "cheapo": {"correct": 0.0, "cost": 0.0001},
+                        "pricey": {"correct": 1.0, "cost": 0.01},
+                    },
+                }
+            )
+        )
+    base.write_text("\n".join(lines) + "\n")
+    runner = CliRunner()
+    args = ["train", "--data", str(out), "--json", "--out"]
+    assert runner.invoke(app, [*args, str(patched / "own")]).exit_code == 0
+    res = runner.invoke(
+        app, [*args, str(patched / "merged"), "--base-data", str(base), "--base-weight", "0.5"]
+    )
+    assert res.exit_code == 0, res.stdout
+    merged = load_bundle(patched / "merged")
+    assert merged.manifest.training["base_rows"] == 120
+    assert merged.manifest.training["n_prompts"] == 60  # the knob: the user's rows alone
+    req = RouteRequest.from_text("Translate sentence number 999 into German, keeping the idioms.")
+    cfg = ACOConfig()
+    p_own = LearnedRouter(load_bundle(patched / "own")).assess(req, cfg).p_success[1]
+    p_merged = LearnedRouter(merged).assess(req, cfg).p_success[1]
+    assert p_merged < p_own - 0.1  # the base data taught it the cheap tier fails there
