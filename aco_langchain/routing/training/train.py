@@ -194,10 +194,12 @@ def fit(
     log_cost = np.log(np.maximum(data.cost[rows], 1e-12))
     cost_w = fit_ridge(dz, log_cost, params.alpha_cost, rw)
     if data.out_tokens is not None and np.isfinite(data.out_tokens[rows]).any():
-        ot = np.nanmean(
-            np.where(np.isfinite(data.out_tokens[rows]), data.out_tokens[rows], np.nan), axis=1
-        )
-        ot = np.where(np.isfinite(ot), ot, np.nanmedian(ot))
+        obs = np.where(np.isfinite(data.out_tokens[rows]), data.out_tokens[rows], np.nan)
+        seen = np.isfinite(obs).any(axis=1)
+        # rows without any observed output (merged base data) take the median of the others
+        ot = np.full(len(rows), np.nan)
+        ot[seen] = np.nanmean(obs[seen], axis=1)
+        ot = np.where(np.isfinite(ot), ot, np.nanmedian(ot[seen]))
     else:
         ot = np.ones(len(rows))
     out_w = fit_ridge(dz, np.log(np.maximum(ot, 1.0))[:, None], params.alpha_cost, rw)[:, 0]
