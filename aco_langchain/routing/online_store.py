@@ -201,8 +201,12 @@ class PostgresLearning(_Sql):
         self.prefix = prefix
         self._lock = threading.Lock()
         self._conn: Any = None
-        for stmt in self._schema():
-            self._run(stmt)
+        # concurrent CREATE TABLE IF NOT EXISTS races in PostgreSQL: one creator at a time
+        self._run(
+            "BEGIN; SELECT pg_advisory_xact_lock(hashtext('aco-learn-schema')); "
+            + "; ".join(self._schema())
+            + "; COMMIT"
+        )
 
     def _run(self, sql: str, params: tuple[Any, ...] = (), fetch: bool = False) -> list[Any]:
         with self._lock:
