@@ -96,6 +96,7 @@ def adjust(
     *,
     coin: float = 1.0,
     may_explore: bool = False,
+    target: float = 1.0,
 ) -> tuple[Assessment, bool]:
     """The assessment with observed outcomes blended in (pure; see the module docstring).
 
@@ -105,6 +106,8 @@ def adjust(
         settings: ``config.learning`` (``prior_strength``, ``explore_share``).
         coin: A uniform number in [0, 1) for this call (explore when < ``explore_share``).
         may_explore: ``explore_allowed`` for this call.
+        target: ``routing.quality_target``: a tier within this share of the best adjusted
+            p keeps the promise too.
 
     Returns:
         (adjusted assessment, explored?).
@@ -124,6 +127,9 @@ def adjust(
     reasons = []
     if evidence > 0:
         promise = assessment.p_success.get(chosen, max(assessment.p_success.values()))
+        # the promise, or the quality target's share of the best observed tier when the
+        # bundle promised more than any tier is observed to deliver
+        promise = min(promise, target * max(p_adj.values()))
         keeps = [t for t in tiers if p_adj[t] >= promise - 1e-9]
         new = keeps[0] if keeps else max(tiers, key=lambda t: (p_adj[t], -t))
         if new != chosen:
@@ -197,6 +203,7 @@ class OnlineRouter:
             self.settings,
             coin=self._rng.random(),
             may_explore=explore_allowed(request, a, config),
+            target=config.routing.quality_target,
         )
         if explored:
             log.info(
