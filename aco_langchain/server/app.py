@@ -30,16 +30,17 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from aco_langchain.config import TIER_NUMBERS, ACOConfig, config_from_dict, load_config
 from aco_langchain.errors import ACOError
-from aco_langchain.server.auth import Principal
+from aco_langchain.server.dashboard import dashboard_router
+from aco_langchain.server.deps import Caller, State, get_principal, get_state
 from aco_langchain.server.errors import APIError, error_body, from_aco_error, validation_error
 from aco_langchain.server.limits import BodyLimit
 from aco_langchain.server.schemas import (
@@ -69,25 +70,6 @@ def _json(payload: Any, status: int = 200, headers: dict[str, str] | None = None
         headers=headers,
     )
 
-
-def get_state(request: Request) -> ServerState:
-    """The worker's :class:`ServerState` (a FastAPI dependency)."""
-    return request.app.state.aco  # type: ignore[no-any-return]
-
-
-def get_principal(request: Request) -> Principal:
-    """The caller, checked against the bearer keys (a FastAPI dependency).
-
-    Raises:
-        APIError: 401 for a missing or wrong key.
-    """
-    state: ServerState = request.app.state.aco
-    client = request.client.host if request.client else None
-    return state.keys.check(request.headers.get("authorization"), client_host=client)
-
-
-State = Annotated[ServerState, Depends(get_state)]
-Caller = Annotated[Principal, Depends(get_principal)]
 
 openai_router = APIRouter(prefix="/v1")
 seed_router = APIRouter()
@@ -294,8 +276,6 @@ def create_app(
     app.include_router(openai_router)
     app.include_router(seed_router)
     app.include_router(ops_router)
-    from aco_langchain.server.dashboard import dashboard_router  # imports this module
-
     app.include_router(dashboard_router)
     _install_error_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=ready.config.server.max_body_bytes)

@@ -284,7 +284,7 @@ class TraceBuilder:
         }
 
     def _price(self, tier: Any, name: str, provider: Any, i: int, o: int) -> float:
-        from aco_langchain.providers.tiers import cost_usd, genai_price_per_1k
+        from aco_langchain.pricing import cost_usd, genai_price_per_1k
 
         if tier in (1, 2, 3, 4, 5):
             try:
@@ -381,7 +381,7 @@ class TraceBuilder:
         self._end_run(run_id, None, error)
 
     def _tool(self, opened: _Open, run: _Run, ok: bool, error: str | None) -> None:
-        from aco_langchain.agent.gates import tool_cost
+        from aco_langchain.pricing import tool_cost
 
         name = run.name or "tool"
         opened.recorder.record_tool_call(

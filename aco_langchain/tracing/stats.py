@@ -86,7 +86,7 @@ def frontier_cost(trace: Trace, config: ACOConfig) -> float:
 
         frontier_cost(trace, ACOConfig())
     """
-    from aco_langchain.providers.tiers import cost_usd
+    from aco_langchain.pricing import cost_usd
 
     spec = config.tier(FRONTIER_TIER)
     total = 0.0
