@@ -44,7 +44,7 @@ TASK_TYPES = (
     "general",
 )
 
-Provider = Literal["local", "cloud", "openai", "openai-compatible", "ollama", "instance"]
+Provider = Literal["local", "cloud", "openai", "openai-compatible", "ollama", "instance", "replay"]
 
 
 class _Strict(BaseModel):
@@ -116,6 +116,11 @@ class TierSpec(_Strict):
     capabilities: list[str] = Field(default_factory=lambda: ["tools"])
     is_local: bool = False
     avg_latency_ms: float = Field(1000.0, ge=0.0)
+    recording: str | list[str] | None = Field(
+        None,
+        description="provider: replay only: the recording(s) the tier answers from "
+        "(RouterBench CSV or replay JSONL); `model` names the recorded model.",
+    )
 
     @property
     def provider_model(self) -> str:
@@ -130,6 +135,16 @@ class TierSpec(_Strict):
     def _local_flag(self) -> TierSpec:
         if self.provider == "local" and not self.is_local:
             object.__setattr__(self, "is_local", True)
+        if self.provider == "replay" and not self.recording:
+            raise ValueError(
+                f"tier {self.model_id!r}: provider replay needs recording: PATH "
+                "(a RouterBench CSV or a replay JSONL) and model: the recorded model"
+            )
+        if self.recording and self.provider != "replay":
+            raise ValueError(
+                f"tier {self.model_id!r}: recording is only for provider: replay "
+                f"(this tier's provider is {self.provider})"
+            )
         return self
 
 

@@ -125,7 +125,7 @@ class Reporter:
             failures: {tier: why} of the tiers tried before it.
 
         Returns:
-            The tier call, priced at the tier's price.
+            The tier call, priced at the tier's price (a replay tier: its recorded cost).
         """
         usage = getattr(message, "usage_metadata", None)
         if usage is None:
@@ -137,7 +137,7 @@ class Reporter:
         return TierCall(
             tier=tier,
             model_id=self.config.tier(tier).model_id,
-            cost_usd=self.registry.cost(tier, i, o),
+            cost_usd=self.registry.call_cost(tier, message, i, o),
             usage=usage,
             failures=dict(failures),
             input_tokens=i,

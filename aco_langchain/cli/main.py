@@ -36,6 +36,8 @@ _COMMAND_MODULES = (
     "aco_langchain.cli.spend_cmds",
     "aco_langchain.cli.serve_cmds",
     "aco_langchain.cli.dashboard_cmds",
+    "aco_langchain.cli.replay_cmds",
+    "aco_langchain.cli.outcome_cmds",
 )
 
 
@@ -138,7 +140,11 @@ def route(
     typer.echo(f"  reason: {decision.reason}")
     if unavailable and live_tier != decision.tier:
         why = unavailable.get(decision.tier, "")
-        now = f"a call would use tier {live_tier}" if live_tier else "no tier is available"
+        if live_tier:
+            now = f"a call would use tier {live_tier}"
+        else:
+            down = "; ".join(f"tier {n}: {w}" for n, w in sorted(unavailable.items()))
+            now = f"a call would fail now: no tier is up ({down})"
         typer.echo(f"  now: tier {decision.tier} unavailable ({why}); {now}")
 
 

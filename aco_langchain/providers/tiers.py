@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from aco_langchain.config import TIER_NUMBERS, ACOConfig, TierSpec
@@ -36,6 +36,7 @@ logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
+    from langchain_core.messages import BaseMessage
 
 
 def local_base_url(config: ACOConfig) -> str | None:
@@ -63,6 +64,10 @@ def availability(spec: TierSpec, config: ACOConfig) -> str | None:
     """
     if spec.provider == "instance":
         return None
+    if spec.provider == "replay":
+        from aco_langchain.providers.replay import replay_availability
+
+        return replay_availability(spec)
     if spec.provider == "local" or (spec.is_local and spec.base_url is None):
         if spec.base_url:
             return None
@@ -87,8 +92,13 @@ def build_chat_model(spec: TierSpec, config: ACOConfig) -> BaseChatModel:
       constrained decoding) at the running local llama.cpp server; ChatOpenAI at ``base_url``
       when one is set (any OpenAI-compatible server).
     - ``ollama``: ChatOllama.
+    - ``replay``: ``ReplayChatModel``, a real model's recorded answers.
     """
     timeout = config.routing.max_latency_per_call_s
+    if spec.provider == "replay":  # recorded answers of a real model (providers/replay.py)
+        from aco_langchain.providers.replay import build_replay_model
+
+        return build_replay_model(spec)
     if spec.provider == "ollama":
         from langchain_ollama import ChatOllama
 
@@ -194,13 +204,22 @@ class TierRegistry:
             return type(self._instances[tier]).bind_tools is not BaseChatModel.bind_tools
         return self.spec(tier).supports_tools
 
-    def unavailable(self) -> dict[int, str]:
-        """{tier: why} for tiers that cannot be called now."""
+    def unavailable(self, prompt: str | Sequence[BaseMessage] | None = None) -> dict[int, str]:
+        """{tier: why} for tiers that cannot be called now; with ``prompt`` (the call's
+        messages, or its last user message), also the tiers that cannot answer it (a replay
+        tier without a recorded answer)."""
         out: dict[int, str] = {}
+        text: str | None = None
         for n in TIER_NUMBERS:
             if n in self._given:
                 continue
             why = availability(self.spec(n), self.config)
+            if why is None and prompt is not None and self.spec(n).provider == "replay":
+                if text is None:
+                    from aco_langchain.providers.replay import last_human_text
+
+                    text = prompt if isinstance(prompt, str) else last_human_text(prompt)
+                why = self.model(n).miss_reason(text)  # type: ignore[attr-defined]
             if why:
                 out[n] = why
         return out
@@ -253,6 +272,18 @@ class TierRegistry:
 
     def cost(self, tier: int, input_tokens: int, output_tokens: int) -> float:
         return cost_usd(self.spec(tier), input_tokens, output_tokens)
+
+    def call_cost(
+        self, tier: int, message: BaseMessage, input_tokens: int, output_tokens: int
+    ) -> float:
+        """USD of an answered call: a replay tier's recorded cost, else usage at the price."""
+        if self.spec(tier).provider == "replay" or tier in self._given:
+            from aco_langchain.providers.replay import recorded_cost
+
+            found = recorded_cost(message)
+            if found is not None:
+                return found
+        return self.cost(tier, input_tokens, output_tokens)
 
 
 #: ChatOllama's own option fields: passing ``options`` replaces them all, so they are copied.

@@ -162,25 +162,35 @@ async def generate(
 
 @seed_router.post("/route", response_model=RouteResponse)
 async def route(body: RouteRequestBody, state: State, caller: Caller) -> RouteResponse:
-    """Seed 2's ``POST /route``: the decision only, no model is called."""
+    """Seed 2's ``POST /route``: the decision only, no model is called. It is made whatever
+    the tiers' availability (as ``aco route``); ``unavailable`` says which cannot be called
+    now and why."""
     from langchain_core.messages import HumanMessage
+
+    from aco_langchain.chat.planner import build_route_request
+    from aco_langchain.routing import get_router
+    from aco_langchain.routing import route as decide_route
 
     options: dict[str, Any] = {}
     if body.max_cost is not None:
         options["max_cost_usd"] = body.max_cost
     if body.max_latency is not None:
         options["max_latency_ms"] = body.max_latency * 1000.0
+    llm = state.llm
     try:
-        plan = await state.llm.aplan([HumanMessage(body.prompt)], options)
+        request = build_route_request([HumanMessage(body.prompt)], options, 0)
+        router = llm.router if llm.router is not None else get_router(llm.config)
+        d = decide_route(request, llm.config, router=router)
     except ACOError as err:
         raise from_aco_error(err) from err
-    d = plan.decision
+    down = llm.registry.unavailable()
     return RouteResponse(
         chosen_model=d.model_id,
         tier=d.tier,
         estimated_cost_usd=d.cost_estimate,
         quality_proxy=None if d.confidence is None else round(d.confidence, 4),
         route_reason=d.reason,
+        unavailable={str(k): v for k, v in down.items()} or None,
     )
 
 
