@@ -78,6 +78,9 @@ def collect_cmd(
         cfg.routing.max_cost_per_task = budget
     # over budget: stop, never answer from another tier than the one being collected
     cfg.routing.on_budget_exceeded = "raise"
+    # the collection is one run of many prompts: its cap is the USD budget, not the
+    # per-task token budget meant for one agent task
+    cfg.routing.max_tokens_per_task = 10**12
     # one budget key per output file, so a resumed collection keeps counting its spend
     digest = hashlib.sha256(str(Path(out_path).resolve()).encode()).hexdigest()
     run_key = f"aco-collect-{digest[:12]}"

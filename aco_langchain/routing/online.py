@@ -210,3 +210,23 @@ class OnlineRouter:
                 "online: explored tier %d for cluster %s", adjusted.suggested_tier, cluster_of(a)
             )
         return adjusted
+
+
+def with_online(router: Any, config: ACOConfig) -> Any:
+    """``router`` wrapped by ``OnlineRouter`` over the config's ledger database; the
+    router itself (saying so) when that database cannot be opened.
+
+    Example:
+        ```python
+        router = with_online(load_router(), cfg)    # what get_router does when online
+        ```
+    """
+    from aco_langchain.errors import LedgerError
+    from aco_langchain.routing.online_store import open_learning
+
+    try:
+        store = open_learning(config)
+    except LedgerError as err:
+        log.warning("online learning off: %s", err)
+        return router
+    return OnlineRouter(router, store, config.learning)

@@ -14,7 +14,8 @@ Usage::
     from aco_langchain.routing.online_store import open_learning
     store = open_learning(config)                    # the config's ledger URL
     store.observe("coding:d3", 2, 1.0)               # tier 2 answered a coding prompt well
-    store.note_message(ai_message)                   # remember the run's cluster and tier
+    store.observe_message(ai_message, 1.0)           # an answer judged good, directly
+    store.note_message(ai_message)                   # or: remember the run's cluster/tier
     store.sync(outcome_store)                        # apply observed outcomes once
     store.posteriors("coding:d3")                    # {2: Posterior(successes=1.0, ...)}
 """
@@ -125,6 +126,15 @@ class _Sql:
             return False
         cluster = f"{aco['task_type']}:d{aco.get('difficulty') or 0}"
         self.note(str(aco["run_key"]), cluster, int(aco["tier"]))
+        return True
+
+    def observe_message(self, message: Any, score: float) -> bool:
+        """``observe`` the outcome of an answer directly (its ``response_metadata["aco"]``
+        names the cluster and tier); False when the message carries no routing metadata."""
+        aco = (getattr(message, "response_metadata", None) or {}).get("aco") or {}
+        if aco.get("tier") is None or not aco.get("task_type"):
+            return False
+        self.observe(f"{aco['task_type']}:d{aco.get('difficulty') or 0}", int(aco["tier"]), score)
         return True
 
     def sync(self, outcomes: OutcomeSource) -> int:

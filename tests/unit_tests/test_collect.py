@@ -255,3 +255,70 @@ def test_train_merges_base_data_by_tier_weighted(patched: Path) -> None:
     p_own = LearnedRouter(load_bundle(patched / "own")).assess(req, cfg).p_success[1]
     p_merged = LearnedRouter(merged).assess(req, cfg).p_success[1]
     assert p_merged < p_own - 0.1  # the base data taught it the cheap tier fails there
+
+
+def test_collect_train_calibrate_on_replay_tiers_no_keys(tmp_path: Path) -> None:
+    """The shipped replay sample (RouterBench answers) played by replay tiers: collect with
+    the recordings' own scores, train on what was collected, calibrate, evaluate."""
+    pytest.importorskip("sklearn")
+    import csv
+
+    import yaml
+
+    from aco_langchain.replay.sample import SAMPLE_CSV, sample_config, with_recording
+    from aco_langchain.routing.training.datasets import _clean_prompt
+
+    cfg = with_recording(sample_config(), [str(SAMPLE_CSV)])
+    models = [cfg.tier(n).model for n in (1, 2, 5)]
+    with SAMPLE_CSV.open(newline="", encoding="utf-8") as fh:
+        # a prompt some model has no recorded outcome for cannot be scored: left out
+        rows = [r for r in csv.DictReader(fh) if all(r[m].strip() for m in models)]
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text(
+        "\n".join(
+            json.dumps({"id": r["sample_id"], "prompt": _clean_prompt(r["prompt"])}) for r in rows
+        )
+        + "\n"
+    )
+    cfg_path = tmp_path / "replay.yaml"
+    data = cfg.model_dump(mode="json", exclude_none=True)
+    data["ledger"]["url"] = f"sqlite:///{tmp_path / 'ledger.db'}"
+    cfg_path.write_text(yaml.safe_dump(data))
+    out = tmp_path / "collected.jsonl"
+    res = CliRunner().invoke(
+        app,
+        ["collect", str(prompts), "--config", str(cfg_path), "--tiers", "1,2,5", "--scorer",
+         "recorded", "--out", str(out), "--json", "--concurrency", "8"],
+    )  # fmt: skip
+    rep = json.loads(res.stdout)
+    assert res.exit_code == 0, (rep["errors"], rep["stopped_by_budget"])
+    assert rep["written"] == 3 * len(rows) and rep["cost_usd"] > 0
+    collected = _rows(out)
+    assert {r["model"] for r in collected} == {
+        cfg.tier(1).model_id, cfg.tier(2).model_id, cfg.tier(5).model_id
+    }  # fmt: skip
+    assert {r["score"] for r in collected} <= {0.0, 1.0}
+    runner = CliRunner()
+    res = runner.invoke(
+        app, ["train", "--data", str(out), "--config", str(cfg_path), "--out",
+              str(tmp_path / "b"), "--json"]
+    )  # fmt: skip
+    assert res.exit_code == 0, res.stdout
+    assert json.loads(res.stdout)["tier_map"]["5"] == cfg.tier(5).model_id
+    res = runner.invoke(
+        app,
+        ["calibrate", "--data", str(out), "--bundle", str(tmp_path / "b"), "--config",
+         str(cfg_path), "--target", "0.9", "--write-config", str(tmp_path / "cal.yaml"),
+         "--json"],
+    )  # fmt: skip
+    cal = json.loads(res.stdout)
+    assert cal["heldout"]["n"] == round(len(rows) * 0.3)
+    assert cal["refused"] or cal["written"] == str(tmp_path / "cal.yaml")
+    if not cal["refused"]:
+        res = runner.invoke(
+            app, ["eval", "--data", str(out), "--config", str(tmp_path / "cal.yaml"), "--json"]
+        )
+        assert res.exit_code == 0, res.stdout
+        ev = json.loads(res.stdout)
+        assert {"accuracy", "cost_usd_mean"} <= set(ev["operating_point"])
+        assert ev["best_single"]["model"] in {cfg.tier(n).model_id for n in (1, 2, 5)}

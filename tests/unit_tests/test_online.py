@@ -200,3 +200,38 @@ def test_learn_status_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
 
 def test_cluster_of() -> None:
     assert cluster_of(assessment(task="coding")) == "coding:d3"
+
+
+def test_chat_model_routes_up_after_observed_failures(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aco_langchain.chat.model import ACORouterChatModel
+    from aco_langchain.routing import get_router
+    from aco_langchain.testing import ScriptedChatModel
+
+    monkeypatch.delenv("ACO_LEDGER_URL", raising=False)
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    cfg = ACOConfig.model_validate(
+        {
+            "ledger": {"url": url},
+            "learning": {"online": True, "explore_share": 0.0},
+            "task_floors": {},
+            "routing": {"prefer_local": False, "safety_threshold": 0.0},
+        }
+    )
+    assert isinstance(get_router(cfg), OnlineRouter)
+    llm = ACORouterChatModel(
+        config=cfg,
+        tier_models={n: ScriptedChatModel(script=[f"t{n}"]) for n in range(1, 6)},
+        cascade=False,
+    )
+    prompt = "What is the capital of France?"
+    first = llm.invoke(prompt).response_metadata["aco"]
+    store = open_learning(url=url)
+    for _ in range(200):  # every answer from that tier was judged wrong
+        assert store.observe_message(llm.invoke(prompt), 0.0)
+        if llm.invoke(prompt).response_metadata["aco"]["tier"] != first["tier"]:
+            break
+    after = llm.invoke(prompt).response_metadata["aco"]
+    assert after["tier"] > first["tier"]
+    assert "online" in after["reason"]

@@ -36,7 +36,13 @@ from pathlib import Path
 from typing import Any
 
 from aco_langchain.errors import ACOError, BudgetExceededError, DataError
-from aco_langchain.routing.training.scorers import JUDGE_PROMPT, JudgeSpec, ScoreFn, judge_verdict
+from aco_langchain.routing.training.scorers import (
+    JUDGE_PROMPT,
+    JudgeSpec,
+    RecordedSpec,
+    Scorer,
+    judge_verdict,
+)
 
 log = logging.getLogger(__name__)
 
@@ -225,7 +231,7 @@ async def collect(
     items: list[PromptItem],
     llm: Any,
     tiers: list[int],
-    scorer: ScoreFn | JudgeSpec,
+    scorer: Scorer,
     out: str | Path,
     concurrency: int = 4,
     on_progress: Callable[[int], None] | None = None,
@@ -312,9 +318,7 @@ async def collect(
     return report
 
 
-async def _call(
-    it: PromptItem, n: int, llm: Any, scorer: ScoreFn | JudgeSpec, model: str
-) -> dict[str, Any]:
+async def _call(it: PromptItem, n: int, llm: Any, scorer: Scorer, model: str) -> dict[str, Any]:
     t0 = time.perf_counter()
     msg = await llm.ainvoke(_messages(it), force_tier=n)
     latency = time.perf_counter() - t0
@@ -338,6 +342,16 @@ async def _call(
         if score is None:
             log.warning("prompt %s: the judge gave no 0/1 verdict: scored 0", it.id)
             score = 0.0
+    elif isinstance(scorer, RecordedSpec):
+        recorded = ((getattr(msg, "response_metadata", None) or {}).get("replay") or {}).get(
+            "score"
+        )
+        if recorded is None:
+            raise DataError(
+                f"prompt {it.id} on tier {n}: --scorer recorded needs a replay tier with a "
+                "recorded score for this prompt: use another scorer for live tiers"
+            )
+        score = float(recorded)
     else:
         score = float(scorer(answer, it.reference, it.text()))
     row.update(

@@ -10,7 +10,9 @@ Spec strings (``--scorer``):
 * ``numeric[:tol]``: the last number in the answer is within ``tol`` (default 1e-6,
   relative to the reference's size when that is above 1) of the reference number;
 * ``module:function``: your callable ``f(answer, reference, prompt) -> float | bool``;
-* ``judge:TIER``: an LLM judge on tier TIER (``collect.py`` runs it: it is a billed call).
+* ``judge:TIER``: an LLM judge on tier TIER (``collect.py`` runs it: it is a billed call);
+* ``recorded``: the score a replay tier's recording holds for the answer (replay tiers
+  only: ``response_metadata["replay"]["score"]``).
 
 Usage::
 
@@ -31,6 +33,11 @@ from aco_langchain.errors import DataError
 ScoreFn = Callable[[str, str | None, str], float]
 
 _NUMBER = re.compile(r"-?\d+(?:,\d{3})*(?:\.\d+)?(?:[eE][-+]?\d+)?")
+
+
+@dataclass(frozen=True)
+class RecordedSpec:
+    """``recorded``: the replay recording's own score of the answer."""
 
 
 @dataclass(frozen=True)
@@ -123,7 +130,10 @@ def _callable(spec: str) -> ScoreFn:
     return score
 
 
-def parse_scorer(spec: str) -> ScoreFn | JudgeSpec:
+Scorer = ScoreFn | JudgeSpec | RecordedSpec
+
+
+def parse_scorer(spec: str) -> Scorer:
     """The scorer a ``--scorer`` spec names (see the module docstring).
 
     Raises:
@@ -133,6 +143,8 @@ def parse_scorer(spec: str) -> ScoreFn | JudgeSpec:
         return exact
     if spec == "contains":
         return contains
+    if spec == "recorded":
+        return RecordedSpec()
     if spec.startswith("regex:"):
         return regex(spec[len("regex:") :])
     if spec == "numeric" or spec.startswith("numeric:"):
@@ -153,7 +165,7 @@ def parse_scorer(spec: str) -> ScoreFn | JudgeSpec:
         return _callable(spec)
     raise DataError(
         f"--scorer {spec!r} is unknown: use exact, contains, regex:PAT, numeric[:tol], "
-        "module:function or judge:TIER"
+        "module:function, judge:TIER or recorded"
     )
 
 
