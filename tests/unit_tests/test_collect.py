@@ -101,6 +101,11 @@ def test_collect_writes_scored_replay_rows_and_resumes(patched: Path) -> None:
     code, rep = _collect([str(prompts), "--tiers", "1,4", "--scorer", "numeric", "--out", str(out)])
     assert (rep["written"], rep["skipped"]) == (2, 10)
     assert sorted((r["id"], r["tier"]) for r in _rows(out)) == sorted(by)
+    # what aco replay reads: the same rows answer the same prompts
+    from aco_langchain.replay.recording import open_recording
+
+    ans = open_recording([str(out)]).lookup(by[("p1", 4)]["prompt"], by[("p1", 4)]["model"])
+    assert ans is not None and ans.response == by[("p1", 4)]["response"]
 
 
 def test_collect_stops_at_its_budget(patched: Path) -> None:

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from aco_langchain.errors import ACOError, BudgetExceededError, DataError
+from aco_langchain.routing.training.datasets import estimate_tokens
 from aco_langchain.routing.training.scorers import (
     JUDGE_PROMPT,
     JudgeSpec,
@@ -359,8 +360,10 @@ async def _call(it: PromptItem, n: int, llm: Any, scorer: Scorer, model: str) ->
             "model": model,
             "tier": n,
             "response": answer,
-            "input_tokens": in_tok,
-            "output_tokens": out_tok,
+            # a tier that reports no usage: estimated, so every row has counts (the
+            # replay loader requires them)
+            "input_tokens": in_tok if in_tok is not None else estimate_tokens(it.text()),
+            "output_tokens": out_tok if out_tok is not None else estimate_tokens(answer),
             "cost_usd": cost,
             "score": score,
             "latency_s": round(latency, 4),
