@@ -482,7 +482,10 @@ class ACORouterChatModel(BaseChatModel):
         rt = self._rt
         tab = plan.new_tab()
         driver = SyncDriver(rt.gateway, messages, stop or self.stop or None, run_manager)
-        return driver.run(rt.caller.answer(plan, tab), lambda p: rt.caller.closing(plan, tab))
+        return driver.run(
+            rt.caller.answer(plan, tab),
+            lambda partial: rt.caller.closing(plan, tab, partial=partial),
+        )
 
     def _stream(
         self,
@@ -528,7 +531,10 @@ class ACORouterChatModel(BaseChatModel):
         rt = self._rt
         tab = plan.new_tab()
         driver = AsyncDriver(rt.gateway, messages, stop or self.stop or None, run_manager)
-        return await driver.run(rt.caller.answer(plan, tab), lambda p: rt.caller.closing(plan, tab))
+        return await driver.run(
+            rt.caller.answer(plan, tab),
+            lambda partial: rt.caller.closing(plan, tab, partial=partial),
+        )
 
     async def _astream(
         self,

@@ -273,6 +273,34 @@ class TierRegistry:
     def cost(self, tier: int, input_tokens: int, output_tokens: int) -> float:
         return cost_usd(self.spec(tier), input_tokens, output_tokens)
 
+    def recorded_cost(self, tier: int, prompt: str) -> float | None:
+        """A replay tier's recorded USD for ``prompt`` (None: not a replay tier, or no
+        recorded answer)."""
+        if tier in self._given or self.spec(tier).provider != "replay":
+            return None
+        model = self.model(tier)
+        found = model.store.lookup(prompt, model.model)  # type: ignore[attr-defined]
+        return None if found is None else float(found.cost_usd)
+
+    def worst_case(self, tier: int, input_bound: int, output_cap: int, prompt: str) -> float:
+        """USD a call may cost: the input bound and output cap at the tier's price, and never
+        less than a replay tier's recorded cost (what its settlement will charge)."""
+        usd = self.cost(tier, input_bound, output_cap)
+        recorded = self.recorded_cost(tier, prompt)
+        return usd if recorded is None else max(usd, recorded)
+
+    def baseline_cost(self, input_tokens: int, output_tokens: int, prompt: str) -> float:
+        """What the baseline tier (``ledger.baseline_tier``) would have cost: its recorded
+        cost when it is a replay tier with an answer to ``prompt``, else the tokens at its
+        price.
+
+        Raises:
+            ConfigError: the baseline tier has no price.
+        """
+        tier = self.config.ledger.baseline_tier
+        recorded = self.recorded_cost(tier, prompt)
+        return recorded if recorded is not None else self.cost(tier, input_tokens, output_tokens)
+
     def call_cost(
         self, tier: int, message: BaseMessage, input_tokens: int, output_tokens: int
     ) -> float:

@@ -125,9 +125,10 @@ def prompt_words(low: str) -> frozenset[str]:
         sorted(prompt_words("fix the auth-bug (2x)"))   # ['2x', 'auth-bug', 'fix', 'the']
         ```
     """
-    runs = set(low.encode("ascii", "replace").translate(_SEPARATE).decode("ascii").split())
-    if "-" not in low and "'" not in low:
-        return frozenset(runs)
+    spaced = " " + low.encode("ascii", "replace").translate(_SEPARATE).decode("ascii")
+    runs = frozenset(spaced.split())
+    if " -" not in spaced and " '" not in spaced:  # no run starts with - or ': all words
+        return runs
     return frozenset(r if r[0] not in "-'" else r.lstrip("-'") for r in runs) - {""}
 
 

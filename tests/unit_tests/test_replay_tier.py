@@ -185,3 +185,26 @@ def test_a_missing_recording_file_makes_the_tier_unavailable(tmp_path: Path) -> 
     cfg = _config(tmp_path / "nope.jsonl")
     llm = ACORouterChatModel(config=cfg, ledger="memory://")
     assert "not found" in llm.registry.unavailable()[1]
+
+
+def test_a_hold_covers_the_recorded_cost_when_the_price_says_less(recording: Path) -> None:
+    # Priced at $0 the tier's worst case would be $0, but its settlement charges the recorded
+    # ~$0.0081: the hold is never below it, so a $0.005 budget refuses the call up front.
+    cfg = _config(recording, max_cost_per_task=0.005, on_budget_exceeded="raise")
+    cfg.models["tier5"] = cfg.models["tier5"].model_copy(
+        update={"cost_per_1k_input": 0.0, "cost_per_1k_output": 0.0}
+    )
+    llm = ACORouterChatModel(config=cfg, ledger="memory://", max_tokens=16)
+    with pytest.raises(BudgetExceededError):
+        llm.invoke("Question number 1: what is 1 + 1?", force_tier=5, aco_run_id="tight")
+    assert llm.spend_ledger.spent("tight") == 0.0
+
+
+def test_ledger_baseline_is_the_baseline_tiers_recorded_cost(recording: Path) -> None:
+    cfg = _config(recording)
+    cfg = cfg.model_copy(update={"ledger": cfg.ledger.model_copy(update={"baseline_tier": 5})})
+    llm = ACORouterChatModel(config=cfg, ledger="memory://")
+    llm.invoke("Question number 4: what is 4 + 4?", force_tier=1)
+    (row,) = llm.spend_ledger.records()
+    assert row.cost_usd == pytest.approx(_cost("small-model", 4))
+    assert row.baseline_usd == pytest.approx(_cost("big-model", 4))  # recorded, not estimated
