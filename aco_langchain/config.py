@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from aco_langchain.config_learning import LearningSettings
 from aco_langchain.errors import ConfigError, LedgerURLError
 from aco_langchain.ledger_url import parse_ledger_url
 from aco_langchain.redact import mask
@@ -290,32 +291,6 @@ class CacheSettings(_Strict):
         None, description="sqlite:///path/to/cache.db or redis://host:6379/0; None: no cache."
     )
     ttl_s: float | None = Field(None, gt=0.0, description="Entry lifetime; None: forever.")
-
-
-class CalibratedKnob(_Strict):
-    """The learned router's trade-off knob as ``aco calibrate`` chose it on the user's data:
-    used instead of the bundle's operating point for ``routing.quality_target``."""
-
-    lam: float = Field(..., ge=0.0, description="Knob: argmax_t p(t) - lam x cost(t)/ref.")
-    lam_next: float | None = Field(None, ge=0.0, description="Knob for the mixed share.")
-    mix: float = Field(0.0, ge=0.0, le=1.0, description="Share of prompts using lam_next.")
-    target: float = Field(..., gt=0.0, le=1.0, description="Quality share it was chosen for.")
-
-
-class LearningSettings(_Strict):
-    """Learning from the user's own outcomes (``aco calibrate``, online learning)."""
-
-    online: bool = Field(False, description="Adjust routing from observed outcomes.")
-    explore_share: float = Field(
-        0.02, ge=0.0, le=0.2, description="Max share of calls explored one tier down."
-    )
-    prior_strength: float = Field(
-        20.0, gt=0.0, description="Pseudo-observations the bundle's prediction counts as."
-    )
-    clusters: int = Field(64, ge=1, le=4096, description="Prompt clusters outcomes pool in.")
-    calibration: CalibratedKnob | None = Field(
-        None, description="Written by aco calibrate; None: the bundle's operating point."
-    )
 
 
 def default_models() -> dict[str, TierSpec]:
