@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    PositiveInt,
     ValidationError,
     field_validator,
     model_validator,
@@ -189,15 +188,13 @@ class AgentSettings(_Strict):
     max_repeated_failures: int = Field(3, gt=0)
     verifier_budget_ratio: float = Field(0.5, ge=0.0, le=1.0)
     tool_costs: dict[str, float] = Field(default_factory=dict)  # USD/call; unpriced: $0, runs
-    #: How often the tool gate lets an identical failed call (same name and args) run again.
-    max_identical_retries: int = Field(0, ge=0)
+    max_identical_retries: int = Field(0, ge=0)  # reruns of an identical failed tool call
     on_low_budget: Literal["local", "stop"] = "local"
     #: Run policy (`aco replay --runs --write-config`, agent/run_ladder.py): model ids cheapest
-    #: first; a run the verifier rejects or a step cap stops goes to the next.
+    #: first; a run the verifier rejects or its step cap (doom step_limit) stops goes to the next.
     escalation_ladder: list[str] = Field(default_factory=list)
-    step_caps: dict[str, PositiveInt] = Field(default_factory=dict)  # doom step_limit per model
-    #: Only a verifier's PASS (or an observed outcome) accepts a run; "not verified" escalates.
-    require_verified: bool = False
+    step_caps: dict[str, Annotated[int, Field(gt=0)]] = Field(default_factory=dict)
+    require_verified: bool = False  # only a verifier's PASS accepts a run ("not verified": next)
 
 
 class LedgerSettings(_Strict):
