@@ -23,6 +23,7 @@ Example:
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -137,7 +138,8 @@ async def list_models(state: State, caller: Caller) -> Response:
 @openai_router.get("/spend")
 async def spend(state: State, caller: Caller) -> Response:
     """The ledger's spend and savings (``aco spend --json``), shared by every worker."""
-    return _json(state.spend(caller))
+    # The summary reads every row (sync SQL): off the event loop, other requests go on.
+    return _json(await asyncio.to_thread(state.spend, caller))
 
 
 @seed_router.post("/generate", response_model=GenerateResponse)
