@@ -109,10 +109,10 @@ async def chat_completions(
             media_type="text/event-stream",
             headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
         )
-    msg = state.cached(call)
+    msg = await state.acached(call)
     if msg is None:
         msg = await state.answer(call)
-    return _json(completion(msg, model=body.model, aco=state.finish(call, msg)))
+    return _json(completion(msg, model=body.model, aco=await state.afinish(call, msg)))
 
 
 @openai_router.get("/models")
@@ -158,10 +158,10 @@ async def generate(
         run_key=request.headers.get(RUN_HEADER),
         principal=caller,
     )
-    msg = state.cached(call)
+    msg = await state.acached(call)
     if msg is None:
         msg = await state.answer(call)
-    aco = state.finish(call, msg)
+    aco = await state.afinish(call, msg)
     usage: dict[str, Any] = dict(msg.usage_metadata or {})
     return GenerateResponse(
         text=msg.text,

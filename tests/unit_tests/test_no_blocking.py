@@ -158,16 +158,30 @@ async def test_an_agent_run_never_blocks(agent: Any, blockbuster: BlockBuster) -
     assert events.count("model") == 2
 
 
-async def test_the_server_never_blocks(llm: Any, blockbuster: BlockBuster) -> None:
-    import httpx
-
+@pytest.fixture
+def app(llm: Any, tmp_path: Path) -> Any:
+    """The ``aco serve`` app with what does file I/O per request: a SQLite response cache and
+    a trace file (built off the loop, as the server's start-up does)."""
     from aco_langchain.server.app import create_app
     from aco_langchain.server.service import ServerState
+    from aco_langchain.spend.cache import cache_from_url
 
-    app = create_app(state=ServerState(llm.config, llm=llm))
+    cfg = llm.config.model_copy(update={"trace_path": str(tmp_path / "traces.jsonl")})
+    cache = cache_from_url(f"sqlite:///{tmp_path / 'cache.db'}", ttl_s=600)
+    return create_app(state=ServerState(cfg, llm=llm, cache=cache))
+
+
+async def test_the_server_never_blocks(app: Any, blockbuster: BlockBuster, tmp_path: Path) -> None:
+    import httpx
+
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
-        body = {"model": "aco", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 32}
+        body = {
+            "model": "aco",
+            "messages": [{"role": "user", "content": "hi"}],
+            "max_tokens": 32,
+            "temperature": 0,  # cacheable
+        }
         r = await client.post("/v1/chat/completions", json=body)
         assert r.status_code == 200, r.text
         assert r.json()["choices"][0]["message"]["content"]
@@ -175,8 +189,13 @@ async def test_the_server_never_blocks(llm: Any, blockbuster: BlockBuster) -> No
         async with client.stream("POST", "/v1/chat/completions", json=body) as s:
             lines = [line async for line in s.aiter_lines() if line.startswith("data:")]
         assert lines[-1] == "data: [DONE]"
+        again = await client.post("/v1/chat/completions", json={**body, "stream": False})
+        assert again.status_code == 200 and again.json()["aco"]["cache_hit"]
         spend = await client.get("/v1/spend")
-        assert spend.status_code == 200 and spend.json()["calls"] == 2
+        # one billed call: the stream and the repeat were answered from the cache
+        assert spend.status_code == 200 and spend.json()["calls"] == 1
+    lines = (await asyncio.to_thread((tmp_path / "traces.jsonl").read_text)).splitlines()
+    assert len(lines) == 3  # every answer traced, the cached one too
 
 
 _FIRST_CALL = """
