@@ -133,7 +133,7 @@ async def test_a_cancelled_ahold_gives_its_hold_back(ledger: SpendLedger) -> Non
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    for _ in range(200):  # the release runs behind the cancelled caller
+    for _ in range(1000):  # the release runs behind the cancelled caller (10 s on a busy host)
         if (await ledger.ausage("run:x")).held_usd == 0.0:
             break
         await asyncio.sleep(0.01)
