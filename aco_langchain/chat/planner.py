@@ -27,9 +27,10 @@ from aco_langchain.chat.messages import message_text
 from aco_langchain.chat.options import CallOptions
 from aco_langchain.config import ACOConfig
 from aco_langchain.errors import BudgetExceededError, InvalidRequestError
+from aco_langchain.pricing import input_token_bound
 from aco_langchain.providers.deadline import Deadline, call_deadline
 from aco_langchain.providers.faults import fallback_order
-from aco_langchain.providers.tiers import TierRegistry, input_token_bound
+from aco_langchain.providers.tiers import TierRegistry
 from aco_langchain.routing import RouteConstraints, RouteDecision, Router, RouteRequest, decide
 from aco_langchain.routing.base import OPTION_VALUES
 from aco_langchain.routing.policy import needs_assessment, tiers_that_fit
