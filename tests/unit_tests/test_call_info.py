@@ -202,18 +202,12 @@ async def test_gateway_holds_settles_releases_the_same_sync_and_async(use_async:
 
 
 def test_async_gateway_runs_a_sync_only_ledger_in_a_thread() -> None:
-<<<<<<< HEAD
-    class SyncOnly(MemoryLedger):
-        # A third-party ledger with only the synchronous methods (MemoryLedger has both).
-        ahold = asettle = arelease = aspent = ausage = None  # type: ignore[assignment]
-=======
     class SyncOnly:  # a third-party ledger with no async methods
         url = "memory://"
 
         def __init__(self) -> None:
             self.inner = MemoryLedger()
             self.thread: threading.Thread | None = None
->>>>>>> main
 
         def spent(self, run_key: str) -> float:
             self.thread = threading.current_thread()
