@@ -37,6 +37,8 @@ def blockbuster() -> Iterator[BlockBuster]:
     import langchain_ollama  # noqa: F401
     import langchain_openai  # noqa: F401
 
+    import aco_langchain.providers.replay  # noqa: F401 - resolves paths at import
+
     bb = BlockBuster()  # every function it knows, stricter than LangGraph's dev server
     bb.activate()
     try:
@@ -221,8 +223,9 @@ print("OK")
 
 @pytest.mark.xfail(
     strict=True,
-    reason="providers/tiers.py:output_cap_kwargs imports langchain_openai/langchain_ollama "
-    "on the first call (file reads on the loop); not this branch's file (issue 18)",
+    reason="providers/tiers.py imports on the first call (output_cap_kwargs: langchain_openai"
+    " and langchain_ollama, file reads; call_cost: providers/replay.py, Path.resolve) on the"
+    " loop; not this branch's files (issue 18)",
 )
 def test_the_first_call_in_a_fresh_process_imports_nothing_on_the_loop() -> None:
     import os
