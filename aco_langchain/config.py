@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from aco_langchain.config_learning import LearningSettings
 from aco_langchain.errors import ConfigError, LedgerURLError
 from aco_langchain.ledger_url import parse_ledger_url
 from aco_langchain.redact import mask
@@ -44,7 +45,7 @@ TASK_TYPES = (
     "general",
 )
 
-Provider = Literal["local", "cloud", "openai", "openai-compatible", "ollama", "instance", "replay"]
+Provider = str  #: a family name or alias of ``aco_langchain.provider_families``
 
 
 class _Strict(BaseModel):
@@ -101,21 +102,22 @@ class RoutingSettings(_Strict):
 
 
 class TierSpec(_Strict):
-    """One tier of the five: who answers and what it costs."""
+    """One tier of the five: who answers and what it costs. ``model`` may be an
+    ``init_chat_model`` string (``TierSpec(model="anthropic:claude-haiku-4-5")``); unset fields
+    come from the family and the model's profile (``provider_families.family_updates``)."""
 
-    model_id: str = Field(..., min_length=1, description="The tier's name in routing output.")
-    provider: Provider = "openai"
-    model: str | None = Field(
-        None, description="Provider's model name when it differs from model_id."
-    )
+    model_id: str = Field("", description="Name in routing output; default: the model's.")
+    provider: Provider = Field("openai", description="Provider family (provider_families).")
+    model: str | None = Field(None, description='Model name, or "provider:model" (a string).')
     cost_per_1k_input: float | None = Field(None, ge=0.0)
     cost_per_1k_output: float | None = Field(None, ge=0.0)
     base_url: str | None = None
-    api_key_env: str | None = Field(None, description="Env var holding the API key.")
+    api_key_env: str | None = Field(None, description="Key env var; default: the provider's.")
     max_context: int = Field(32_768, gt=0)
     capabilities: list[str] = Field(default_factory=lambda: ["tools"])
     is_local: bool = False
     avg_latency_ms: float = Field(1000.0, ge=0.0)
+    kwargs: dict[str, Any] = Field(default_factory=dict, description="To the model class.")
     recording: str | list[str] | None = Field(
         None,
         description="provider: replay only: the recording(s) the tier answers from "
@@ -131,20 +133,21 @@ class TierSpec(_Strict):
     def supports_tools(self) -> bool:
         return "tools" in self.capabilities
 
+    @model_validator(mode="before")
+    @classmethod
+    def _split_model_string(cls, data: Any) -> Any:
+        # "anthropic:claude-haiku-4-5" names the provider; a tier may then omit `provider`.
+        from aco_langchain.provider_families import split_tier_model
+
+        return split_tier_model(data)
+
     @model_validator(mode="after")
-    def _local_flag(self) -> TierSpec:
-        if self.provider == "local" and not self.is_local:
-            object.__setattr__(self, "is_local", True)
-        if self.provider == "replay" and not self.recording:
-            raise ValueError(
-                f"tier {self.model_id!r}: provider replay needs recording: PATH "
-                "(a RouterBench CSV or a replay JSONL) and model: the recorded model"
-            )
-        if self.recording and self.provider != "replay":
-            raise ValueError(
-                f"tier {self.model_id!r}: recording is only for provider: replay "
-                f"(this tier's provider is {self.provider})"
-            )
+    def _resolve_family(self) -> TierSpec:
+        # model_id from model; the family's key variable, locality, profile (unset fields).
+        from aco_langchain.provider_families import family_updates
+
+        for key, value in family_updates(self).items():
+            object.__setattr__(self, key, value)
         return self
 
 
@@ -404,6 +407,7 @@ class ACOConfig(_Strict):
 
     server: ServerSettings = Field(default_factory=ServerSettings)
     cache: CacheSettings = Field(default_factory=CacheSettings)
+    learning: LearningSettings = Field(default_factory=LearningSettings)
 
     @field_validator("models", mode="before")
     @classmethod
@@ -413,6 +417,8 @@ class ACOConfig(_Strict):
         # fields keep theirs too.
         if not isinstance(value, dict):
             return value
+        from aco_langchain.provider_families import same_default_model
+
         merged: dict[str, Any] = {k: v.model_dump() for k, v in _default_models().items()}
         for key, spec in value.items():
             if key not in TIER_KEYS:
@@ -421,10 +427,10 @@ class ACOConfig(_Strict):
                 merged[key] = spec
             elif isinstance(spec, dict):
                 default = merged[key]
-                same_model = spec.get("model_id", default["model_id"]) == default["model_id"]
-                # Same model: fill unnamed fields from the default tier. Another model:
-                # the default tier's provider details would be wrong, so start clean.
-                merged[key] = {**default, **spec} if same_model else dict(spec)
+                # Same model: fill unnamed fields from the default tier. Another model (or
+                # provider): the default tier's provider details would be wrong, so start clean.
+                same = same_default_model(spec, default)
+                merged[key] = {**default, **spec} if same else dict(spec)
             else:
                 raise ValueError(f"tier {key!r} must be a mapping of fields")
         return merged
