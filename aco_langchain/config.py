@@ -43,11 +43,19 @@ TASK_TYPES = (
     "general",
 )
 
+#: The largest output cap a config may set (no provider answers more in one call).
+MAX_OUTPUT_TOKENS_LIMIT = 1_000_000
+#: The local tier's default output cap: the 135M model on this 2-core machine writes about
+#: 50 tokens/s (1,024 tokens took 19.2 s), so 256 tokens (~5 s) fit the default 30 s
+#: deadline with room to fall back to another tier.
+LOCAL_OUTPUT_TOKENS = 256
+
 Provider = Literal["local", "cloud", "openai", "openai-compatible", "ollama", "instance"]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # allow_inf_nan=False: ``max_cost_per_task: 1e400`` is infinity, never a budget.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class RoutingSettings(_Strict):
@@ -74,8 +82,10 @@ class RoutingSettings(_Strict):
     max_output_tokens: int = Field(
         1024,
         gt=0,
+        le=MAX_OUTPUT_TOKENS_LIMIT,
         description="Output cap sent to the tier on every call (max_tokens / num_predict) "
-        "unless the call sets max_tokens; budgets hold input + this cap at the tier's price.",
+        "unless the call sets max_tokens; budgets hold input + this cap at the tier's price. "
+        "A tier's own models.tierN.max_output_tokens lowers it for that tier.",
     )
     on_budget_exceeded: Literal["force_local", "raise"] = Field(
         "force_local",
@@ -115,6 +125,14 @@ class TierSpec(_Strict):
     capabilities: list[str] = Field(default_factory=lambda: ["tools"])
     is_local: bool = False
     avg_latency_ms: float = Field(1000.0, ge=0.0)
+    max_output_tokens: int | None = Field(
+        None,
+        gt=0,
+        le=MAX_OUTPUT_TOKENS_LIMIT,
+        description="This tier's output cap when a call sets none (at most "
+        "routing.max_output_tokens); None: routing.max_output_tokens. The local tier's "
+        "default is small so a default call fits the default deadline.",
+    )
 
     @property
     def provider_model(self) -> str:
@@ -227,7 +245,14 @@ class BudgetSettings(_Strict):
 class ApiKeySpec(_Strict):
     """One bearer key of ``aco serve``, stored as its SHA-256 (never the key itself)."""
 
-    name: str = Field(..., min_length=1, description="Shown in logs and spend records.")
+    name: str = Field(
+        ...,
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9._-]+$",
+        description="The key's non-secret id: shown in logs and spend records, and the "
+        "namespace of the run keys and users it sends (``<name>/<run>``).",
+    )
     sha256: str = Field(
         ...,
         pattern=r"^[0-9a-f]{64}$",
@@ -237,6 +262,9 @@ class ApiKeySpec(_Strict):
         None,
         ge=0.0,
         description="USD this key may spend per budgets.budget_duration (a budgets.keys entry).",
+    )
+    admin: bool = Field(
+        False, description="May read every key's spend, budgets and runs (/v1/spend, dashboard)."
     )
 
 
@@ -253,6 +281,10 @@ class ServerSettings(_Strict):
     )
     allow_unauthenticated: bool = Field(
         False, description="Serve without keys on a non-loopback address (not recommended)."
+    )
+    docs: bool = Field(
+        False,
+        description="Serve /docs and /openapi.json (behind the API keys like every route).",
     )
 
     @field_validator("api_keys", mode="before")
@@ -275,6 +307,17 @@ class CacheSettings(_Strict):
     )
     ttl_s: float | None = Field(None, gt=0.0, description="Entry lifetime; None: forever.")
 
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            from aco_langchain.spend.cache import cache_url_problem
+
+            problem = cache_url_problem(value)
+            if problem:
+                raise ValueError(problem)
+        return value
+
 
 def default_models() -> dict[str, TierSpec]:
     """The five default tiers. Tier 1 is the local model ($0); tiers 2-5 are real OpenAI
@@ -292,6 +335,7 @@ def default_models() -> dict[str, TierSpec]:
             capabilities=["chat", "tools", "logprobs", "structured_output"],
             is_local=True,
             avg_latency_ms=300.0,
+            max_output_tokens=LOCAL_OUTPUT_TOKENS,
         ),
         "tier2": TierSpec(
             model_id="cheap-cloud-8b",
@@ -434,7 +478,21 @@ class ACOConfig(_Strict):
             raise ValueError(f"missing tier(s) {', '.join(missing)}: define all of tier1..tier5")
         if self.routing.safety_threshold > self.routing.downgrade_threshold:
             raise ValueError("routing.safety_threshold must not exceed routing.downgrade_threshold")
+        _check_limits(self)
         return self
+
+    def output_cap(self, number: int) -> int:
+        """The output cap of a call to tier ``number`` that sets none: the tier's own
+        ``max_output_tokens`` when set, never above ``routing.max_output_tokens``.
+
+        Example:
+            ```python
+            ACOConfig().output_cap(1)    # 256: the local tier's default
+            ```
+        """
+        cap = self.routing.max_output_tokens
+        own = self.tier(number).max_output_tokens
+        return min(cap, own) if own else cap
 
     def tier(self, number: int) -> TierSpec:
         """The spec of tier ``number`` (1-5)."""
@@ -455,6 +513,26 @@ class ACOConfig(_Strict):
         if task_type is None:
             return 1
         return self.task_floors.get(task_type, 1)
+
+
+def _check_limits(cfg: ACOConfig) -> None:
+    """Settings that are each valid but cannot work together (pure; a ValueError each)."""
+    rs = cfg.routing
+    if rs.max_output_tokens > rs.max_tokens_per_task:
+        raise ValueError(
+            f"routing.max_output_tokens ({rs.max_output_tokens}) is more than the run's whole "
+            f"token budget routing.max_tokens_per_task ({rs.max_tokens_per_task}): no call "
+            "could be held; lower max_output_tokens"
+        )
+    deadline = cfg.server.request_timeout_s or rs.max_latency_per_call_s
+    ttl = cfg.ledger.hold_ttl_s
+    if ttl is not None and ttl < max(deadline, rs.max_latency_per_call_s):
+        raise ValueError(
+            f"ledger.hold_ttl_s ({ttl:g} s) is shorter than a call's deadline "
+            f"({max(deadline, rs.max_latency_per_call_s):g} s): a hold would expire while its "
+            "call runs and the budget could be overspent; raise hold_ttl_s or remove it "
+            "(the default fits the deadline and retries)"
+        )
 
 
 def format_validation_error(err: ValidationError, source: str = "config") -> str:

@@ -41,6 +41,7 @@ from aco_langchain.config import TIER_NUMBERS, ACOConfig, config_from_dict, load
 from aco_langchain.errors import ACOError
 from aco_langchain.server.auth import Principal
 from aco_langchain.server.errors import APIError, error_body, from_aco_error, validation_error
+from aco_langchain.server.hygiene import check_text
 from aco_langchain.server.limits import BodyLimit
 from aco_langchain.server.schemas import (
     ChatCompletionRequest,
@@ -49,13 +50,11 @@ from aco_langchain.server.schemas import (
     RouteRequestBody,
     RouteResponse,
 )
-from aco_langchain.server.service import ServerState
+from aco_langchain.server.service import RUN_HEADER, ServerState
 from aco_langchain.server.wire import completion
 
 logger = logging.getLogger(__name__)
 
-#: Header naming the run (the budget key) of a request; ``user`` is the fallback.
-RUN_HEADER = "x-aco-run-id"
 #: Env vars the multi-worker factory reads (set by ``aco serve``).
 ENV_CONFIG = "ACO_CONFIG"
 ENV_ALLOW_UNAUTHENTICATED = "ACO_SERVE_ALLOW_UNAUTHENTICATED"
@@ -79,11 +78,16 @@ def get_principal(request: Request) -> Principal:
     """The caller, checked against the bearer keys (a FastAPI dependency).
 
     Raises:
-        APIError: 401 for a missing or wrong key.
+        APIError: 401 for a missing or wrong key; 403 for a keyless loopback server asked
+            under a non-loopback ``Host`` (DNS rebinding).
     """
     state: ServerState = request.app.state.aco
     client = request.client.host if request.client else None
-    return state.keys.check(request.headers.get("authorization"), client_host=client)
+    return state.keys.check(
+        request.headers.get("authorization"),
+        client_host=client,
+        host=request.headers.get("host"),
+    )
 
 
 State = Annotated[ServerState, Depends(get_state)]
@@ -99,6 +103,7 @@ async def chat_completions(
     body: ChatCompletionRequest, request: Request, state: State, caller: Caller
 ) -> Response:
     """OpenAI's chat completions, routed (``model: aco``) or forced to a tier."""
+    check_text(body.model_dump(exclude_none=True))
     call = state.chat_call(body, run_key=request.headers.get(RUN_HEADER), principal=caller)
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
@@ -108,7 +113,7 @@ async def chat_completions(
             media_type="text/event-stream",
             headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
         )
-    msg = state.cached(call)
+    msg = await state.cached(call)
     if msg is None:
         msg = await state.answer(call)
     return _json(completion(msg, model=body.model, aco=state.finish(call, msg)))
@@ -145,6 +150,7 @@ async def generate(
     body: GenerateRequest, request: Request, state: State, caller: Caller
 ) -> GenerateResponse:
     """Seed 2's ``POST /generate``: route under the constraints, answer, say what it cost."""
+    check_text(body.model_dump(exclude_none=True))
     call = state.generate_call(
         body.prompt,
         {
@@ -156,7 +162,7 @@ async def generate(
         run_key=request.headers.get(RUN_HEADER),
         principal=caller,
     )
-    msg = state.cached(call)
+    msg = await state.cached(call)
     if msg is None:
         msg = await state.answer(call)
     aco = state.finish(call, msg)
@@ -183,6 +189,7 @@ async def route(body: RouteRequestBody, state: State, caller: Caller) -> RouteRe
     """Seed 2's ``POST /route``: the decision only, no model is called."""
     from langchain_core.messages import HumanMessage
 
+    check_text(body.model_dump(exclude_none=True))
     options: dict[str, Any] = {}
     if body.max_cost is not None:
         options["max_cost_usd"] = body.max_cost
@@ -200,6 +207,23 @@ async def route(body: RouteRequestBody, state: State, caller: Caller) -> RouteRe
         quality_proxy=None if d.confidence is None else round(d.confidence, 4),
         route_reason=d.reason,
     )
+
+
+docs_router = APIRouter()
+
+
+@docs_router.get("/openapi.json", include_in_schema=False)
+async def openapi_schema(request: Request, caller: Caller) -> Response:
+    """The OpenAPI schema (``server.docs: true``; a bearer key when keys are set)."""
+    return _json(request.app.openapi())
+
+
+@docs_router.get("/docs", include_in_schema=False)
+async def docs_page(caller: Caller) -> Response:
+    """Swagger UI over ``/openapi.json`` (``server.docs: true``)."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+
+    return get_swagger_ui_html(openapi_url="/openapi.json", title="aco-langchain router")
 
 
 @ops_router.get("/healthz")
@@ -289,8 +313,14 @@ def create_app(
         title="aco-langchain router",
         summary="OpenAI-compatible router: each call goes to the cheapest capable tier.",
         lifespan=lifespan,
+        # Off by default; with server.docs they are routes behind the keys (below).
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
     )
     app.state.aco = ready
+    if ready.config.server.docs:
+        app.include_router(docs_router)
     app.include_router(openai_router)
     app.include_router(seed_router)
     app.include_router(ops_router)

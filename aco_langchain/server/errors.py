@@ -15,7 +15,8 @@ RoutingError (constraints)    400     invalid_request_error   no_tier_fits
 DeadlineExceededError         504     timeout                 deadline_exceeded
 AllTiersFailedError           502     upstream_error          all_tiers_failed
 StreamInterruptedError        502     upstream_error          stream_interrupted
-ConfigError, other ACOError   500     server_error            server_config_error
+ConfigError, other ACOError   500     server_error            server_config_error (the
+                                                              message only in the log)
 ============================  ======  ======================  =================
 
 Errors the client should not retry carry ``x-should-retry: false`` (the ``openai`` client
@@ -130,8 +131,17 @@ def from_aco_error(exc: ACOError) -> APIError:
         return APIError(
             502, text, type="upstream_error", code="all_tiers_failed", headers=_NO_RETRY
         )
+    # Configuration, ledger and cache problems name URLs, paths and settings: they are
+    # the operator's to read (the log), never the caller's (no config in an error body).
     logger.error("server-side problem answering a request: %s", text)
-    return APIError(500, text, type="server_error", code="server_config_error", headers=_NO_RETRY)
+    return APIError(
+        500,
+        f"the server could not answer ({type(exc).__name__}; details are in the server's "
+        "log): tell its operator",
+        type="server_error",
+        code="server_config_error",
+        headers=_NO_RETRY,
+    )
 
 
 def validation_error(errors: list[dict[str, Any]]) -> APIError:

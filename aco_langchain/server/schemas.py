@@ -18,6 +18,34 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+#: Content part types the tiers understand, and the field each one needs.
+PART_FIELDS = {
+    "text": "text",
+    "image_url": "image_url",
+    "input_audio": "input_audio",
+    "file": "file",
+    "refusal": "refusal",
+}
+
+
+def part_problem(part: dict[str, Any]) -> str | None:
+    """What is wrong with one content part (pure), or None.
+
+    Example:
+        ```python
+        part_problem({"type": "text", "text": "  "})   # 'the text part is blank: ...'
+        ```
+    """
+    kind = part.get("type")
+    if kind not in PART_FIELDS:
+        return f"type {str(kind)[:40]!r} is unknown: use one of {', '.join(PART_FIELDS)}"
+    value = part.get(PART_FIELDS[kind])
+    if kind == "text" and not (isinstance(value, str) and value.strip()):
+        return "the text part is blank: send its text, or leave the part out"
+    if value is None:
+        return f"a {kind} part needs its {PART_FIELDS[kind]!r} field"
+    return None
+
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -38,6 +66,13 @@ class ChatMessage(BaseModel):
     def _content_present(self) -> ChatMessage:
         if self.content is None and not (self.role == "assistant" and self.tool_calls):
             raise ValueError(f"a {self.role} message needs content")
+        if isinstance(self.content, list):
+            if not self.content and not self.tool_calls:
+                raise ValueError(f"a {self.role} message needs content: the part list is empty")
+            for i, part in enumerate(self.content):
+                problem = part_problem(part)
+                if problem:
+                    raise ValueError(f"content part {i}: {problem}")
         if self.role == "tool" and not self.tool_call_id:
             raise ValueError("a tool message needs tool_call_id")
         return self

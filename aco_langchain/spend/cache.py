@@ -248,6 +248,60 @@ def mark_hit(generations: list[Generation]) -> list[Generation]:
     return generations
 
 
+#: ``aco`` metadata that belongs to the call that made an answer, not to a later hit of it.
+_CALL_ONLY = ("run_spent_usd", "calls", "failures", "latency_ms", "first_tier")
+
+
+def as_hit_of(msg: AIMessage, run_key: str) -> AIMessage:
+    """A cached answer as the answer of the call it now serves (pure: a copy).
+
+    Its ``aco`` metadata carries that call's ``run_key``, ``cache_hit: true`` and
+    ``cost_usd: 0`` (``cached_cost_usd``: what it cost when made); what described the
+    original call (its run's spend, its tier calls, failures, latency) is dropped, so no
+    other run's identity or spend is disclosed.
+
+    Example:
+        ```python
+        hit = as_hit_of(stored, "team-a/run-9")
+        hit.response_metadata["aco"]["run_key"]    # 'team-a/run-9'
+        ```
+    """
+    (gen,) = mark_hit([ChatGeneration(message=msg.model_copy(deep=True))])
+    assert isinstance(gen, ChatGeneration)  # noqa: S101 - made just above
+    meta = gen.message.response_metadata["aco"]
+    for name in _CALL_ONLY:
+        meta.pop(name, None)
+    meta["run_key"] = run_key
+    return gen.message  # type: ignore[return-value]
+
+
+def full_quality(meta: dict[str, Any]) -> str | None:
+    """Why an answer must not be cached (pure), or None when it may be.
+
+    Only answers of the tier the router decided for the request's own merits are stored: a
+    fallback or degraded answer (a tier failed) and a budget-forced one (a run's spent
+    budget pushed it down) would be served to callers with money left as if it were the
+    right answer.
+
+    Example:
+        ```python
+        full_quality({"tier": 1, "degraded_from": 3})   # 'degraded from tier 3 to tier 1'
+        ```
+    """
+    tier = meta.get("tier")
+    if meta.get("degraded_from"):
+        return f"degraded from tier {meta['degraded_from']} to tier {tier}"
+    if meta.get("fallback_from"):
+        return f"a fallback from tier {meta['fallback_from']} to tier {tier}"
+    if meta.get("budget_forced"):
+        return "its tier was forced by a spent budget"
+    # The router's reason names budget steps ("budget_exceeded ...: forced local",
+    # "budget remaining $x -> tier n"): the decision was the budget's, not the request's.
+    if "budget" in str(meta.get("reason") or ""):
+        return "its tier was chosen by the run's remaining budget"
+    return None
+
+
 class ResponseCache(BaseCache):
     """LangChain ``BaseCache`` over a :class:`CacheStore`, with hit/miss counts.
 
@@ -323,6 +377,28 @@ class ResponseCache(BaseCache):
             return CacheStats(hits=self._hits, misses=self._misses)
 
 
+#: URL schemes a cache may live at.
+CACHE_SCHEMES = ("sqlite:///", "redis://", "rediss://", "unix://")
+
+
+def cache_url_problem(url: str) -> str | None:
+    """What is wrong with a ``cache.url`` before anything is opened (pure), or None.
+
+    Example:
+        ```python
+        cache_url_problem("ftp://x")     # 'cache.url 'ftp://x': unknown scheme: use ...'
+        ```
+    """
+    if not url.startswith(CACHE_SCHEMES):
+        return (
+            f"cache.url {mask_url(url)!r}: unknown scheme: use sqlite:///path/to/cache.db "
+            "or redis://host:6379/0"
+        )
+    if url == "sqlite:///":
+        return f"cache.url {url!r} has no path: use sqlite:///path/to/cache.db"
+    return None
+
+
 def cache_from_url(url: str, *, ttl_s: float | None = None) -> ResponseCache:
     """A response cache for ``sqlite:///path`` or ``redis://host:port/db``.
 
@@ -341,26 +417,25 @@ def cache_from_url(url: str, *, ttl_s: float | None = None) -> ResponseCache:
         cache = cache_from_url("redis://127.0.0.1:6379/0", ttl_s=600)
         ```
     """
+    problem = cache_url_problem(url)
+    if problem:
+        raise ConfigError(problem)
     if url.startswith("sqlite:///"):
-        path = url[len("sqlite:///") :]
-        if not path:
-            raise ConfigError(f"cache.url {url!r} has no path: use sqlite:///path/to/cache.db")
-        return ResponseCache(SQLiteStore(path), ttl_s=ttl_s)
-    if url.startswith(("redis://", "rediss://", "unix://")):
-        return ResponseCache(RedisStore(url), ttl_s=ttl_s)
-    raise ConfigError(
-        f"cache.url {mask_url(url)!r}: unknown scheme: use sqlite:///path/to/cache.db "
-        "or redis://host:6379/0"
-    )
+        return ResponseCache(SQLiteStore(url[len("sqlite:///") :]), ttl_s=ttl_s)
+    return ResponseCache(RedisStore(url), ttl_s=ttl_s)
 
 
 __all__ = [
+    "CACHE_SCHEMES",
     "CacheStats",
     "CacheStore",
     "RedisStore",
     "ResponseCache",
     "SQLiteStore",
+    "as_hit_of",
     "cache_from_url",
+    "cache_url_problem",
+    "full_quality",
     "entry_key",
     "mark_hit",
 ]

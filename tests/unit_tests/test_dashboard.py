@@ -145,7 +145,7 @@ def test_collect_reads_a_real_sqlite_ledger(tmp_path: Path, monkeypatch: pytest.
 
 def test_standalone_server_serves_the_page_and_the_data():
     data = dashboard_data(rows())
-    srv = make_server("127.0.0.1", 0, lambda: data)
+    srv = make_server("127.0.0.1", 0, lambda tenant: data)
     serve_in_thread(srv)
     base = f"http://127.0.0.1:{srv.server_address[1]}"
     try:
@@ -172,8 +172,8 @@ def test_standalone_server_serves_the_page_and_the_data():
 
 
 def test_data_errors_reach_the_page_as_json_500():
-    def broken() -> dict:
-        raise RuntimeError("database is locked")
+    def broken(tenant: str | None) -> dict:
+        raise RuntimeError("database is locked at sqlite:////srv/secret/ledger.db")
 
     srv = make_server("127.0.0.1", 0, broken)
     serve_in_thread(srv)
@@ -181,7 +181,8 @@ def test_data_errors_reach_the_page_as_json_500():
         with pytest.raises(urllib.error.HTTPError) as err:
             urllib.request.urlopen(f"http://127.0.0.1:{srv.server_address[1]}/dashboard/data.json")
         assert err.value.code == 500
-        assert "database is locked" in json.loads(err.value.read())["error"]
+        error = json.loads(err.value.read())["error"]
+        assert "cannot read the ledger" in error and "/srv/secret" not in error
     finally:
         srv.shutdown()
         srv.server_close()
@@ -214,7 +215,16 @@ def test_aco_serve_mounts_the_dashboard(tmp_path: Path, monkeypatch: pytest.Monk
     cfg = config_from_dict(
         {
             "ledger": {"url": url},
-            "server": {"api_keys": [{"name": "ops", "sha256": digest}]},
+            "server": {
+                "api_keys": [
+                    {"name": "ops", "sha256": digest, "admin": True},
+                    {
+                        "name": "k-alpha",
+                        "sha256": hashlib.sha256(b"sk-alpha").hexdigest(),
+                        "budget_usd": 1.0,
+                    },
+                ]
+            },
         }
     )
     client = TestClient(create_app(cfg))
@@ -227,3 +237,10 @@ def test_aco_serve_mounts_the_dashboard(tmp_path: Path, monkeypatch: pytest.Monk
     got = client.get("/dashboard/data.json", headers={"Authorization": "Bearer sk-dash"})
     assert got.status_code == 200
     assert got.json()["totals"] == open_ledger(url).summary().to_dict()
+    assert "spend.db" not in got.text  # the ledger URL never leaves the server
+    # a tenant key sees its own rows, runs and budget only
+    mine = client.get("/dashboard/data.json", headers={"Authorization": "Bearer sk-alpha"})
+    assert mine.status_code == 200
+    assert mine.json()["totals"]["calls"] == 2
+    assert {r["key"] for r in mine.json()["runs"]} == {"run-a", "run-b"}
+    assert [(k["key"], k["budget_usd"]) for k in mine.json()["keys"]] == [("k-alpha", 1.0)]
