@@ -11,6 +11,7 @@ error                         status  type                    code
 ============================  ======  ======================  =================
 BudgetExceededError           402     insufficient_quota      budget_exceeded
 TierUnavailableError          503     server_error            tier_unavailable
+InvalidRequestError           400     invalid_request_error   invalid_request
 RoutingError (constraints)    400     invalid_request_error   no_tier_fits
 DeadlineExceededError         504     timeout                 deadline_exceeded
 AllTiersFailedError           502     upstream_error          all_tiers_failed
@@ -38,6 +39,7 @@ from aco_langchain.errors import (
     AllTiersFailedError,
     BudgetExceededError,
     DeadlineExceededError,
+    InvalidRequestError,
     RoutingError,
     StreamInterruptedError,
     TierUnavailableError,
@@ -118,6 +120,8 @@ def from_aco_error(exc: ACOError) -> APIError:
         )
     if isinstance(exc, TierUnavailableError):
         return APIError(503, text, type="server_error", code="tier_unavailable", headers=_NO_RETRY)
+    if isinstance(exc, InvalidRequestError):  # the caller's request as sent (blank prompt...)
+        return APIError(400, text, code="invalid_request")
     if isinstance(exc, RoutingError):
         param = next((p for p in _OPTION_PARAMS if text.startswith(p)), None)
         return APIError(400, text, param=param, code="no_tier_fits")
