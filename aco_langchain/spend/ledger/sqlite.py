@@ -3,6 +3,7 @@ of one host (WAL mode; a hold is one ``BEGIN IMMEDIATE`` transaction)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -177,7 +178,10 @@ class SQLiteLedger(RecordsSummaryMixin):
             self.close()
             if not existed:
                 for suffix in ("", "-wal", "-shm", "-journal"):
-                    Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+                    # contextlib.suppress: under a path that is not a directory
+                    # (/etc/passwd/x.db) unlink raises NotADirectoryError, not "missing".
+                    with contextlib.suppress(OSError):
+                        Path(f"{self.path}{suffix}").unlink(missing_ok=True)
                 for d in created_dirs:
                     try:
                         d.rmdir()
