@@ -219,12 +219,12 @@ def test_forced_tier_and_run_key(client: openai.OpenAI, upstream: FaultServer) -
         extra_headers={"x-aco-run-id": "run-42"},
     )
     aco = _aco(resp)
-    assert aco["tier"] == 3 and aco["run_key"] == "run-42"
+    assert aco["tier"] == 3 and aco["run_key"] == "team-a/run-42"  # the key's namespace
     assert upstream.requests[before].body["model"] == "up-3"
     resp = client.chat.completions.create(
         model=MODEL_IDS[4], messages=[{"role": "user", "content": "hi"}], user="someone"
     )
-    assert _aco(resp)["tier"] == 4 and _aco(resp)["run_key"] == "someone"
+    assert _aco(resp)["tier"] == 4 and _aco(resp)["run_key"] == "team-a/someone"
     # Tier 4 costs more than the baseline? No: it *is* the baseline, so nothing is saved.
     assert _aco(resp)["saved_cost_usd"] == pytest.approx(0.0, abs=1e-9)
 
