@@ -27,7 +27,7 @@ import yaml
 from langchain_openai import ChatOpenAI
 
 from aco_langchain.server.auth import hash_key
-from aco_langchain.spend.ledger import open_ledger
+from aco_langchain.spend.ledger import open_ledger, summarize
 from tests.fault_server import Fault, FaultServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -592,11 +592,13 @@ def test_spend_and_stats_count_cache_hits(server: Served, client: openai.OpenAI)
     spend = httpx.get(
         f"{server.url}/v1/spend", headers={"authorization": f"Bearer {KEY}"}, timeout=10
     ).json()
-    # The ledger's figures (aco spend --json): one row per answered call, never a cache hit.
+    # The ledger's figures (aco spend --json) over the key's own rows: one row per answered
+    # call and a $0 row per cache hit.
     ledger = open_ledger(f"sqlite:///{server.log.parent / 'ledger.db'}", shared=False)
     try:
-        assert spend["calls"] == ledger.summary().calls > 0
-        assert spend["total_usd"] == pytest.approx(ledger.summary().total_usd)
+        mine = summarize([r for r in ledger.records() if r.api_key == "team-a"])
+        assert spend["calls"] == mine.calls > 0
+        assert spend["total_usd"] == pytest.approx(mine.total_usd)
     finally:
         ledger.close()
     assert spend["savings_usd"] == pytest.approx(spend["baseline_usd"] - spend["total_usd"])
