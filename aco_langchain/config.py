@@ -79,6 +79,14 @@ class RoutingSettings(_Strict):
     allow_cloud_fallback: bool = Field(True, description="May a failed local call go to cloud?")
     max_latency_per_call_s: float = Field(30.0, gt=0.0, description="Per-call timeout, seconds.")
     max_tokens_per_task: int = Field(100_000, gt=0, description="Token budget for one run.")
+    attempt_share: float = Field(
+        0.5,
+        gt=0.0,
+        le=1.0,
+        description="An attempt with a fallback after it may take this share of the call's "
+        "time left (or 3x the tier's avg_latency_ms when larger, at most 75%), so a hanging "
+        "tier leaves time to fall back; 1.0: an attempt may take it all.",
+    )
     max_output_tokens: int = Field(
         1024,
         gt=0,
