@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import calendar
 import json
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -244,3 +245,78 @@ def test_aco_serve_mounts_the_dashboard(tmp_path: Path, monkeypatch: pytest.Monk
     assert mine.json()["totals"]["calls"] == 2
     assert {r["key"] for r in mine.json()["runs"]} == {"run-a", "run-b"}
     assert [(k["key"], k["budget_usd"]) for k in mine.json()["keys"]] == [("k-alpha", 1.0)]
+
+
+def test_standalone_dashboard_keeps_aco_serves_rules(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 19 item 8: `aco dashboard` had no loopback guard and data.json no auth."""
+    import hashlib
+
+    monkeypatch.delenv("ACO_LEDGER_URL")
+    from aco_langchain.server.auth import KeyRing
+
+    url = f"sqlite:///{tmp_path / 'spend.db'}"
+    _settle_all(open_ledger(url), rows())
+    cfg = config_from_dict(
+        {
+            "ledger": {"url": url},
+            "server": {
+                "api_keys": [
+                    {
+                        "name": "k-alpha",
+                        "sha256": hashlib.sha256(b"sk-alpha").hexdigest(),
+                        "budget_usd": 2.0,
+                    }
+                ]
+            },
+        }
+    )
+    keyed = make_server(
+        "127.0.0.1",
+        0,
+        lambda tenant: collect(cfg, tenant=tenant),
+        keys=KeyRing.from_config(cfg.server, env={}),
+    )
+    keyless = make_server("127.0.0.1", 0, lambda tenant: {"tenant": tenant})
+    for srv in (keyed, keyless):
+        serve_in_thread(srv)
+
+    def get(srv, headers: dict[str, str]) -> tuple[int, dict]:
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{srv.server_address[1]}/dashboard/data.json", headers=headers
+        )
+        try:
+            with urllib.request.urlopen(req) as res:
+                return res.status, json.loads(res.read())
+        except urllib.error.HTTPError as err:
+            return err.code, json.loads(err.read())
+
+    try:
+        assert get(keyed, {})[0] == 401
+        assert get(keyed, {"Authorization": "Bearer wrong"})[0] == 401
+        code, data = get(keyed, {"Authorization": "Bearer sk-alpha"})
+        assert code == 200 and data["totals"]["calls"] == 2  # its own rows only
+        # the key's budget from server.api_keys is shown (it was null before)
+        assert [(k["key"], k["budget_usd"]) for k in data["keys"]] == [("k-alpha", 2.0)]
+        assert get(keyless, {})[1] == {"tenant": None}
+        code, body = get(keyless, {"Host": "evil.example"})  # DNS rebinding
+        assert code == 403 and body["error"]["code"] == "host_not_allowed"
+    finally:
+        for srv in (keyed, keyless):
+            srv.shutdown()
+            srv.server_close()
+
+
+def test_aco_dashboard_refuses_a_public_host_without_keys(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from aco_langchain.cli import app
+
+    monkeypatch.delenv("ACO_SERVER_API_KEYS", raising=False)
+    url = f"sqlite:///{tmp_path / 'spend.db'}"
+    res = CliRunner().invoke(app, ["dashboard", "--ledger", url, "--host", "0.0.0.0"])
+    assert res.exit_code == 1
+    assert "refusing to serve 0.0.0.0 without API keys" in res.output
