@@ -11,8 +11,10 @@ Usage::
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+import weakref
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -101,6 +103,13 @@ def local_base_url(config: ACOConfig) -> str | None:
     return running_base_url(config.local_model)
 
 
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
 def _follows_local_server(spec: TierSpec) -> bool:
     return (
         spec.base_url is None
@@ -161,7 +170,7 @@ def build_chat_model(spec: TierSpec, config: ACOConfig) -> BaseChatModel:
         )
     from langchain_openai import ChatOpenAI
 
-    from aco_langchain.providers.transport import deadline_http_client
+    from aco_langchain.providers.transport import async_http_client, deadline_http_client
 
     base_url = spec.base_url
     api_key: str | None = None
@@ -198,6 +207,9 @@ def build_chat_model(spec: TierSpec, config: ACOConfig) -> BaseChatModel:
         stream_usage=True,
         # Each request's timeout is a total deadline (a trickling server is cut).
         http_client=deadline_http_client(timeout),
+        # Its own async client (connection pool), never langchain_openai's process-wide one:
+        # a pool is bound to the event loop that first used it (see TierRegistry.model).
+        http_async_client=async_http_client(timeout),
     )
 
 
@@ -221,6 +233,13 @@ class TierRegistry:
         # and keep config semantics (availability, capabilities, provider names).
         self._given = frozenset(self._instances)
         self._built_urls: dict[int, str | None] = {}
+        # Tiers built for each running event loop: an async HTTP client's connections belong
+        # to one loop, so a second ``asyncio.run`` (scripts, notebooks) gets its own models
+        # instead of "Event loop is closed" from the first loop's pool.
+        self._per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, Any]] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._loop_bound: set[int] = set()  # shared instances an event loop has used
         for n in self._instances:
             if n not in TIER_NUMBERS:
                 raise ConfigError(f"tier_models key {n!r} is not a tier: use 1 to 5")
@@ -260,7 +279,8 @@ class TierRegistry:
         return tier in self._instances
 
     def model(self, tier: int) -> BaseChatModel:
-        """The tier's chat model, built on first use."""
+        """The tier's chat model, built on first use (and once per event loop when called
+        from async code, so a closed loop's connections are never reused)."""
         if tier not in self._given:
             spec = self.spec(tier)
             if _follows_local_server(spec):
@@ -268,10 +288,31 @@ class TierRegistry:
                 url = local_base_url(self.config)
                 if url != self._built_urls.get(tier):
                     self._instances.pop(tier, None)
+                    self._loop_bound.discard(tier)
+                    for models in self._per_loop.values():
+                        models.pop(tier, None)
                     self._built_urls[tier] = url
+            loop = _running_loop()
+            if loop is not None:
+                return self._loop_model(tier, loop)
         if tier not in self._instances:
             self._instances[tier] = build_chat_model(self.spec(tier), self.config)
         return self._instances[tier]
+
+    def _loop_model(self, tier: int, loop: asyncio.AbstractEventLoop) -> BaseChatModel:
+        """The tier's model for ``loop``: the shared instance for the first loop that asks
+        (its sync client serves sync calls either way), a fresh one for any other."""
+        models = self._per_loop.setdefault(loop, {})
+        if tier not in models:
+            if tier not in self._instances:
+                self._instances[tier] = build_chat_model(self.spec(tier), self.config)
+            if tier not in self._loop_bound:
+                self._loop_bound.add(tier)
+                models[tier] = self._instances[tier]
+            else:
+                logger.debug("tier %d: a model of its own for event loop %#x", tier, id(loop))
+                models[tier] = build_chat_model(self.spec(tier), self.config)
+        return models[tier]  # type: ignore[no-any-return]
 
     def provider(self, tier: int) -> str:
         """The provider name reported as ``model_provider`` for the tier's answers."""

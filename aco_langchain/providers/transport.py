@@ -153,4 +153,11 @@ def deadline_http_client(timeout_s: float) -> httpx.Client | None:
     return httpx.Client(transport=DeadlineTransport(), timeout=timeout_s, follow_redirects=True)
 
 
-__all__ = ["DeadlineTransport", "deadline_http_client"]
+def async_http_client(timeout_s: float) -> httpx.AsyncClient:
+    """A new async httpx client (its own connection pool) for one tier model: the pool
+    belongs to the event loop that first uses it, so a model is never shared across loops
+    (``TierRegistry.model``). Proxies come from the environment as usual."""
+    return httpx.AsyncClient(timeout=timeout_s, follow_redirects=True)
+
+
+__all__ = ["DeadlineTransport", "async_http_client", "deadline_http_client"]
