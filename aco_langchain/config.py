@@ -481,12 +481,12 @@ class ACOConfig(_Strict):
 
     @model_validator(mode="after")
     def _check_models(self) -> ACOConfig:
+        _check_limits(self)
         missing = [k for k in TIER_KEYS if k not in self.models]
         if missing:
             raise ValueError(f"missing tier(s) {', '.join(missing)}: define all of tier1..tier5")
         if self.routing.safety_threshold > self.routing.downgrade_threshold:
             raise ValueError("routing.safety_threshold must not exceed routing.downgrade_threshold")
-        _check_limits(self)
         return self
 
     def output_cap(self, number: int) -> int:
@@ -531,15 +531,6 @@ def _check_limits(cfg: ACOConfig) -> None:
             f"routing.max_output_tokens ({rs.max_output_tokens}) is more than the run's whole "
             f"token budget routing.max_tokens_per_task ({rs.max_tokens_per_task}): no call "
             "could be held; lower max_output_tokens"
-        )
-    deadline = cfg.server.request_timeout_s or rs.max_latency_per_call_s
-    ttl = cfg.ledger.hold_ttl_s
-    if ttl is not None and ttl < max(deadline, rs.max_latency_per_call_s):
-        raise ValueError(
-            f"ledger.hold_ttl_s ({ttl:g} s) is shorter than a call's deadline "
-            f"({max(deadline, rs.max_latency_per_call_s):g} s): a hold would expire while its "
-            "call runs and the budget could be overspent; raise hold_ttl_s or remove it "
-            "(the default fits the deadline and retries)"
         )
 
 

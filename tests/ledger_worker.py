@@ -24,8 +24,6 @@ CAP = 200
 
 
 def config(base_url: str, hold_ttl_s: float = 60.0) -> dict:
-    # A hold's TTL must cover the call's deadline (config validation): the short-TTL
-    # (kill -9) worker gets an equally short deadline.
     models = {
         f"tier{n}": {
             "model_id": f"loop-t{n}",
@@ -43,7 +41,7 @@ def config(base_url: str, hold_ttl_s: float = 60.0) -> dict:
             "max_output_tokens": CAP,
             "max_retries": 1,
             "max_tokens_per_task": 10**9,
-            "max_latency_per_call_s": min(20.0, hold_ttl_s),
+            "max_latency_per_call_s": 20,
         },
         "models": models,
         "ledger": {"hold_ttl_s": hold_ttl_s},
