@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from aco_langchain.agent.optimizer import ACOOptimizer
     from aco_langchain.agent.per_step import PerStepRouter, StepDecision
     from aco_langchain.agent.policy import ACOContext, AgentPolicy
+    from aco_langchain.call_info import AcoCallInfo
     from aco_langchain.chat.model import ACORouterChatModel
     from aco_langchain.integrations.langgraph import create_aco_agent, create_strategy_graph
     from aco_langchain.integrations.middleware import ACOMiddleware
@@ -73,6 +74,7 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "ACORouterChatModel": "aco_langchain.chat.model",
+    "AcoCallInfo": "aco_langchain.call_info",
     "TierRegistry": "aco_langchain.providers.tiers",
     "Assessment": "aco_langchain.routing",
     "RouteRequest": "aco_langchain.routing",
@@ -124,6 +126,7 @@ __all__ = [
     "__version__",
     "load_config",
     "ACORouterChatModel",
+    "AcoCallInfo",
     "TierRegistry",
     "Assessment",
     "RouteRequest",

@@ -35,6 +35,7 @@ from typing_extensions import TypedDict
 
 from aco_langchain.agent.doom import tool_signature
 from aco_langchain.agent.gates import tool_cost
+from aco_langchain.call_info import AcoCallInfo
 from aco_langchain.chat.messages import message_text
 from aco_langchain.config import ACOConfig
 
@@ -287,14 +288,15 @@ def call_cost(message: Any, tier: int, config: ACOConfig) -> tuple[float, int, i
     i, o = usage_tokens(usage)  # type: ignore[arg-type]
     if not usage:
         o = estimate_tokens(message_text(message) or " ")
-    meta = aco_meta(message)
-    if "cost_usd" in meta:
-        return float(meta["cost_usd"]), i, o
+    info = AcoCallInfo.from_message(message)
+    if info is not None and "cost_usd" in info.model_fields_set:
+        return info.cost_usd, i, o  # the router priced it: never priced twice
     return cost_usd(config.tier(tier), i, o), i, o
 
 
 def aco_meta(message: Any) -> dict[str, Any]:
-    """``response_metadata["aco"]`` of a message (empty when absent)."""
+    """``response_metadata["aco"]`` of a message as a dict (empty when absent); typed
+    readers use :meth:`AcoCallInfo.from_message`."""
     meta = (getattr(message, "response_metadata", None) or {}).get("aco")
     return dict(meta) if isinstance(meta, Mapping) else {}
 
@@ -316,24 +318,25 @@ def model_event(
         model_event(ai_message, decision, policy, action="Read the file")
         ```
     """
-    meta = aco_meta(message)
-    t = int(meta.get("tier") or tier or decision.adjusted_tier)
+    info = AcoCallInfo.from_message(message) or AcoCallInfo.model_construct()
+    has = info.model_fields_set
+    t = int((info.tier if "tier" in has else None) or tier or decision.adjusted_tier)
     cost, i, o = call_cost(message, t, policy.config)
     return ModelEvent(
         type="model",
         step=decision.step_num,
         tier=t,
         routed_tier=decision.adjusted_tier,
-        model_id=meta.get("model_id") or policy.config.tier(t).model_id,
+        model_id=info.model_id or policy.config.tier(t).model_id,
         kind=decision.action_kind,
         action=action[:200],
         reason=decision.reason,
         cost=round(cost + extra_cost, 10),
         input_tokens=i,
         output_tokens=o,
-        escalated=bool(escalated or meta.get("escalated")),
-        confidence=meta.get("confidence"),
-        task_type=meta.get("task_type"),
+        escalated=bool(escalated or info.escalated),
+        confidence=info.confidence,
+        task_type=info.task_type,
         digest=output_digest(message),
         tool_calls=[tc.get("name") for tc in getattr(message, "tool_calls", None) or []],
     )

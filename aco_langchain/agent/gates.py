@@ -10,7 +10,7 @@ seed's trace example): a useful tool result is what saves that step. Tool costs 
 
 Verification gate: verify when the answer's confidence is below the risk's bar
 (``VERIFY_CONFIDENCE_BARS``); ``critical`` always verifies. The evidence is the *answer's*
-confidence (token logprobs, format checks: ``response_metadata["aco"]["confidence"]``).
+confidence (token logprobs, format checks: ``AcoCallInfo.from_message(msg).confidence``).
 The router's ``predicted_success`` is weaker evidence (a prior over prompts like this one,
 not a look at this answer): alone it counts for ``PREDICTION_WEIGHT`` of its value, so a
 prediction can clear the low-risk bar but never the medium or high one. A verifier-call

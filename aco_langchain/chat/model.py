@@ -8,56 +8,66 @@ Usage::
     msg.response_metadata["aco"]   # {"tier": 1, "model_id": "tiny-local-3b", "cost_usd": 0.0, ...}
     llm.invoke("Fix the auth bug", force_tier=4, max_cost_usd=0.05)   # per-call options
 
-What happens on each call (sync and async share every decision; only the I/O differs):
+The model keeps only the LangChain surface and composes plain objects, one concept each:
 
-1. The messages become a ``RouteRequest``; the router assesses it and the shared policy
-   (``router/policy.py``) decides the tier under floors, per-call constraints, the run's
-   budget and tier availability.
-2. With ``cascade=True`` the cheap tier answers first with logprobs; a low confidence
-   escalates to a stronger tier (``cascade.py``). Streams are buffered until the decision
-   unless ``config.cascade.buffer_stream`` is false (then streams skip the cascade).
-3. The tier is called through its own ``_generate``/``_stream`` with this run's callback
-   manager, so usage is counted once and the tier's ``model_name``, ``logprobs`` and
-   ``token_usage`` survive. Provider faults are retried and fall back (``faults.py``).
-4. Cost comes from the real ``usage_metadata`` at the tier's price and goes to the ledger;
-   ``response_metadata["aco"]`` says what was done and what it cost.
+- **planner** (``planner.py``): messages + options + a budget snapshot → a typed ``CallPlan``
+  (the router's assessment, the shared policy's decision, tier order, output cap, budgets,
+  deadline); pure. The run's spend and the tiers' availability are read before it.
+- **budget gateway** (``spend/gateway.py``): the only place a call holds, settles, releases
+  and reads spend; sync, and the ledger's native async methods on async paths.
+- **tier caller** (``caller.py``): deadline, retries, fallback, cascade and holds as one flow
+  of typed ops (``ops.py``), performed by a sync or an async driver (``drivers.py``). Tiers
+  are called through their own ``_generate``/``_stream`` with this run's callback manager, so
+  usage is counted once and the tier's ``model_name``, ``logprobs`` and ``token_usage``
+  survive. With ``cascade=True`` the cheap tier answers first with logprobs and a low
+  confidence escalates (``cascade.py``); streams are buffered until the decision unless
+  ``config.cascade.buffer_stream`` is false (then streams skip the cascade).
+- **reporter** (``reporter.py``): prices each tier call from its real ``usage_metadata`` and
+  builds the answer's typed ``AcoCallInfo``, which ``response_metadata["aco"]`` serialises.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from operator import itemgetter
+from contextlib import aclosing
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.language_models.base import LangSmithParams
-from langchain_core.messages import AIMessage, AIMessageChunk
-from langchain_core.output_parsers import JsonOutputParser, PydanticOutputParser
-from langchain_core.output_parsers.openai_tools import (
-    JsonOutputKeyToolsParser,
-    PydanticToolsParser,
-)
-from langchain_core.runnables import Runnable, RunnableConfig, RunnableMap, RunnablePassthrough
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.outputs import ChatGenerationChunk, ChatResult
+from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
-from langchain_core.utils.pydantic import is_basemodel_subclass
 from pydantic import ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
-from aco_langchain.chat.execute import ExecuteMixin, FallbackRun
-from aco_langchain.chat.metadata import MetadataMixin
-from aco_langchain.chat.plan import (
-    _RUN_KEY_OPTION,
-    _TOOL_CHOICE_KEY,
-    _TOOLS_KEY,
-    _TRACE_KEY,
+from aco_langchain.chat.caller import TierCaller
+from aco_langchain.chat.drivers import AsyncDriver, SyncDriver
+from aco_langchain.chat.fallback import FallbackRun
+from aco_langchain.chat.options import (
     ACO_OPTIONS,
     IDENTITY_OPTIONS,
+    RUN_KEY_OPTION,
+    TOOL_CHOICE_KEY,
+    TOOLS_KEY,
+    TRACE_KEY,
+    CallOptions,
+    merge_configurable,
+    split_call_options,
+)
+from aco_langchain.chat.planner import (
+    BudgetSnapshot,
     CallPlan,
-    PlanningMixin,
-    Runtime,
+    Planner,
+    PlannerSettings,
     build_route_request,
 )
+from aco_langchain.chat.reporter import Reporter, result_as_chunks
+from aco_langchain.chat.runs import call_run_key, last_run, remember_run
+from aco_langchain.chat.structured import structured_output
 from aco_langchain.config import (
     ACOConfig,
     config_from_dict,
@@ -65,15 +75,31 @@ from aco_langchain.config import (
     load_config,
 )
 from aco_langchain.errors import ConfigError
-from aco_langchain.providers.faults import (
-    TierHealth,
-)
+from aco_langchain.providers.faults import TierHealth
 from aco_langchain.providers.tiers import TierRegistry
+from aco_langchain.routing import Router
 from aco_langchain.routing import get_router as _default_router
+from aco_langchain.spend.gateway import BudgetGateway
 from aco_langchain.spend.ledger import SpendLedger, open_ledger
 
 
-class ACORouterChatModel(PlanningMixin, MetadataMixin, ExecuteMixin, BaseChatModel):
+@dataclass
+class Runtime:
+    """The parts a router model composes, in one plain holder (pydantic private attribute
+    access costs ~1 us each on the hot path). One concept each; no part knows the model."""
+
+    registry: TierRegistry
+    router: Router
+    gateway: BudgetGateway
+    health: TierHealth
+    planner: Planner
+    caller: TierCaller
+    identifying: dict[str, Any]
+    token: object = field(default_factory=object)
+    """This instance's key for the run of its latest call (``chat/runs.py``)."""
+
+
+class ACORouterChatModel(BaseChatModel):
     """Routes every call to the cheapest capable tier of five; drop it in wherever an llm goes.
 
     Example:
@@ -153,11 +179,28 @@ class ACORouterChatModel(PlanningMixin, MetadataMixin, ExecuteMixin, BaseChatMod
     def model_post_init(self, context: Any) -> None:
         super().model_post_init(context)
         router = self.router if self.router is not None else _default_router(self.config)
+        registry = TierRegistry(self.config, self.tier_models)
+        health = TierHealth(cooldown_after=self.cooldown_after, cooldown_s=self.cooldown_s)
+        retries = self.config.routing.max_retries if self.max_retries is None else self.max_retries
         self._rt = Runtime(
-            registry=TierRegistry(self.config, self.tier_models),
+            registry=registry,
             router=router,
-            ledger=_ledger(self.ledger, self.config),
-            health=TierHealth(cooldown_after=self.cooldown_after, cooldown_s=self.cooldown_s),
+            gateway=BudgetGateway(_ledger(self.ledger, self.config)),
+            health=health,
+            planner=Planner(
+                self.config,
+                registry,
+                router,
+                PlannerSettings(cascade=self._cascade_enabled, timeout=self.timeout),
+            ),
+            caller=TierCaller(
+                self.config,
+                registry,
+                Reporter(self.config, registry),
+                health,
+                retries=retries,
+                base_delay_s=self.retry_base_delay_s,
+            ),
             identifying={
                 "model_name": self.model_name,
                 "tiers": {n: self.config.tier(n).model_id for n in range(1, 6)},
@@ -194,7 +237,7 @@ class ACORouterChatModel(PlanningMixin, MetadataMixin, ExecuteMixin, BaseChatMod
         # The response cache's key: run, trace, user and API key say who pays, not what is
         # asked, so two runs asking the same thing share an entry; sampling settings do
         # change the answer.
-        for key in (_RUN_KEY_OPTION, _TRACE_KEY, *IDENTITY_OPTIONS):
+        for key in (RUN_KEY_OPTION, TRACE_KEY, *IDENTITY_OPTIONS):
             kwargs.pop(key, None)
         for key in ("temperature", "max_tokens"):
             if getattr(self, key) is not None:
@@ -208,20 +251,43 @@ class ACORouterChatModel(PlanningMixin, MetadataMixin, ExecuteMixin, BaseChatMod
 
     @property
     def spend_ledger(self) -> SpendLedger:
-        return self._rt.ledger
+        """The ledger this model holds and settles on."""
+        return self._rt.gateway.ledger
+
+    @property
+    def budget(self) -> BudgetGateway:
+        """The budget gateway: every hold, settlement, release and spend read of this model's
+        calls goes through it (sync and async)."""
+        return self._rt.gateway
+
+    def _default_run(self, run_key: str | None) -> str | None:
+        return run_key or self.run_key or last_run(self._rt.token)
 
     def spent(self, run_key: str | None = None) -> float:
-        """USD settled in the ledger by ``run_key`` (default: ``self.run_key``, else the run
-        of this instance's latest call; 0.0 before any call)."""
-        key = run_key or self.run_key or self._rt.last_run
-        return self._rt.ledger.spent(key) if key else 0.0
+        """USD settled in the ledger by a run.
+
+        Args:
+            run_key: the run; default ``self.run_key``, else the run of this instance's
+                latest call made in the current thread or asyncio task (concurrent callers of
+                a shared model each see their own; pass the key to read another's).
+
+        Returns:
+            The run's settled USD (0.0 before any call).
+        """
+        key = self._default_run(run_key)
+        return self._rt.gateway.spent(key) if key else 0.0
+
+    async def aspent(self, run_key: str | None = None) -> float:
+        """Async :meth:`spent` (the ledger's native async read; the event loop never blocks)."""
+        key = self._default_run(run_key)
+        return await self._rt.gateway.aspent(key) if key else 0.0
 
     def reset_budget(self, run_key: str | None = None) -> None:
         """Start the budget of ``run_key`` (default as in :meth:`spent`) from zero; its spend
         rows are removed from the ledger too."""
-        key = run_key or self.run_key or self._rt.last_run
+        key = self._default_run(run_key)
         if key:
-            self._rt.ledger.reset(key)
+            self._rt.gateway.ledger.reset(key)
 
     @property
     def _cascade_enabled(self) -> bool:
@@ -274,11 +340,168 @@ class ACORouterChatModel(PlanningMixin, MetadataMixin, ExecuteMixin, BaseChatMod
         async for chunk in super().astream(input, config, stop=stop, **kwargs):
             yield chunk
 
-    # -- decisions (pure, shared by every I/O path) -----------------------------------------
+    def _options_from_config(
+        self, config: RunnableConfig | None, kwargs: dict[str, Any]
+    ) -> RunnableConfig:
+        """Per-call options from ``configurable``, and the run key: ``aco_run_id``, else
+        ``thread_id``, else the root run of the LangChain call tree (see ``chat/runs.py``).
+        Returns the config to run with (it may carry the call's run id)."""
+        configurable = (config or {}).get("configurable") or {}
+        merge_configurable(configurable, kwargs)
+        if self.run_key is not None and RUN_KEY_OPTION not in kwargs:
+            kwargs[RUN_KEY_OPTION] = self.run_key
+        cfg, trace = call_run_key(config, kwargs, RUN_KEY_OPTION)
+        kwargs.setdefault(TRACE_KEY, trace)
+        if cfg.get("tags") and "aco_tags" not in kwargs:
+            kwargs["aco_tags"] = list(cfg["tags"])
+        # In the caller's context: llm.spent() after this call reads this call's run.
+        remember_run(self._rt.token, str(kwargs[RUN_KEY_OPTION]))
+        return cfg
 
-    # -- sync I/O -----------------------------------------------------------------------
+    # -- planning: the world read first (spend, availability), then the pure planner -----------
 
-    # -- async I/O ----------------------------------------------------------------------
+    def _call_options(self, kwargs: dict[str, Any]) -> CallOptions:
+        call = split_call_options(
+            kwargs,
+            model_name=self.model_name,
+            fixed_run_key=self.run_key,
+            max_tokens=self.max_tokens,
+            temperature=self.temperature,
+        )
+        remember_run(self._rt.token, call.run_key)
+        return call
+
+    def _unavailable(self) -> dict[int, str]:
+        rt = self._rt
+        return {**rt.registry.unavailable(), **rt.health.cooling()}
+
+    def plan(
+        self, messages: Sequence[BaseMessage], kwargs: dict[str, Any], *, streaming: bool = False
+    ) -> CallPlan:
+        """Route a call without calling any tier (the run's spend is read synchronously).
+
+        Args:
+            messages: the call's messages.
+            kwargs: per-call options (``force_tier``, ``max_cost_usd``, ``aco_run_id``...).
+            streaming: plan a stream.
+
+        Returns:
+            The call's plan: decision, tier order, output cap, budgets, deadline.
+
+        Raises:
+            InvalidRequestError: a bad prompt or option.
+            BudgetExceededError: the run is over budget and the policy is ``raise``.
+
+        Example:
+            ```python
+            llm.plan([HumanMessage("Fix the auth bug")], {"max_cost_usd": 0.01}).decision.tier
+            ```
+        """
+        call = self._call_options(kwargs)
+        snapshot = BudgetSnapshot(self._rt.gateway.spent(call.run_key), self._unavailable())
+        return self._rt.planner.plan(messages, call, snapshot, streaming=streaming)
+
+    async def aplan(
+        self, messages: Sequence[BaseMessage], kwargs: dict[str, Any], *, streaming: bool = False
+    ) -> CallPlan:
+        """Async :meth:`plan` (the spend read does not block the event loop)."""
+        call = self._call_options(kwargs)
+        spent = await self._rt.gateway.aspent(call.run_key)
+        snapshot = BudgetSnapshot(spent, self._unavailable())
+        return self._rt.planner.plan(messages, call, snapshot, streaming=streaming)
+
+    # -- sync I/O: the tier caller's flows under the sync driver ----------------------------
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        return self._answer(self.plan(messages, kwargs), messages, stop, run_manager)
+
+    def _answer(
+        self,
+        plan: CallPlan,
+        messages: list[BaseMessage],
+        stop: list[str] | None,
+        run_manager: CallbackManagerForLLMRun | None,
+    ) -> ChatResult:
+        """The answer of an already planned call (a buffered cascade stream plans once)."""
+        rt = self._rt
+        tab = plan.new_tab()
+        driver = SyncDriver(rt.gateway, messages, stop or self.stop or None, run_manager)
+        return driver.run(rt.caller.answer(plan, tab), lambda p: rt.caller.closing(plan, tab))
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        plan = self.plan(messages, kwargs, streaming=True)
+        if plan.cascade:
+            # Tokens cannot be taken back: answer in full (buffered), then re-chunk. The
+            # plan is reused: the call is routed (and its budget held) once.
+            yield from result_as_chunks(self._answer(plan, messages, stop, None))
+            return
+        rt = self._rt
+        tab = plan.new_tab()
+        driver = SyncDriver(rt.gateway, messages, stop or self.stop or None, None)
+        yield from driver.stream(
+            rt.caller.stream(plan, tab),
+            lambda partial: rt.caller.closing(plan, tab, partial=partial),
+        )
+
+    # -- async I/O: the same flows under the async driver (no blocking call) ----------------
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        plan = await self.aplan(messages, kwargs)
+        return await self._aanswer(plan, messages, stop, run_manager)
+
+    async def _aanswer(
+        self,
+        plan: CallPlan,
+        messages: list[BaseMessage],
+        stop: list[str] | None,
+        run_manager: AsyncCallbackManagerForLLMRun | None,
+    ) -> ChatResult:
+        """The async answer of an already planned call."""
+        rt = self._rt
+        tab = plan.new_tab()
+        driver = AsyncDriver(rt.gateway, messages, stop or self.stop or None, run_manager)
+        return await driver.run(rt.caller.answer(plan, tab), lambda p: rt.caller.closing(plan, tab))
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        plan = await self.aplan(messages, kwargs, streaming=True)
+        if plan.cascade:
+            for chunk in result_as_chunks(await self._aanswer(plan, messages, stop, None)):
+                yield chunk
+            return
+        rt = self._rt
+        tab = plan.new_tab()
+        driver = AsyncDriver(rt.gateway, messages, stop or self.stop or None, None)
+        chunks = driver.stream(
+            rt.caller.stream(plan, tab),
+            lambda partial: rt.caller.closing(plan, tab, partial=partial),
+        )
+        async with aclosing(chunks):  # an abandoned stream settles now, not at GC
+            async for chunk in chunks:
+                yield chunk
 
     # -- tools and structured output ----------------------------------------------------
 
@@ -300,7 +523,7 @@ class ACORouterChatModel(PlanningMixin, MetadataMixin, ExecuteMixin, BaseChatMod
         formatted = [convert_to_openai_tool(t, strict=kwargs.pop("strict", None)) for t in tools]
         if tool_choice is True:
             tool_choice = "any"
-        return self.bind(**{_TOOLS_KEY: formatted, _TOOL_CHOICE_KEY: tool_choice}, **kwargs)
+        return self.bind(**{TOOLS_KEY: formatted, TOOL_CHOICE_KEY: tool_choice}, **kwargs)
 
     def with_structured_output(
         self,
@@ -319,49 +542,9 @@ class ACORouterChatModel(PlanningMixin, MetadataMixin, ExecuteMixin, BaseChatMod
         """
         if kwargs:
             raise ValueError(f"unsupported arguments {sorted(kwargs)}: use method= and strict=")
-        is_model = isinstance(schema, type) and is_basemodel_subclass(schema)
-        tool = convert_to_openai_tool(schema, strict=strict)
-        name = tool["function"]["name"]
-        llm: Runnable[Any, Any]
-        parser: Runnable[Any, Any]
-        if method == "function_calling":
-            llm = self.bind_tools([schema], tool_choice=name, strict=strict)
-            parser = (
-                PydanticToolsParser(tools=[schema], first_tool_only=True)  # type: ignore[list-item]
-                if is_model
-                else JsonOutputKeyToolsParser(key_name=name, first_tool_only=True)
-            )
-        elif method == "json_schema":
-            fmt: dict[str, Any] = {
-                "type": "json_schema",
-                "json_schema": {
-                    "name": name,
-                    "schema": tool["function"]["parameters"],
-                    **({"strict": strict} if strict is not None else {}),
-                },
-            }
-            llm = self.bind(response_format=fmt)
-            parser = (
-                PydanticOutputParser(pydantic_object=schema) if is_model else JsonOutputParser()
-            )  # type: ignore[arg-type]
-        elif method == "json_mode":
-            llm = self.bind(response_format={"type": "json_object"})
-            parser = (
-                PydanticOutputParser(pydantic_object=schema) if is_model else JsonOutputParser()
-            )  # type: ignore[arg-type]
-        else:
-            raise ValueError(
-                f"method={method!r} is not supported: use function_calling, json_schema "
-                "or json_mode"
-            )
-        if not include_raw:
-            return llm | parser
-        parser_with_fallback = RunnablePassthrough.assign(
-            parsed=itemgetter("raw") | parser, parsing_error=lambda _: None
-        ).with_fallbacks(
-            [RunnablePassthrough.assign(parsed=lambda _: None)], exception_key="parsing_error"
+        return structured_output(
+            self, schema, include_raw=include_raw, method=method, strict=strict
         )
-        return RunnableMap(raw=llm) | parser_with_fallback
 
 
 def _ledger(value: Any, config: ACOConfig) -> SpendLedger:
@@ -378,4 +561,11 @@ def _ledger(value: Any, config: ACOConfig) -> SpendLedger:
     return value
 
 
-__all__ = ["ACO_OPTIONS", "ACORouterChatModel", "CallPlan", "FallbackRun", "build_route_request"]
+__all__ = [
+    "ACO_OPTIONS",
+    "ACORouterChatModel",
+    "CallPlan",
+    "FallbackRun",
+    "Runtime",
+    "build_route_request",
+]

@@ -102,6 +102,32 @@ _TRACKER_VAR: ContextVar[RootRunTracker | None] = ContextVar("aco_root_tracker",
 register_configure_hook(_TRACKER_VAR, True)
 
 
+#: The run key of each router model's latest call in this thread / asyncio task, by the
+#: model's token. A context variable, not model state: concurrent calls on one shared model
+#: (the server's) never see each other's run. Copied on write, kept small.
+_LAST_RUN: ContextVar[dict[object, str] | None] = ContextVar("aco_last_run", default=None)
+_LAST_RUN_MAX = 64
+
+
+def remember_run(owner: object, run_key: str) -> None:
+    """Remember ``run_key`` as ``owner``'s latest call in the current context."""
+    runs = _LAST_RUN.get()
+    if runs is not None and runs.get(owner) == run_key:
+        return
+    new = dict(runs or {})
+    new.pop(owner, None)
+    if len(new) >= _LAST_RUN_MAX:
+        del new[next(iter(new))]
+    new[owner] = run_key
+    _LAST_RUN.set(new)
+
+
+def last_run(owner: object) -> str | None:
+    """The run key of ``owner``'s latest call made in the current thread / asyncio task."""
+    runs = _LAST_RUN.get()
+    return None if runs is None else runs.get(owner)
+
+
 def call_run_key(
     config: RunnableConfig | None, kwargs: dict[str, Any], option: str = "aco_run_id"
 ) -> tuple[RunnableConfig, str | None]:
@@ -130,4 +156,4 @@ def call_run_key(
     return cfg, str(trace)
 
 
-__all__ = ["TRACKER", "RootRunTracker", "call_run_key"]
+__all__ = ["TRACKER", "RootRunTracker", "call_run_key", "last_run", "remember_run"]

@@ -196,7 +196,7 @@ async def route(body: RouteRequestBody, state: State, caller: Caller) -> RouteRe
     if body.max_latency is not None:
         options["max_latency_ms"] = body.max_latency * 1000.0
     try:
-        plan = state.llm.plan([HumanMessage(body.prompt)], options)
+        plan = await state.llm.aplan([HumanMessage(body.prompt)], options)
     except ACOError as err:
         raise from_aco_error(err) from err
     d = plan.decision

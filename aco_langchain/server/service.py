@@ -30,6 +30,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.outputs import ChatGeneration
 from pydantic import ValidationError
 
+from aco_langchain.call_info import AcoCallInfo
 from aco_langchain.chat.messages import message_text
 from aco_langchain.chat.model import ACORouterChatModel
 from aco_langchain.config import TASK_TYPES, TIER_NUMBERS, ACOConfig
@@ -356,15 +357,14 @@ class ServerState:
 
     def finish(self, call: RouterCall, msg: AIMessage) -> dict[str, Any]:
         """Record the answer (trace) and return its ``aco`` object."""
-        meta = msg.response_metadata.get("aco") or {}
+        info = AcoCallInfo.from_message(msg) or AcoCallInfo()
         usage: dict[str, Any] = dict(msg.usage_metadata or {})
         i, o = int(usage.get("input_tokens") or 0), int(usage.get("output_tokens") or 0)
-        cost = float(meta.get("cost_usd") or 0.0)
         baseline = self._baseline(i, o)
-        saved = round(baseline - cost, 8) if baseline is not None else None
-        hit = bool(meta.get("cache_hit"))
+        saved = round(baseline - info.cost_usd, 8) if baseline is not None else None
+        hit = bool(info.cache_hit)
         if self._sink is not None:
-            self._trace(call, meta, i, o, cost, hit)
+            self._trace(call, info, i, o)
         return aco_object(msg, saved_cost_usd=saved, cache_hit=hit)
 
     def _baseline(self, input_tokens: int, output_tokens: int) -> float | None:
@@ -413,28 +413,26 @@ class ServerState:
         }
         return out
 
-    def _trace(
-        self, call: RouterCall, meta: dict[str, Any], i: int, o: int, cost: float, hit: bool
-    ) -> None:
+    def _trace(self, call: RouterCall, info: AcoCallInfo, i: int, o: int) -> None:
         from aco_langchain.tracing.trace import TraceRecorder
 
-        tier = int(meta.get("tier") or 1)
+        tier = info.tier if info.tier in TIER_NUMBERS else 1
         rec = TraceRecorder(
             request=message_text(call.messages[-1])[:2000],
-            task_type=str(meta.get("task_type") or "general"),
-            difficulty=int(meta.get("difficulty") or 1),
-            predicted_tier=int(meta.get("routed_tier") or tier),
+            task_type=info.task_type or "general",
+            difficulty=info.difficulty or 1,
+            predicted_tier=info.routed_tier or tier,
         )
-        fb = meta.get("fallback_from")
+        fb = info.fallback_from
         rec.record_model_call(
-            model_id=str(meta.get("model_id") or self.config.tier(tier).model_id),
+            model_id=info.model_id or self.config.tier(tier).model_id,
             tier=tier,
             input_tokens=i,
             output_tokens=o,
-            cost=cost,
-            escalated=bool(meta.get("escalated")),
-            cache_hit=hit,
-            fallback_from=int(fb) if fb in TIER_NUMBERS else None,
+            cost=info.cost_usd,
+            escalated=info.escalated,
+            cache_hit=bool(info.cache_hit),
+            fallback_from=fb if fb in TIER_NUMBERS else None,
             latency_ms=round((time.perf_counter() - call.started) * 1000, 2),
         )
         try:

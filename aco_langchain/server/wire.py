@@ -24,6 +24,7 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, convert_to_messages
 
+from aco_langchain.call_info import AcoCallInfo
 from aco_langchain.chat.messages import message_text
 from aco_langchain.server.schemas import ChatMessage
 
@@ -75,8 +76,9 @@ def usage_of(msg: BaseMessage) -> dict[str, int]:
 
 
 def aco_object(msg: BaseMessage, **overrides: Any) -> dict[str, Any]:
-    """The response's ``aco`` object from the answer's ``response_metadata["aco"]``."""
-    meta = (msg.response_metadata or {}).get("aco") or {}
+    """The response's ``aco`` object from the answer's record (:class:`AcoCallInfo`)."""
+    info = AcoCallInfo.from_message(msg)
+    meta = info.to_metadata() if info is not None else {}
     out = {k: meta[k] for k in ACO_FIELDS if k in meta}
     out.setdefault("cache_hit", False)
     out.update(overrides)

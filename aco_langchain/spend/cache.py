@@ -40,6 +40,7 @@ from langchain_core.caches import RETURN_VAL_TYPE, BaseCache
 from langchain_core.messages import AIMessage, message_to_dict, messages_from_dict
 from langchain_core.outputs import ChatGeneration, Generation
 
+from aco_langchain.call_info import AcoCallInfo
 from aco_langchain.errors import ConfigError
 from aco_langchain.spend.ledger.postgres import mask_url
 
@@ -239,12 +240,12 @@ def mark_hit(generations: list[Generation]) -> list[Generation]:
     for g in generations:
         if isinstance(g, ChatGeneration) and isinstance(g.message, AIMessage):
             rm = g.message.response_metadata
-            meta = dict(rm.get("aco") or {})
-            if not meta.get("cache_hit"):
-                meta["cached_cost_usd"] = meta.get("cost_usd", 0.0)
-            meta.update(cache_hit=True, cost_usd=0.0, fallback_from=None)
-            meta.pop("failures", None)
-            rm["aco"] = meta
+            info = AcoCallInfo.from_message(g.message) or AcoCallInfo()
+            if not info.cache_hit:
+                info.cached_cost_usd = info.cost_usd
+            info.cache_hit, info.cost_usd, info.fallback_from = True, 0.0, None
+            info.failures = None
+            rm["aco"] = info.to_metadata()
     return generations
 
 

@@ -27,6 +27,7 @@ from uuid import UUID
 
 from langchain_core.outputs import LLMResult
 
+from aco_langchain.call_info import AcoCallInfo
 from aco_langchain.chat.messages import message_text
 from aco_langchain.config import ACOConfig
 from aco_langchain.errors import ConfigError
@@ -170,16 +171,9 @@ class TraceBuilder:
             self._open[run_id] = opened
             return
         request = _request_from(inputs) or (run.name or "run")
-        from aco_langchain.routing import RouteRequest
-        from aco_langchain.routing.rules import RuleRouter
-
-        a = RuleRouter().assess(RouteRequest.from_text(request[:4000]), self.config)
-        rec = TraceRecorder(
-            request=request,
-            task_type=a.task_type,
-            difficulty=a.difficulty,
-            predicted_tier=a.suggested_tier,
-        )
+        # Task type, difficulty and predicted tier come from the first routed call's record
+        # (AcoCallInfo): what the router that routed predicted, never a second routing here.
+        rec = TraceRecorder(request=request)
         self._open[run_id] = _Open(recorder=rec, thread_id=thread_id)
 
     def _trace_of(self, run_id: UUID) -> tuple[_Run, _Open] | None:
@@ -243,45 +237,49 @@ class TraceBuilder:
     # ------------------------------------------------------------------ model calls
     def _model_record(self, run: _Run, response: LLMResult) -> dict[str, Any]:
         usage, msg = _usage_of(response)
-        meta = dict((getattr(msg, "response_metadata", None) or {}).get("aco") or {})
-        if not meta:
-            meta = dict((response.llm_output or {}).get("aco") or {})
+        info = AcoCallInfo.from_message(msg) or AcoCallInfo.from_metadata(
+            (response.llm_output or {}).get("aco")
+        )
+        given = info.model_fields_set if info is not None else set()
         i = int((usage or {}).get("input_tokens") or 0)
         o = int((usage or {}).get("output_tokens") or 0)
         rm = getattr(msg, "response_metadata", None) or {}
         name = (
-            meta.get("model_id")
+            (info.model_id if info is not None else None)
             or rm.get("model_name")
             or (response.llm_output or {}).get("model_name")
             or run.model_hint
             or "unknown"
         )
-        tier = meta.get("tier") or run.metadata.get("aco_tier")
+        tier = info.tier if info is not None and "tier" in given else None
+        tier = tier or run.metadata.get("aco_tier")
         if tier is None:
             tier = self.config.tier_of_model(str(name)) or (
                 self.config.tier_of_model(str(run.model_hint)) if run.model_hint else None
             )
-        if "cost_usd" in meta:
-            cost = float(meta["cost_usd"])
+        if info is not None and "cost_usd" in given:
+            cost = info.cost_usd  # priced by the router that made the call: not re-priced
         else:
             cost = self._price(tier, str(name), run.metadata.get("ls_provider"), i, o)
         tier_n = int(tier) if tier in (1, 2, 3, 4, 5) else 1
-        model_id = meta.get("model_id") or (
+        model_id = (info.model_id if info is not None else None) or (
             self.config.tier(tier_n).model_id if tier is not None else str(name)
         )
         return {
-            "has_usage": usage is not None or "cost_usd" in meta,
+            "has_usage": usage is not None or "cost_usd" in given,
             "model_id": str(model_id),
             "tier": tier_n,
             "input_tokens": i,
             "output_tokens": o,
             "cost": cost,
-            "escalated": bool(meta.get("escalated") or run.metadata.get("aco_escalated")),
-            "cache_hit": bool(meta.get("cache_hit")),
-            "fallback_from": meta.get("fallback_from"),
+            "escalated": bool(
+                (info is not None and info.escalated) or run.metadata.get("aco_escalated")
+            ),
+            "cache_hit": bool(info is not None and info.cache_hit),
+            "fallback_from": info.fallback_from if info is not None else None,
             "latency_ms": round((time.perf_counter() - run.started) * 1000, 2),
             "action": run.metadata.get("aco_action"),
-            "meta": meta,
+            "info": info,
             "verifier": VERIFIER_TAG in run.tags or run.metadata.get("aco_role") == "verifier",
         }
 
@@ -315,15 +313,15 @@ class TraceBuilder:
         if rec["verifier"]:
             recorder.record_verifier_call(cost=rec["cost"])
             return
-        meta = rec["meta"]
-        if meta and not opened.meta_seen:
+        info: AcoCallInfo | None = rec["info"]
+        if info is not None and not opened.meta_seen:
             opened.meta_seen = True
             t = recorder.trace
-            if meta.get("task_type"):
-                t.task_type = str(meta["task_type"])
-            if meta.get("difficulty") in (1, 2, 3, 4, 5):
-                t.difficulty = int(meta["difficulty"])
-            routed = meta.get("routed_tier") or meta.get("tier")
+            if info.task_type:
+                t.task_type = str(info.task_type)
+            if info.difficulty in (1, 2, 3, 4, 5):
+                t.difficulty = int(info.difficulty)
+            routed = info.routed_tier or (info.tier if "tier" in info.model_fields_set else None)
             if routed in (1, 2, 3, 4, 5):
                 t.predicted_tier = int(routed)
         fb = rec["fallback_from"]

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
 from aco_langchain import ACOConfig
-from aco_langchain.chat.plan import build_route_request
+from aco_langchain.chat.planner import build_route_request
 from aco_langchain.errors import ContextTooLongError, InvalidRequestError
 from aco_langchain.routing import RouteDecision, RouteRequest, get_router, route
 from aco_langchain.routing.policy import context_tokens

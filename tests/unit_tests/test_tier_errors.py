@@ -135,8 +135,8 @@ def test_tier_reply_error_names_the_tier() -> None:
 def test_a_retry_wait_that_does_not_fit_the_deadline_falls_back_now(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from aco_langchain.chat import execute
-    from aco_langchain.chat.execute import FallbackRun
+    from aco_langchain.chat import fallback as execute
+    from aco_langchain.chat.fallback import FallbackRun
     from aco_langchain.providers.deadline import Deadline
     from aco_langchain.providers.faults import TierHealth
 

@@ -1,0 +1,360 @@
+"""The tier caller: deadline, retries, fallback, cascade and budget holds of one call, as ONE
+flow shared by sync and async.
+
+The flows here are generators that decide and *yield* the I/O they need as typed ops
+(``chat/ops.py``: hold, call, sleep, settle, ...); the sync and async drivers
+(``chat/drivers.py``) perform them and send the results back. So every decision (which tier
+next, retry or fall back, escalate, what to hold and settle) is written once.
+
+Each tier call is built (tier model, tool binding, config errors) *outside* the ``try`` that
+classifies provider faults, as langchain's ``model_fallback`` middleware does: a bug or a
+config error surfaces as itself, never as "tier failed". Every reply is checked
+(:func:`check_result`): no choices, or no content and no tool calls, is a tier fault like any
+other. One deadline covers the call (``providers/deadline.py``).
+
+Example:
+    ```python
+    caller = TierCaller(config, registry, reporter, health, retries=2, base_delay_s=0.5)
+    flow = caller.answer(plan, plan.new_tab())     # a generator of ops
+    result = SyncDriver(gateway, messages, stop, run_manager).run(flow, ...)
+    ```
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Generator
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.outputs import ChatGenerationChunk, ChatResult
+
+from aco_langchain.chat.cascade import CascadeResult, cascade_step
+from aco_langchain.chat.fallback import (
+    Delivered,
+    FallbackRun,
+    check_result,
+    takes_request_timeout,
+)
+from aco_langchain.chat.ops import (
+    CallOp,
+    HoldOp,
+    Op,
+    ReleaseOp,
+    SettleOp,
+    SleepOp,
+    SpentOp,
+    StreamOp,
+)
+from aco_langchain.chat.planner import CallPlan
+from aco_langchain.chat.reporter import Reporter, TierCall, merge_chunks
+from aco_langchain.config import ACOConfig
+from aco_langchain.errors import BudgetExceededError, DeadlineExceededError, TierReplyError
+from aco_langchain.providers.deadline import MIN_ATTEMPT_S
+from aco_langchain.providers.faults import TierHealth
+from aco_langchain.providers.tiers import TierRegistry, output_cap_kwargs
+from aco_langchain.spend.gateway import Tab
+from aco_langchain.spend.ledger.base import Refusal
+
+logger = logging.getLogger(__name__)
+
+#: Prefix of a fallback-run failure line that is a budget skip, not a provider fault.
+BUDGET_SKIP = "skipped, over budget: "
+
+#: A flow: yields ops, receives their results, returns its value.
+Flow = Generator[Op, Any, Any]
+
+
+def _no_extra(_tier: int) -> dict[str, Any]:
+    return {}
+
+
+def _budget_error(plan: CallPlan, refusal: Refusal) -> BudgetExceededError:
+    return BudgetExceededError(
+        f"run {plan.run_key!r}: forced tier does not fit: {refusal.reason} "
+        "(on_budget_exceeded: raise; raise the budget or start a new run)",
+        scope=refusal.scope,
+        limit_usd=refusal.limit_usd,
+        spent_usd=refusal.spent_usd,
+        held_usd=refusal.held_usd,
+    )
+
+
+class TierCaller:
+    """Calls the planned tiers: holds, retries, fallback, cascade, settlement, as op flows.
+
+    Args:
+        config: the model's config.
+        registry: the tiers (models built on first use, prices).
+        reporter: prices answers and builds their records.
+        health: the tiers' fault counts and cooldowns (shared by the model's calls).
+        retries: retries per tier for retryable faults.
+        base_delay_s: the first retry's backoff.
+    """
+
+    def __init__(
+        self,
+        config: ACOConfig,
+        registry: TierRegistry,
+        reporter: Reporter,
+        health: TierHealth,
+        *,
+        retries: int,
+        base_delay_s: float,
+    ) -> None:
+        self.config = config
+        self.registry = registry
+        self.reporter = reporter
+        self.health = health
+        self.retries = retries
+        self.base_delay_s = base_delay_s
+
+    # -- the flows ------------------------------------------------------------------------
+
+    def answer(self, plan: CallPlan, tab: Tab) -> Generator[Op, Any, ChatResult]:
+        """The flow of one answer. Without a cascade: one fallback run. With one: the cheap
+        call with logprobs, the verdict, and the escalated call when the verdict asks for it.
+
+        Returns (as the generator's value):
+            The decorated result (``response_metadata["aco"]`` set).
+        """
+        if not plan.cascade:
+            result, call = yield from self._stage(plan, tab, plan.order, _no_extra)
+            return (yield from self._report(result, plan, call, None, None))
+        result, cheap = yield from self._stage(plan, tab, plan.order, self._logprob_kwargs)
+        verdict = self._cascade_verdict(plan, cheap, result)
+        if not verdict.escalated:
+            return (yield from self._report(result, plan, cheap, None, verdict))
+        up = [n for n in plan.order if n >= verdict.final_tier] or [verdict.final_tier]
+        try:
+            tab.escalating = True
+            final_result, final = yield from self._stage(plan, tab, up, _no_extra)
+        except DeadlineExceededError as exc:
+            # Degrade: no time left to escalate, so the cheap answer stands (and says so).
+            logger.warning(
+                "deadline %gs (%s) spent escalating from tier %s: answering with its answer",
+                exc.deadline_s,
+                exc.source,
+                cheap.tier,
+            )
+            skipped = f"deadline {exc.deadline_s:g}s ({exc.source}) spent"
+            return (yield from self._report(result, plan, cheap, None, verdict, skipped))
+        return (yield from self._report(final_result, plan, final, cheap, verdict))
+
+    def stream(self, plan: CallPlan, tab: Tab) -> Generator[Op, Any, ChatGenerationChunk]:
+        """The flow of a stream with no cascade: stream ops per attempt; an answer already
+        partly handed out is never answered twice (a fault then ends the stream).
+
+        Returns (as the generator's value):
+            The stream's last chunk (the record, no content).
+
+        Raises:
+            StreamInterruptedError: the tier failed after part of its answer was out.
+        """
+        run = self._fallback_run(plan, plan.order)
+        while (attempt := run.next_attempt()) is not None:
+            tier, delay = attempt
+            if (skip := (yield from self._hold(plan, tab, tier))) is not None:
+                run.skip(skip)
+                continue
+            if delay:
+                yield SleepOp(delay)
+            model, kw = self._attempt_args(plan, tier, {}, run)
+            out = Delivered()
+            try:
+                yield StreamOp(tier, model, kw, run.deadline, out)
+                if not out.answered:
+                    raise TierReplyError(tier, "the stream ended without any content")
+            except Exception as exc:  # noqa: BLE001 - provider faults: classified below
+                if out.answered:
+                    # Part of an answer is out: never answer twice.
+                    self.health.failed(tier)
+                    raise out.interrupted(tier, exc, run.deadline) from exc
+                run.failed(exc)
+                continue
+            run.succeeded()
+            message = merge_chunks(out.chunks)
+            call = yield from self._settle(plan, tab, tier, message, run.failures)
+            spent = yield SpentOp(plan.run_key)
+            return self.reporter.final_chunk(plan, message, call, run_spent_usd=spent)
+        err = yield from self._exhausted(plan, run)
+        raise err from run.last
+
+    def closing(self, plan: CallPlan, tab: Tab, *, partial: bool = False) -> Op | None:
+        """The op that ends a call: a hold still open means its tier did not answer (release
+        it). A stream that already handed out chunks was (probably) billed: it is charged its
+        worst case (outcome ``partial``)."""
+        if tab.hold is None:
+            return None
+        if partial and tab.hold_tier is not None:
+            tier, usd = tab.hold_tier, tab.hold.usd
+            record = self.reporter.record(plan, tier, plan.in_bound, plan.cap, usd, "partial")
+            return SettleOp(tab, tier, record)
+        return ReleaseOp(tab)
+
+    # -- one fallback run ---------------------------------------------------------------
+
+    def _fallback_run(self, plan: CallPlan, order: list[int]) -> FallbackRun:
+        return FallbackRun(
+            order,
+            self.retries,
+            self.health,
+            self.base_delay_s,
+            plan.deadline,
+            lowest=plan.decision.lowest_tier,
+        )
+
+    def _stage(
+        self,
+        plan: CallPlan,
+        tab: Tab,
+        order: list[int],
+        extra: Callable[[int], dict[str, Any]],
+    ) -> Generator[Op, Any, tuple[ChatResult, TierCall]]:
+        """One fallback run over ``order``: the first tier that answers, settled."""
+        run = self._fallback_run(plan, order)
+        while (attempt := run.next_attempt()) is not None:
+            tier, delay = attempt
+            if (skip := (yield from self._hold(plan, tab, tier))) is not None:
+                run.skip(skip)
+                continue
+            if delay:
+                yield SleepOp(delay)
+            model, kw = self._attempt_args(plan, tier, extra(tier), run)
+            try:
+                result = check_result(tier, (yield CallOp(tier, model, kw, run.deadline)))
+            except Exception as exc:  # noqa: BLE001 - provider faults: classified by FallbackRun
+                run.failed(exc)
+                continue
+            run.succeeded()
+            message = result.generations[0].message
+            call = yield from self._settle(plan, tab, tier, message, run.failures)
+            return result, call
+        err = yield from self._exhausted(plan, run)
+        raise err from run.last
+
+    def _attempt_args(
+        self, plan: CallPlan, tier: int, extra: dict[str, Any], run: FallbackRun
+    ) -> tuple[BaseChatModel, dict[str, Any]]:
+        """The tier's model and call kwargs (tools bound for this tier), with the time left as
+        the request timeout for clients that take one (ChatOpenAI). Built outside the fault
+        ``try``: a config error or a tool-binding bug is raised as itself."""
+        cold = not self.registry.is_built(tier)
+        started = time.monotonic()
+        model = self.registry.model(tier)
+        kw = {**plan.passthrough, **output_cap_kwargs(model, plan.cap), **extra}
+        if plan.tools:
+            bound = model.bind_tools(plan.tools, tool_choice=plan.tool_choice)
+            kw.update(getattr(bound, "kwargs", {}))
+        if cold:  # first use builds the client (imports, TLS): setup, not call time
+            run.deadline.exclude(time.monotonic() - started)
+        if takes_request_timeout(model):
+            kw["timeout"] = max(MIN_ATTEMPT_S, run.deadline.remaining())
+        return model, kw
+
+    # -- budget ----------------------------------------------------------------------------
+
+    def _hold(self, plan: CallPlan, tab: Tab, tier: int) -> Generator[Op, Any, str | None]:
+        """Hold ``tier``'s worst case on every budget of the call before calling it.
+
+        Returns None when held (a retry on the same tier keeps its hold), or the reason the
+        tier is skipped. A forced tier that does not fit raises under
+        ``on_budget_exceeded: raise``: it is never silently served by another tier.
+
+        Raises:
+            BudgetExceededError: the forced tier does not fit and the policy is ``raise``.
+        """
+        if tab.holds(tier):
+            return None
+        usd = self.registry.cost(tier, plan.in_bound, plan.cap)  # the worst case
+        got: Refusal | None = yield HoldOp(tab, tier, usd)
+        if got is None:
+            return None
+        if plan.forced and self.config.routing.on_budget_exceeded == "raise":
+            raise _budget_error(plan, got)
+        logger.info("run %s: tier %d skipped: %s", plan.run_key, tier, got.reason)
+        return BUDGET_SKIP + got.reason
+
+    def _settle(
+        self, plan: CallPlan, tab: Tab, tier: int, message: Any, failures: dict[int, str]
+    ) -> Generator[Op, Any, TierCall]:
+        """Price the tier's answer and settle its hold (one ledger row per tier call)."""
+        call = self.reporter.tier_call(plan, tier, message, failures)
+        if tab.holds(tier):
+            record = self.reporter.record(
+                plan, tier, call.input_tokens, call.output_tokens, call.cost_usd
+            )
+            yield SettleOp(tab, tier, record)
+        return call
+
+    def _exhausted(self, plan: CallPlan, run: FallbackRun) -> Generator[Op, Any, Exception]:
+        """The error when no tier answered: over budget when every tier was skipped for it,
+        else the fallback run's own error (all tiers failed, or the deadline)."""
+        failures = run.failures
+        if failures and all(v.startswith(BUDGET_SKIP) for v in failures.values()):
+            lines = "; ".join(
+                f"tier {n}: {v.removeprefix(BUDGET_SKIP)}" for n, v in failures.items()
+            )
+            spent = yield SpentOp(plan.run_key)
+            return BudgetExceededError(
+                f"run {plan.run_key!r}: no tier fits the budget ({lines}); raise "
+                "routing.max_cost_per_task (or the budget named) or start a new run",
+                scope=plan.limits[0].scope,
+                limit_usd=plan.limits[0].usd,
+                spent_usd=spent,
+            )
+        return run.exhausted_error()
+
+    # -- cascade -----------------------------------------------------------------------------
+
+    def _logprob_kwargs(self, tier: int) -> dict[str, Any]:
+        spec = self.config.tier(tier)
+        if self.registry.has_instance(tier) or "logprobs" not in spec.capabilities:
+            return {}
+        k = self.config.cascade.top_logprobs
+        return {"logprobs": True, **({"top_logprobs": k} if k else {})}
+
+    def _cascade_verdict(
+        self, plan: CallPlan, cheap: TierCall, result: ChatResult
+    ) -> CascadeResult:
+        gen = result.generations[0]
+        info = gen.generation_info or {}
+        logprobs = info.get("logprobs") or gen.message.response_metadata.get("logprobs")
+        provider = "ollama" if self.config.tier(cheap.tier).provider == "ollama" else "openai"
+        return cascade_step(
+            request=plan.request.routing_text,
+            initial_tier=cheap.tier,
+            cheap_logprobs=logprobs,
+            cheap_response=gen.message,
+            config=self.config,
+            provider=provider,
+            available_tiers=plan.order,
+            finish_reason=info.get("finish_reason")
+            or gen.message.response_metadata.get("finish_reason"),
+        )
+
+    # -- report ------------------------------------------------------------------------------
+
+    def _report(
+        self,
+        result: ChatResult,
+        plan: CallPlan,
+        final: TierCall,
+        cheap: TierCall | None,
+        verdict: CascadeResult | None,
+        escalation_skipped: str | None = None,
+    ) -> Generator[Op, Any, ChatResult]:
+        spent = yield SpentOp(plan.run_key)
+        return self.reporter.decorate(
+            result,
+            plan,
+            final,
+            cheap,
+            verdict,
+            run_spent_usd=spent,
+            escalation_skipped=escalation_skipped,
+        )
+
+
+__all__ = ["BUDGET_SKIP", "Flow", "TierCaller"]

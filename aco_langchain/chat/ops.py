@@ -1,0 +1,101 @@
+"""The I/O a call's decisions ask for, as small typed requests (the tier caller yields them; the
+sync and async drivers perform them).
+
+Each op says what it returns to the flow (``driver.perform(op)`` → value sent back); a tier
+call's failure is thrown back into the flow, which classifies it.
+
+Example:
+    ```python
+    op = HoldOp(tab, tier=2, usd=0.004)      # → Refusal | None
+    ```
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+
+from aco_langchain.chat.fallback import Delivered
+from aco_langchain.providers.deadline import Deadline
+from aco_langchain.spend.gateway import Tab
+from aco_langchain.spend.ledger.base import SpendRecord
+
+
+@dataclass(frozen=True, slots=True)
+class HoldOp:
+    """Hold ``tier``'s worst case on the tab's budgets → ``Refusal | None``."""
+
+    tab: Tab
+    tier: int
+    usd: float
+
+
+@dataclass(frozen=True, slots=True)
+class SettleOp:
+    """Settle ``tier``'s answered call with ``record`` → None."""
+
+    tab: Tab
+    tier: int
+    record: SpendRecord
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseOp:
+    """Release the tab's hold (its tier did not answer) → None."""
+
+    tab: Tab
+
+
+@dataclass(frozen=True, slots=True)
+class SpentOp:
+    """Read the run's settled spend → float."""
+
+    run_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class SleepOp:
+    """Wait before a retry → None."""
+
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class CallOp:
+    """Call the tier's ``_generate``/``_agenerate`` under the call's deadline → ChatResult."""
+
+    tier: int
+    model: BaseChatModel
+    kwargs: dict[str, Any]
+    deadline: Deadline
+
+
+@dataclass(frozen=True, slots=True)
+class StreamOp:
+    """Stream the tier's answer to the caller chunk by chunk → None; the chunks handed out are
+    in ``delivered``."""
+
+    tier: int
+    model: BaseChatModel
+    kwargs: dict[str, Any]
+    deadline: Deadline
+    delivered: Delivered
+
+
+#: A ledger op (the budget gateway performs it).
+LedgerOp = HoldOp | SettleOp | ReleaseOp | SpentOp
+Op = HoldOp | SettleOp | ReleaseOp | SpentOp | SleepOp | CallOp | StreamOp
+
+__all__ = [
+    "CallOp",
+    "HoldOp",
+    "LedgerOp",
+    "Op",
+    "ReleaseOp",
+    "SettleOp",
+    "SleepOp",
+    "SpentOp",
+    "StreamOp",
+]
