@@ -291,14 +291,13 @@ class ServerState:
         return hit
 
     def _record_hit(self, call: RouterCall, msg: AIMessage) -> None:
-        meta = msg.response_metadata.get("aco") or {}
+        info = AcoCallInfo.from_message(msg) or AcoCallInfo()
         usage: dict[str, Any] = dict(msg.usage_metadata or {})
-        tier = meta.get("tier")
         record = SpendRecord(
             run_key=call.run_key,
             cost_usd=0.0,
-            tier=int(tier) if tier in TIER_NUMBERS else None,
-            model=str(meta.get("model_id") or ""),
+            tier=info.tier if info.tier in TIER_NUMBERS else None,
+            model=info.model_id,
             outcome="cache_hit",
             baseline_usd=self._baseline(
                 int(usage.get("input_tokens") or 0), int(usage.get("output_tokens") or 0)
@@ -320,7 +319,7 @@ class ServerState:
     def _store(self, call: RouterCall, msg: AIMessage) -> None:
         if self.cache is None or call.cache_key is None:
             return
-        why = full_quality(msg.response_metadata.get("aco") or {})
+        why = full_quality(AcoCallInfo.from_message(msg))
         if why is not None:
             logger.info("answer of run %s not cached: %s", call.run_key, why)
             return

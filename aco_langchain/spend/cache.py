@@ -235,70 +235,85 @@ def _decode(value: str) -> list[Generation]:
     return gens
 
 
-def mark_hit(generations: list[Generation]) -> list[Generation]:
-    """Say in each answer's ``aco`` metadata that it came from the cache and cost nothing."""
+def hit_record(made: AcoCallInfo, run_key: str | None) -> AcoCallInfo:
+    """The record of a cache hit of an answer whose record is ``made`` (pure).
+
+    It says ``cache_hit: true``, ``cost_usd: 0`` and ``cached_cost_usd`` (what the answer
+    cost when made), and carries ``run_key`` (the run it now serves; None when unknown).
+    Nothing that described the making call (its run and that run's spend, its tier calls,
+    failures, fallback, latency) is kept: no other run's identity or spend is disclosed.
+
+    Example:
+        ```python
+        hit_record(AcoCallInfo(tier=2, cost_usd=0.01, run_key="bob/r1"), "alice/r9").run_key
+        # 'alice/r9'
+        ```
+    """
+    return AcoCallInfo(
+        tier=made.tier,
+        model_id=made.model_id,
+        reason=made.reason,
+        cost_usd=0.0,
+        estimated_cost_usd=made.estimated_cost_usd,
+        routed_tier=made.routed_tier,
+        task_type=made.task_type,
+        difficulty=made.difficulty,
+        predicted_success=made.predicted_success,
+        confidence=made.confidence,
+        run_key=run_key,
+        cache_hit=True,
+        cached_cost_usd=made.cached_cost_usd if made.cache_hit else made.cost_usd,
+    )
+
+
+def mark_hit(generations: list[Generation], run_key: str | None = None) -> list[Generation]:
+    """Mark each stored answer as a cache hit (:func:`hit_record`), in place."""
     for g in generations:
         if isinstance(g, ChatGeneration) and isinstance(g.message, AIMessage):
-            rm = g.message.response_metadata
-            info = AcoCallInfo.from_message(g.message) or AcoCallInfo()
-            if not info.cache_hit:
-                info.cached_cost_usd = info.cost_usd
-            info.cache_hit, info.cost_usd, info.fallback_from = True, 0.0, None
-            info.failures = None
-            rm["aco"] = info.to_metadata()
+            made = AcoCallInfo.from_message(g.message) or AcoCallInfo()
+            g.message.response_metadata["aco"] = hit_record(made, run_key).to_metadata()
     return generations
 
 
-#: ``aco`` metadata that belongs to the call that made an answer, not to a later hit of it.
-_CALL_ONLY = ("run_spent_usd", "calls", "failures", "latency_ms", "first_tier")
-
-
 def as_hit_of(msg: AIMessage, run_key: str) -> AIMessage:
-    """A cached answer as the answer of the call it now serves (pure: a copy).
-
-    Its ``aco`` metadata carries that call's ``run_key``, ``cache_hit: true`` and
-    ``cost_usd: 0`` (``cached_cost_usd``: what it cost when made); what described the
-    original call (its run's spend, its tier calls, failures, latency) is dropped, so no
-    other run's identity or spend is disclosed.
+    """A copy of a cached answer as the answer of the call it now serves: its record is
+    :func:`hit_record` with that call's ``run_key``.
 
     Example:
         ```python
         hit = as_hit_of(stored, "team-a/run-9")
-        hit.response_metadata["aco"]["run_key"]    # 'team-a/run-9'
+        AcoCallInfo.from_message(hit).run_key      # 'team-a/run-9'
         ```
     """
-    (gen,) = mark_hit([ChatGeneration(message=msg.model_copy(deep=True))])
-    assert isinstance(gen, ChatGeneration)  # noqa: S101 - made just above
-    meta = gen.message.response_metadata["aco"]
-    for name in _CALL_ONLY:
-        meta.pop(name, None)
-    meta["run_key"] = run_key
-    return gen.message  # type: ignore[return-value]
+    copy = msg.model_copy(deep=True)
+    mark_hit([ChatGeneration(message=copy)], run_key)
+    return copy
 
 
-def full_quality(meta: dict[str, Any]) -> str | None:
+def full_quality(info: AcoCallInfo | None) -> str | None:
     """Why an answer must not be cached (pure), or None when it may be.
 
-    Only answers of the tier the router decided for the request's own merits are stored: a
+    Only answers of the tier the router decided on the request's own merits are stored: a
     fallback or degraded answer (a tier failed) and a budget-forced one (a run's spent
     budget pushed it down) would be served to callers with money left as if it were the
     right answer.
 
     Example:
         ```python
-        full_quality({"tier": 1, "degraded_from": 3})   # 'degraded from tier 3 to tier 1'
+        full_quality(AcoCallInfo(tier=1, degraded_from=3))   # 'degraded from tier 3 ...'
         ```
     """
-    tier = meta.get("tier")
-    if meta.get("degraded_from"):
-        return f"degraded from tier {meta['degraded_from']} to tier {tier}"
-    if meta.get("fallback_from"):
-        return f"a fallback from tier {meta['fallback_from']} to tier {tier}"
-    if meta.get("budget_forced"):
-        return "its tier was forced by a spent budget"
-    # The router's reason names budget steps ("budget_exceeded ...: forced local",
+    if info is None:
+        return "it carries no routing record"
+    if info.degraded_from:
+        return f"degraded from tier {info.degraded_from} to tier {info.tier}"
+    if info.fallback_from:
+        return f"a fallback from tier {info.fallback_from} to tier {info.tier}"
+    if info.cache_hit:
+        return "it is a cache hit already"
+    # The router's reason names its budget steps ("budget_exceeded ...: forced local",
     # "budget remaining $x -> tier n"): the decision was the budget's, not the request's.
-    if "budget" in str(meta.get("reason") or ""):
+    if "budget" in info.reason:
         return "its tier was chosen by the run's remaining budget"
     return None
 
@@ -352,13 +367,21 @@ class ResponseCache(BaseCache):
         return mark_hit(found) if found is not None else None
 
     def update(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
-        """Store a successful answer (LangChain calls this only after a success).
+        """Store a successful, full-quality answer (LangChain calls this only after a
+        success; a degraded, fallback or budget-forced answer is not stored:
+        :func:`full_quality`).
 
         Args:
             prompt: the serialized request.
             llm_string: the serialized model and call parameters.
             return_val: the answer's generations.
         """
+        for g in return_val:
+            if isinstance(g, ChatGeneration):
+                why = full_quality(AcoCallInfo.from_message(g.message))
+                if why is not None:
+                    logger.info("answer not cached: %s", why)
+                    return
         try:
             self.store.set(entry_key(prompt, llm_string), _encode(return_val), self.ttl_s)
         except Exception as err:  # noqa: BLE001
@@ -437,6 +460,7 @@ __all__ = [
     "cache_from_url",
     "cache_url_problem",
     "full_quality",
+    "hit_record",
     "entry_key",
     "mark_hit",
 ]
