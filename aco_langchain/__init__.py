@@ -38,6 +38,7 @@ from aco_langchain.errors import (
     TierReplyError,
     TierUnavailableError,
     TrainError,
+    UnparsedReplyError,
 )
 
 # A library logs, the application decides where it goes (nothing printed by default).
@@ -120,6 +121,7 @@ __all__ = [
     "LocalToolCallError",
     "RoutingError",
     "StreamInterruptedError",
+    "UnparsedReplyError",
     "TierReplyError",
     "TierUnavailableError",
     "TrainError",

@@ -25,7 +25,7 @@ from langchain_core.messages import BaseMessage
 
 from aco_langchain.chat.messages import message_text
 from aco_langchain.chat.options import CallOptions
-from aco_langchain.config import ACOConfig
+from aco_langchain.config import TIER_NUMBERS, ACOConfig
 from aco_langchain.errors import BudgetExceededError, InvalidRequestError
 from aco_langchain.providers.deadline import Deadline, call_deadline
 from aco_langchain.providers.faults import fallback_order
@@ -148,7 +148,8 @@ class CallPlan:
     who: CallIdentity
     limits: list[Limit]
     cap: int
-    """Output tokens the tier is told to stop at (sent as max_tokens / num_predict / ...)."""
+    """Output tokens a tier is told to stop at when it has no cap of its own (the call's
+    ``max_tokens``, else ``routing.max_output_tokens``); see :meth:`cap_for`."""
     in_bound: int
     """Upper bound on the call's input tokens (what a hold counts)."""
     ttl_s: float
@@ -156,6 +157,15 @@ class CallPlan:
     started: float = field(default_factory=time.perf_counter)
     deadline: Deadline = field(default_factory=lambda: Deadline.start(float("inf"), "none"))
     """The call's one deadline: every attempt, retry, fallback and cascade step shares it."""
+    caps: dict[int, int] = field(default_factory=dict)
+    """Output cap per tier (the tier's ``max_output_tokens`` default when the call set no
+    ``max_tokens``); tiers not named use :attr:`cap`."""
+    attempt_share: float = 1.0
+    """``routing.attempt_share``: the deadline's share an attempt with a fallback may take."""
+
+    def cap_for(self, tier: int) -> int:
+        """Output tokens ``tier`` is told to stop at (sent, and held at its price)."""
+        return self.caps.get(tier, self.cap)
 
     def new_tab(self) -> Tab:
         """The call's budget tab (its holds live there, not in the plan)."""
@@ -291,6 +301,8 @@ class Planner:
             who=call.who,
             limits=budget_limits(config, call.who),
             cap=int(max_tokens or config.routing.max_output_tokens),
+            caps={} if max_tokens else {n: config.output_cap(n) for n in TIER_NUMBERS},
+            attempt_share=config.routing.attempt_share,
             in_bound=input_token_bound(request.text, len(messages), tools),
             ttl_s=self._ttl,
             forced=forced,

@@ -57,7 +57,12 @@ class TierCall:
 def _warn_degraded(
     decided: int, served: int, decision: RouteDecision, failures: dict[int, str]
 ) -> None:
-    cause = decision.unavailable.get(decided) or failures.get(decided) or "failed"
+    cause = (
+        decision.unavailable.get(decided)
+        or failures.get(decided)
+        or ("the run's budget" if decision.budget_exceeded or "budget" in decision.reason else "")
+        or "failed"
+    )
     key = (decided, served, cause.split(":")[0])
     if key in _WARNED:
         return
@@ -204,7 +209,10 @@ class Reporter:
                 confidence = round(measured, 4)
         if verdict is not None and escalated:
             first_confidence = round(verdict.confidence, 4)
-        decided = decision.degraded_from or routed
+        # A forced tier the budget pushed down (force_local) is the decided one too: the
+        # caller asked for it, so a cheaper answer says so (degraded_from and a warning).
+        forced = plan.request.constraints.force_tier if decision.forced else None
+        decided = max(decision.degraded_from or routed, forced or 0)
         degraded_from = None
         if final.tier < decided:
             degraded_from = decided

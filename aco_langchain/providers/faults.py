@@ -66,6 +66,16 @@ def _transient(exc: BaseException) -> bool:
     return openai is not None and isinstance(exc, openai.APIConnectionError)  # + timeouts
 
 
+def is_timeout(exc: BaseException) -> bool:
+    """Did a call end on a timeout (asyncio's/the builtin, httpx's or openai's)? Typed."""
+    if isinstance(exc, TimeoutError):
+        return True
+    if (httpx := _loaded("httpx")) is not None and isinstance(exc, httpx.TimeoutException):
+        return True
+    openai = _loaded("openai")
+    return openai is not None and isinstance(exc, openai.APITimeoutError)
+
+
 def _status_code(exc: BaseException) -> int | None:
     """The HTTP status a provider error carries (openai, httpx, ollama), None for others."""
     if (openai := _loaded("openai")) is not None and isinstance(exc, openai.APIStatusError):

@@ -16,6 +16,7 @@ RoutingError (constraints)    400     invalid_request_error   no_tier_fits
 DeadlineExceededError         504     timeout                 deadline_exceeded
 AllTiersFailedError           502     upstream_error          all_tiers_failed
 StreamInterruptedError        502     upstream_error          stream_interrupted
+UnparsedReplyError            502     upstream_error          unparsed_reply
 ConfigError, other ACOError   500     server_error            server_config_error (the
                                                               message only in the log)
 ============================  ======  ======================  =================
@@ -43,6 +44,7 @@ from aco_langchain.errors import (
     RoutingError,
     StreamInterruptedError,
     TierUnavailableError,
+    UnparsedReplyError,
 )
 
 logger = logging.getLogger(__name__)
@@ -131,6 +133,8 @@ def from_aco_error(exc: ACOError) -> APIError:
         return APIError(
             502, text, type="upstream_error", code="stream_interrupted", headers=_NO_RETRY
         )
+    if isinstance(exc, UnparsedReplyError):  # billed, recorded; the caller's cap or schema
+        return APIError(502, text, type="upstream_error", code="unparsed_reply", headers=_NO_RETRY)
     if isinstance(exc, AllTiersFailedError):
         return APIError(
             502, text, type="upstream_error", code="all_tiers_failed", headers=_NO_RETRY
