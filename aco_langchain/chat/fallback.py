@@ -186,7 +186,8 @@ class FallbackRun:
         self.last = exc
         if self._sliced and is_timeout(exc):
             # The tier used its whole slice: fall back while there is time for it.
-            self._give_up(tier, why + " (its share of the deadline)")
+            self.failures[tier] = why = f"{why} (its share of the deadline)"
+            self._give_up(tier, why)
             return
         if classify_error(exc) == "retry" and self._attempt < self.retries:
             self._delay = backoff_delay(self._attempt, self.base_delay_s)

@@ -179,6 +179,7 @@ class ACORouterChatModel(BaseChatModel):
         super().model_post_init(context)
         router = self.router if self.router is not None else _default_router(self.config)
         registry = TierRegistry(self.config, self.tier_models)
+        registry.warm()  # provider imports now, not inside the first call's deadline
         health = TierHealth(cooldown_after=self.cooldown_after, cooldown_s=self.cooldown_s)
         retries = self.config.routing.max_retries if self.max_retries is None else self.max_retries
         self._rt = Runtime(

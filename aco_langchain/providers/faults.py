@@ -152,8 +152,11 @@ def unparsed_reply(exc: BaseException) -> Unparsed | None:
 
     - openai's ``LengthFinishReasonError`` / ``ContentFilterFinishReasonError`` (a structured
       answer cut by ``max_tokens`` or filtered; the first carries the reply's usage);
-    - a pydantic ``ValidationError``, ``json.JSONDecodeError`` or langchain's
-      ``OutputParserException`` raised while parsing a 200 reply (usage unknown).
+    - a pydantic ``ValidationError`` or langchain's ``OutputParserException`` raised while
+      parsing a 200 reply's content into the requested structure (usage unknown).
+
+    A body that is not JSON at all (an HTML error page, a cut connection) is a provider
+    fault, not a billed answer: it falls back as before.
 
     Args:
         exc: what the tier call raised.
@@ -175,12 +178,10 @@ def unparsed_reply(exc: BaseException) -> Unparsed | None:
             return Unparsed(None, None, "the provider's content filter cut the reply")
         if isinstance(exc, openai.APIError):
             return None  # an HTTP-level error: nothing was answered
-    from json import JSONDecodeError
-
     from langchain_core.exceptions import OutputParserException
     from pydantic import ValidationError
 
-    if isinstance(exc, ValidationError | JSONDecodeError | OutputParserException):
+    if isinstance(exc, ValidationError | OutputParserException):
         first = str(exc).splitlines()[0] if str(exc).strip() else type(exc).__name__
         return Unparsed(None, None, f"the reply could not be parsed ({mask(first)[:120]})")
     return None

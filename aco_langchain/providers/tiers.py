@@ -12,6 +12,7 @@ Usage::
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import os
 import weakref
@@ -281,6 +282,23 @@ class TierRegistry:
             if why:
                 out[n] = why
         return out
+
+    def warm(self) -> None:
+        """Import the provider libraries the built tiers will need (``langchain_openai``,
+        ``langchain_ollama``), without building a client. The router model does it when it
+        is made, so the first call's deadline, which counts building a tier's client, is not
+        spent on imports (seconds on a busy machine)."""
+        providers = {self.spec(n).provider for n in TIER_NUMBERS if n not in self._given}
+        modules = []
+        if providers - {"ollama", "instance"}:
+            modules.append("langchain_openai")
+        if "ollama" in providers:
+            modules.append("langchain_ollama")
+        for name in modules:
+            try:
+                importlib.import_module(name)
+            except ImportError as err:  # the tier says so when it is built
+                logger.debug("cannot import %s ahead of use: %s", name, err)
 
     def is_built(self, tier: int) -> bool:
         """Is the tier's chat model ready (given, or built by an earlier call)?"""
