@@ -209,8 +209,9 @@ class LedgerSettings(_Strict):
     hold_ttl_s: float | None = Field(
         None,
         gt=0.0,
-        description="How long a call's hold lives if its process dies; None: "
-        "max_latency_per_call_s x (max_retries + 1) + 30 s.",
+        description="How long a call's hold lives if its process dies; at least "
+        "routing.max_latency_per_call_s (validated); None: max_latency_per_call_s x "
+        "(max_retries + 1) + 30 s.",
     )
     baseline_tier: int = Field(
         4, ge=1, le=5, description="The tier savings are measured against (seed: gpt-4-class)."
@@ -487,6 +488,15 @@ class ACOConfig(_Strict):
             raise ValueError(f"missing tier(s) {', '.join(missing)}: define all of tier1..tier5")
         if self.routing.safety_threshold > self.routing.downgrade_threshold:
             raise ValueError("routing.safety_threshold must not exceed routing.downgrade_threshold")
+        ttl, deadline = self.ledger.hold_ttl_s, self.routing.max_latency_per_call_s
+        if ttl is not None and ttl < deadline:
+            # A hold that expires while its call runs frees budget the call may still spend.
+            raise ValueError(
+                f"ledger.hold_ttl_s ({ttl:g} s) is shorter than a call's deadline "
+                f"routing.max_latency_per_call_s ({deadline:g} s): a hold would expire while "
+                f"its call runs and let other calls overspend; set ledger.hold_ttl_s >= "
+                f"{deadline:g} or leave it unset"
+            )
         return self
 
     def output_cap(self, number: int) -> int:

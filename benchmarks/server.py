@@ -7,21 +7,29 @@ provider can run here):
 - ``direct``: the upstream itself;
 - ``aco``: a real ``aco serve`` process (1 worker, ``model: aco``, the config's router, no
   cache, one bearer key, a SQLite ledger) whose five tiers point at the upstream;
+- ``aco_pg``: the same with the local PostgreSQL ledger (unique tables, dropped after;
+  skipped when no server answers);
+- ``aco_w2``: the same as ``aco`` with ``--workers 2`` (both workers share the SQLite ledger);
 - ``litellm``: LiteLLM's proxy (``litellm --config``, 1 worker) from its own venv
   (``python3 -m venv /work/litellm-venv && /work/litellm-venv/bin/pip install
   'litellm[proxy]'``; never a dependency of ours), one model pointing at the upstream, its
   master key as the bearer key, no database.
 
-Each target gets a warm-up, then a bounded load (default 2,000 requests, 32 concurrent, one
+The upstream sets ``TCP_NODELAY`` (``tests/fault_server``): without it its two writes per
+answer met the client's delayed ACK and the direct baseline stalled ~40 ms per call.
+
+Each target gets a warm-up, then a bounded load (default 2,000 requests, 16 concurrent, one
 keep-alive httpx client) and a sequential run (300 requests, 1 at a time: latency without
 queueing). Distinct prompts, so nothing can be served from a cache. Printed and written to
-``benchmarks/results/server.json``: p50/p99 latency, requests/s, and the *added* p50/p99
-over the direct call measured in the same run. Target: aco's added p50 below LiteLLM's.
+``benchmarks/results/server.json``: p50/p99 latency, requests/s, the *added* p50/p99 over the
+direct call and the throughput as a share of the direct one, measured in the same run.
+Targets (issue 18): added p50 at 1 in flight <= 2 ms; throughput at 16 in flight >= 0.5x
+direct; ``--workers 2`` not slower than one.
 
 Usage::
 
-    .venv/bin/python benchmarks/server.py [--requests 2000] [--concurrency 32]
-        [--litellm /work/litellm-venv/bin/litellm]
+    .venv/bin/python benchmarks/server.py [--requests 2000] [--concurrency 16]
+        [--litellm /work/litellm-venv/bin/litellm] [--no-pg] [--no-workers2]
 """
 
 from __future__ import annotations
@@ -103,7 +111,32 @@ def start_upstream() -> tuple[subprocess.Popen[bytes], str]:
     return proc, f"http://127.0.0.1:{port}/v1"
 
 
-def start_aco(upstream: str, tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
+PG_URL = os.environ.get("ACO_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def _pg_ok() -> bool:
+    try:
+        import psycopg
+
+        psycopg.connect(PG_URL, connect_timeout=3).close()
+        return True
+    except Exception:  # noqa: BLE001 - any failure: no Postgres here
+        return False
+
+
+def _drop_pg(prefix: str) -> None:
+    import psycopg
+
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute(
+            f"DROP TABLE IF EXISTS {prefix}budgets, {prefix}holds, {prefix}spend, "
+            f"{prefix}schema_version"
+        )
+
+
+def start_aco(
+    upstream: str, tmp: Path, ledger_url: str, name: str, workers: int = 1
+) -> tuple[subprocess.Popen[bytes], str]:
     models = {
         f"tier{n}": {
             "model_id": f"bench-tier-{n}",
@@ -117,8 +150,8 @@ def start_aco(upstream: str, tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
         }
         for n in range(1, 6)
     }
-    cfg = {"models": models, "ledger": {"url": f"sqlite:///{tmp / 'ledger.db'}"}}
-    path = tmp / "aco.yaml"
+    cfg = {"models": models, "ledger": {"url": ledger_url}}
+    path = tmp / f"{name}.yaml"
     path.write_text(yaml.safe_dump(cfg))
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("ACO_")}
@@ -127,6 +160,7 @@ def start_aco(upstream: str, tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
     proc = subprocess.Popen(
         [sys.executable, "-c", "from aco_langchain.cli import main; main()", "serve"]
         + ["--config", str(path), "--port", str(port), "--no-access-log"]
+        + ["--workers", str(workers)]
         + ["--log-level", "warning"],
         env=env,
         stdout=subprocess.DEVNULL,
@@ -239,9 +273,13 @@ def measure(base: str, model: str, name: str, n: int, concurrency: int) -> dict[
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--requests", type=int, default=2000)
-    ap.add_argument("--concurrency", type=int, default=32)
+    ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--litellm", default="/work/litellm-venv/bin/litellm")
+    ap.add_argument("--no-pg", action="store_true", help="Skip the Postgres-ledger target.")
+    ap.add_argument("--no-workers2", action="store_true", help="Skip --workers 2.")
     args = ap.parse_args()
+    pg_prefix = f"aco_bsrv{os.getpid()}_"
+    use_pg = not args.no_pg and _pg_ok()
     procs: list[subprocess.Popen[bytes]] = []
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="aco-bench-server-") as d:
@@ -250,9 +288,20 @@ def main() -> None:
             up, upstream = start_upstream()
             procs.append(up)
             _wait_up(upstream.removesuffix("/v1") + "/health", up, "upstream")
-            aco, aco_url = start_aco(upstream, tmp)
+            sqlite_url = f"sqlite:///{tmp / 'ledger.db'}"
+            aco, aco_url = start_aco(upstream, tmp, sqlite_url, "aco")
             procs.append(aco)
             targets = [("direct", upstream, "up-2"), ("aco", aco_url, "aco")]
+            if use_pg:
+                pg, pg_url = start_aco(
+                    upstream, tmp, f"{PG_URL}?table_prefix={pg_prefix}", "aco_pg"
+                )
+                procs.append(pg)
+                targets.append(("aco_pg", pg_url, "aco"))
+            if not args.no_workers2:
+                w2, w2_url = start_aco(upstream, tmp, sqlite_url, "aco_w2", workers=2)
+                procs.append(w2)
+                targets.append(("aco_w2", w2_url, "aco"))
             if Path(args.litellm).exists():
                 lite, lite_url = start_litellm(args.litellm, upstream, tmp)
                 procs.append(lite)
@@ -269,6 +318,9 @@ def main() -> None:
         finally:
             for p in reversed(procs):
                 _stop(p)
+            if use_pg:
+                _drop_pg(pg_prefix)
+    names = [n for n in ("aco", "aco_pg", "aco_w2", "litellm") if n in results]
     for label in ("loaded", "sequential"):
         base50 = statistics.median(
             [results["direct"][label]["p50_ms"], results["direct_again"][label]["p50_ms"]]
@@ -276,20 +328,36 @@ def main() -> None:
         base99 = statistics.median(
             [results["direct"][label]["p99_ms"], results["direct_again"][label]["p99_ms"]]
         )
-        for name in ("aco", "litellm"):
-            if name in results:
-                r = results[name][label]
-                r["added_p50_ms"] = round(r["p50_ms"] - base50, 3)
-                r["added_p99_ms"] = round(r["p99_ms"] - base99, 3)
-    print("\nadded latency over the direct call (same run):")
+        base_rps = statistics.median(
+            [results["direct"][label]["req_per_s"], results["direct_again"][label]["req_per_s"]]
+        )
+        for name in names:
+            r = results[name][label]
+            r["added_p50_ms"] = round(r["p50_ms"] - base50, 3)
+            r["added_p99_ms"] = round(r["p99_ms"] - base99, 3)
+            r["throughput_vs_direct"] = round(r["req_per_s"] / base_rps, 3)
+    print("\nover the direct call (same run):")
     for label in ("loaded", "sequential"):
-        for name in ("aco", "litellm"):
-            if name in results:
-                r = results[name][label]
-                print(
-                    f"  {name:8s} {label:10s} +p50 {r['added_p50_ms']:8.2f} ms  "
-                    f"+p99 {r['added_p99_ms']:8.2f} ms  {r['req_per_s']:7.1f} req/s per worker"
-                )
+        for name in names:
+            r = results[name][label]
+            print(
+                f"  {name:8s} {label:10s} +p50 {r['added_p50_ms']:8.2f} ms  "
+                f"+p99 {r['added_p99_ms']:8.2f} ms  {r['req_per_s']:7.1f} req/s "
+                f"({r['throughput_vs_direct']:.2f}x direct)"
+            )
+    targets_met = {}
+    for name in (n for n in names if n != "litellm"):
+        targets_met[name] = {
+            "added_p50_le_2ms_at_1": results[name]["sequential"]["added_p50_ms"] <= 2.0,
+            "throughput_ge_half_direct_at_16": results[name]["loaded"]["throughput_vs_direct"]
+            >= 0.5,
+        }
+    if "aco_w2" in results:
+        targets_met["aco_w2"]["not_slower_than_one_worker"] = (
+            results["aco_w2"]["loaded"]["req_per_s"] >= results["aco"]["loaded"]["req_per_s"]
+        )
+    results["targets"] = targets_met
+    print(f"targets: {json.dumps(targets_met)}")
     if "litellm" in results:
         ok = all(
             results["aco"][lb]["added_p50_ms"] < results["litellm"][lb]["added_p50_ms"]
@@ -302,7 +370,7 @@ def main() -> None:
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
         "load_avg_1m_end": round(os.getloadavg()[0], 2),
-        "upstream": "tests/fault_server.FaultServer (loopback fake, own process)",
+        "upstream": "tests/fault_server.FaultServer (loopback fake, own process, TCP_NODELAY)",
         "client": "httpx.AsyncClient, keep-alive",
     }
     OUT.parent.mkdir(parents=True, exist_ok=True)

@@ -83,3 +83,15 @@ def make_ledger(kind: str, tmp_path: Path) -> Iterator[tuple[SpendLedger, str]]:
     finally:
         ledger.close()
         drop_pg(prefix)
+
+
+#: The backends every contract test runs on (Postgres marked so it can be deselected).
+BACKENDS = ["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(params=BACKENDS)
+def ledger_and_url(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[tuple[SpendLedger, str]]:
+    """A fresh ledger of each backend, with its URL."""
+    yield from make_ledger(request.param, tmp_path)

@@ -23,7 +23,7 @@ BUDGET = 3.0
 CAP = 200
 
 
-def config(base_url: str, hold_ttl_s: float = 60.0) -> dict:
+def config(base_url: str, hold_ttl_s: float = 60.0, deadline_s: float = 20.0) -> dict:
     models = {
         f"tier{n}": {
             "model_id": f"loop-t{n}",
@@ -41,7 +41,7 @@ def config(base_url: str, hold_ttl_s: float = 60.0) -> dict:
             "max_output_tokens": CAP,
             "max_retries": 1,
             "max_tokens_per_task": 10**9,
-            "max_latency_per_call_s": 20,
+            "max_latency_per_call_s": deadline_s,
         },
         "models": models,
         "ledger": {"hold_ttl_s": hold_ttl_s},
@@ -51,7 +51,9 @@ def config(base_url: str, hold_ttl_s: float = 60.0) -> dict:
 def main(argv: list[str]) -> None:
     url, base_url, calls, run_key = argv[0], argv[1], int(argv[2]), argv[3]
     hang = len(argv) > 4 and argv[4] == "hang"
-    cfg = config_from_dict(config(base_url, hold_ttl_s=2.0 if hang else 60.0))
+    # A hold's TTL covers the call's deadline (validated): the hanging worker gets 2 s of both.
+    ttl = 2.0 if hang else 60.0
+    cfg = config_from_dict(config(base_url, hold_ttl_s=ttl, deadline_s=min(ttl, 20.0)))
     llm = ACORouterChatModel(config=cfg, router=RuleRouter(), ledger=url, retry_base_delay_s=0.0)
     out = {"answered": 0, "refused": 0, "failed": 0, "streams": 0}
     for i in range(2 if hang else calls):

@@ -120,6 +120,7 @@ class TierCaller:
         self.health = health
         self.retries = retries
         self.base_delay_s = base_delay_s
+        self._caps: dict[tuple[int, int, int], dict[str, Any]] = {}
 
     # -- the flows ------------------------------------------------------------------------
 
@@ -299,13 +300,24 @@ class TierCaller:
         Building a tier's client the first time counts against the deadline: the clock
         started at the call."""
         model = self.registry.model(tier)
-        kw = {**plan.passthrough, **output_cap_kwargs(model, plan.cap_for(tier)), **extra}
+        kw = {**plan.passthrough, **self._cap_kwargs(tier, model, plan.cap_for(tier)), **extra}
         if plan.tools:
             bound = model.bind_tools(plan.tools, tool_choice=plan.tool_choice)
             kw.update(getattr(bound, "kwargs", {}))
         if takes_request_timeout(model):
             kw["timeout"] = max(MIN_ATTEMPT_S, run.attempt_budget())  # the attempt's slice
         return model, kw
+
+    def _cap_kwargs(self, tier: int, model: BaseChatModel, cap: int) -> dict[str, Any]:
+        """``output_cap_kwargs`` of a tier model, computed once per model and cap (the
+        provider checks are isinstance tests against optional packages)."""
+        key = (tier, id(model), cap)
+        got = self._caps.get(key)
+        if got is None:
+            if len(self._caps) >= 256:
+                self._caps.clear()
+            got = self._caps[key] = output_cap_kwargs(model, cap)
+        return got
 
     # -- budget ----------------------------------------------------------------------------
 

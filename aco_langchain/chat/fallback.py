@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import logging
 
 from langchain_core.language_models import BaseChatModel
@@ -272,11 +273,17 @@ def stream_deadline_error(d: Deadline) -> TimeoutError:
 
 def takes_request_timeout(model: BaseChatModel) -> bool:
     """Does the tier's ``_generate``/``_stream`` take a per-request ``timeout`` (ChatOpenAI)?"""
-    if not any(c.__module__.startswith("langchain_openai") for c in type(model).__mro__):
+    return _type_takes_timeout(type(model))
+
+
+@functools.lru_cache(maxsize=128)
+def _type_takes_timeout(cls: type) -> bool:
+    # Per class, once: the MRO walk is not redone on every call.
+    if not any(c.__module__.startswith("langchain_openai") for c in cls.__mro__):
         return False  # not an OpenAI model: no import of langchain_openai on the hot path
     from langchain_openai.chat_models.base import BaseChatOpenAI
 
-    return isinstance(model, BaseChatOpenAI)
+    return issubclass(cls, BaseChatOpenAI)
 
 
 __all__ = [

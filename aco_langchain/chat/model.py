@@ -361,7 +361,7 @@ class ACORouterChatModel(BaseChatModel):
 
     # -- planning: the world read first (spend, availability), then the pure planner -----------
 
-    def _call_options(self, kwargs: dict[str, Any]) -> CallOptions:
+    def _call_options(self, rt: Runtime, kwargs: dict[str, Any]) -> CallOptions:
         call = split_call_options(
             kwargs,
             model_name=self.model_name,
@@ -369,12 +369,8 @@ class ACORouterChatModel(BaseChatModel):
             max_tokens=self.max_tokens,
             temperature=self.temperature,
         )
-        remember_run(self._rt.token, call.run_key)
+        remember_run(rt.token, call.run_key)
         return call
-
-    def _unavailable(self) -> dict[int, str]:
-        rt = self._rt
-        return {**rt.registry.unavailable(), **rt.health.cooling()}
 
     def plan(
         self, messages: Sequence[BaseMessage], kwargs: dict[str, Any], *, streaming: bool = False
@@ -398,18 +394,20 @@ class ACORouterChatModel(BaseChatModel):
             llm.plan([HumanMessage("Fix the auth bug")], {"max_cost_usd": 0.01}).decision.tier
             ```
         """
-        call = self._call_options(kwargs)
-        snapshot = BudgetSnapshot(self._rt.gateway.spent(call.run_key), self._unavailable())
-        return self._rt.planner.plan(messages, call, snapshot, streaming=streaming)
+        rt = self._rt  # one private-attribute read per call (each costs ~1 us)
+        call = self._call_options(rt, kwargs)
+        snapshot = BudgetSnapshot(rt.gateway.spent(call.run_key), _unavailable(rt))
+        return rt.planner.plan(messages, call, snapshot, streaming=streaming)
 
     async def aplan(
         self, messages: Sequence[BaseMessage], kwargs: dict[str, Any], *, streaming: bool = False
     ) -> CallPlan:
         """Async :meth:`plan` (the spend read does not block the event loop)."""
-        call = self._call_options(kwargs)
-        spent = await self._rt.gateway.aspent(call.run_key)
-        snapshot = BudgetSnapshot(spent, self._unavailable())
-        return self._rt.planner.plan(messages, call, snapshot, streaming=streaming)
+        rt = self._rt
+        call = self._call_options(rt, kwargs)
+        spent = await rt.gateway.aspent(call.run_key)
+        snapshot = BudgetSnapshot(spent, _unavailable(rt))
+        return rt.planner.plan(messages, call, snapshot, streaming=streaming)
 
     # -- sync I/O: the tier caller's flows under the sync driver ----------------------------
 
@@ -546,6 +544,11 @@ class ACORouterChatModel(BaseChatModel):
         return structured_output(
             self, schema, include_raw=include_raw, method=method, strict=strict
         )
+
+
+def _unavailable(rt: Runtime) -> dict[int, str]:
+    """{tier: why} for tiers that cannot be called now (credentials, server, cooldown)."""
+    return {**rt.registry.unavailable(), **rt.health.cooling()}
 
 
 def _ledger(value: Any, config: ACOConfig) -> SpendLedger:

@@ -106,6 +106,17 @@ class Reporter:
     def __init__(self, config: ACOConfig, registry: TierRegistry) -> None:
         self.config = config
         self.registry = registry
+        self._given_names: dict[int, tuple[str, str]] = {}
+
+    def names(self, tier: int) -> tuple[str, str]:
+        """(concrete model name, provider) of the tier's answers. A tier given as an object
+        never changes, so its names (``_get_ls_params``, slow on ChatOpenAI) are read once."""
+        got = self._given_names.get(tier)
+        if got is None:
+            got = (self.registry.model_name(tier), self.registry.provider(tier))
+            if self.registry.has_instance(tier):
+                self._given_names[tier] = got
+        return got
 
     def tier_call(
         self, plan: CallPlan, tier: int, message: BaseMessage, failures: dict[int, str]
@@ -149,14 +160,15 @@ class Reporter:
     ) -> SpendRecord:
         """The ledger row of one tier call (latency and over-cap are the gateway's)."""
         who = plan.who
+        model, provider = self.names(tier)
         return SpendRecord(
             run_key=plan.run_key,
             cost_usd=cost,
             input_tokens=input_tokens,
             output_tokens=output_tokens,
             tier=tier,
-            model=self.registry.model_name(tier),
-            provider=self.registry.provider(tier),
+            model=model,
+            provider=provider,
             outcome=outcome,
             baseline_usd=self._baseline_cost(input_tokens, output_tokens),
             trace_id=who.trace_id,
@@ -288,8 +300,9 @@ class Reporter:
         )
         info.escalation_skipped = escalation_skipped
         msg = gen.message
-        msg.response_metadata.setdefault("model_name", self.registry.model_name(final.tier))
-        msg.response_metadata["model_provider"] = self.registry.provider(final.tier)
+        model, provider = self.names(final.tier)
+        msg.response_metadata.setdefault("model_name", model)
+        msg.response_metadata["model_provider"] = provider
         if isinstance(msg, AIMessage):
             if msg.usage_metadata is None:
                 # The tier reported no usage: carry the estimate the cost was computed from.
@@ -328,10 +341,11 @@ class Reporter:
             usage = call.usage  # estimated: the tier sent none
             info.usage_estimated = True
         rm: dict[str, Any] = {"aco": info.to_metadata()}
+        model, provider = self.names(call.tier)
         if "model_name" not in message.response_metadata:
-            rm["model_name"] = self.registry.model_name(call.tier)
+            rm["model_name"] = model
         if "model_provider" not in message.response_metadata:
-            rm["model_provider"] = self.registry.provider(call.tier)
+            rm["model_provider"] = provider
         return ChatGenerationChunk(
             message=AIMessageChunk(
                 content="", response_metadata=rm, usage_metadata=usage, chunk_position="last"

@@ -5,6 +5,7 @@ Usage::
     aco spend                                  # everything in the ledger
     aco spend --run r1 --by tier               # one run, per tier
     aco spend --month 2026-12 --by day --json  # {"total_usd", "calls", "savings_usd", ...}
+    aco spend --prune-before 2026-11-01        # compact finished budget rows (operators)
 
 The ledger is the one the models use: ``--ledger URL``, else ``$ACO_LEDGER_URL``, else the
 config's ``ledger.url``, else the SQLite default (``~/.local/share/aco-langchain/ledger.db``).
@@ -53,6 +54,43 @@ def spend_report(
     }
 
 
+def parse_day(value: str) -> float:
+    """UTC epoch seconds of the start of ``YYYY-MM-DD``.
+
+    Raises:
+        ValueError: not a ``YYYY-MM-DD`` date (names the option and an example).
+    """
+    import calendar
+    import datetime as dt
+
+    try:
+        day = dt.date.fromisoformat(value)
+    except ValueError:
+        raise ValueError(
+            f"--prune-before {value!r} is not a date: use YYYY-MM-DD (e.g. 2026-11-01)"
+        ) from None
+    return float(calendar.timegm(day.timetuple()))
+
+
+def prune_report(cfg: Any, before: str, *, ledger_url: str | None = None) -> dict[str, Any]:
+    """Compact the ledger's finished budget rows (``aco spend --prune-before DATE``).
+
+    Budget rows of periods that ended by ``before`` (``user:alice@2026-10``) and of runs
+    nothing held or settled on since then are deleted once nothing is held on them; expired
+    holds are reconciled first. Spend rows (what ``aco spend`` reports) all stay.
+
+    Raises:
+        LedgerError: the ledger cannot be opened.
+        ValueError: ``before`` is not ``YYYY-MM-DD``.
+    """
+    from aco_langchain.spend.ledger import open_ledger
+
+    cut = parse_day(before)
+    ledger = open_ledger(ledger_url, cfg)
+    report = ledger.prune(cut)
+    return {**report.to_dict(), "before_date": before, "ledger": ledger.url}
+
+
 def register(app: typer.Typer) -> None:
     """Add ``aco spend`` to ``app``."""
 
@@ -68,11 +106,31 @@ def register(app: typer.Typer) -> None:
         month: str | None = typer.Option(None, "--month", help="Only this UTC month, YYYY-MM."),
         by: str | None = typer.Option(None, "--by", help="Group by tier, model, run or day."),
         as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+        prune_before: str | None = typer.Option(
+            None,
+            "--prune-before",
+            help="Delete settled budget rows of periods ended and runs idle before this UTC "
+            "date (YYYY-MM-DD); spend rows stay. A pruned run key starts a fresh budget.",
+        ),
     ) -> None:
         """Total spend, calls and savings vs the baseline tier, from the spend ledger."""
         from aco_langchain.errors import LedgerError
 
         cfg = load_or_fail(config, as_json)
+        if prune_before is not None:
+            try:
+                pruned = prune_report(cfg, prune_before, ledger_url=ledger)
+            except (LedgerError, ValueError) as err:
+                fail(str(err), as_json)
+            if as_json:
+                typer.echo(json.dumps(pruned, indent=2))
+            else:
+                typer.echo(
+                    f"ledger: {pruned['ledger']}: pruned {pruned['budgets_deleted']} settled "
+                    f"budget row(s) finished before {prune_before}; reconciled "
+                    f"{pruned['holds_reconciled']} expired hold(s); spend rows kept"
+                )
+            return
         try:
             report = spend_report(cfg, ledger_url=ledger, run=run, month=month, by=by)
         except (LedgerError, ValueError) as err:
@@ -113,4 +171,4 @@ def _print(report: dict[str, Any]) -> None:
     console.print(table)
 
 
-__all__ = ["register", "spend_report"]
+__all__ = ["parse_day", "prune_report", "register", "spend_report"]

@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from aco_langchain.spend.ledger.base import (
@@ -129,7 +129,7 @@ def settlement(tab: Tab, tier: int, record: SpendRecord) -> Settlement | None:
     Args:
         tab: the call's tab (its hold is detached).
         tier: the tier that answered.
-        record: the row to write (cost, tokens, model...).
+        record: the row to write (cost, tokens, model...); its outcome and latency are set.
 
     Returns:
         The settlement to hand to the ledger, or None.
@@ -154,8 +154,10 @@ def settlement(tab: Tab, tier: int, record: SpendRecord) -> Settlement | None:
             logger.info(
                 "run %s: %s; recorded, not blocking (within what was held)", tab.run_key, what
             )
-    latency = round((time.perf_counter() - started) * 1000, 3)
-    return Settlement(hold, replace(record, outcome=outcome, latency_ms=latency), block)
+    # The record is the caller's own, made for this settlement: filled in place (no copy).
+    record.outcome = outcome
+    record.latency_ms = round((time.perf_counter() - started) * 1000, 3)
+    return Settlement(hold, record, block)
 
 
 @dataclass

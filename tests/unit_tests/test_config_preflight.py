@@ -34,6 +34,7 @@ def _validate(tmp_path: Path, text: str) -> tuple[int, str]:
         ("routing:\n  max_output_tokens: 1e12\n", "max_output_tokens"),
         ("routing:\n  max_output_tokens: 200000\n", "max_tokens_per_task"),
         ("cache:\n  url: ftp://x\n", "cache.url 'ftp://x': unknown scheme"),
+        ("ledger:\n  hold_ttl_s: 0.001\n", "hold_ttl_s (0.001 s) is shorter than a call's"),
         (
             "ledger:\n  url: sqlite:////etc/passwd/ledger.db\n",
             "ledger sqlite:////etc/passwd/ledger.db: cannot create or open the ledger",

@@ -21,7 +21,8 @@ from typing import Any, Literal, Protocol, runtime_checkable
 MONEY_EPS = 1e-9
 
 #: Outcomes a spend row may carry.
-Outcome = Literal["ok", "over_cap", "partial", "recorded"]
+#: ``orphaned``: a hold whose owner process died, settled at its worst case (see ``owners``).
+Outcome = Literal["ok", "over_cap", "partial", "recorded", "escalated", "orphaned"]
 
 #: Groupings ``summarize`` and ``aco spend --by`` know.
 GroupBy = Literal["tier", "model", "run", "day"]
@@ -255,6 +256,50 @@ def month_bounds(month: str) -> tuple[float, float]:
     return float(start), float(end)
 
 
+def period_end(label: str) -> float | None:
+    """UTC epoch end of a budget period label (``2026-12`` or ``2026-12-05``); None for
+    ``all`` or anything else (such a period never ends)."""
+    import calendar
+
+    parts = label.split("-")
+    try:
+        if len(parts) == 2:
+            return month_bounds(label)[1]
+        if len(parts) == 3 and len(parts[0]) == 4:
+            y, m, d = (int(x) for x in parts)
+            return float(calendar.timegm((y, m, d, 0, 0, 0))) + 86400.0
+    except ValueError:
+        return None
+    return None
+
+
+def scope_finished(scope: str, touched_at: float, before: float) -> bool:
+    """May a settled budget row be compacted by a prune at ``before``? Pure.
+
+    A period scope (``user:alice@2026-11``, ``total@2026-11-30``) is finished when its period
+    ended by ``before``; a run scope (``run:<key>``) when nothing held or settled on it since
+    ``before``; other scopes (``...@all``, unknown shapes) never.
+    """
+    if scope.startswith("run:"):
+        return touched_at < before
+    if "@" not in scope:
+        return False
+    end = period_end(scope.rsplit("@", 1)[1])
+    return end is not None and end <= before
+
+
+@dataclass(frozen=True)
+class PruneReport:
+    """What ``prune`` compacted: budget rows deleted (spend rows always stay)."""
+
+    before: float
+    budgets_deleted: int
+    holds_reconciled: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
 def refusal_for(
     usage: ScopeUsage, limit: Limit, usd: float, tokens: int, *, force: bool = False
 ) -> Refusal | None:
@@ -311,6 +356,9 @@ class SpendLedger(Protocol):
         llm = ACORouterChatModel(ledger=ledger)
         llm.invoke("hi", aco_run_id="job-7")
         ledger.spent("job-7")
+        # in async code (the server, astream): the same flow, awaited
+        got = await ledger.ahold(limits, usd=0.02, tokens=1500, ttl_s=120)
+        await ledger.asettle(got, record)       # or: await ledger.arelease(got)
         ```
     """
 
@@ -376,8 +424,45 @@ class SpendLedger(Protocol):
         """Forget a run's budget and rows (every scope and row when None)."""
         ...
 
+    def prune(self, before: float) -> PruneReport:
+        """Reconcile expired holds, then delete settled budget rows that are finished at
+        ``before`` (epoch seconds; see :func:`scope_finished`). Spend rows stay.
+
+        A pruned run's budget starts again from $0 if the run key is used again."""
+        ...
+
     def close(self) -> None:
         """Close connections (the ledger cannot be used afterwards)."""
+        ...
+
+    # -- native async twins: the same SQL and decisions, only the I/O is awaited ----------
+
+    async def ahold(
+        self,
+        limits: Sequence[Limit],
+        usd: float,
+        tokens: int = 0,
+        *,
+        ttl_s: float = 300.0,
+        owner: str = "",
+    ) -> Hold | Refusal:
+        """:meth:`hold` without blocking the event loop."""
+        ...
+
+    async def asettle(self, hold: Hold, record: SpendRecord, *, block: str | None = None) -> None:
+        """:meth:`settle` without blocking the event loop."""
+        ...
+
+    async def arelease(self, hold: Hold) -> None:
+        """:meth:`release` without blocking the event loop."""
+        ...
+
+    async def aspent(self, run_key: str) -> float:
+        """:meth:`spent` without blocking the event loop."""
+        ...
+
+    async def ausage(self, scope: str) -> ScopeUsage:
+        """:meth:`usage` without blocking the event loop."""
         ...
 
 
@@ -415,6 +500,7 @@ __all__ = [
     "Hold",
     "Limit",
     "Outcome",
+    "PruneReport",
     "RecordsSummaryMixin",
     "Refusal",
     "ReservingLedger",
@@ -425,6 +511,8 @@ __all__ = [
     "SpendSummary",
     "group_key",
     "month_bounds",
+    "period_end",
     "refusal_for",
+    "scope_finished",
     "summarize",
 ]

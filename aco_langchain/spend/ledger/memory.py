@@ -1,4 +1,9 @@
-"""In-process ledger (``memory://``): one lock, dicts; for tests and single-process scripts."""
+"""In-process ledger (``memory://``): one lock, dicts; for tests and single-process scripts.
+
+The async methods call the synchronous ones directly: they only take a lock held for
+microseconds and do no I/O. Every hold's owner is this process, which is alive while the
+ledger exists, so expired holds are always released.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +15,13 @@ from collections.abc import Sequence
 from aco_langchain.spend.ledger.base import (
     Hold,
     Limit,
+    PruneReport,
     RecordsSummaryMixin,
     Refusal,
     ScopeUsage,
     SpendRecord,
     refusal_for,
+    scope_finished,
 )
 
 
@@ -39,6 +46,7 @@ class MemoryLedger(RecordsSummaryMixin):
         self._scopes: dict[str, ScopeUsage] = {}
         self._holds: dict[str, Hold] = {}
         self._rows: list[SpendRecord] = []
+        self._touched: dict[str, float] = {}
 
     def _usage(self, scope: str) -> ScopeUsage:
         return self._scopes.get(scope) or ScopeUsage(scope)
@@ -54,6 +62,7 @@ class MemoryLedger(RecordsSummaryMixin):
         block: str | None = None,
     ) -> None:
         u = self._usage(scope)
+        self._touched[scope] = time.time()
         self._scopes[scope] = ScopeUsage(
             scope,
             spent_usd=u.spent_usd + spent,
@@ -163,16 +172,56 @@ class MemoryLedger(RecordsSummaryMixin):
         with self._lock:
             if run_key is None:
                 self._scopes.clear()
+                self._touched.clear()
                 self._holds.clear()
                 self._rows.clear()
                 return
             scope = f"run:{run_key}"
             self._scopes.pop(scope, None)
+            self._touched.pop(scope, None)
             self._holds = {k: h for k, h in self._holds.items() if scope not in h.scopes}
             self._rows = [r for r in self._rows if r.run_key != run_key]
 
+    def prune(self, before: float) -> PruneReport:
+        with self._lock:
+            reconciled = self._purge_expired(time.time())
+            done = [
+                s
+                for s, u in self._scopes.items()
+                if u.held_usd == 0
+                and u.held_tokens == 0
+                and scope_finished(s, self._touched.get(s, 0.0), before)
+            ]
+            for s in done:
+                del self._scopes[s]
+                self._touched.pop(s, None)
+        return PruneReport(before, len(done), reconciled)
+
     def close(self) -> None:
         return None
+
+    async def ahold(
+        self,
+        limits: Sequence[Limit],
+        usd: float,
+        tokens: int = 0,
+        *,
+        ttl_s: float = 300.0,
+        owner: str = "",
+    ) -> Hold | Refusal:
+        return self.hold(limits, usd, tokens, ttl_s=ttl_s, owner=owner)
+
+    async def asettle(self, hold: Hold, record: SpendRecord, *, block: str | None = None) -> None:
+        self.settle(hold, record, block=block)
+
+    async def arelease(self, hold: Hold) -> None:
+        self.release(hold)
+
+    async def aspent(self, run_key: str) -> float:
+        return self.spent(run_key)
+
+    async def ausage(self, scope: str) -> ScopeUsage:
+        return self.usage(scope)
 
 
 __all__ = ["MemoryLedger"]

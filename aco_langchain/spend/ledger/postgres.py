@@ -1,86 +1,91 @@
 """PostgreSQL ledger (``postgresql://...``): one budget for many processes and hosts.
 
-psycopg 3 with a connection pool; every hold and every settle is ONE statement (the
+psycopg 3 with connection pools; every hold and every settle is ONE statement (the
 conditional ``UPDATE ... WHERE spent + held + x <= limit`` takes the row lock, so concurrent
 holds on one scope serialise in the database, never in a read-then-write).
+
+Synchronous and asynchronous methods share everything but the I/O: each operation is written
+once as a generator of steps (:class:`Query`: a statement to run; :class:`Probe`: which
+hold owners are alive), and two small drivers run the steps — on a ``ConnectionPool`` for
+``hold``/``settle``/..., on an ``AsyncConnectionPool`` of the running event loop for
+``ahold``/``asettle``/... . One async pool per event loop: a pool is bound to the loop that
+opened it, and scripts call ``asyncio.run`` more than once, so a pool whose loop has closed is
+dropped, never reused.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import re
 import threading
 import uuid
-from collections.abc import Sequence
-from typing import Any
+import weakref
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
 
 from aco_langchain.errors import LedgerError
+from aco_langchain.spend.ledger import postgres_sql as sql
+from aco_langchain.spend.ledger.aio import release_if_cancelled
 from aco_langchain.spend.ledger.base import (
     MONEY_EPS,
     Hold,
     Limit,
+    PruneReport,
     RecordsSummaryMixin,
     Refusal,
     ScopeUsage,
     SpendRecord,
     refusal_for,
+    scope_finished,
 )
+from aco_langchain.spend.ledger.owners import (
+    expired_hold_fate,
+    live_processes,
+    orphan_record,
+    process_identity,
+)
+from aco_langchain.spend.ledger.postgres_sql import MIGRATIONS, record_args
 from aco_langchain.spend.ledger.sqlite import _ROW_COLUMNS, record_from_row
 
 logger = logging.getLogger(__name__)
 
 _PREFIX_RE = re.compile(r"^[a-z_][a-z0-9_]{0,40}$")
 
-#: Schema migrations (``{p}`` is the table prefix); the index + 1 is the schema version.
-MIGRATIONS: tuple[str, ...] = (
-    """
-    CREATE TABLE {p}budgets (
-        scope TEXT PRIMARY KEY,
-        spent_usd DOUBLE PRECISION NOT NULL DEFAULT 0,
-        held_usd DOUBLE PRECISION NOT NULL DEFAULT 0,
-        spent_tokens BIGINT NOT NULL DEFAULT 0,
-        held_tokens BIGINT NOT NULL DEFAULT 0,
-        blocked TEXT
-    );
-    CREATE TABLE {p}holds (
-        id TEXT PRIMARY KEY,
-        scopes TEXT[] NOT NULL,
-        usd DOUBLE PRECISION NOT NULL,
-        tokens BIGINT NOT NULL,
-        owner TEXT NOT NULL DEFAULT '',
-        expires_at DOUBLE PRECISION NOT NULL
-    );
-    CREATE INDEX {p}holds_expires_at ON {p}holds (expires_at);
-    CREATE TABLE {p}spend (
-        id BIGSERIAL PRIMARY KEY,
-        ts DOUBLE PRECISION NOT NULL,
-        run_key TEXT NOT NULL,
-        trace_id TEXT,
-        tier INTEGER,
-        model TEXT NOT NULL DEFAULT '',
-        provider TEXT NOT NULL DEFAULT '',
-        input_tokens BIGINT NOT NULL DEFAULT 0,
-        output_tokens BIGINT NOT NULL DEFAULT 0,
-        cost_usd DOUBLE PRECISION NOT NULL,
-        latency_ms DOUBLE PRECISION NOT NULL DEFAULT 0,
-        outcome TEXT NOT NULL DEFAULT 'ok',
-        baseline_usd DOUBLE PRECISION NOT NULL DEFAULT 0,
-        user_id TEXT,
-        api_key TEXT,
-        tags TEXT[] NOT NULL DEFAULT '{{}}'
-    );
-    CREATE INDEX {p}spend_run_key ON {p}spend (run_key);
-    CREATE INDEX {p}spend_ts ON {p}spend (ts);
-    """,
-)
+T = TypeVar("T")
 
-_NOW = "extract(epoch from clock_timestamp())"
+
+@dataclass(frozen=True)
+class Query:
+    """One statement of an operation, and what to fetch from it."""
+
+    what: str
+    sql: str
+    params: Any = None
+    fetch: Literal["none", "one", "all"] = "none"
+
+
+@dataclass(frozen=True)
+class Probe:
+    """Ask which of these hold owners (``host:pid:start``) are alive (reads ``/proc``)."""
+
+    processes: tuple[str, ...]
+
+
+Steps = Generator[Query | Probe, Any, T]
 
 
 def mask_url(url: str) -> str:
     """The URL with any password replaced by ``***`` (safe to print)."""
     return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+
+
+def _usage(scope: str, row: Sequence[Any] | None) -> ScopeUsage:
+    if row is None:
+        return ScopeUsage(scope)
+    return ScopeUsage(scope, float(row[0]), float(row[1]), int(row[2]), int(row[3]), row[4])
 
 
 class PostgresLedger(RecordsSummaryMixin):
@@ -93,12 +98,16 @@ class PostgresLedger(RecordsSummaryMixin):
         ledger = PostgresLedger("postgresql://postgres@127.0.0.1:5432/test")
         got = ledger.hold([Limit("run:r1", usd=0.5)], usd=0.2, ttl_s=60)
         ledger.settle(got, SpendRecord(run_key="r1", cost_usd=0.03, tier=2))
+        # async code: the same, awaited, on a pool of the running event loop
+        got = await ledger.ahold([Limit("run:r1", usd=0.5)], usd=0.2, ttl_s=60)
+        await ledger.asettle(got, SpendRecord(run_key="r1", cost_usd=0.03, tier=2))
         ```
 
     Args:
         dsn: a libpq connection string / URL.
         table_prefix: prefix of the table names (default ``aco_``; tests use unique ones).
-        pool_size: most connections this process keeps open.
+        pool_size: most connections this process keeps open (per pool: one synchronous pool,
+            one asynchronous pool per event loop).
         url: the URL to name in messages (defaults to ``dsn`` with the password masked).
 
     Raises:
@@ -126,6 +135,10 @@ class PostgresLedger(RecordsSummaryMixin):
         self._lock = threading.Lock()
         self._pool: Any = None
         self._pid = -1
+        #: Async pools by event loop (weak: a collected loop drops its entry).
+        self._apools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
+            weakref.WeakKeyDictionary()
+        )
         #: Scopes whose budget row this process created or saw (a new run's first hold
         #: creates its row first, instead of failing once and retrying).
         self._known: set[str] = set()
@@ -137,6 +150,7 @@ class PostgresLedger(RecordsSummaryMixin):
                 f"ledger {self.url}: PostgreSQL needs psycopg 3 and psycopg-pool: "
                 "pip install 'aco-langchain[postgres]'"
             ) from err
+        process_identity()  # read /proc once here, not later on an event loop
         self._check_connect()
         self._migrate()
 
@@ -169,6 +183,14 @@ class PostgresLedger(RecordsSummaryMixin):
             return {}
         return {"options": "-c synchronous_commit=off"}
 
+    def _pool_args(self) -> dict[str, Any]:
+        return {
+            "min_size": 1,
+            "max_size": self.pool_size,
+            "kwargs": {"autocommit": True, **self._session_options()},
+            "name": "aco-ledger",
+        }
+
     def _get_pool(self) -> Any:
         if self._pool is not None and self._pid == os.getpid():
             return self._pool
@@ -177,16 +199,25 @@ class PostgresLedger(RecordsSummaryMixin):
                 from psycopg_pool import ConnectionPool
 
                 # After fork the parent's sockets are not ours: open a fresh pool.
-                self._pool = ConnectionPool(
-                    self.dsn,
-                    min_size=1,
-                    max_size=self.pool_size,
-                    kwargs={"autocommit": True, **self._session_options()},
-                    open=True,
-                    name="aco-ledger",
-                )
+                self._pool = ConnectionPool(self.dsn, open=True, **self._pool_args())
                 self._pid = os.getpid()
         return self._pool
+
+    async def _get_apool(self) -> Any:
+        """The running loop's async pool, opened on first use in that loop."""
+        loop = asyncio.get_running_loop()
+        pool = self._apools.get(loop)
+        if pool is None:
+            from psycopg_pool import AsyncConnectionPool
+
+            # A closed loop's pool is dead (its tasks and sockets belong to that loop): drop it.
+            for old in [lp for lp in list(self._apools) if lp.is_closed()]:
+                self._apools.pop(old, None)
+            # No await between the lookup and the insert: one pool per loop.
+            pool = AsyncConnectionPool(self.dsn, open=False, **self._pool_args())
+            self._apools[loop] = pool
+        await pool.open()  # idempotent; the first caller starts the pool's workers
+        return pool
 
     def _migrate(self) -> None:
         import psycopg
@@ -211,73 +242,123 @@ class PostgresLedger(RecordsSummaryMixin):
         except psycopg.Error as err:
             raise self._fail("cannot create the ledger tables", err) from err
 
-    def _exec(self, what: str, sql: str, params: Any = None, *, fetch: str = "none") -> Any:
+    # -- the two drivers: the only code that differs between sync and async ----------------
+
+    def _deadlock_retry(self, err: Exception, q: Query, attempt: int) -> None:
+        """Re-raise ``err`` unless it is a deadlock worth another attempt."""
         import psycopg
 
+        if isinstance(err, psycopg.errors.DeadlockDetected) and attempt < 2:
+            # Multi-scope holds may lock budget rows in different orders: retry.
+            logger.warning("ledger %s: deadlock on %s, retrying", self.url, q.what)
+            return
+        if isinstance(err, psycopg.errors.DeadlockDetected):
+            raise err
+        if isinstance(err, psycopg.Error):
+            raise self._fail(f"cannot {q.what}", err) from err
+        raise err
+
+    def _exec(self, q: Query) -> Any:
         for attempt in range(3):
             try:
                 with self._get_pool().connection() as conn:
-                    cur = conn.execute(sql, params)
-                    if fetch == "one":
+                    cur = conn.execute(q.sql, q.params)
+                    if q.fetch == "one":
                         return cur.fetchone()
-                    if fetch == "all":
+                    if q.fetch == "all":
                         return cur.fetchall()
                     return cur.rowcount
-            except psycopg.errors.DeadlockDetected:
-                # Multi-scope holds may lock budget rows in different orders: retry.
-                logger.warning("ledger %s: deadlock on %s, retrying", self.url, what)
-                if attempt == 2:
-                    raise
-            except psycopg.Error as err:
-                raise self._fail(f"cannot {what}", err) from err
+            except Exception as err:  # noqa: BLE001 - _deadlock_retry re-raises the rest
+                self._deadlock_retry(err, q, attempt)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    # -- holds -----------------------------------------------------------------------------
+    async def _aexec(self, q: Query) -> Any:
+        for attempt in range(3):
+            try:
+                pool = await self._get_apool()
+                async with pool.connection() as conn:
+                    cur = await conn.execute(q.sql, q.params)
+                    if q.fetch == "one":
+                        return await cur.fetchone()
+                    if q.fetch == "all":
+                        return await cur.fetchall()
+                    return cur.rowcount
+            except Exception as err:  # noqa: BLE001 - _deadlock_retry re-raises the rest
+                self._deadlock_retry(err, q, attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
 
-    def _ensure_scopes(self, scopes: Sequence[str]) -> None:
-        self._exec(
-            "create budgets",
-            f"INSERT INTO {self.prefix}budgets (scope) SELECT unnest(%s::text[]) "
-            "ON CONFLICT DO NOTHING",
-            (list(scopes),),
-        )
+    def _run(self, steps: Steps[T]) -> T:
+        try:
+            step = next(steps)
+            while True:
+                if isinstance(step, Probe):
+                    step = steps.send(live_processes(step.processes))
+                else:
+                    step = steps.send(self._exec(step))
+        except StopIteration as stop:
+            result: T = stop.value
+            return result
 
-    def _purge(self) -> int:
+    async def _arun(self, steps: Steps[T]) -> T:
+        try:
+            step = next(steps)
+            while True:
+                if isinstance(step, Probe):
+                    alive = await asyncio.to_thread(live_processes, step.processes)
+                    step = steps.send(alive)
+                else:
+                    step = steps.send(await self._aexec(step))
+        except StopIteration as stop:
+            result: T = stop.value
+            return result
+
+    # -- operations, each written once as steps ---------------------------------------------
+
+    def _purge(self) -> Steps[int]:
+        """Reconcile expired holds: released when their owner lives, settled at their worst
+        case when it is gone (see :mod:`aco_langchain.spend.ledger.owners`)."""
         p = self.prefix
-        n: int = self._exec(
-            "release expired holds",
-            f"WITH d AS (DELETE FROM {p}holds WHERE expires_at <= {_NOW} "
-            "RETURNING scopes, usd, tokens), "
-            "agg AS (SELECT s.scope, sum(d.usd) AS u, sum(d.tokens) AS t "
-            "FROM d, unnest(d.scopes) AS s(scope) GROUP BY s.scope) "
-            f"UPDATE {p}budgets b SET held_usd = greatest(0, b.held_usd - agg.u), "
-            "held_tokens = greatest(0, b.held_tokens - agg.t) FROM agg WHERE b.scope = agg.scope",
+        rows = yield Query("find expired holds", sql.expired_holds(p), fetch="all")
+        if not rows:
+            return 0
+        alive = yield Probe(tuple(r[5] for r in rows))
+        orphans = {
+            r[0]: orphan_record(r[1], r[2], r[3], r[4])
+            for r in rows
+            if expired_hold_fate(r[5], alive) == "settle"
+        }
+        row = yield Query(
+            "reconcile expired holds",
+            sql.reconcile(p),
+            {
+                "ids": [r[0] for r in rows],
+                "sid": list(orphans),
+                "srun": [o.run_key for o in orphans.values()],
+                "strace": [o.trace_id for o in orphans.values()],
+            },
+            fetch="one",
         )
+        n, settled = int(row[0]), int(row[1])
         if n:
-            logger.info("ledger %s: released expired holds on %d budget(s)", self.url, n)
+            logger.info(
+                "ledger %s: %d expired hold(s): %d released, %d settled at worst case "
+                "(owner process gone)",
+                self.url,
+                n,
+                n - settled,
+                settled,
+            )
         return n
 
     def _try_hold(
         self, limits: Sequence[Limit], usd: float, tokens: int, ttl_s: float, owner: str
-    ) -> Hold | None:
+    ) -> Steps[Hold | None]:
         p = self.prefix
         scopes = [lim.scope for lim in limits]
         hold_id = uuid.uuid4().hex
-        row = self._exec(
+        expires_at, updated = yield Query(
             "hold",
-            "WITH lim AS (SELECT * FROM unnest(%(s)s::text[], %(lu)s::float8[], %(lt)s::int8[]) "
-            "AS l(scope, lim_usd, lim_tok)), "
-            f"upd AS (UPDATE {p}budgets b SET held_usd = b.held_usd + %(usd)s, "
-            "held_tokens = b.held_tokens + %(tok)s FROM lim WHERE b.scope = lim.scope "
-            "AND (b.blocked IS NULL OR %(usd)s <= 0) "
-            "AND (lim.lim_usd IS NULL OR %(usd)s <= 0 "
-            "OR b.spent_usd + b.held_usd + %(usd)s <= lim.lim_usd + %(e)s) "
-            "AND (lim.lim_tok IS NULL OR b.spent_tokens + b.held_tokens + %(tok)s <= lim.lim_tok) "
-            "RETURNING b.scope), "
-            f"ins AS (INSERT INTO {p}holds (id, scopes, usd, tokens, owner, expires_at) "
-            f"SELECT %(id)s, %(s)s::text[], %(usd)s, %(tok)s, %(owner)s, {_NOW} + %(ttl)s "
-            "WHERE (SELECT count(*) FROM upd) = %(n)s RETURNING expires_at) "
-            "SELECT (SELECT expires_at FROM ins), (SELECT array_agg(scope) FROM upd)",
+            sql.try_hold(p),
             {
                 "s": scopes,
                 "lu": [lim.usd for lim in limits],
@@ -287,24 +368,83 @@ class PostgresLedger(RecordsSummaryMixin):
                 "e": MONEY_EPS,
                 "id": hold_id,
                 "owner": owner,
+                "proc": process_identity(),
                 "ttl": ttl_s,
                 "n": len(limits),
             },
             fetch="one",
         )
-        expires_at, updated = row
         if expires_at is not None:
             return Hold(hold_id, tuple(scopes), usd, tokens, float(expires_at))
         if updated:
             # Some scopes fit and one did not: give back what was taken (over-counting held
             # for a moment only refuses more, it never lets more through).
-            self._exec(
-                "undo a partial hold",
-                f"UPDATE {p}budgets SET held_usd = greatest(0, held_usd - %s), "
-                "held_tokens = greatest(0, held_tokens - %s) WHERE scope = ANY(%s::text[])",
-                (usd, tokens, list(updated)),
-            )
+            yield Query("undo a partial hold", sql.undo_hold(p), (usd, tokens, list(updated)))
         return None
+
+    def _usage_of(self, scope: str) -> Steps[ScopeUsage]:
+        row = yield Query("read", sql.scope_usage(self.prefix), (scope,), fetch="one")
+        return _usage(scope, row)
+
+    def _hold(
+        self, limits: Sequence[Limit], usd: float, tokens: int, ttl_s: float, owner: str
+    ) -> Steps[Hold | Refusal]:
+        if usd < 0 or tokens < 0:
+            raise ValueError(f"a hold must be >= 0, got ${usd} and {tokens} tokens")
+        limits = sorted(limits, key=lambda lim: lim.scope)
+        ensure = sql.ensure_scopes(self.prefix)
+        new = [lim.scope for lim in limits if lim.scope not in self._known]
+        if new:
+            yield Query("create budgets", ensure, (new,))
+            if len(self._known) > 100_000:
+                self._known.clear()
+            self._known.update(new)
+        got = yield from self._try_hold(limits, usd, tokens, ttl_s, owner)
+        if got is None:
+            # A budget row may have been reset meanwhile, and expired holds may free room:
+            # recreate, reconcile, then once more.
+            yield Query("create budgets", ensure, ([lim.scope for lim in limits],))
+            yield from self._purge()
+            got = yield from self._try_hold(limits, usd, tokens, ttl_s, owner)
+        if got is not None:
+            return got
+        for lim in limits:
+            usage = yield from self._usage_of(lim.scope)
+            refusal = refusal_for(usage, lim, usd, tokens)
+            if refusal is not None:
+                return refusal
+        # Concurrent calls freed room since the refusal: report the first scope as it is now.
+        first = limits[0]
+        usage = yield from self._usage_of(first.scope)
+        forced = refusal_for(usage, first, usd, tokens, force=True)
+        assert forced is not None  # noqa: S101 - force always refuses
+        return forced
+
+    def _settle(self, hold: Hold, record: SpendRecord, block: str | None) -> Steps[None]:
+        if record.cost_usd < 0:
+            raise ValueError(f"spend must be >= 0, got {record.cost_usd}")
+        params = {
+            **record_args(record),
+            "id": hold.id,
+            "tok": record.input_tokens + record.output_tokens,
+            "block": block,
+            "scopes": list(hold.scopes),
+        }
+        yield Query("settle", sql.settle(self.prefix), params)
+
+    def _release(self, hold: Hold) -> Steps[None]:
+        params = {"id": hold.id, "scopes": list(hold.scopes)}
+        yield Query("release", sql.release(self.prefix), params)
+
+    def _spent(self, run_key: str) -> Steps[float]:
+        usage = yield from self._usage_of(f"run:{run_key}")
+        return usage.spent_usd
+
+    def _usage_now(self, scope: str) -> Steps[ScopeUsage]:
+        yield from self._purge()
+        return (yield from self._usage_of(scope))
+
+    # -- the public surface: sync and async over the same steps -----------------------------
 
     def hold(
         self,
@@ -315,113 +455,54 @@ class PostgresLedger(RecordsSummaryMixin):
         ttl_s: float = 300.0,
         owner: str = "",
     ) -> Hold | Refusal:
-        if usd < 0 or tokens < 0:
-            raise ValueError(f"a hold must be >= 0, got ${usd} and {tokens} tokens")
-        limits = sorted(limits, key=lambda lim: lim.scope)
-        new = [lim.scope for lim in limits if lim.scope not in self._known]
-        if new:
-            self._ensure_scopes(new)
-            if len(self._known) > 100_000:
-                self._known.clear()
-            self._known.update(new)
-        got = self._try_hold(limits, usd, tokens, ttl_s, owner)
-        if got is None:
-            # A budget row may have been reset meanwhile, and expired holds may free room:
-            # recreate, release, then once more.
-            self._ensure_scopes([lim.scope for lim in limits])
-            self._purge()
-            got = self._try_hold(limits, usd, tokens, ttl_s, owner)
-        if got is not None:
-            return got
-        for lim in limits:
-            refusal = refusal_for(self._scope_usage(lim.scope), lim, usd, tokens)
-            if refusal is not None:
-                return refusal
-        # Concurrent calls freed room since the refusal: report the first scope as it is now.
-        first = limits[0]
-        forced = refusal_for(self._scope_usage(first.scope), first, usd, tokens, force=True)
-        assert forced is not None  # noqa: S101 - force always refuses
-        return forced
+        return self._run(self._hold(limits, usd, tokens, ttl_s, owner))
+
+    async def ahold(
+        self,
+        limits: Sequence[Limit],
+        usd: float,
+        tokens: int = 0,
+        *,
+        ttl_s: float = 300.0,
+        owner: str = "",
+    ) -> Hold | Refusal:
+        return await release_if_cancelled(
+            self._arun(self._hold(limits, usd, tokens, ttl_s, owner)), self.arelease
+        )
 
     def settle(self, hold: Hold, record: SpendRecord, *, block: str | None = None) -> None:
-        if record.cost_usd < 0:
-            raise ValueError(f"spend must be >= 0, got {record.cost_usd}")
-        p = self.prefix
-        self._exec(
-            "settle",
-            f"WITH h AS (DELETE FROM {p}holds WHERE id = %(id)s RETURNING usd, tokens), "
-            f"b AS (UPDATE {p}budgets SET spent_usd = spent_usd + %(cost)s, "
-            "spent_tokens = spent_tokens + %(tok)s, "
-            "held_usd = greatest(0, held_usd - coalesce((SELECT usd FROM h), 0)), "
-            "held_tokens = greatest(0, held_tokens - coalesce((SELECT tokens FROM h), 0)), "
-            "blocked = coalesce(blocked, %(block)s) WHERE scope = ANY(%(scopes)s::text[]) "
-            "RETURNING 1) "
-            f"INSERT INTO {p}spend ({_ROW_COLUMNS}) VALUES (%(ts)s, %(run)s, %(trace)s, "
-            "%(tier)s, %(model)s, %(provider)s, %(in)s, %(out)s, %(cost)s, %(lat)s, %(outcome)s, "
-            "%(base)s, %(user)s, %(key)s, %(tags)s::text[])",
-            {
-                "id": hold.id,
-                "cost": record.cost_usd,
-                "tok": record.input_tokens + record.output_tokens,
-                "block": block,
-                "scopes": list(hold.scopes),
-                **_record_args(record),
-            },
-        )
+        self._run(self._settle(hold, record, block))
+
+    async def asettle(self, hold: Hold, record: SpendRecord, *, block: str | None = None) -> None:
+        await self._arun(self._settle(hold, record, block))
 
     def release(self, hold: Hold) -> None:
-        p = self.prefix
-        self._exec(
-            "release",
-            f"WITH h AS (DELETE FROM {p}holds WHERE id = %(id)s RETURNING usd, tokens) "
-            f"UPDATE {p}budgets SET held_usd = greatest(0, held_usd - h.usd), "
-            "held_tokens = greatest(0, held_tokens - h.tokens) FROM h "
-            "WHERE scope = ANY(%(scopes)s::text[])",
-            {"id": hold.id, "scopes": list(hold.scopes)},
-        )
+        self._run(self._release(hold))
 
-    # -- reading and housekeeping ---------------------------------------------------------
+    async def arelease(self, hold: Hold) -> None:
+        await self._arun(self._release(hold))
 
-    def _scope_usage(self, scope: str) -> ScopeUsage:
-        row = self._exec(
-            "read",
-            "SELECT spent_usd, held_usd, spent_tokens, held_tokens, blocked "
-            f"FROM {self.prefix}budgets WHERE scope = %s",
-            (scope,),
-            fetch="one",
-        )
-        if row is None:
-            return ScopeUsage(scope)
-        return ScopeUsage(scope, float(row[0]), float(row[1]), int(row[2]), int(row[3]), row[4])
+    def spent(self, run_key: str) -> float:
+        return self._run(self._spent(run_key))
+
+    async def aspent(self, run_key: str) -> float:
+        return await self._arun(self._spent(run_key))
+
+    def usage(self, scope: str) -> ScopeUsage:
+        return self._run(self._usage_now(scope))
+
+    async def ausage(self, scope: str) -> ScopeUsage:
+        return await self._arun(self._usage_now(scope))
+
+    # -- reading and housekeeping (synchronous only: CLI, dashboard, tests) ------------------
 
     def add(self, run_key: str, usd: float) -> float:
         if usd < 0:
             raise ValueError(f"spend must be >= 0, got {usd}")
-        p = self.prefix
-        scope = f"run:{run_key}"
-        row = self._exec(
-            "record spend",
-            f"WITH b AS (INSERT INTO {p}budgets (scope, spent_usd) VALUES (%(scope)s, %(cost)s) "
-            f"ON CONFLICT (scope) DO UPDATE SET spent_usd = {p}budgets.spent_usd + %(cost)s "
-            "RETURNING spent_usd), "
-            f"r AS (INSERT INTO {p}spend ({_ROW_COLUMNS}) VALUES (%(ts)s, %(run)s, %(trace)s, "
-            "%(tier)s, %(model)s, %(provider)s, %(in)s, %(out)s, %(cost)s, %(lat)s, "
-            "%(outcome)s, %(base)s, %(user)s, %(key)s, %(tags)s::text[])) "
-            "SELECT spent_usd FROM b",
-            {
-                "scope": scope,
-                **_record_args(SpendRecord(run_key=run_key, cost_usd=usd, outcome="recorded")),
-            },
-            fetch="one",
-        )
+        rec = SpendRecord(run_key=run_key, cost_usd=usd, outcome="recorded")
+        params = {"scope": f"run:{run_key}", **record_args(rec)}
+        row = self._exec(Query("record spend", sql.add(self.prefix), params, fetch="one"))
         return float(row[0])
-
-    def spent(self, run_key: str) -> float:
-        return self._scope_usage(f"run:{run_key}").spent_usd
-
-    def usage(self, scope: str) -> ScopeUsage:
-        self._purge()
-        return self._scope_usage(scope)
 
     def records(
         self,
@@ -430,60 +511,73 @@ class PostgresLedger(RecordsSummaryMixin):
         since: float | None = None,
         until: float | None = None,
     ) -> list[SpendRecord]:
-        sql = f"SELECT {_ROW_COLUMNS} FROM {self.prefix}spend WHERE true"
+        text = f"SELECT {_ROW_COLUMNS} FROM {self.prefix}spend WHERE true"
         args: list[Any] = []
         for cond, value in (("run_key = %s", run), ("ts >= %s", since), ("ts < %s", until)):
             if value is not None:
-                sql += f" AND {cond}"
+                text += f" AND {cond}"
                 args.append(value)
-        rows = self._exec("read", sql + " ORDER BY id", args, fetch="all")
+        rows = self._exec(Query("read", text + " ORDER BY id", args, fetch="all"))
         return [record_from_row(r) for r in rows]
+
+    def prune(self, before: float) -> PruneReport:
+        p = self.prefix
+        reconciled = self._run(self._purge())
+        rows = self._exec(Query("find prunable budgets", sql.prune_candidates(p), (before,), "all"))
+        done = [scope for scope, touched in rows if scope_finished(scope, touched, before)]
+        n = self._exec(Query("prune budgets", sql.prune(p), (done, before))) if done else 0
+        logger.info("ledger %s: pruned %d settled budget row(s) before %s", self.url, n, before)
+        return PruneReport(before=before, budgets_deleted=int(n), holds_reconciled=reconciled)
 
     def reset(self, run_key: str | None = None) -> None:
         p = self.prefix
         if run_key is None:
             self._known.clear()
-            self._exec("reset", f"TRUNCATE {p}budgets, {p}holds, {p}spend")
+            self._exec(Query("reset", f"TRUNCATE {p}budgets, {p}holds, {p}spend"))
             return
         scope = f"run:{run_key}"
         self._known.discard(scope)
-        self._exec("reset", f"DELETE FROM {p}budgets WHERE scope = %s", (scope,))
-        self._exec("reset", f"DELETE FROM {p}holds WHERE %s = ANY(scopes)", (scope,))
-        self._exec("reset", f"DELETE FROM {p}spend WHERE run_key = %s", (run_key,))
+        self._exec(Query("reset", f"DELETE FROM {p}budgets WHERE scope = %s", (scope,)))
+        self._exec(Query("reset", f"DELETE FROM {p}holds WHERE %s = ANY(scopes)", (scope,)))
+        self._exec(Query("reset", f"DELETE FROM {p}spend WHERE run_key = %s", (run_key,)))
 
     def drop_tables(self) -> None:
         """Drop this prefix's tables (tests clean up with it)."""
         p = self.prefix
         self._exec(
-            "drop tables",
-            f"DROP TABLE IF EXISTS {p}budgets, {p}holds, {p}spend, {p}schema_version",
+            Query(
+                "drop tables",
+                f"DROP TABLE IF EXISTS {p}budgets, {p}holds, {p}spend, {p}schema_version",
+            )
         )
+
+    async def aclose(self) -> None:
+        """Close the running event loop's async pool (``close`` closes the others it can)."""
+        pool = self._apools.pop(asyncio.get_running_loop(), None)
+        if pool is not None:
+            await pool.close()
 
     def close(self) -> None:
         with self._lock:
             if self._pool is not None and self._pid == os.getpid():
                 self._pool.close()
             self._pool = None
+        apools, self._apools = list(self._apools.items()), weakref.WeakKeyDictionary()
+        for loop, pool in apools:
+            # A live loop closes its pool itself (the pool's tasks belong to it); a closed
+            # loop's pool is dead already: dropping it lets its sockets be collected.
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(_close_later, pool)
 
 
-def _record_args(r: SpendRecord) -> dict[str, Any]:
-    return {
-        "ts": r.ts,
-        "run": r.run_key,
-        "trace": r.trace_id,
-        "tier": r.tier,
-        "model": r.model,
-        "provider": r.provider,
-        "in": r.input_tokens,
-        "out": r.output_tokens,
-        "cost": r.cost_usd,
-        "lat": r.latency_ms,
-        "outcome": r.outcome,
-        "base": r.baseline_usd,
-        "user": r.user,
-        "key": r.api_key,
-        "tags": list(r.tags),
-    }
+#: Async pool closes scheduled by ``close`` (kept so they are not collected mid-way).
+_CLOSING: set[asyncio.Task[None]] = set()
 
 
-__all__ = ["MIGRATIONS", "PostgresLedger", "mask_url"]
+def _close_later(pool: Any) -> None:
+    task = asyncio.ensure_future(pool.close())
+    _CLOSING.add(task)
+    task.add_done_callback(_CLOSING.discard)
+
+
+__all__ = ["MIGRATIONS", "PostgresLedger", "Probe", "Query", "mask_url"]

@@ -1,9 +1,16 @@
 """SQLite ledger (``sqlite:///path``): the embedded default, one file shared by the processes
-of one host (WAL mode; a hold is one ``BEGIN IMMEDIATE`` transaction)."""
+of one host (WAL mode; a hold is one ``BEGIN IMMEDIATE`` transaction).
+
+The async methods (``ahold``, ``asettle``, ...) run the very same transactions on the
+ledger's own worker threads (each with its connection), so a ``BEGIN IMMEDIATE`` waiting on
+another process's write lock (up to the 30 s busy timeout) never blocks an event loop.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -11,20 +18,30 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from aco_langchain.errors import LedgerError
+from aco_langchain.spend.ledger.aio import release_if_cancelled
 from aco_langchain.spend.ledger.base import (
     MONEY_EPS,
     Hold,
     Limit,
+    PruneReport,
     RecordsSummaryMixin,
     Refusal,
     ScopeUsage,
     SpendRecord,
     refusal_for,
+    scope_finished,
+)
+from aco_langchain.spend.ledger.owners import (
+    expired_hold_fate,
+    live_processes,
+    orphan_record,
+    process_identity,
 )
 
 logger = logging.getLogger(__name__)
@@ -70,7 +87,20 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX spend_run_key ON spend (run_key);
     CREATE INDEX spend_ts ON spend (ts);
     """,
+    # 2: the process that took a hold (reconciling dead owners), and when a budget row was
+    # last held or settled on (compacting finished runs; existing rows count as touched now).
+    """
+    ALTER TABLE holds ADD COLUMN process TEXT NOT NULL DEFAULT '';
+    ALTER TABLE budgets ADD COLUMN touched_at REAL NOT NULL DEFAULT 0;
+    UPDATE budgets SET touched_at = (julianday('now') - 2440587.5) * 86400.0;
+    """,
 )
+
+T = TypeVar("T")
+
+#: Worker threads per ledger for the async methods (writers serialise on the file's lock
+#: anyway; more threads only help concurrent readers).
+ASYNC_THREADS = 4
 
 _ROW_COLUMNS = (
     "ts, run_key, trace_id, tier, model, provider, input_tokens, output_tokens, cost_usd, "
@@ -78,7 +108,7 @@ _ROW_COLUMNS = (
 )
 
 _HOLD_SQL = (
-    "UPDATE budgets SET held_usd = held_usd + ?, held_tokens = held_tokens + ? "
+    "UPDATE budgets SET held_usd = held_usd + ?, held_tokens = held_tokens + ?, touched_at = ? "
     "WHERE scope = ? AND (blocked IS NULL OR ? <= 0) "
     "AND (? IS NULL OR ? <= 0 OR spent_usd + held_usd + ? <= ? + ?) "
     "AND (? IS NULL OR spent_tokens + held_tokens + ? <= ?)"
@@ -142,6 +172,9 @@ class SQLiteLedger(RecordsSummaryMixin):
         got = ledger.hold([Limit("run:r1", usd=0.5)], usd=0.2, ttl_s=60)
         ledger.settle(got, SpendRecord(run_key="r1", cost_usd=0.03, tier=2))
         ledger.summary(run="r1").total_usd   # 0.03
+        # async code: the same transactions on the ledger's worker threads
+        got = await ledger.ahold([Limit("run:r1", usd=0.5)], usd=0.2, ttl_s=60)
+        await ledger.asettle(got, SpendRecord(run_key="r1", cost_usd=0.03, tier=2))
         ```
 
     Raises:
@@ -152,6 +185,10 @@ class SQLiteLedger(RecordsSummaryMixin):
         self.path = Path(path).expanduser()
         self.url = url or f"sqlite:///{self.path}"
         self._local = threading.local()
+        self._conns: list[tuple[int, sqlite3.Connection]] = []
+        self._conns_lock = threading.Lock()
+        self._executor: tuple[int, ThreadPoolExecutor] | None = None
+        process_identity()  # read /proc once here, not later on an event loop
         self._create()
 
     # -- connections and schema ------------------------------------------------------------
@@ -205,7 +242,21 @@ class SQLiteLedger(RecordsSummaryMixin):
             conn.close()
             raise
         local.conn, local.pid = conn, os.getpid()
+        with self._conns_lock:
+            self._conns.append((os.getpid(), conn))
         return conn
+
+    async def _in_thread(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run ``fn`` (a synchronous method) on the ledger's worker threads."""
+        pid = os.getpid()
+        if self._executor is None or self._executor[0] != pid:
+            with self._conns_lock:
+                if self._executor is None or self._executor[0] != pid:
+                    # After fork the parent's threads are gone: start this process's own.
+                    pool = ThreadPoolExecutor(ASYNC_THREADS, thread_name_prefix="aco-ledger")
+                    self._executor = (pid, pool)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor[1], functools.partial(fn, *args, **kwargs))
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         conn.execute("BEGIN IMMEDIATE")
@@ -247,25 +298,55 @@ class SQLiteLedger(RecordsSummaryMixin):
             return ScopeUsage(scope)
         return ScopeUsage(scope, float(row[0]), float(row[1]), int(row[2]), int(row[3]), row[4])
 
-    @staticmethod
-    def _purge(conn: sqlite3.Connection, now: float) -> int:
-        """Release expired holds (inside the caller's transaction)."""
+    def _purge(self, conn: sqlite3.Connection, now: float) -> int:
+        """Reconcile expired holds (inside the caller's transaction): released when their
+        owner lives, settled at their worst case when it is gone (see ``owners``)."""
         rows = conn.execute(
-            "DELETE FROM holds WHERE expires_at <= ? RETURNING scopes, usd, tokens", (now,)
+            "DELETE FROM holds WHERE expires_at <= ? RETURNING scopes, usd, tokens, owner, process",
+            (now,),
         ).fetchall()
-        for scopes, usd, tokens in rows:
-            for s in json.loads(scopes):
+        if not rows:
+            return 0
+        alive = live_processes(r[4] for r in rows)
+        settled = 0
+        for scopes_json, usd, tokens, owner, process in rows:
+            scopes = json.loads(scopes_json)
+            orphan = (
+                orphan_record(scopes, usd, tokens, owner)
+                if expired_hold_fate(process, alive) == "settle"
+                else None
+            )
+            spent, spent_tok = (usd, tokens) if orphan else (0.0, 0)
+            for s in scopes:
                 conn.execute(
                     "UPDATE budgets SET held_usd = max(0, held_usd - ?), "
-                    "held_tokens = max(0, held_tokens - ?) WHERE scope = ?",
-                    (usd, tokens, s),
+                    "held_tokens = max(0, held_tokens - ?), spent_usd = spent_usd + ?, "
+                    "spent_tokens = spent_tokens + ?, touched_at = ? WHERE scope = ?",
+                    (usd, tokens, spent, spent_tok, now, s),
                 )
-        if rows:
-            logger.info("ledger: released %d expired hold(s)", len(rows))
+            if orphan:
+                settled += 1
+                conn.execute(
+                    f"INSERT INTO spend ({_ROW_COLUMNS}) VALUES ({', '.join('?' * 15)})",
+                    record_params(orphan),
+                )
+        logger.info(
+            "ledger %s: %d expired hold(s): %d released, %d settled at worst case "
+            "(owner process gone)",
+            self.url,
+            len(rows),
+            len(rows) - settled,
+            settled,
+        )
         return len(rows)
 
     def _try_hold(
-        self, conn: sqlite3.Connection, limits: Sequence[Limit], usd: float, tokens: int
+        self,
+        conn: sqlite3.Connection,
+        limits: Sequence[Limit],
+        usd: float,
+        tokens: int,
+        now: float,
     ) -> Refusal | None:
         for lim in limits:
             conn.execute("INSERT OR IGNORE INTO budgets (scope) VALUES (?)", (lim.scope,))
@@ -274,6 +355,7 @@ class SQLiteLedger(RecordsSummaryMixin):
                 (
                     usd,
                     tokens,
+                    now,
                     lim.scope,
                     usd,
                     lim.usd,
@@ -309,7 +391,7 @@ class SQLiteLedger(RecordsSummaryMixin):
             for attempt in range(2):
                 conn.execute("BEGIN IMMEDIATE")
                 try:
-                    refusal = self._try_hold(conn, limits, usd, tokens)
+                    refusal = self._try_hold(conn, limits, usd, tokens, now)
                     if refusal is not None:
                         conn.execute("ROLLBACK")
                         conn.execute("BEGIN IMMEDIATE")
@@ -321,9 +403,17 @@ class SQLiteLedger(RecordsSummaryMixin):
                     scopes = tuple(lim.scope for lim in limits)
                     h = Hold(uuid.uuid4().hex, scopes, usd, tokens, now + ttl_s)
                     conn.execute(
-                        "INSERT INTO holds (id, scopes, usd, tokens, owner, expires_at) "
-                        "VALUES (?, ?, ?, ?, ?, ?)",
-                        (h.id, json.dumps(h.scopes), usd, tokens, owner, h.expires_at),
+                        "INSERT INTO holds (id, scopes, usd, tokens, owner, process, expires_at) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            h.id,
+                            json.dumps(h.scopes),
+                            usd,
+                            tokens,
+                            owner,
+                            process_identity(),
+                            h.expires_at,
+                        ),
                     )
                     conn.execute("COMMIT")
                     return h
@@ -350,9 +440,9 @@ class SQLiteLedger(RecordsSummaryMixin):
                     conn.execute(
                         "UPDATE budgets SET spent_usd = spent_usd + ?, "
                         "spent_tokens = spent_tokens + ?, held_usd = max(0, held_usd - ?), "
-                        "held_tokens = max(0, held_tokens - ?), blocked = coalesce(blocked, ?) "
-                        "WHERE scope = ?",
-                        (record.cost_usd, tok, h_usd, h_tok, block, s),
+                        "held_tokens = max(0, held_tokens - ?), blocked = coalesce(blocked, ?), "
+                        "touched_at = ? WHERE scope = ?",
+                        (record.cost_usd, tok, h_usd, h_tok, block, time.time(), s),
                     )
                 conn.execute(
                     f"INSERT INTO spend ({_ROW_COLUMNS}) VALUES ({', '.join('?' * 15)})",
@@ -397,7 +487,8 @@ class SQLiteLedger(RecordsSummaryMixin):
             try:
                 conn.execute("INSERT OR IGNORE INTO budgets (scope) VALUES (?)", (scope,))
                 conn.execute(
-                    "UPDATE budgets SET spent_usd = spent_usd + ? WHERE scope = ?", (usd, scope)
+                    "UPDATE budgets SET spent_usd = spent_usd + ?, touched_at = ? WHERE scope = ?",
+                    (usd, time.time(), scope),
                 )
                 conn.execute(
                     f"INSERT INTO spend ({_ROW_COLUMNS}) VALUES ({', '.join('?' * 15)})",
@@ -474,11 +565,67 @@ class SQLiteLedger(RecordsSummaryMixin):
 
         self._run("cannot reset", tx)
 
+    def prune(self, before: float) -> PruneReport:
+        def tx(conn: sqlite3.Connection) -> PruneReport:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                reconciled = self._purge(conn, time.time())
+                rows = conn.execute(
+                    "SELECT scope, touched_at FROM budgets WHERE held_usd = 0 "
+                    "AND held_tokens = 0 AND (touched_at < ? OR scope NOT LIKE 'run:%')",
+                    (before,),
+                ).fetchall()
+                done = [(s,) for s, touched in rows if scope_finished(s, touched, before)]
+                conn.executemany("DELETE FROM budgets WHERE scope = ?", done)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            logger.info("ledger %s: pruned %d settled budget row(s)", self.url, len(done))
+            return PruneReport(before, len(done), reconciled)
+
+        report: PruneReport = self._run("cannot prune", tx)
+        return report
+
+    # -- async: the same transactions on worker threads ------------------------------------
+
+    async def ahold(
+        self,
+        limits: Sequence[Limit],
+        usd: float,
+        tokens: int = 0,
+        *,
+        ttl_s: float = 300.0,
+        owner: str = "",
+    ) -> Hold | Refusal:
+        return await release_if_cancelled(
+            self._in_thread(self.hold, limits, usd, tokens, ttl_s=ttl_s, owner=owner),
+            self.arelease,
+        )
+
+    async def asettle(self, hold: Hold, record: SpendRecord, *, block: str | None = None) -> None:
+        await self._in_thread(self.settle, hold, record, block=block)
+
+    async def arelease(self, hold: Hold) -> None:
+        await self._in_thread(self.release, hold)
+
+    async def aspent(self, run_key: str) -> float:
+        return await self._in_thread(self.spent, run_key)
+
+    async def ausage(self, scope: str) -> ScopeUsage:
+        return await self._in_thread(self.usage, scope)
+
     def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
+        if self._executor is not None and self._executor[0] == os.getpid():
+            self._executor[1].shutdown(wait=True)
+        self._executor = None
+        with self._conns_lock:
+            conns, self._conns = self._conns, []
+        for pid, conn in conns:
+            if pid == os.getpid():  # a parent's connection is not ours to close after fork
+                conn.close()
+        self._local = threading.local()
 
 
 __all__ = ["MIGRATIONS", "SQLiteLedger", "record_from_row", "record_params"]

@@ -1,0 +1,181 @@
+"""Nothing blocks the event loop: the async ledger, ``ainvoke``/``astream``, an agent run and
+the server, under ``blockbuster`` (the blocking-call detector LangGraph's dev server uses).
+
+The detector raises ``BlockingError`` inside the event loop when a blocking call (a socket
+read, ``time.sleep``, a file read, a SQLite statement...) runs there. Runs use a real SQLite
+file and the real local Postgres.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from blockbuster import BlockBuster
+
+from aco_langchain.spend.ledger import Hold, Limit, SpendLedger, SpendRecord
+from tests.ledger_backends import make_ledger
+
+#: ``ainvoke``/``astream`` still call the synchronous ledger on the loop until the chat core
+#: calls the async ledger through its budget gateway (branch ``core``); strict, so these turn
+#: into failures the day they pass and the mark must go.
+CHAT_SYNC_LEDGER = pytest.mark.xfail(
+    strict=True, reason="chat/ holds and settles with the sync ledger on the loop (issue 18)"
+)
+
+DB_BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(params=DB_BACKENDS)
+def db_ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[SpendLedger, str]]:
+    yield from make_ledger(request.param, tmp_path)
+
+
+@pytest.fixture
+def blockbuster() -> Iterator[BlockBuster]:
+    """The detector, active for the test's body (fixtures set up before it, unguarded)."""
+    bb = BlockBuster()  # every function it knows, stricter than LangGraph's dev server
+    bb.activate()
+    try:
+        yield bb
+    finally:
+        bb.deactivate()
+
+
+async def test_the_async_ledger_never_blocks_the_loop(
+    db_ledger: tuple[SpendLedger, str], blockbuster: BlockBuster
+) -> None:
+    ledger, _ = db_ledger
+    lim = [Limit("run:nb", usd=10.0), Limit("total@2026-12", usd=50.0)]
+
+    async def call(i: int) -> None:
+        got = await ledger.ahold(lim, 0.05, 100)
+        if isinstance(got, Hold):
+            if i % 3:
+                await ledger.asettle(got, SpendRecord(run_key="nb", cost_usd=0.01))
+            else:
+                await ledger.arelease(got)
+
+    await asyncio.gather(*(call(i) for i in range(30)))
+    assert await ledger.aspent("nb") == pytest.approx(0.2)
+    assert (await ledger.ausage("run:nb")).held_usd == pytest.approx(0.0)
+
+
+def test_the_detector_catches_a_sync_ledger_call_on_the_loop(
+    db_ledger: tuple[SpendLedger, str], blockbuster: BlockBuster
+) -> None:
+    # The check above can fail: the synchronous method on the loop is caught.
+    from blockbuster import BlockingError
+
+    ledger, _ = db_ledger
+
+    async def on_the_loop() -> None:
+        ledger.spent("nb")
+
+    with pytest.raises(BlockingError):
+        asyncio.run(on_the_loop())
+
+
+def _tiers() -> dict[int, Any]:
+    from aco_langchain.testing import ScriptedChatModel
+
+    return {
+        n: ScriptedChatModel(script=[f"answer from tier {n}"], model=f"t{n}") for n in range(1, 6)
+    }
+
+
+@pytest.fixture
+def llm(db_ledger: tuple[SpendLedger, str]) -> Any:
+    """A router model on scripted tiers and a real database ledger (built off the loop)."""
+    from aco_langchain import ACORouterChatModel
+    from aco_langchain.config import config_from_dict
+    from aco_langchain.routing import RuleRouter
+
+    cfg = config_from_dict({"routing": {"max_cost_per_task": 1.0, "max_output_tokens": 64}})
+    return ACORouterChatModel(
+        config=cfg, tier_models=_tiers(), router=RuleRouter(), ledger=db_ledger[0]
+    )
+
+
+@CHAT_SYNC_LEDGER
+async def test_ainvoke_and_astream_never_block(llm: Any, blockbuster: BlockBuster) -> None:
+    ledger = llm.spend_ledger
+    msg = await llm.ainvoke("Summarise the ticket", force_tier=2, aco_run_id="nb")
+    assert msg.response_metadata["aco"]["tier"] == 2
+    chunks = [c async for c in llm.astream("hi again", force_tier=3, aco_run_id="nb")]
+    assert chunks[-1].response_metadata["aco"]["tier"] == 3
+    first, second = await asyncio.gather(
+        llm.ainvoke("one", aco_run_id="nb2"), llm.ainvoke("two", aco_run_id="nb2")
+    )
+    assert first.content and second.content
+    assert [r.tier for r in ledger.records(run="nb")] == [2, 3]
+    assert (await ledger.ausage("run:nb")).held_usd == 0.0
+
+
+@pytest.fixture
+def agent(db_ledger: tuple[SpendLedger, str]) -> Any:
+    """An agent graph (one tool call, then an answer) on a real database ledger."""
+    from langchain_core.messages import AIMessage
+    from langchain_core.tools import tool
+
+    from aco_langchain import ACORouterChatModel
+    from aco_langchain.config import config_from_dict
+    from aco_langchain.integrations.langgraph import create_aco_agent
+    from aco_langchain.routing import RuleRouter
+    from aco_langchain.testing import ScriptedChatModel
+
+    @tool
+    def read_file(path: str) -> str:
+        """Read a file of the repository."""
+        return f"contents of {path}"
+
+    call = AIMessage("", tool_calls=[{"name": "read_file", "args": {"path": "a.py"}, "id": "c1"}])
+    tiers = _tiers() | {
+        3: ScriptedChatModel(script=[call], model="t3"),
+        1: ScriptedChatModel(script=["done"], model="t1"),
+    }
+    model = ACORouterChatModel(
+        config=config_from_dict({"router": "rules"}),
+        tier_models=tiers,
+        router=RuleRouter(),
+        ledger=db_ledger[0],
+    )
+    return create_aco_agent(model, [read_file], verify_answers=False)
+
+
+@CHAT_SYNC_LEDGER
+async def test_an_agent_run_never_blocks(agent: Any, blockbuster: BlockBuster) -> None:
+    from langchain_core.messages import HumanMessage
+
+    out = await agent.ainvoke(
+        {"messages": [HumanMessage("Fix the parse bug in utils.py")]},
+        config={"configurable": {"thread_id": "nb-agent"}},
+    )
+    assert out["messages"][-1].content == "done"
+    events = [e["type"] for e in out["aco_events"]]
+    assert events.count("model") == 2
+
+
+@CHAT_SYNC_LEDGER
+async def test_the_server_never_blocks(llm: Any, blockbuster: BlockBuster) -> None:
+    import httpx
+
+    from aco_langchain.server.app import create_app
+    from aco_langchain.server.service import ServerState
+
+    app = create_app(state=ServerState(llm.config, llm=llm))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+        body = {"model": "aco", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 32}
+        r = await client.post("/v1/chat/completions", json=body)
+        assert r.status_code == 200, r.text
+        assert r.json()["choices"][0]["message"]["content"]
+        body["stream"] = True
+        async with client.stream("POST", "/v1/chat/completions", json=body) as s:
+            lines = [line async for line in s.aiter_lines() if line.startswith("data:")]
+        assert lines[-1] == "data: [DONE]"
+        spend = await client.get("/v1/spend")
+        assert spend.status_code == 200 and spend.json()["calls"] == 2
