@@ -265,6 +265,19 @@ class UnparsedReplyError(ACOError, RuntimeError):
         )
 
 
+class DegradedAnswerWarning(UserWarning):
+    """A forced tier was answered by a cheaper one (its budget was spent, or it was
+    unavailable): the answer's ``response_metadata["aco"]["degraded_from"]`` names the tier
+    asked for. A Python warning, so it shows without any logging configured.
+
+    Example:
+        ```python
+        import warnings
+        warnings.simplefilter("error", DegradedAnswerWarning)   # make it an error instead
+        ```
+    """
+
+
 class StreamInterruptedError(ACOError, RuntimeError):
     """A stream failed after part of the answer was delivered; it is not retried or re-routed
     (a second answer would duplicate the first part). Raised ``from`` the transport error.
@@ -399,5 +412,6 @@ __all__ = [
     "TierReplyError",
     "TierUnavailableError",
     "UnparsedReplyError",
+    "DegradedAnswerWarning",
     "TrainError",
 ]

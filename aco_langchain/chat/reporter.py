@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -29,7 +30,7 @@ from aco_langchain.chat.cascade import CascadeResult
 from aco_langchain.chat.messages import message_text, tool_call_chunks
 from aco_langchain.chat.planner import CallPlan
 from aco_langchain.config import ACOConfig
-from aco_langchain.errors import ConfigError
+from aco_langchain.errors import ConfigError, DegradedAnswerWarning
 from aco_langchain.providers.tiers import TierRegistry, estimate_tokens, usage_tokens
 from aco_langchain.routing import RouteDecision
 from aco_langchain.spend.ledger.base import SpendRecord
@@ -69,14 +70,16 @@ def _warn_degraded(
     if len(_WARNED) >= _WARNED_MAX:
         _WARNED.clear()
     _WARNED.add(key)
-    logger.warning(
-        "answered by tier %d, below the decided tier %d (%s); metadata says degraded_from. "
-        "Make tier %d available, or set routing.allow_degrade: false to raise instead",
-        served,
-        decided,
-        cause,
-        decided,
+    text = (
+        f"answered by tier {served}, below the decided tier {decided} ({cause}); metadata says "
+        f"degraded_from. Make tier {decided} available, or set routing.allow_degrade: false "
+        "to raise instead"
     )
+    logger.warning("%s", text)
+    if decision.forced:
+        # The caller forced the tier: also a Python warning, which shows without any logging
+        # set up (the package's logger has only a NullHandler).
+        warnings.warn(text, DegradedAnswerWarning, stacklevel=2)
 
 
 def logprob_confidence(raw: Any, provider: str) -> float | None:

@@ -18,7 +18,7 @@ from pydantic import BaseModel
 
 from aco_langchain import ACORouterChatModel
 from aco_langchain.config import config_from_dict
-from aco_langchain.errors import InvalidRequestError, UnparsedReplyError
+from aco_langchain.errors import DegradedAnswerWarning, InvalidRequestError, UnparsedReplyError
 from aco_langchain.providers.faults import caller_mistake, unparsed_reply
 from aco_langchain.providers.tiers import input_token_bound
 from aco_langchain.routing import RuleRouter
@@ -148,7 +148,10 @@ def test_a_forced_tier_served_cheaper_says_so(caplog: pytest.LogCaptureFixture) 
     ledger = MemoryLedger()
     llm = ACORouterChatModel(config=cfg, tier_models=tiers, router=RuleRouter(), ledger=ledger)
     ledger.add("spent-run", cfg.routing.max_cost_per_task)
-    with caplog.at_level(logging.WARNING, logger="aco_langchain"):
+    with (
+        caplog.at_level(logging.WARNING, logger="aco_langchain"),
+        pytest.warns(DegradedAnswerWarning, match="below the decided tier 2"),
+    ):
         msg = llm.invoke("hi", force_tier=2, aco_run_id="spent-run")
     meta = msg.response_metadata["aco"]
     assert meta["tier"] == 1 and meta["degraded_from"] == 2
