@@ -220,3 +220,33 @@ def test_through_the_server_a_billed_unparsed_reply_is_on_the_keys_spend(
         assert len(srv.billed()) == 4  # one billed call each, no fallback, none for the 400
         assert spend["calls"] == 4
         assert spend["total_usd"] == pytest.approx(_billed_usd(srv))
+
+
+def test_a_cost_cap_lowers_the_output_cap_before_refusing() -> None:
+    """Issue 19 item 12: max_cost_usd 0.01 was refused although the cheapest tier fits with
+    a shorter output cap."""
+    from aco_langchain.errors import RoutingError
+
+    priced = {
+        f"tier{n}": {
+            "model_id": f"t{n}",
+            "provider": "openai-compatible",
+            "base_url": "http://127.0.0.1:9/v1",
+            "cost_per_1k_input": 0.1 * n,
+            "cost_per_1k_output": 0.1 * n,
+        }
+        for n in range(1, 6)
+    }
+    cfg = config_from_dict({"models": priced})
+    tiers = {n: ScriptedChatModel(script=["short"], model=f"t{n}") for n in range(1, 6)}
+    llm = ACORouterChatModel(
+        config=cfg, tier_models=tiers, router=RuleRouter(), ledger=MemoryLedger()
+    )
+    msg = llm.invoke("What is the capital of France?", max_cost_usd=0.01)
+    meta = msg.response_metadata["aco"]
+    assert meta["tier"] == 1 and "output cap lowered to" in meta["reason"]
+    sent = tiers[1].call_kwargs[-1]["max_tokens"]
+    assert 32 <= sent < 256 and meta["estimated_cost_usd"] <= 0.01
+    assert meta["cost_usd"] <= 0.01
+    with pytest.raises(RoutingError, match="minimum output cap of 32 tokens"):
+        llm.invoke("What is the capital of France?", max_cost_usd=0.001)
