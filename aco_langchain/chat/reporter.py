@@ -70,10 +70,14 @@ def _warn_degraded(
     if len(_WARNED) >= _WARNED_MAX:
         _WARNED.clear()
     _WARNED.add(key)
+    fix = (
+        "raise the budget named, or set routing.on_budget_exceeded: raise to refuse instead"
+        if "budget" in cause
+        else f"make tier {decided} available, or set routing.allow_degrade: false to raise instead"
+    )
     text = (
         f"answered by tier {served}, below the decided tier {decided} ({cause}); metadata says "
-        f"degraded_from. Make tier {decided} available, or set routing.allow_degrade: false "
-        "to raise instead"
+        f"degraded_from. To avoid it: {fix}"
     )
     logger.warning("%s", text)
     if decision.forced:
