@@ -28,8 +28,8 @@ from tests.fault_server import Fault, FaultServer
 SLACK_S = 0.5
 
 
-def _llm(servers: dict[int, FaultServer], *, deadline_s: float = 2.0, **kw: Any):
-    models = {
+def _models(servers: dict[int, FaultServer]) -> dict[str, dict[str, Any]]:
+    return {
         f"tier{n}": {
             "model_id": f"t{n}",
             "provider": "openai-compatible",
@@ -40,8 +40,14 @@ def _llm(servers: dict[int, FaultServer], *, deadline_s: float = 2.0, **kw: Any)
         }
         for n, srv in servers.items()
     }
+
+
+def _llm(servers: dict[int, FaultServer], *, deadline_s: float = 2.0, **kw: Any):
     cfg = config_from_dict(
-        {"routing": {"max_retries": 2, "max_latency_per_call_s": deadline_s}, "models": models}
+        {
+            "routing": {"max_retries": 2, "max_latency_per_call_s": deadline_s},
+            "models": _models(servers),
+        }
     )
     kw.setdefault("retry_base_delay_s", 0.01)
     llm = ACORouterChatModel(config=cfg, router=RuleRouter(), **kw)
@@ -142,21 +148,9 @@ def test_hanging_tier_falls_back_within_the_deadline_on_the_first_call(servers, 
     import asyncio
 
     servers[2].push(*["hang"] * 4)
-    models = {
-        f"tier{n}": {
-            "model_id": f"t{n}",
-            "provider": "openai-compatible",
-            "base_url": srv.base_url,
-            "cost_per_1k_input": 0.1 * n,
-            "cost_per_1k_output": 0.1 * n,
-        }
-        for n, srv in servers.items()
-    }
+    cfg = {"routing": {"max_latency_per_call_s": 3.0}, "models": _models(servers)}
     t0 = time.monotonic()  # the clock starts before the model exists: first use included
-    llm = ACORouterChatModel(
-        config=config_from_dict({"routing": {"max_latency_per_call_s": 3.0}, "models": models}),
-        router=RuleRouter(),
-    )
+    llm = ACORouterChatModel(config=config_from_dict(cfg), router=RuleRouter())
     if mode == "sync":
         out = llm.invoke("hi", force_tier=2)
     else:
