@@ -23,7 +23,8 @@ from pydantic import (
     model_validator,
 )
 
-from aco_langchain.errors import ConfigError
+from aco_langchain.errors import ConfigError, LedgerURLError
+from aco_langchain.ledger_url import parse_ledger_url
 from aco_langchain.redact import mask
 
 TIER_NUMBERS = (1, 2, 3, 4, 5)
@@ -50,7 +51,7 @@ MAX_OUTPUT_TOKENS_LIMIT = 1_000_000
 #: deadline with room to fall back to another tier.
 LOCAL_OUTPUT_TOKENS = 256
 
-Provider = Literal["local", "cloud", "openai", "openai-compatible", "ollama", "instance"]
+Provider = Literal["local", "cloud", "openai", "openai-compatible", "ollama", "instance", "replay"]
 
 
 class _Strict(BaseModel):
@@ -141,6 +142,11 @@ class TierSpec(_Strict):
         "routing.max_output_tokens); None: routing.max_output_tokens. The local tier's "
         "default is small so a default call fits the default deadline.",
     )
+    recording: str | list[str] | None = Field(
+        None,
+        description="provider: replay only: the recording(s) the tier answers from "
+        "(RouterBench CSV or replay JSONL); `model` names the recorded model.",
+    )
 
     @property
     def provider_model(self) -> str:
@@ -155,6 +161,16 @@ class TierSpec(_Strict):
     def _local_flag(self) -> TierSpec:
         if self.provider == "local" and not self.is_local:
             object.__setattr__(self, "is_local", True)
+        if self.provider == "replay" and not self.recording:
+            raise ValueError(
+                f"tier {self.model_id!r}: provider replay needs recording: PATH "
+                "(a RouterBench CSV or a replay JSONL) and model: the recorded model"
+            )
+        if self.recording and self.provider != "replay":
+            raise ValueError(
+                f"tier {self.model_id!r}: recording is only for provider: replay "
+                f"(this tier's provider is {self.provider})"
+            )
         return self
 
 
@@ -221,9 +237,6 @@ class LedgerSettings(_Strict):
     @classmethod
     def _check_url(cls, value: str | None) -> str | None:
         if value is not None:
-            from aco_langchain.errors import LedgerURLError
-            from aco_langchain.spend.ledger.url import parse_ledger_url
-
             try:
                 parse_ledger_url(value)
             except LedgerURLError as err:
@@ -518,6 +531,10 @@ class ACOConfig(_Strict):
             raise ConfigError(f"tier {number} does not exist: tiers are 1 to 5")
         return self.models[f"tier{number}"]
 
+    def api_key_envs(self) -> list[str]:
+        """The env vars holding the tiers' API keys (their values are masked in any output)."""
+        return [e for n in TIER_NUMBERS if (e := self.tier(n).api_key_env)]
+
     def tier_of_model(self, model_id: str) -> int | None:
         """The tier number whose model_id (or provider model) is ``model_id``."""
         for n in TIER_NUMBERS:
@@ -594,6 +611,20 @@ def load_config(path: str | os.PathLike[str] | None = None) -> ACOConfig:
         if not env:
             return ACOConfig()
         path = env
+    return config_from_dict(read_config_file(path), source=str(Path(path)))
+
+
+def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The YAML mapping of a config file, before validation (``{}`` for an empty file).
+
+    Raises:
+        ConfigError: The file is missing, unreadable, not UTF-8, not YAML, or not a mapping.
+
+    Example:
+        ```python
+        read_config_file("config.yaml")["routing"]   # {'max_cost_per_task': 2.0}
+        ```
+    """
     import yaml
 
     p = Path(path)
@@ -619,7 +650,7 @@ def load_config(path: str | os.PathLike[str] | None = None) -> ACOConfig:
             f"{p}: the top level must be a mapping (routing:, models:, ...), "
             f"not a {type(data).__name__}"
         )
-    return config_from_dict(data or {}, source=str(p))
+    return data or {}
 
 
 def _yaml_problem(err: Exception) -> str:

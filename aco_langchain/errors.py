@@ -415,3 +415,15 @@ __all__ = [
     "DegradedAnswerWarning",
     "TrainError",
 ]
+
+
+class ReplayMissError(ACOError, LookupError):
+    """A replay tier has no recorded answer to the prompt; the tier is unavailable for it.
+
+    Example:
+        ```python
+        from aco_langchain.providers.replay import ReplayChatModel
+        ReplayChatModel(recording=["answers.jsonl"], model="gpt-4o").invoke("new prompt")
+        # ReplayMissError: prompt not in the replay recording (...): record it ...
+        ```
+    """

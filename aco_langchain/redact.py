@@ -25,10 +25,14 @@ import os
 import re
 import threading
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from aco_langchain.config import ACOConfig
+
+class KeyedConfig(Protocol):
+    """What ``register_config`` reads of a config (``ACOConfig`` is one): its key env vars."""
+
+    def api_key_envs(self) -> list[str]: ...
+
 
 #: Shorter values are not masked by value (they would mask ordinary words).
 MIN_SECRET_LEN = 6
@@ -69,9 +73,9 @@ def register_env(names: Iterable[str | None]) -> None:
         _env_names.update(n for n in names if n)
 
 
-def register_config(config: ACOConfig) -> None:
+def register_config(config: KeyedConfig) -> None:
     """Mask every ``api_key_env`` value the config names."""
-    register_env(config.tier(n).api_key_env for n in range(1, 6))
+    register_env(config.api_key_envs())
 
 
 def _secret_values() -> list[str]:

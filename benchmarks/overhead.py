@@ -130,6 +130,62 @@ def bench_forced_step(rounds: int) -> dict[str, float]:
     }
 
 
+#: One fresh interpreter per sample: the first call after construction, the modules it
+#: imported, and whether langchain-openai came along (it should not for scripted tiers).
+_FIRST_INVOKE = """
+import json, sys, time
+from aco_langchain import ACOConfig, ACORouterChatModel
+from aco_langchain.config import seed_priced_models
+from aco_langchain.testing import ScriptedChatModel
+which = sys.argv[1]
+tier = ScriptedChatModel(script=["A short answer."], model="bench-tier")
+t_build = time.perf_counter()
+if which == "tier":
+    target = tier
+else:
+    models = seed_priced_models() if which == "priced" else None
+    cfg = ACOConfig(models=models) if models else ACOConfig()
+    target = ACORouterChatModel(config=cfg, tier_models={n: tier for n in range(1, 6)})
+before = set(sys.modules)
+t0 = time.perf_counter()
+build_ms = (t0 - t_build) * 1e3
+target.invoke("What is 2+2?")
+ms = (time.perf_counter() - t0) * 1e3
+new = set(sys.modules) - before
+print(json.dumps({"ms": ms, "build_ms": build_ms, "modules": len(new),
+                  "langchain_openai": "langchain_openai" in sys.modules,
+                  "genai_prices": any(m.startswith("genai_prices") for m in new)}))
+"""
+
+
+def bench_first_invoke(runs: int) -> dict[str, dict[str, float | bool]]:
+    """First ``invoke`` after construction, each sample in a fresh interpreter: the bare
+    scripted tier (LangChain's own first-call imports), the router with the default tiers
+    (tiers 2-5 unpriced in config: genai-prices' bundled data loads on the first price),
+    and the router with priced tiers (seed prices: no genai-prices)."""
+    out: dict[str, dict[str, float | bool]] = {}
+    for which in ("tier", "default", "priced"):
+        samples = []
+        for _ in range(runs):
+            done = subprocess.run(
+                [sys.executable, "-c", _FIRST_INVOKE, which],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            samples.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        out[which] = {
+            "runs": runs,
+            "median_ms": statistics.median(s["ms"] for s in samples),
+            "max_ms": max(s["ms"] for s in samples),
+            "construction_median_ms": statistics.median(s["build_ms"] for s in samples),
+            "modules_imported": statistics.median(s["modules"] for s in samples),
+            "langchain_openai_imported": any(s["langchain_openai"] for s in samples),
+            "genai_prices_imported": any(s["genai_prices"] for s in samples),
+        }
+    return out
+
+
 def bench_cli(runs: int) -> dict[str, float]:
     aco = Path(sys.executable).with_name("aco")
     times = []
@@ -145,7 +201,9 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2000)
     ap.add_argument("--cli-runs", type=int, default=7)
     ap.add_argument("--local-rounds", type=int, default=20, help="0 skips the local tier")
+    ap.add_argument("--first-invoke-runs", type=int, default=5, help="0 skips it")
     args = ap.parse_args()
+    first = bench_first_invoke(args.first_invoke_runs) if args.first_invoke_runs else None
     runs = {r: bench_invoke(args.rounds, r) for r in ("learned", "rules")}
     step = bench_forced_step(args.rounds)
     cli = bench_cli(args.cli_runs)
@@ -155,7 +213,8 @@ def main() -> None:
         "local_tier": local,
         "forced_step": step,
         "aco_route_process": cli,
-        "targets": {"ratio": 1.3, "cli_s": 1.0},
+        "first_invoke": first,
+        "targets": {"ratio": 1.3, "cli_s": 1.0, "first_invoke_ms": 50},
     }
     for name, inv in runs.items():
         print(f"router: {name}")
@@ -171,6 +230,16 @@ def main() -> None:
         f"`aco route` whole process     {cli['median_s']:9.3f} s  median of {cli['runs']}"
         f" (max {cli['max_s']:.3f}; target <= 1.0)"
     )
+    if first:
+        print("first invoke after construction, fresh interpreter (target <= 50 ms)")
+        for which, f in first.items():
+            print(
+                f"  {which:<8} median {f['median_ms']:7.1f} ms  max {f['max_ms']:7.1f} ms  "
+                f"(construction {f['construction_median_ms']:6.1f} ms)  "
+                f"{f['modules_imported']:.0f} modules imported  "
+                f"langchain_openai={f['langchain_openai_imported']} "
+                f"genai_prices={f['genai_prices_imported']}"
+            )
     if local:
         print("real local tier (llama.cpp, 8 output tokens)")
         print(f"  tier.invoke median            {local['tier_invoke_median_ms']:9.1f} ms")

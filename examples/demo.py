@@ -1,26 +1,29 @@
 """`make demo`: what aco-langchain does, on this machine, with no API keys and no network.
 
-1. Starts the real local model (tier 1; built once by `aco local-model build`).
-2. Sends realistic prompts through one ``ACORouterChatModel(cascade=True, max_tokens=48)``.
-   Each row says where that ``llm`` routes the prompt when every tier is available. A prompt
-   it routes to tier 1 is answered for real by the local model, with the answer's confidence;
-   a doubtful one says "would escalate to tier N (dry run: no OPENAI_API_KEY)" when tier N has
-   no key. A prompt routed to a cloud tier is sent for real when its key is set; otherwise the
-   row is a dry run: the decision and its estimated cost, and no answer.
-3. Runs a small agent (per-step routing, verification gate, doom termination) on the real
-   tiers (``examples/demo_agent.py``), writes its trace to JSONL, then `aco stats` over it.
-4. Prints the spend (measured where real, estimated where not) and the estimated savings
-   against always using the top tier.
+1. Live: the real local model (tier 1, SmolLM2-135M on llama.cpp) answers two short prompts
+   through ``ACORouterChatModel``; each row is labelled live, with whether it was right.
+2. Replay: 20 RouterBench prompts (MIT) through the same router on replay tiers — five real
+   models' recorded answers, usage and cost (``examples/replay-config.yaml``). Each row says
+   "recorded answer of <model> (replay)", whether it was right (the recorded outcome), what
+   it cost and what the top tier's recorded answer cost; then accuracy and spend beside
+   always-the-top-tier, the savings (recomputable from the rows) and the ledger's total.
+3. ``aco replay`` over the whole shipped sample, as one summary line.
+4. A small agent (per-step routing, verification gate, doom termination) on the real tiers
+   (``examples/demo_agent.py``), its trace, then ``aco stats`` over it.
+
+Nothing is estimated into a spend figure: live calls cost what the ledger recorded ($0
+locally); replayed calls cost what the recording says the real model's call cost.
 
 Usage::
 
-    .venv/bin/python examples/demo.py [--no-local] [--verbose]
+    .venv/bin/python examples/demo.py [--no-local] [--no-agent] [--verbose]
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import subprocess
 import sys
 import tempfile
@@ -28,27 +31,26 @@ import time
 from pathlib import Path
 from typing import Any
 
-from langchain_core.messages import HumanMessage
 from rich.console import Console
 from rich.table import Table
 
 from aco_langchain import ACOConfig, ACORouterChatModel
-from aco_langchain.chat.model import build_route_request
-from aco_langchain.routing import get_router, route
-from aco_langchain.routing.policy import estimate_call_cost
+from aco_langchain.replay.figures import replay_report
+from aco_langchain.replay.recording import open_recording
+from aco_langchain.replay.runner import replay_prompts, replay_tier_models
+from aco_langchain.replay.sample import SAMPLE_CSV, sample_config
 
-PROMPTS = [
-    "What is the capital of France?",
-    "Translate 'good morning' into Spanish.",
-    "Summarize in one sentence: the meeting moved from Tuesday to Thursday at 3pm.",
-    "Write a Python function that checks whether a string is a palindrome.",
-    "Research recent advances in retrieval-augmented generation and compare three approaches.",
-    "Review this vendor contract clause for GDPR compliance risks.",
-    "Fix the auth bug in production: users are logged out after every deploy.",
+#: Short prompts the local model answers live, with a word a right answer contains.
+LIVE = [
+    ("What is the capital of France? Answer in one word.", "paris"),
+    ("What is 2 + 3? Answer with the number only.", "5"),
 ]
-MAX_TOKENS = 48
+MAX_TOKENS = 32
+#: Replayed prompts per task (ARC-Challenge, MBPP, Winogrande) from the shipped sample.
+PER_TASK = 7
+ROOT = Path(__file__).resolve().parent.parent
 
-console = Console(width=170)
+console = Console(width=160)
 
 
 def _local_context(cfg: ACOConfig, use_local: bool) -> Any:
@@ -68,90 +70,144 @@ def _local_context(cfg: ACOConfig, use_local: bool) -> Any:
         return contextlib.nullcontext(None)
 
 
-def _threshold(cfg: ACOConfig) -> float:
-    from aco_langchain.chat.cascade import calibrated_threshold
-
-    limit = cfg.cascade.confidence_threshold
-    return float(limit if limit is not None else calibrated_threshold())
+def _short(text: str, n: int) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= n else flat[: n - 1] + "…"
 
 
-def _escalation_note(conf: float, limit: float, unavailable: dict[int, str]) -> str:
-    """What a doubtful tier-1 answer would do: escalate to tier 2, real or dry run."""
-    if conf >= limit:
-        return f"kept (confidence {conf:.2f} >= {limit:.2f})"
-    why = unavailable.get(2)
-    if why:
-        return f"doubtful ({conf:.2f} < {limit:.2f}): would escalate to tier 2 (dry run: {why})"
-    return f"doubtful ({conf:.2f} < {limit:.2f}): escalated"
+def _question(text: str, n: int) -> str:
+    """The question a few-shot prompt asks: its last block, without the answer format."""
+    last = text.strip().split("\n\n")[-1]
+    last = last.split("Print only a single choice")[0]
+    return _short(last, n)
 
 
-def routing_table(cfg: ACOConfig, verbose: bool = False) -> dict[str, float]:
-    """Route every prompt; answer for real where the tier is available, else dry run."""
-    from demo_agent import short_reason  # examples/demo_agent.py, beside this script
-
-    llm = ACORouterChatModel(config=cfg, max_tokens=MAX_TOKENS, temperature=0.0, cascade=True)
-    router = get_router(cfg)
-    unavailable = llm.registry.unavailable()
-    limit = _threshold(cfg)
-    table = Table(
-        title=f"ACORouterChatModel(cascade=True, max_tokens={MAX_TOKENS})", show_lines=True
-    )
-    for col in ("prompt", "routed (all tiers up)", "why", "what ran", "answer", "cost $", "ms"):
+def live_section(cfg: ACOConfig, verbose: bool) -> int:
+    """The local model answers for real; returns how many rows were shown."""
+    llm = ACORouterChatModel(config=cfg, max_tokens=MAX_TOKENS, temperature=0.0)
+    down = llm.registry.unavailable()
+    if 1 in down:
+        console.print(f"[yellow]live: skipped, tier 1 unavailable ({down[1]})[/]")
+        return 0
+    table = Table(title="1. live: the local model answers (ACORouterChatModel, no key)")
+    for col in ("prompt", "answered by", "answer (live)", "right?", "cost $", "ms"):
         table.add_column(col, overflow="fold")
-    figures = {"spent": 0.0, "dry_run_estimate": 0.0, "top_tier_estimate": 0.0}
-    for prompt in PROMPTS:
-        # The same request this llm builds (its max_tokens included), decided with every tier
-        # available: the decision a dry-run row shows.
-        req = build_route_request([HumanMessage(prompt)], {"max_tokens": MAX_TOKENS}, 0)
-        wanted = route(req, cfg, router=router, unavailable={})
-        figures["top_tier_estimate"] += estimate_call_cost(cfg, 5, req)
-        where = f"tier {wanted.tier} {cfg.tier(wanted.tier).model_id}"
-        why = short_reason(wanted.reason, verbose)
-        shown = prompt if verbose or len(prompt) <= 60 else prompt[:57] + "..."
-        if wanted.tier in unavailable:
-            figures["dry_run_estimate"] += wanted.cost_estimate
-            table.add_row(
-                shown,
-                where,
-                why,
-                f"[yellow]dry run ({unavailable[wanted.tier]})[/]",
-                "[dim]not sent[/]",
-                f"~{wanted.cost_estimate:.4f} (est.)",
-                "-",
-            )
-            continue
+    for prompt, expect in LIVE:
         t0 = time.perf_counter()
         try:
-            msg = llm.invoke(prompt)
+            msg = llm.invoke(prompt, force_tier=1)  # the one tier this machine has
         except Exception as err:  # noqa: BLE001 - shown, not hidden
-            table.add_row(shown, where, why, "[red]error[/]", f"[red]{err}[/]", "-", "-")
+            table.add_row(prompt, "tier 1", f"[red]error: {err}[/]", "-", "-", "-")
             continue
         ms = (time.perf_counter() - t0) * 1000
         meta = msg.response_metadata["aco"]
-        figures["spent"] += meta["cost_usd"]
-        ran = f"tier {meta['tier']} (real)"
-        if meta["tier"] == 1 and not meta["escalated"] and meta.get("confidence") is not None:
-            ran += "; " + _escalation_note(float(meta["confidence"]), limit, unavailable)
-        elif meta["escalated"]:
-            ran += f"; escalated from tier {meta['first_tier']}"
         answer = str(msg.content).strip()
+        ok = expect in answer.lower()
         table.add_row(
-            shown,
-            where,
-            why,
-            ran,
-            (answer if verbose else answer[:120]) or "(empty)",
+            prompt,
+            f"tier {meta['tier']} {meta['model_id']} (live, local)",
+            (answer if verbose else _short(answer, 70)) or "(empty)",
+            "[green]right[/]" if ok else "[red]wrong[/]",
             f"{meta['cost_usd']:.4f}",
             f"{ms:.0f}",
         )
     console.print(table)
-    return figures
+    return len(LIVE)
+
+
+def _demo_prompts() -> list[Any]:
+    rec = open_recording(SAMPLE_CSV)
+    by_task: dict[str, list[Any]] = {}
+    for p in rec.prompts():
+        task = p.id.split(".")[0]  # RouterBench ids: <task>.<split>.<n>
+        by_task.setdefault(task, []).append(p)
+    picked = [p for group in by_task.values() for p in group[:PER_TASK]]
+    return picked[: 3 * PER_TASK]
+
+
+def replay_section(verbose: bool) -> dict[str, float]:
+    """Recorded prompts through the router on replay tiers, row by row, then the totals."""
+    cfg = sample_config()
+    tiers = replay_tier_models(cfg)
+    top = cfg.ledger.baseline_tier
+    prompts = _demo_prompts()
+    run = replay_prompts(prompts, cfg)  # a private in-memory ledger
+    table = Table(
+        title=f"2. replay: {len(prompts)} RouterBench prompts through the router on replay tiers"
+        " (recorded answers of real models; no call is made)",
+        show_lines=False,
+    )
+    for col in ("#", "question (few-shot prompt's last)", "tier",
+                "recorded answer of <model> (replay)", "right?",
+                "cost $", f"tier {top} $"):  # fmt: skip
+        table.add_column(col, overflow="fold")
+    for i, (p, c) in enumerate(zip(prompts, run.choices, strict=True), 1):
+        top_ans = p.answers[tiers[top]]
+        if c.tier is None:
+            table.add_row(str(i), _question(p.prompt, 60), "-", f"[red]{c.error}[/]", "-", "-", "-")
+            continue
+        ans = p.answers[c.model or ""]
+        table.add_row(
+            str(i),
+            _question(p.prompt, 60 if not verbose else 1000),
+            str(c.tier),
+            f"[dim]{c.model} (replay):[/] {_short(ans.response, 60 if not verbose else 4000)}",
+            "[green]right[/]" if c.correct else "[red]wrong[/]",
+            f"{c.cost_usd:.6f}",
+            f"{top_ans.cost_usd:.6f}",
+        )
+    console.print(table)
+    rep = replay_report(
+        run.choices,
+        prompts,
+        tiers,
+        top_tier=top,
+        ledger_total_usd=run.ledger_total_usd,
+        quality_target=cfg.routing.quality_target,
+    ).to_dict()
+    t = rep["top_tier"]
+    saved = t["cost_usd_total"] - rep["cost_usd_total"]
+    n = rep["n"]
+    console.print(
+        f"router: {round(rep['accuracy'] * n)}/{n} right, spent ${rep['cost_usd_total']:.6f} "
+        f"(sum of the cost column; the ledger recorded ${rep['ledger_total_usd']:.6f}).\n"
+        f"always tier {t['tier']} ({t['model']}, ledger.baseline_tier): "
+        f"{round(t['accuracy'] * n)}/{n} right, ${t['cost_usd_total']:.6f} (sum of the last "
+        f"column).\n[bold]savings: ${saved:.6f} = {saved / t['cost_usd_total']:.0%} of the "
+        f"baseline's cost[/], at {rep['accuracy_rel_top']:.0%} of its accuracy."
+    )
+    return {"spent": rep["cost_usd_total"], "baseline": t["cost_usd_total"]}
+
+
+def replay_summary() -> None:
+    """``aco replay`` over the whole shipped sample, in one line."""
+    aco = Path(sys.executable).with_name("aco")
+    done = subprocess.run([str(aco), "replay", "--json"], capture_output=True, text=True)
+    if done.returncode != 0:
+        console.print(f"[red]aco replay failed: {done.stdout or done.stderr}[/]")
+        return
+    r = json.loads(done.stdout)
+    t = r["top_tier"]
+    console.print(
+        f"\n[bold]3. aco replay[/] (all {r['n']} sample prompts, full product path): router "
+        f"accuracy {r['accuracy']:.3f} = {r['accuracy_rel_top']:.1%} of tier {t['tier']} "
+        f"{t['model']}'s {t['accuracy']:.3f}, at {r['cost_rel_top']:.1%} of its cost "
+        f"(${r['cost_usd_mean']:.6f} vs ${t['cost_usd_mean']:.6f} per prompt); oracle "
+        f"{r['oracle']['accuracy']:.3f}; ledger total ${r['ledger_total_usd']:.6f} = sum of "
+        "per-prompt costs."
+    )
+    console.print(
+        "look further: [bold]aco replay --plot frontier.png[/] (the router's cost-quality "
+        "frontier), [bold]aco replay --choices-out choices.jsonl[/] (every prompt's tier, "
+        "model, cost, outcome), [bold]aco spend[/], [bold]aco dashboard[/]"
+    )
 
 
 def agent_section(trace_file: Path, verbose: bool = False) -> None:
     """A small agent run with per-step routing, a verification gate and doom termination."""
     from demo_agent import run_demo_agent  # examples/demo_agent.py, beside this script
 
+    console.print("\n[bold]4. agent[/] (live, on the tiers this machine has)")
     run_demo_agent(trace_file, console, verbose=verbose)
     if not trace_file.exists():
         return
@@ -163,22 +219,17 @@ def agent_section(trace_file: Path, verbose: bool = False) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description="aco-langchain demo")
     ap.add_argument("--no-local", action="store_true", help="do not start the local model")
-    ap.add_argument("--verbose", action="store_true", help="full reasons and answers")
+    ap.add_argument("--no-agent", action="store_true", help="skip the agent part")
+    ap.add_argument("--verbose", action="store_true", help="full prompts and answers")
     args = ap.parse_args()
     # A one-slot local server on a shared 2-core box: give each call time, keep answers short.
     cfg = ACOConfig(routing={"max_latency_per_call_s": 120, "max_output_tokens": 160})
     with _local_context(cfg, not args.no_local), tempfile.TemporaryDirectory() as tmp:
-        figures = routing_table(cfg, args.verbose)
-        agent_section(Path(tmp) / "aco_traces.jsonl", args.verbose)
-    top = figures["top_tier_estimate"]
-    plan = figures["spent"] + figures["dry_run_estimate"]
-    saved = top - plan
-    console.print(
-        f"\n[bold]spend[/] ${figures['spent']:.4f} measured on the calls that ran; "
-        f"${figures['dry_run_estimate']:.4f} estimated for the dry-run rows; "
-        f"always tier 5 for the same prompts: ${top:.4f} estimated. "
-        f"Estimated savings: ${saved:.4f} ({(saved / top * 100) if top else 0:.0f}%)."
-    )
+        live_section(cfg, args.verbose)
+        replay_section(args.verbose)
+        replay_summary()
+        if not args.no_agent:
+            agent_section(Path(tmp) / "aco_traces.jsonl", args.verbose)
 
 
 if __name__ == "__main__":

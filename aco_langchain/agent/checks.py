@@ -22,7 +22,7 @@ import json
 import logging
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.messages.tool import ToolCall
@@ -42,12 +42,10 @@ from aco_langchain.agent.events import (
 )
 from aco_langchain.agent.gates import gate, verify
 from aco_langchain.agent.policy import AgentPolicy
+from aco_langchain.agent.run import RunView, request_text
 from aco_langchain.chat.messages import message_text
 from aco_langchain.config import TIER_NUMBERS
 from aco_langchain.routing.markers import has_critical_marker
-
-if TYPE_CHECKING:
-    from aco_langchain.agent.engine import RunView
 
 logger = logging.getLogger(__name__)
 
@@ -404,8 +402,6 @@ def plan_verification(
         if plan and plan.needed: reply = llm.invoke(plan.prompt, force_tier=plan.tier)
         ```
     """
-    from aco_langchain.agent.engine import request_text
-
     last = messages[-1] if messages else None
     if (
         not policy.verify_answers

@@ -282,7 +282,7 @@ def call_cost(message: Any, tier: int, config: ACOConfig) -> tuple[float, int, i
 
     The ACO router's own cost when present, else the usage at the tier's price.
     """
-    from aco_langchain.providers.tiers import cost_usd, estimate_tokens, usage_tokens
+    from aco_langchain.pricing import cost_usd, estimate_tokens, usage_tokens
 
     usage = getattr(message, "usage_metadata", None)
     i, o = usage_tokens(usage)  # type: ignore[arg-type]

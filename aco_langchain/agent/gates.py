@@ -33,24 +33,14 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from aco_langchain.config import ACOConfig
+from aco_langchain.pricing import (  # noqa: F401 - tool prices are re-exported here
+    DEFAULT_TOOL_COSTS,
+    UNKNOWN_TOOL_COST,
+    cost_usd,
+    tool_cost,
+)
 from aco_langchain.routing.base import Risk
 
-#: Default USD per call for well-known tools (override with config.agent.tool_costs).
-DEFAULT_TOOL_COSTS: dict[str, float] = {
-    "web_search": 0.01,
-    "search": 0.01,
-    "code_search": 0.01,
-    "fetch_url": 0.005,
-    "browse": 0.02,
-    "read_file": 0.0,
-    "list_files": 0.0,
-    "grep": 0.0,
-    "run_tests": 0.02,
-    "python": 0.005,
-    "calculator": 0.0,
-    "sql_query": 0.005,
-}
-UNKNOWN_TOOL_COST = 0.01
 DEFAULT_MIN_USEFULNESS = 0.25
 #: Tokens of the step a useful tool result saves (the seed's trace example step).
 SAVED_STEP_TOKENS = (2000, 500)
@@ -171,22 +161,8 @@ def tool_kind(tool_name: str) -> ToolKind:
     return "other"
 
 
-def tool_cost(tool_name: str, config: ACOConfig | None = None) -> float:
-    """USD per call of ``tool_name``: config.agent.tool_costs, the defaults, else 0.01.
-
-    Usage::
-
-        tool_cost("web_search")    # 0.01
-    """
-    if config is not None and tool_name in config.agent.tool_costs:
-        return config.agent.tool_costs[tool_name]
-    return DEFAULT_TOOL_COSTS.get(tool_name, UNKNOWN_TOOL_COST)
-
-
 def saved_step_value(config: ACOConfig | None = None) -> float:
     """USD a useful tool result saves: one frontier-tier (tier 4) step of the seed's size."""
-    from aco_langchain.providers.tiers import cost_usd
-
     config = config or ACOConfig()
     return cost_usd(config.tier(4), *SAVED_STEP_TOKENS)
 

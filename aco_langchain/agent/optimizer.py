@@ -1,7 +1,9 @@
 """ACOOptimizer: the seed's facade for one agent run at a time.
 
-``start_run`` routes the request and sets the context budget; ``record_*`` feed the trace
-and the doom detector; ``cascade_step`` decides escalation (delegating to
+``start_run`` routes the request and sets the context budget; ``record_*`` feed the trace,
+the doom detector and the spend ledger (the same ledger ``ACORouterChatModel`` and ``aco
+spend`` use, under the run's id: ``opt.spent()``, ``check_doom`` and the tool gate read it);
+``cascade_step`` decides escalation (delegating to
 ``aco_langchain.chat.cascade``); ``check_doom`` says when to stop; ``end_run`` closes the trace
 and writes it to the sink (``sink=`` or ``config.trace_path``); ``stats`` summarises the
 runs this optimizer finished.
@@ -14,6 +16,8 @@ Usage::
 
     from aco_langchain.agent.optimizer import ACOOptimizer
     from aco_langchain.config import ACOConfig
+from aco_langchain.spend.budgets import run_scope
+from aco_langchain.spend.ledger.base import Hold, Limit, SpendRecord
     opt = ACOOptimizer(ACOConfig(router_model_path="router_models/bundle"))
     result = opt.start_run("Debug this critical production bug")
     result["routing"]          # tier, model_id, confidence, cost_estimate, ...
@@ -25,6 +29,7 @@ Usage::
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -32,13 +37,18 @@ from typing import TYPE_CHECKING, Any
 from aco_langchain.agent.doom import DoomDetector, DoomResult
 from aco_langchain.agent.gates import ToolGateDecision, VerifyDecision, gate, tool_cost, verify
 from aco_langchain.config import ACOConfig
+from aco_langchain.spend.budgets import run_scope
+from aco_langchain.spend.ledger.base import Hold, Limit, SpendRecord
 from aco_langchain.tracing.sinks import JsonlTraceSink, TraceSink
 from aco_langchain.tracing.trace import FinalOutcome, ModelCall, ToolCall, Trace, TraceRecorder
 
 if TYPE_CHECKING:
     from aco_langchain.chat.cascade import CascadeResult
     from aco_langchain.routing.base import RouteDecision, Router, RouteRequest
+    from aco_langchain.spend.ledger import SpendLedger
     from aco_langchain.tracing.stats import StatsReport
+
+logger = logging.getLogger(__name__)
 
 #: Finished traces kept in memory for ``stats()``.
 MAX_KEPT_TRACES = 10_000
@@ -49,6 +59,8 @@ class ACOOptimizer:
 
     ``unavailable``: tiers to treat as unavailable when routing (e.g.
     ``TierRegistry(cfg).unavailable()``); by default routing says what is optimal.
+    ``ledger``: the spend ledger (an object or a URL); None opens the one
+    ``ACORouterChatModel`` would (``$ACO_LEDGER_URL``, ``ledger.url``, else the SQLite default).
 
     Example:
         ```python
@@ -64,8 +76,16 @@ class ACOOptimizer:
         router: Router | None = None,
         sink: TraceSink | None = None,
         unavailable: Mapping[int, str] | None = None,
+        ledger: SpendLedger | str | None = None,
     ) -> None:
+        from aco_langchain.spend.ledger import open_ledger
+
         self.config = config or ACOConfig()
+        self.ledger: SpendLedger = (
+            ledger
+            if ledger is not None and not isinstance(ledger, str)
+            else open_ledger(ledger, self.config)
+        )
         self._router = router
         if sink is None and self.config.trace_path:
             sink = JsonlTraceSink(self.config.trace_path)
@@ -213,19 +233,22 @@ class ACOOptimizer:
         output: str | None = None,
         progress: bool | None = None,
         action: str | None = None,
+        on_ledger: bool = True,
     ) -> ModelCall:
         """Record a model call as a step of the run.
 
         ``tier`` / ``model_id``: either names the other (default: the routed tier).
         ``cost``: USD (default: tokens at the tier's configured price). ``escalated``:
         default True right after a ``cascade_step`` that escalated. ``output`` /
-        ``progress``: for the doom detector's no-progress rule.
+        ``progress``: for the doom detector's no-progress rule. ``on_ledger``: write the call to
+        the spend ledger under the run's id; False when it is there already (an
+        ``ACORouterChatModel`` call made with ``aco_run_id=opt.run_id`` settles itself).
 
         Usage::
 
             opt.record_model_call(model_id="medium-70b", input_tokens=1200, output_tokens=300)
         """
-        from aco_langchain.providers.tiers import cost_usd
+        from aco_langchain.pricing import cost_usd
 
         rec, doom = self._require_run("record_model_call")
         if tier is None:
@@ -259,7 +282,53 @@ class ACOOptimizer:
             action=action,
         )
         doom.record_step(cost=cost, output=output, progress=progress)
+        if on_ledger:
+            self._bill(
+                SpendRecord(
+                    run_key=rec.trace.trace_id,
+                    cost_usd=cost,
+                    input_tokens=input_tokens,
+                    output_tokens=output_tokens,
+                    tier=tier,
+                    model=model_id,
+                    provider=spec.provider,
+                    latency_ms=latency_ms or 0.0,
+                    outcome="cache_hit" if cache_hit else "ok",
+                    baseline_usd=self._baseline(input_tokens, output_tokens),
+                    trace_id=rec.trace.trace_id,
+                )
+            )
         return call
+
+    def _bill(self, record: SpendRecord) -> None:
+        """Write a call that already happened: a $0 hold on the run (it always passes), settled
+        at the call's cost, so the row carries its tier, model and tokens."""
+        scope = Limit(run_scope(record.run_key))
+        hold = self.ledger.hold([scope], usd=0.0, ttl_s=60.0, owner="aco-optimizer")
+        assert isinstance(hold, Hold), "an unlimited $0 hold is never refused"  # noqa: S101
+        self.ledger.settle(hold, record)
+
+    def _baseline(self, input_tokens: int, output_tokens: int) -> float:
+        from aco_langchain.errors import ConfigError
+        from aco_langchain.pricing import cost_usd
+
+        try:
+            spec = self.config.tier(self.config.ledger.baseline_tier)
+            return cost_usd(spec, input_tokens, output_tokens)
+        except ConfigError as err:  # the baseline tier has no price: savings unknown
+            logger.info("no baseline price for the ledger row: %s", err)
+            return 0.0
+
+    def spent(self) -> float:
+        """USD the run in progress has spent, from the spend ledger (every process and model
+        that spent under the run's id counts).
+
+        Usage::
+
+            opt.start_run("Fix the bug"); ...; opt.spent()
+        """
+        rec, _ = self._require_run("spent")
+        return self.ledger.spent(rec.trace.trace_id)
 
     def record_tool_call(
         self,
@@ -286,6 +355,8 @@ class ACOOptimizer:
             tool_name, success=success, cost=c, error=error, step_num=step_num
         )
         doom.record_tool(tool_name, args, success, cost=c)
+        if c > 0:
+            self.ledger.add(rec.trace.trace_id, c)
         self._tool_counts[tool_name] = self._tool_counts.get(tool_name, 0) + 1
         return call
 
@@ -301,6 +372,8 @@ class ACOOptimizer:
         rec, doom = self._require_run("record_verifier_call")
         rec.record_verifier_call(passed=passed, cost=cost, step_num=step_num)
         doom.add_cost(cost)
+        if cost > 0:
+            self.ledger.add(rec.trace.trace_id, cost)
         self._verifier_calls += 1
 
     # ------------------------------------------------------------------ decisions
@@ -341,14 +414,15 @@ class ACOOptimizer:
 
     def check_doom(self, total_spent: float | None = None) -> DoomResult:
         """Is the run doomed? ``total_spent`` (e.g. ``PerStepRouter.total_spent``) overrides
-        the spend recorded here.
+        the run's spend on the ledger.
 
         Usage::
 
             if opt.check_doom(ps.total_spent).doomed: break
         """
-        _, doom = self._require_run("check_doom")
-        self._last_doom = doom.check(total_spent)
+        rec, doom = self._require_run("check_doom")
+        spent = self.ledger.spent(rec.trace.trace_id) if total_spent is None else total_spent
+        self._last_doom = doom.check(spent)
         return self._last_doom
 
     def gate(self, tool_name: str, task_type: str | None = None, **kwargs: Any) -> ToolGateDecision:
@@ -360,7 +434,8 @@ class ACOOptimizer:
         """
         rec, doom = self._require_run("gate")
         kwargs.setdefault("prior_calls", self._tool_counts.get(tool_name, 0))
-        kwargs.setdefault("budget_remaining", max(0.0, doom.max_budget - rec.total_cost))
+        spent = self.ledger.spent(rec.trace.trace_id)
+        kwargs.setdefault("budget_remaining", max(0.0, doom.max_budget - spent))
         return gate(tool_name, task_type or rec.trace.task_type, config=self.config, **kwargs)
 
     def verify(self, risk: str, confidence: float) -> VerifyDecision:

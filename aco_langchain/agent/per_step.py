@@ -1,20 +1,23 @@
 """PerStepRouter: route every step of an agent run, within the run's budget.
 
-Each step's tier comes from what the step does (its ``action`` text), then:
+A step is mapped to a ``RouteRequest`` (its ``action`` text, the task's risk) and decided by
+the same pipeline as a chat call (``routing/pipeline.py``), with the step's rules:
 
 1. **Kind of action** (earliest keyword in the text wins; destructive verbs anywhere win):
    ``routine`` (read, search, list, ...) -> tier 1; ``verify`` (test, check, ...) -> 2;
    ``edit`` (fix, write, implement, ...) -> 3; ``plan`` (plan, design, debug, ...) -> 3;
-   ``critical`` (deploy, delete, migrate, payment, ...) -> 4; anything else -> what the
-   configured router suggests for the action text.
-2. **Risk floors** (``task_risk``): as the routing policy (high >= 3, critical >= 5) for
-   non-routine steps; routine steps are de-escalated (at most tier 2 even for critical risk).
+   ``critical`` (deploy, delete, migrate, payment, ...) -> 4: the step's assessment.
+   Anything else (``other``) is assessed by the configured router (the learned one by
+   default), whose predictions the pipeline's thresholds then use.
+2. **Risk floors** (``task_risk``): as for calls (high >= 3, critical >= 5); routine steps
+   are de-escalated (at most tier 2 even for critical risk). Task floors do not apply: the
+   action kind replaces them.
 3. **Prior failures**: one tier up (after a failed attempt the cheap tier had its chance).
-4. **Budget**: each step's estimate (``DEFAULT_STEP_TOKENS`` at the tier's price) is reserved
-   against ``max_budget`` until ``record_spend`` replaces it with the actual cost. When the
-   estimate does not fit, the highest cheaper cloud tier that fits is taken; when none fits
-   or less than ``LOW_BUDGET_RATIO`` of the budget is left, ``config.agent.on_low_budget``
-   decides: ``local`` drops to tier 1, ``stop`` returns ``stop=True``.
+4. **Budget**: each step's estimate (``DEFAULT_STEP_TOKENS`` at the tier's price) must fit
+   what is left of ``max_budget``. When it does not, the highest cheaper cloud tier that
+   fits is taken; when none fits or less than ``LOW_BUDGET_RATIO`` of the budget is left,
+   ``config.agent.on_low_budget`` decides: ``local`` drops to the local tier, ``stop``
+   returns ``stop=True``.
 5. **Availability** (optional ``unavailable``): nearest available tier, up first.
 
 Usage::
@@ -35,13 +38,16 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field
 
-from aco_langchain.config import TIER_NUMBERS, ACOConfig
-from aco_langchain.providers.tiers import cost_usd
+from aco_langchain.config import ACOConfig
+from aco_langchain.pricing import cost_usd
+from aco_langchain.routing.base import Assessment, RouteConstraints, RouteRequest
+from aco_langchain.routing.limits import RISK_FLOORS
 from aco_langchain.routing.markers import CRITICAL_WORDS
-from aco_langchain.routing.policy import RISK_FLOORS, nearest_available
+from aco_langchain.routing.pipeline import BudgetRule, RouteInputs, StageRules, run_stages
+from aco_langchain.routing.rules import success_curve, text_signals
 
 if TYPE_CHECKING:
-    from aco_langchain.routing.base import Router
+    from aco_langchain.routing.base import Complexity, Router
 
 ActionKind = Literal["routine", "verify", "edit", "plan", "critical", "other"]
 
@@ -52,6 +58,7 @@ LOW_BUDGET_RATIO = 0.05
 
 _KIND_TIER: dict[ActionKind, int] = {"routine": 1, "verify": 2, "edit": 3, "plan": 3, "critical": 4}
 _ROUTINE_RISK_CAP = 2
+_KIND_COMPLEXITY: dict[int, Complexity] = {1: "simple", 2: "simple", 3: "moderate", 4: "complex"}
 
 
 _KIND_WORDS: dict[ActionKind, set[str]] = {
@@ -122,9 +129,7 @@ def step_cost_estimate(
     config: ACOConfig, tier: int, input_tokens: int | None = None, output_tokens: int | None = None
 ) -> float:
     """USD estimate of one step at ``tier`` (``DEFAULT_STEP_TOKENS`` when not given)."""
-    i = DEFAULT_STEP_TOKENS[0] if input_tokens is None else input_tokens
-    o = DEFAULT_STEP_TOKENS[1] if output_tokens is None else output_tokens
-    return round(cost_usd(config.tier(tier), i, o), 6)
+    return round(cost_usd(config.tier(tier), *_step_tokens(input_tokens, output_tokens)), 6)
 
 
 def decide_step(
@@ -173,74 +178,121 @@ def decide_step(
     """
     if task_risk not in RISK_FLOORS:
         raise ValueError(f"task_risk must be low, medium, high or critical, not {task_risk!r}")
-    cfg = config
-    unavailable = unavailable or {}
     kind = classify_action(action)
-    base = _KIND_TIER.get(kind) or _router_tier(cfg, router, action)
-    tier = base
-    reasons = [f"{kind} step -> tier {base}"]
-
-    risk_floor = RISK_FLOORS[task_risk]
-    if kind == "routine":
-        risk_floor = min(risk_floor, _ROUTINE_RISK_CAP)
-    if risk_floor > tier:
-        reasons.append(f"{task_risk} risk floor -> tier {risk_floor}")
-        tier = risk_floor
-    if has_prior_failures and tier < max(TIER_NUMBERS):
-        tier += 1
-        reasons.append(f"prior failures: escalate -> tier {tier}")
-
-    remaining = max(0.0, round(max_budget - spent, 10))
-    est = step_cost_estimate(cfg, tier, input_tokens, output_tokens)
-    low = remaining <= max_budget * LOW_BUDGET_RATIO
-    stop = False
-    if est > remaining or low:
-        fits = [
-            n
-            for n in TIER_NUMBERS
-            if 2 <= n < tier
-            and step_cost_estimate(cfg, n, input_tokens, output_tokens) <= remaining
-        ]
-        if fits and not low:
-            new = fits[-1]
-            reasons.append(f"estimate ${est:.4f} > remaining ${remaining:.4f}: down to tier {new}")
-            tier = new
-        elif cfg.agent.on_low_budget == "stop":
-            stop = True
-            reasons.append(
-                f"budget low (${remaining:.4f} of ${max_budget:.4f} left): stop "
-                "(agent.on_low_budget=stop)"
-            )
-        elif tier != 1:
-            reasons.append(
-                f"budget low (${remaining:.4f} of ${max_budget:.4f} left): "
-                "local tier (agent.on_low_budget=local)"
-            )
-            tier = 1
-
-    if tier in unavailable:
-        alt = nearest_available(tier, dict(unavailable), set(TIER_NUMBERS))
-        if alt is not None:
-            reasons.append(f"tier {tier} unavailable ({unavailable[tier]}) -> {alt}")
-            tier = alt
+    request = step_request(action, task_risk)
+    assessment = step_assessment(kind, request, config, router)
+    rules = step_rules(
+        config,
+        kind,
+        max_budget=max_budget,
+        spent=spent,
+        has_prior_failures=has_prior_failures,
+        tokens=_step_tokens(input_tokens, output_tokens),
+    )
+    inputs = RouteInputs.build(assessment, request, config, rules=rules, unavailable=unavailable)
+    d = run_stages(inputs)
     return StepDecision(
         step_num=step_num,
         action_kind=kind,
-        base_tier=base,
-        adjusted_tier=tier,
-        model_id=cfg.tier(tier).model_id,
-        cost_estimate=step_cost_estimate(cfg, tier, input_tokens, output_tokens),
-        budget_remaining=remaining,
-        stop=stop,
-        reason="; ".join(reasons),
+        base_tier=assessment.suggested_tier,
+        adjusted_tier=d.tier,
+        model_id=config.tier(d.tier).model_id,
+        cost_estimate=step_cost_estimate(config, d.tier, input_tokens, output_tokens),
+        budget_remaining=rules.budget.remaining,
+        stop=d.stop,
+        reason="; ".join(r for r in d.reasons if r),
     )
 
 
-def _router_tier(config: ACOConfig, router: Router | None, action: str) -> int:
-    from aco_langchain.routing import RouteRequest, get_router
+def step_request(action: str, task_risk: str) -> RouteRequest:
+    """The step as a routing request: its action text at the task's risk.
 
-    router = router or get_router(config)
-    return router.assess(RouteRequest.from_text(action), config).suggested_tier
+    Example:
+        ```python
+        step_request("Read the logs", "high").constraints.risk   # 'high'
+        ```
+    """
+    return RouteRequest(
+        text=action,
+        last_user_text=action,
+        roles=["human"],
+        constraints=RouteConstraints.from_options({"risk": task_risk}),
+    )
+
+
+def step_assessment(
+    kind: ActionKind, request: RouteRequest, config: ACOConfig, router: Router | None
+) -> Assessment:
+    """The step's assessment: its action kind's tier, or the router's for an ``other`` step.
+
+    A kind's assessment carries no per-tier predictions (the pipeline's thresholds leave it
+    alone); its confidence is the rule router's heuristic curve at that tier.
+
+    Example:
+        ```python
+        step_assessment("routine", step_request("Read the logs", "low"), cfg, None).suggested_tier
+        ```
+    """
+    base = _KIND_TIER.get(kind)
+    if base is None:
+        from aco_langchain.routing import get_router
+
+        a = (router or get_router(config)).assess(request, config)
+        return a.model_copy(
+            update={"reason": f"other step -> tier {a.suggested_tier} ({a.router} router)"}
+        )
+    return Assessment(
+        task_type=text_signals(request.routing_text)[0],
+        difficulty=base,
+        complexity=_KIND_COMPLEXITY[base],
+        suggested_tier=base,
+        confidence=success_curve(base)[base],
+        reason=f"{kind} step -> tier {base}",
+        router="action",
+    )
+
+
+def step_rules(
+    config: ACOConfig,
+    kind: ActionKind,
+    *,
+    max_budget: float,
+    spent: float,
+    has_prior_failures: bool,
+    tokens: tuple[int, int] = DEFAULT_STEP_TOKENS,
+) -> StageRules:
+    """An agent step's pipeline rules: no task floors, routine steps' risk cap, escalation
+    after a failure, the agent's budget and ``agent.on_low_budget``, lenient availability.
+
+    Example:
+        ```python
+        step_rules(cfg, "edit", max_budget=1.0, spent=0.2, has_prior_failures=True).escalate
+        ```
+    """
+    on_low = config.agent.on_low_budget
+    return StageRules(
+        budget=BudgetRule(
+            limit_usd=max_budget,
+            spent_usd=spent,
+            tokens=tokens,
+            on_exhausted="stop" if on_low == "stop" else "force_local",
+            low_ratio=LOW_BUDGET_RATIO,
+            lowest_step_down=2,
+            setting=f"agent.on_low_budget={on_low}",
+            round_digits=6,
+        ),
+        task_floors=False,
+        risk_cap=_ROUTINE_RISK_CAP if kind == "routine" else None,
+        escalate=has_prior_failures,
+        fit_context=False,
+        strict_availability=False,
+    )
+
+
+def _step_tokens(input_tokens: int | None, output_tokens: int | None) -> tuple[int, int]:
+    i = DEFAULT_STEP_TOKENS[0] if input_tokens is None else input_tokens
+    o = DEFAULT_STEP_TOKENS[1] if output_tokens is None else output_tokens
+    return i, o
 
 
 class PerStepRouter:

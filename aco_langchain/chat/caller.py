@@ -73,9 +73,6 @@ logger = logging.getLogger(__name__)
 #: Prefix of a fallback-run failure line that is a budget skip, not a provider fault.
 BUDGET_SKIP = "skipped, over budget: "
 
-#: A flow: yields ops, receives their results, returns its value.
-Flow = Generator[Op, Any, Any]
-
 
 def _no_extra(_tier: int) -> dict[str, Any]:
     return {}
@@ -334,7 +331,7 @@ class TierCaller:
         if tab.holds(tier):
             return None
         tab.cap = plan.cap_for(tier)  # what this tier is told and held for
-        usd = self.registry.cost(tier, plan.in_bound, tab.cap)  # the worst case
+        usd = self.registry.worst_case(tier, plan.in_bound, tab.cap, plan.request.routing_text)
         got: Refusal | None = yield HoldOp(tab, tier, usd)
         if got is None:
             return None
@@ -424,4 +421,4 @@ class TierCaller:
         )
 
 
-__all__ = ["BUDGET_SKIP", "Flow", "TierCaller"]
+__all__ = ["BUDGET_SKIP", "TierCaller"]

@@ -80,6 +80,7 @@ from aco_langchain.routing import Router
 from aco_langchain.routing import get_router as _default_router
 from aco_langchain.spend.gateway import BudgetGateway
 from aco_langchain.spend.ledger import SpendLedger, open_ledger
+from aco_langchain.spend.outcomes import Outcome, OutcomeStore, outcome_store_for
 
 
 @dataclass
@@ -143,6 +144,7 @@ class ACORouterChatModel(BaseChatModel):
 
     # One plain holder: pydantic private-attribute access costs ~1 us each on the hot path.
     _rt: Runtime = PrivateAttr()
+    _outcomes: Any = PrivateAttr(default=None)
 
     def __init__(self, **kwargs: Any) -> None:
         """Build the router model; every bad argument is one :class:`ConfigError`.
@@ -291,6 +293,56 @@ class ACORouterChatModel(BaseChatModel):
             self._rt.gateway.ledger.reset(key)
 
     @property
+    def outcomes(self) -> OutcomeStore:
+        """Observed run outcomes, in this model's ledger database (``spend/outcomes.py``)."""
+        if self._outcomes is None:
+            self._outcomes = outcome_store_for(self.ledger, self._rt.gateway.ledger, self.config)
+        return self._outcomes
+
+    def record_outcome(
+        self,
+        run_id: str | None = None,
+        *,
+        success: bool,
+        score: float | None = None,
+        source: str = "api",
+    ) -> Outcome:
+        """Report whether a run succeeded: until then its ``task_success`` is unknown.
+
+        Args:
+            run_id: the run (``aco_run_id``); default as in :meth:`spent`.
+            success: did the run do what was asked.
+            score: an optional grade in [0, 1].
+            source: who observed it (``api``, ``verifier``, ...).
+
+        Returns:
+            The stored outcome.
+
+        Raises:
+            ValueError: no run to report on, or a score outside [0, 1].
+
+        Example:
+            ```python
+            llm.invoke("Fix the bug", aco_run_id="t-42")
+            llm.record_outcome("t-42", success=True, score=0.8)
+            ```
+        """
+        key = self._default_run(run_id)
+        return self.outcomes.record(key or "", success=success, score=score, source=source)
+
+    async def arecord_outcome(
+        self,
+        run_id: str | None = None,
+        *,
+        success: bool,
+        score: float | None = None,
+        source: str = "api",
+    ) -> Outcome:
+        """Async :meth:`record_outcome` (native async I/O)."""
+        key = self._default_run(run_id)
+        return await self.outcomes.arecord(key or "", success=success, score=score, source=source)
+
+    @property
     def _cascade_enabled(self) -> bool:
         return self.config.cascade.enabled if self.cascade is None else self.cascade
 
@@ -396,7 +448,7 @@ class ACORouterChatModel(BaseChatModel):
         """
         rt = self._rt  # one private-attribute read per call (each costs ~1 us)
         call = self._call_options(rt, kwargs)
-        snapshot = BudgetSnapshot(rt.gateway.spent(call.run_key), _unavailable(rt))
+        snapshot = BudgetSnapshot(rt.gateway.spent(call.run_key), _unavailable(rt, messages))
         return rt.planner.plan(messages, call, snapshot, streaming=streaming)
 
     async def aplan(
@@ -406,7 +458,7 @@ class ACORouterChatModel(BaseChatModel):
         rt = self._rt
         call = self._call_options(rt, kwargs)
         spent = await rt.gateway.aspent(call.run_key)
-        snapshot = BudgetSnapshot(spent, _unavailable(rt))
+        snapshot = BudgetSnapshot(spent, _unavailable(rt, messages))
         return rt.planner.plan(messages, call, snapshot, streaming=streaming)
 
     # -- sync I/O: the tier caller's flows under the sync driver ----------------------------
@@ -431,7 +483,10 @@ class ACORouterChatModel(BaseChatModel):
         rt = self._rt
         tab = plan.new_tab()
         driver = SyncDriver(rt.gateway, messages, stop or self.stop or None, run_manager)
-        return driver.run(rt.caller.answer(plan, tab), lambda p: rt.caller.closing(plan, tab))
+        return driver.run(
+            rt.caller.answer(plan, tab),
+            lambda partial: rt.caller.closing(plan, tab, partial=partial),
+        )
 
     def _stream(
         self,
@@ -477,7 +532,10 @@ class ACORouterChatModel(BaseChatModel):
         rt = self._rt
         tab = plan.new_tab()
         driver = AsyncDriver(rt.gateway, messages, stop or self.stop or None, run_manager)
-        return await driver.run(rt.caller.answer(plan, tab), lambda p: rt.caller.closing(plan, tab))
+        return await driver.run(
+            rt.caller.answer(plan, tab),
+            lambda partial: rt.caller.closing(plan, tab, partial=partial),
+        )
 
     async def _astream(
         self,
@@ -546,9 +604,10 @@ class ACORouterChatModel(BaseChatModel):
         )
 
 
-def _unavailable(rt: Runtime) -> dict[int, str]:
-    """{tier: why} for tiers that cannot be called now (credentials, server, cooldown)."""
-    return {**rt.registry.unavailable(), **rt.health.cooling()}
+def _unavailable(rt: Runtime, messages: Sequence[BaseMessage]) -> dict[int, str]:
+    """{tier: why} for tiers that cannot be called now (credentials, server, cooldown) or
+    cannot answer these messages (a replay tier without a recorded answer)."""
+    return {**rt.registry.unavailable(messages), **rt.health.cooling()}
 
 
 def _ledger(value: Any, config: ACOConfig) -> SpendLedger:

@@ -22,8 +22,11 @@ from aco_langchain.providers.deadline import Deadline
 from aco_langchain.spend.gateway import Tab
 from aco_langchain.spend.ledger.base import SpendRecord
 
+# Not frozen: a frozen dataclass's __init__ goes through object.__setattr__ per field, and
+# five ops are made per call. Nobody mutates an op after it is yielded.
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(slots=True)
 class HoldOp:
     """Hold ``tier``'s worst case on the tab's budgets → ``Refusal | None``."""
 
@@ -32,7 +35,7 @@ class HoldOp:
     usd: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SettleOp:
     """Settle ``tier``'s answered call with ``record`` → None."""
 
@@ -41,28 +44,28 @@ class SettleOp:
     record: SpendRecord
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ReleaseOp:
     """Release the tab's hold (its tier did not answer) → None."""
 
     tab: Tab
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SpentOp:
     """Read the run's settled spend → float."""
 
     run_key: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SleepOp:
     """Wait before a retry → None."""
 
     seconds: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CallOp:
     """Call the tier's ``_generate``/``_agenerate`` under the call's deadline → ChatResult."""
 
@@ -79,7 +82,7 @@ class CallOp:
         return left if self.slice_s is None else min(left, self.slice_s)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class StreamOp:
     """Stream the tier's answer to the caller chunk by chunk → None; the chunks handed out are
     in ``delivered``."""
@@ -91,14 +94,12 @@ class StreamOp:
     delivered: Delivered
 
 
-#: A ledger op (the budget gateway performs it).
-LedgerOp = HoldOp | SettleOp | ReleaseOp | SpentOp
+#: Every op a flow may yield.
 Op = HoldOp | SettleOp | ReleaseOp | SpentOp | SleepOp | CallOp | StreamOp
 
 __all__ = [
     "CallOp",
     "HoldOp",
-    "LedgerOp",
     "Op",
     "ReleaseOp",
     "SettleOp",

@@ -27,14 +27,10 @@ from aco_langchain.chat.messages import message_text
 from aco_langchain.chat.options import CallOptions
 from aco_langchain.config import TIER_NUMBERS, ACOConfig
 from aco_langchain.errors import BudgetExceededError, InvalidRequestError, RoutingError
+from aco_langchain.pricing import DEFAULT_OUTPUT_TOKENS, estimate_tokens, input_token_bound
 from aco_langchain.providers.deadline import Deadline, call_deadline
 from aco_langchain.providers.faults import fallback_order
-from aco_langchain.providers.tiers import (
-    DEFAULT_OUTPUT_TOKENS,
-    TierRegistry,
-    estimate_tokens,
-    input_token_bound,
-)
+from aco_langchain.providers.tiers import TierRegistry
 from aco_langchain.routing import RouteConstraints, RouteDecision, Router, RouteRequest, decide
 from aco_langchain.routing.base import OPTION_VALUES
 from aco_langchain.routing.policy import needs_assessment, tiers_that_fit

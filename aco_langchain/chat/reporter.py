@@ -31,7 +31,8 @@ from aco_langchain.chat.messages import message_text, tool_call_chunks
 from aco_langchain.chat.planner import CallPlan
 from aco_langchain.config import ACOConfig
 from aco_langchain.errors import ConfigError, DegradedAnswerWarning
-from aco_langchain.providers.tiers import TierRegistry, estimate_tokens, usage_tokens
+from aco_langchain.pricing import estimate_tokens, usage_tokens
+from aco_langchain.providers.tiers import TierRegistry
 from aco_langchain.routing import RouteDecision
 from aco_langchain.spend.ledger.base import SpendRecord
 
@@ -137,7 +138,7 @@ class Reporter:
             failures: {tier: why} of the tiers tried before it.
 
         Returns:
-            The tier call, priced at the tier's price.
+            The tier call, priced at the tier's price (a replay tier: its recorded cost).
         """
         usage = getattr(message, "usage_metadata", None)
         if usage is None:
@@ -149,7 +150,7 @@ class Reporter:
         return TierCall(
             tier=tier,
             model_id=self.config.tier(tier).model_id,
-            cost_usd=self.registry.cost(tier, i, o),
+            cost_usd=self.registry.call_cost(tier, message, i, o),
             usage=usage,
             failures=dict(failures),
             input_tokens=i,
@@ -177,16 +178,18 @@ class Reporter:
             model=model,
             provider=provider,
             outcome=outcome,
-            baseline_usd=self._baseline_cost(input_tokens, output_tokens),
+            baseline_usd=self._baseline_cost(plan, input_tokens, output_tokens),
             trace_id=who.trace_id,
             user=who.user,
             api_key=who.api_key,
             tags=who.tags,
         )
 
-    def _baseline_cost(self, input_tokens: int, output_tokens: int) -> float:
+    def _baseline_cost(self, plan: CallPlan, input_tokens: int, output_tokens: int) -> float:
         try:
-            return self.registry.cost(self.config.ledger.baseline_tier, input_tokens, output_tokens)
+            return self.registry.baseline_cost(
+                input_tokens, output_tokens, plan.request.routing_text
+            )
         except ConfigError:
             return 0.0  # the baseline tier has no price: savings are not known
 

@@ -45,6 +45,23 @@ def _usd(x: float | None) -> str:
     return "n/a" if x is None else f"${x:.4f}"
 
 
+def _observed(traces: list[Any], cfg: Any) -> dict[str, Any]:
+    """Outcomes reported for these traces' runs (``aco outcome``, ``record_outcome``)."""
+    import logging
+
+    from aco_langchain.errors import LedgerError
+    from aco_langchain.spend.outcomes import open_outcomes
+
+    keys = [t.run_key for t in traces if t.run_key]
+    if not keys:
+        return {}
+    try:
+        return open_outcomes(config=cfg).many(keys)
+    except LedgerError as err:  # stats still print, over the outcomes the traces carry
+        logging.getLogger(__name__).warning("outcomes not read: %s", err)
+        return {}
+
+
 def register(app: typer.Typer) -> None:
     """Add ``budget``, ``gate``, ``verify`` and ``stats`` to ``app``.
 
@@ -230,7 +247,9 @@ def register(app: typer.Typer) -> None:
         for got in per_file.values():
             result.traces.extend(got.traces)
             result.problems.extend(got.problems)
-        report = compute_stats(result.traces, cfg, problems=result.problems)
+        report = compute_stats(
+            result.traces, cfg, problems=result.problems, outcomes=_observed(result.traces, cfg)
+        )
         if plot:
             from aco_langchain.errors import PlotError
             from aco_langchain.viz import save_png, stats_figure
@@ -249,12 +268,15 @@ def register(app: typer.Typer) -> None:
         t = Table(title=f"ACO stats ({report.runs} runs from {len(files)} file(s))")
         t.add_column("metric", style="bold")
         t.add_column("value", justify="right")
-        t.add_row("runs / successes", f"{report.runs} / {report.successes}")
-        t.add_row("success rate", _pct(report.success_rate))
+        t.add_row("runs / with an observed outcome", f"{report.runs} / {report.runs_with_outcome}")
+        t.add_row("  no outcome reported (not counted)", str(report.runs_without_outcome))
+        t.add_row("successes (observed)", str(report.successes))
+        t.add_row("success rate (observed runs)", _pct(report.success_rate))
         t.add_row("total cost", _usd(report.total_cost))
         t.add_row("cost per successful task", _usd(report.cost_per_successful_task))
         t.add_row(
-            "  same runs on frontier (tier 4)", _usd(report.frontier_cost_per_successful_task)
+            f"  same runs on baseline (ledger.baseline_tier = {cfg.ledger.baseline_tier})",
+            _usd(report.frontier_cost_per_successful_task),
         )
         t.add_row("escalation rate", _pct(report.escalation_rate))
         t.add_row("cache hit rate", _pct(report.cache_hit_rate))

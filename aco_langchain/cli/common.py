@@ -59,7 +59,7 @@ def checked_or_fail(cfg: Any, as_json: bool = False) -> Any:
     free), and the configured router (bundle) loads.
     """
     from aco_langchain.errors import ACOError
-    from aco_langchain.providers.tiers import price_per_1k
+    from aco_langchain.pricing import price_per_1k
     from aco_langchain.routing import get_router
 
     problems: list[str] = []

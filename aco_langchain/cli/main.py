@@ -36,6 +36,8 @@ _COMMAND_MODULES = (
     "aco_langchain.cli.spend_cmds",
     "aco_langchain.cli.serve_cmds",
     "aco_langchain.cli.dashboard_cmds",
+    "aco_langchain.cli.replay_cmds",
+    "aco_langchain.cli.outcome_cmds",
 )
 
 
@@ -138,7 +140,11 @@ def route(
     typer.echo(f"  reason: {decision.reason}")
     if unavailable and live_tier != decision.tier:
         why = unavailable.get(decision.tier, "")
-        now = f"a call would use tier {live_tier}" if live_tier else "no tier is available"
+        if live_tier:
+            now = f"a call would use tier {live_tier}"
+        else:
+            down = "; ".join(f"tier {n}: {w}" for n, w in sorted(unavailable.items()))
+            now = f"a call would fail now: no tier is up ({down})"
         typer.echo(f"  now: tier {decision.tier} unavailable ({why}); {now}")
 
 
@@ -163,12 +169,21 @@ def config_validate(
 
 
 @config_app.command("show")
-def config_show(config: str | None = _CONFIG, as_json: bool = _JSON) -> None:
+def config_show(
+    config: str | None = _CONFIG,
+    as_json: bool = _JSON,
+    sources: bool = typer.Option(
+        False, "--sources", help="Print each effective value and where it came from."
+    ),
+) -> None:
     """Show the effective config (defaults filled in) as YAML or JSON."""
     from aco_langchain.redact import mask_obj, register_config
 
     cfg = _load(config, as_json)
     register_config(cfg)
+    if sources:
+        _show_sources(config, as_json)
+        return
     data = mask_obj(cfg.model_dump(mode="json"))  # a key in a base_url is not printed
     if as_json:
         typer.echo(json.dumps(data, indent=2))
@@ -176,6 +191,24 @@ def config_show(config: str | None = _CONFIG, as_json: bool = _JSON) -> None:
     import yaml
 
     typer.echo(yaml.safe_dump(data, sort_keys=False).rstrip())
+
+
+def _show_sources(config: str | None, as_json: bool) -> None:
+    from aco_langchain.config_sources import setting_sources
+    from aco_langchain.errors import ConfigError
+    from aco_langchain.redact import mask_obj
+
+    try:
+        rows = setting_sources(config)
+    except ConfigError as err:  # _load already checked the file: this is a race, say it
+        fail(str(err), as_json)
+    found = [mask_obj({"key": r.key, "value": r.value, "source": r.source}) for r in rows]
+    if as_json:
+        typer.echo(json.dumps(found, indent=2))
+        return
+    width = max(len(r["key"]) for r in found)
+    for r in found:
+        typer.echo(f"{r['key']:<{width}}  {json.dumps(r['value'])}  ({r['source']})")
 
 
 def _register_all() -> None:

@@ -45,8 +45,13 @@ def spend_report(
     summary = ledger.summary(run=run, month=month, by=by)
     base = cfg.ledger.baseline_tier
     spec = cfg.tier(base)
+    from aco_langchain.spend.outcomes import open_outcomes, outcome_figures
+
+    runs = {g.key: g.cost_usd for g in ledger.summary(run=run, month=month, by="run").groups}
+    observed = open_outcomes(ledger_url, cfg).many(runs) if runs else {}
     return {
         **summary.to_dict(),
+        "outcomes": outcome_figures(runs, observed),
         "baseline": {"tier": base, "model_id": spec.model_id, "model": spec.provider_model},
         "run": run,
         "month": month,
@@ -152,6 +157,15 @@ def _print(report: dict[str, Any]) -> None:
     console.print(
         f"Total spend: {report['total_usd']:.4f} USD | Savings vs {base['model']} "
         f"(tier {base['tier']}): {report['savings_usd']:.4f} USD | calls: {report['calls']}",
+        highlight=False,
+    )
+    o = report["outcomes"]
+    rate = "-" if o["success_rate"] is None else f"{o['success_rate']:.0%}"
+    cps = o["cost_per_successful_task"]
+    console.print(
+        f"Outcomes: {o['runs_with_outcome']} of {o['runs']} runs observed "
+        f"({o['runs_without_outcome']} with none, not counted) | success rate {rate} | "
+        f"cost per successful task {'-' if cps is None else f'{cps:.4f} USD'}",
         highlight=False,
     )
     if not report.get("groups"):

@@ -18,10 +18,13 @@ Example:
 from __future__ import annotations
 
 import calendar
+import logging
 import time
 from typing import TYPE_CHECKING, Any
 
 from aco_langchain.dashboard.data import dashboard_data
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from aco_langchain.config import ACOConfig
@@ -100,7 +103,22 @@ def collect(
         key_budgets_usd=key_budgets,
         key_period_start=period_start(config),
         baseline=f"tier {config.ledger.baseline_tier} ({base.model_id})",
+        outcomes=_outcomes(led, config, {r.run_key for r in rows}),
     )
+
+
+def _outcomes(ledger: Any, config: ACOConfig, run_keys: set[str]) -> dict[str, Any]:
+    """The observed outcomes of ``run_keys``, from the ledger's database."""
+    from aco_langchain.errors import LedgerError
+    from aco_langchain.spend.outcomes import outcome_store_for
+
+    if not run_keys:
+        return {}
+    try:
+        return outcome_store_for(ledger, ledger, config).many(run_keys)
+    except LedgerError as err:  # the page still shows spend; success is then unknown
+        logger.warning("dashboard: outcomes not read: %s", err)
+        return {}
 
 
 __all__ = ["collect", "dashboard_data", "period_start"]

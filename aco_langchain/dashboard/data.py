@@ -66,6 +66,7 @@ def dashboard_data(
     key_period_start: float = 0.0,
     baseline: str = "",
     top_runs: int = TOP_RUNS,
+    outcomes: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The dashboard's JSON from ledger rows.
 
@@ -78,13 +79,16 @@ def dashboard_data(
             rows since then (0: all rows, ``budget_duration: forever``).
         baseline: What the baseline is (e.g. ``"tier 4 (gpt-4.1)"``), shown beside savings.
         top_runs: How many runs the budget chart lists (biggest spend first).
+        outcomes: Observed outcomes by run key (``spend/outcomes.py``); success rate and
+            cost per successful task count only these runs.
 
     Returns:
         ``totals`` (exactly ``aco spend --json``'s fields), ``savings_share``, ``days``
         (``day``, ``cost_usd``, ``baseline_usd``, ``savings_usd``, ``calls``, ``by_tier``),
         ``tiers``, ``runs`` and ``keys`` (``key``, ``calls``, ``spent_usd``, ``budget_usd``,
         ``share``), ``rates`` (``escalation_rate``, ``cache_hit_rate`` and their counts),
-        ``first_day``/``last_day``, ``run_budget_usd``, ``ledger``, ``baseline``.
+        ``first_day``/``last_day``, ``run_budget_usd``, ``ledger``, ``baseline``,
+        ``outcomes`` (``outcome_figures``: success over the runs with an observed outcome).
 
     Example:
         ```python
@@ -146,9 +150,12 @@ def dashboard_data(
                 "share": _share(s.total_usd, budgets.get(key)),
             }
         )
+    from aco_langchain.spend.outcomes import outcome_figures
+
     return {
         "ledger": ledger_url,
         "baseline": baseline,
+        "outcomes": outcome_figures({g.key: g.cost_usd for g in runs_all}, outcomes or {}),
         "totals": totals,
         "savings_share": (
             round(total.savings_usd / total.baseline_usd, 6) if total.baseline_usd > 0 else None

@@ -1,4 +1,4 @@
-"""Tiers: building each tier's chat model, availability, and pricing.
+"""Tiers: building each tier's chat model and its availability (prices: ``aco_langchain.pricing``).
 
 Usage::
 
@@ -15,92 +15,31 @@ import asyncio
 import importlib
 import logging
 import os
+import sys
 import weakref
-from collections.abc import Mapping
-from functools import lru_cache
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from aco_langchain.config import TIER_NUMBERS, ACOConfig, TierSpec
 from aco_langchain.errors import ConfigError
+from aco_langchain.pricing import (  # noqa: F401 - re-exported for callers outside decisions
+    CHARS_PER_TOKEN,
+    DEFAULT_OUTPUT_TOKENS,
+    cost_usd,
+    estimate_tokens,
+    genai_price_per_1k,
+    input_token_bound,
+    price_per_1k,
+    resolve_prices,
+    usage_tokens,
+)
 from aco_langchain.redact import register_config
 
 logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
-
-#: Rough chars-per-token ratio for estimates before a call (tiktoken cannot fetch its
-#: files offline; this matches langchain_core's count_tokens_approximately).
-CHARS_PER_TOKEN = 4.0
-DEFAULT_OUTPUT_TOKENS = 256
-
-_PROVIDER_IDS = {"openai": "openai", "cloud": "openai", "openai-compatible": None}
-
-
-#: Tokens a chat template adds per message (role markers, separators).
-MESSAGE_OVERHEAD_TOKENS = 8
-#: Tokens a chat template adds once per call (a default system prompt, generation prompt).
-CALL_OVERHEAD_TOKENS = 48
-#: Tokens of framing per tool schema (the template's tool preamble and markers).
-TOOL_OVERHEAD_TOKENS = 16
-
-
-def estimate_tokens(text: str) -> int:
-    """Approximate token count of ``text`` (chars / 4, at least 1)."""
-    return max(1, int(len(text) / CHARS_PER_TOKEN + 0.5))
-
-
-@lru_cache(maxsize=256)
-def genai_price_per_1k(provider: str, model: str) -> tuple[float, float] | None:
-    """USD per 1k input/output tokens from genai-prices' bundled data, None if unknown."""
-    provider_id = _PROVIDER_IDS.get(provider, provider)
-    try:
-        from genai_prices import Usage, calc_price  # 0.3 s import: only when needed
-
-        r = calc_price(
-            Usage(input_tokens=1_000_000, output_tokens=1_000_000),
-            model_ref=model,
-            provider_id=provider_id,
-        )
-    except (LookupError, ValueError) as err:  # genai-prices does not know the model
-        logger.debug("genai-prices has no price for %s/%s: %s", provider, model, err)
-        return None
-    return float(r.input_price) / 1000.0, float(r.output_price) / 1000.0
-
-
-def price_per_1k(spec: TierSpec) -> tuple[float, float]:
-    """(input, output) USD per 1k tokens: config, else genai-prices, else $0 for local tiers.
-
-    A cloud tier with no configured price and none known to genai-prices is a config error:
-    we would rather say so than bill it as free.
-    """
-    if spec.cost_per_1k_input is not None and spec.cost_per_1k_output is not None:
-        return spec.cost_per_1k_input, spec.cost_per_1k_output
-    if spec.is_local:
-        return (spec.cost_per_1k_input or 0.0, spec.cost_per_1k_output or 0.0)
-    found = genai_price_per_1k(spec.provider, spec.provider_model)
-    if found is None:
-        raise ConfigError(
-            f"no price for tier model {spec.provider_model!r} (provider {spec.provider}): "
-            "set cost_per_1k_input and cost_per_1k_output in config.yaml"
-        )
-    return (
-        spec.cost_per_1k_input if spec.cost_per_1k_input is not None else found[0],
-        spec.cost_per_1k_output if spec.cost_per_1k_output is not None else found[1],
-    )
-
-
-def cost_usd(spec: TierSpec, input_tokens: int, output_tokens: int) -> float:
-    """USD for a call with the given token counts at the tier's price."""
-    p_in, p_out = price_per_1k(spec)
-    return (input_tokens * p_in + output_tokens * p_out) / 1000.0
-
-
-def usage_tokens(usage: Mapping[str, Any] | None) -> tuple[int, int]:
-    """(input, output) tokens from a usage_metadata mapping (missing counts as 0)."""
-    if not usage:
-        return 0, 0
-    return int(usage.get("input_tokens") or 0), int(usage.get("output_tokens") or 0)
+    from langchain_core.messages import BaseMessage
 
 
 def local_base_url(config: ACOConfig) -> str | None:
@@ -135,6 +74,10 @@ def availability(spec: TierSpec, config: ACOConfig) -> str | None:
     """
     if spec.provider == "instance":
         return None
+    if spec.provider == "replay":
+        from aco_langchain.providers.replay import replay_availability
+
+        return replay_availability(spec)
     if spec.provider == "local" or (spec.is_local and spec.base_url is None):
         if spec.base_url:
             return None
@@ -159,8 +102,13 @@ def build_chat_model(spec: TierSpec, config: ACOConfig) -> BaseChatModel:
       constrained decoding) at the running local llama.cpp server; ChatOpenAI at ``base_url``
       when one is set (any OpenAI-compatible server).
     - ``ollama``: ChatOllama.
+    - ``replay``: ``ReplayChatModel``, a real model's recorded answers.
     """
     timeout = config.routing.max_latency_per_call_s
+    if spec.provider == "replay":  # recorded answers of a real model (providers/replay.py)
+        from aco_langchain.providers.replay import build_replay_model
+
+        return build_replay_model(spec)
     if spec.provider == "ollama":
         from langchain_ollama import ChatOllama
 
@@ -249,9 +197,13 @@ class TierRegistry:
             weakref.WeakKeyDictionary()
         )
         self._loop_bound: set[int] = set()  # shared instances an event loop has used
+        self._names: dict[int, tuple[str, str | None]] = {}
         for n in self._instances:
             if n not in TIER_NUMBERS:
                 raise ConfigError(f"tier_models key {n!r} is not a tier: use 1 to 5")
+        # Every call prices the tiers: look the prices up now, not on the first request
+        # (an unpriced cloud tier loads genai-prices' bundled data, ~0.1 s once per process).
+        resolve_prices(config)
 
     def spec(self, tier: int) -> TierSpec:
         return self.config.tier(tier)
@@ -272,13 +224,22 @@ class TierRegistry:
             return type(self._instances[tier]).bind_tools is not BaseChatModel.bind_tools
         return self.spec(tier).supports_tools
 
-    def unavailable(self) -> dict[int, str]:
-        """{tier: why} for tiers that cannot be called now."""
+    def unavailable(self, prompt: str | Sequence[BaseMessage] | None = None) -> dict[int, str]:
+        """{tier: why} for tiers that cannot be called now; with ``prompt`` (the call's
+        messages, or its last user message), also the tiers that cannot answer it (a replay
+        tier without a recorded answer)."""
         out: dict[int, str] = {}
+        text: str | None = None
         for n in TIER_NUMBERS:
             if n in self._given:
                 continue
             why = availability(self.spec(n), self.config)
+            if why is None and prompt is not None and self.spec(n).provider == "replay":
+                if text is None:
+                    from aco_langchain.providers.replay import last_human_text
+
+                    text = prompt if isinstance(prompt, str) else last_human_text(prompt)
+                why = self.model(n).miss_reason(text)  # type: ignore[attr-defined]
             if why:
                 out[n] = why
         return out
@@ -340,25 +301,76 @@ class TierRegistry:
                 models[tier] = build_chat_model(self.spec(tier), self.config)
         return models[tier]  # type: ignore[no-any-return]
 
+    def _given_names(self, tier: int) -> tuple[str, str | None]:
+        """(provider, model name) a given instance reports, read once per tier: its
+        ``_get_ls_params()`` builds a dict per call (~0.6 ms for ChatOpenAI) and a given
+        instance never changes for the registry's life."""
+        names = self._names.get(tier)
+        if names is None:
+            model = self._instances[tier]
+            ls = model._get_ls_params()
+            name = ls.get("ls_model_name") or getattr(model, "model_name", None)
+            names = (str(ls.get("ls_provider") or model._llm_type), str(name) if name else None)
+            self._names[tier] = names
+        return names
+
     def provider(self, tier: int) -> str:
         """The provider name reported as ``model_provider`` for the tier's answers."""
         if tier in self._given:
-            ls = self._instances[tier]._get_ls_params()
-            return str(ls.get("ls_provider") or self._instances[tier]._llm_type)
+            return self._given_names(tier)[0]
         spec = self.spec(tier)
         return {"local": "llama.cpp", "cloud": "openai"}.get(spec.provider, spec.provider)
 
     def model_name(self, tier: int) -> str:
         """The concrete model's name reported as ``model_name`` for the tier's answers."""
         if tier in self._given:
-            ls = self._instances[tier]._get_ls_params()
-            name = ls.get("ls_model_name") or getattr(self._instances[tier], "model_name", None)
+            name = self._given_names(tier)[1]
             if name:
-                return str(name)
+                return name
         return self.spec(tier).provider_model
 
     def cost(self, tier: int, input_tokens: int, output_tokens: int) -> float:
         return cost_usd(self.spec(tier), input_tokens, output_tokens)
+
+    def recorded_cost(self, tier: int, prompt: str) -> float | None:
+        """A replay tier's recorded USD for ``prompt`` (None: not a replay tier, or no
+        recorded answer)."""
+        if tier in self._given or self.spec(tier).provider != "replay":
+            return None
+        model = self.model(tier)
+        found = model.store.lookup(prompt, model.model)  # type: ignore[attr-defined]
+        return None if found is None else float(found.cost_usd)
+
+    def worst_case(self, tier: int, input_bound: int, output_cap: int, prompt: str) -> float:
+        """USD a call may cost: the input bound and output cap at the tier's price, and never
+        less than a replay tier's recorded cost (what its settlement will charge)."""
+        usd = self.cost(tier, input_bound, output_cap)
+        recorded = self.recorded_cost(tier, prompt)
+        return usd if recorded is None else max(usd, recorded)
+
+    def baseline_cost(self, input_tokens: int, output_tokens: int, prompt: str) -> float:
+        """What the baseline tier (``ledger.baseline_tier``) would have cost: its recorded
+        cost when it is a replay tier with an answer to ``prompt``, else the tokens at its
+        price.
+
+        Raises:
+            ConfigError: the baseline tier has no price.
+        """
+        tier = self.config.ledger.baseline_tier
+        recorded = self.recorded_cost(tier, prompt)
+        return recorded if recorded is not None else self.cost(tier, input_tokens, output_tokens)
+
+    def call_cost(
+        self, tier: int, message: BaseMessage, input_tokens: int, output_tokens: int
+    ) -> float:
+        """USD of an answered call: a replay tier's recorded cost, else usage at the price."""
+        if self.spec(tier).provider == "replay" or tier in self._given:
+            from aco_langchain.providers.replay import recorded_cost
+
+            found = recorded_cost(message)
+            if found is not None:
+                return found
+        return self.cost(tier, input_tokens, output_tokens)
 
 
 #: ChatOllama's own option fields: passing ``options`` replaces them all, so they are copied.
@@ -384,44 +396,18 @@ def output_cap_kwargs(model: BaseChatModel, cap: int) -> dict[str, Any]:
         output_cap_kwargs(ChatOpenAI(model="gpt-4.1"), 512)   # {"max_tokens": 512}
         ```
     """
-    try:
-        from langchain_openai.chat_models.base import BaseChatOpenAI
-
-        if isinstance(model, BaseChatOpenAI):
-            return {"max_tokens": cap}
-    except ImportError:  # pragma: no cover - langchain-openai is a dependency
-        pass
-    try:
-        from langchain_ollama import ChatOllama
-
-        if isinstance(model, ChatOllama):
-            opts = {k: v for k in _OLLAMA_OPTIONS if (v := getattr(model, k, None)) is not None}
-            return {"options": {**opts, "num_predict": cap}}
-    except ImportError:  # pragma: no cover - langchain-ollama is a dependency
-        pass
+    # A model is an instance of a class whose module is already imported: look the classes
+    # up in sys.modules rather than importing langchain-openai / langchain-ollama (~0.7 s,
+    # hundreds of modules) for tiers that use neither.
+    openai_base = sys.modules.get("langchain_openai.chat_models.base")
+    if openai_base is not None and isinstance(model, openai_base.BaseChatOpenAI):
+        return {"max_tokens": cap}
+    ollama = sys.modules.get("langchain_ollama.chat_models")
+    if ollama is not None and isinstance(model, ollama.ChatOllama):
+        opts = {k: v for k in _OLLAMA_OPTIONS if (v := getattr(model, k, None)) is not None}
+        return {"options": {**opts, "num_predict": cap}}
     fields = type(model).model_fields
     for name in _CAP_FIELDS:
         if name in fields:
             return {name: cap}
     return {}
-
-
-def input_token_bound(text: str, n_messages: int, tools: Any = None) -> int:
-    """An upper bound on the input tokens of a call as the provider counts them: its UTF-8
-    bytes (a byte-level BPE token is at least one byte), each message's framing, the chat
-    template's own text (a default system prompt: SmolLM2's adds ~25 tokens, so "Hi" is
-    billed 31), and the tool schemas' bytes with their framing.
-
-    Budgets hold this, not the chars/4 estimate, so a provider's real count never exceeds it.
-    """
-    import json
-
-    tool_bytes = len(json.dumps(tools).encode("utf-8")) if tools else 0
-    n_tools = len(tools) if isinstance(tools, list) else (1 if tools else 0)
-    return (
-        len(text.encode("utf-8"))
-        + MESSAGE_OVERHEAD_TOKENS * max(1, n_messages)
-        + CALL_OVERHEAD_TOKENS
-        + tool_bytes
-        + TOOL_OVERHEAD_TOKENS * n_tools
-    )

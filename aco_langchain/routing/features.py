@@ -241,7 +241,8 @@ class Featurizer:
         last = last_user_text if last_user_text is not None else text
         code = sum(low.count(m) for m in _CODE_MARKERS)
         maths = cls[7] + sum(low.count(m) for m in _MATH_MARKERS)
-        choices = sum(low.count(m) for m in _CHOICE_MARKERS)
+        # most prompts have no "\nX)" at all: one scan for ")" first
+        choices = sum(low.count(m) for m in _CHOICE_MARKERS) if ")" in low else 0
         n_user = sum(1 for r in roles if r in ("human", "user"))
         out = np.array(
             [

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import re
+from functools import lru_cache
 
 from aco_langchain.config import TIER_NUMBERS, ACOConfig
 from aco_langchain.routing.base import Assessment, Complexity, Risk, RouteRequest
@@ -28,6 +29,7 @@ _COMPLEX = {
 }  # fmt: skip
 _SIMPLE = {"summarize", "translate", "hello", "hi", "define", "explain", "list", "what", "who"}
 
+#: What a word is (``prompt_words`` computes exactly its matches, without the regex).
 _WORD = re.compile(r"[a-z0-9][a-z0-9\-']*")
 _MATH_OP = re.compile(r"\d\s*[-+*/^]\s*\d")
 
@@ -35,7 +37,7 @@ _MATH_OP = re.compile(r"\d\s*[-+*/^]\s*\d")
 class _TaskRule:
     """A task type's markers: whole words, word prefixes, and literal substrings."""
 
-    __slots__ = ("name", "words", "prefixes", "substrings")
+    __slots__ = ("name", "words", "prefixes", "substrings", "_prefix_re")
 
     def __init__(
         self,
@@ -48,13 +50,18 @@ class _TaskRule:
         self.words = frozenset(words.split())
         self.prefixes = prefixes
         self.substrings = substrings
+        # A word starting with a prefix: one regex search over the words joined by spaces
+        # (a generator over every word of a long prompt was ~240 Python steps per rule).
+        alts = "|".join(re.escape(p) for p in prefixes)
+        self._prefix_re = re.compile(rf"(?:^| )(?:{alts})") if prefixes else None
 
-    def matches(self, low: str, words: frozenset[str] | set[str]) -> bool:
+    def matches(self, low: str, words: frozenset[str], joined: str) -> bool:
+        """Does the prompt (``low``, its ``words``, the words ``joined`` by spaces) match?"""
         if not self.words.isdisjoint(words):
             return True
         if any(sub in low for sub in self.substrings):
             return True
-        return bool(self.prefixes) and any(w.startswith(self.prefixes) for w in words)
+        return self._prefix_re is not None and self._prefix_re.search(joined) is not None
 
 
 # First match wins, in this order (a legal question about code is legal first).
@@ -90,24 +97,64 @@ _BASE_TIER: dict[Complexity, int] = {"simple": 1, "moderate": 3, "complex": 4, "
 _DIFFICULTY: dict[Complexity, int] = {"simple": 1, "moderate": 3, "complex": 4, "critical": 5}
 
 
-def _task_of(text: str, low: str, words: frozenset[str] | set[str]) -> str:
+def _task_of(text: str, low: str, words: frozenset[str]) -> str:
+    joined = " ".join(words)
     for rule in _TASK_RULES:
-        if rule.matches(low, words) or (rule.name == "math" and _MATH_OP.search(low)):
+        if rule.matches(low, words, joined) or (rule.name == "math" and _MATH_OP.search(low)):
             return rule.name
     if len(text) < 120 and text.rstrip().endswith("?"):
         return "quick_answer"
     return "general"
 
 
-def text_signals(text: str) -> tuple[str, Risk | None]:
+#: Bytes that may be part of a word (``_WORD``); every other byte separates words.
+_WORD_BYTES = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789-'")
+_SEPARATE = bytes(b if b in _WORD_BYTES else 0x20 for b in range(256))
+_ALPHA_WORD = re.compile(r"[a-z][a-z\-']*")
+
+
+def prompt_words(low: str) -> frozenset[str]:
+    """The words of a lower-cased prompt, exactly ``set(_WORD.findall(low))``, in one C pass.
+
+    A maximal run of word characters (``[a-z0-9'-]``) is one word once its leading ``-`` and
+    ``'`` are dropped; splitting on everything else is a translate and a split (no regex
+    step per word of a long prompt). Non-ASCII characters separate words, as in the regex.
+
+    Example:
+        ```python
+        sorted(prompt_words("fix the auth-bug (2x)"))   # ['2x', 'auth-bug', 'fix', 'the']
+        ```
+    """
+    spaced = " " + low.encode("ascii", "replace").translate(_SEPARATE).decode("ascii")
+    runs = frozenset(spaced.split())
+    if " -" not in spaced and " '" not in spaced:  # no run starts with - or ': all words
+        return runs
+    return frozenset(r if r[0] not in "-'" else r.lstrip("-'") for r in runs) - {""}
+
+
+def _alpha_words(words: frozenset[str]) -> set[str]:
+    """``set(_ALPHA_WORD.findall(low))`` from ``prompt_words(low)``: a word of letters is
+    itself; any other word is split by the same regex (digits break it)."""
+    out = {w for w in words if w.isalpha()}
+    for w in words:
+        if not w.isalpha():
+            out.update(_ALPHA_WORD.findall(w))
+    return out
+
+
+def text_signals(text: str, words: frozenset[str] | None = None) -> tuple[str, Risk | None]:
     """(task type, inferred risk) from one pass over the prompt's words.
+
+    Args:
+        text: The prompt.
+        words: ``prompt_words(text.lower())`` when the caller has them.
 
     Usage::
 
         text_signals("Deploy the payment fix")   # ('general', 'critical')
     """
     low = text.lower()
-    words = set(_WORD.findall(low))
+    words = prompt_words(low) if words is None else words
     risk: Risk | None = None if _CRITICAL.isdisjoint(words) else "critical"
     return _task_of(text, low, words), risk
 
@@ -117,17 +164,19 @@ def classify_task(text: str) -> str:
     return text_signals(text)[0]
 
 
-def classify_complexity(text: str) -> Complexity:
-    """Seed 3's classifier, with word boundaries and code/length signals."""
-    low = text.lower()
-    words = set(re.findall(r"[a-z][a-z\-']*", low))
-    if words & _CRITICAL:
+def classify_complexity(text: str, words: frozenset[str] | None = None) -> Complexity:
+    """Seed 3's classifier, with word boundaries and code/length signals.
+
+    ``words`` is ``prompt_words(text.lower())`` when the caller has them.
+    """
+    alpha = _alpha_words(prompt_words(text.lower()) if words is None else words)
+    if not alpha.isdisjoint(_CRITICAL):
         return "critical"
-    if words & _COMPLEX:
+    if not alpha.isdisjoint(_COMPLEX):
         return "complex"
-    if len(text) > 400 or "```" in text or "code" in words or "function" in words:
+    if len(text) > 400 or "```" in text or "code" in alpha or "function" in alpha:
         return "moderate"
-    if words & _SIMPLE or len(text) <= 100:
+    if not alpha.isdisjoint(_SIMPLE) or len(text) <= 100:
         return "simple"
     return "moderate"
 
@@ -137,11 +186,32 @@ def infer_risk(text: str) -> Risk | None:
     return text_signals(text)[1]
 
 
+def rule_difficulty(text: str, words: frozenset[str] | None = None) -> tuple[Complexity, int]:
+    """Seed 3's complexity of a normalised prompt and the difficulty (1-5) it stands for.
+
+    Example:
+        ```python
+        rule_difficulty("what is 2+2?")   # ('simple', 1)
+        ```
+    """
+    complexity = classify_complexity(text, words)
+    difficulty = _DIFFICULTY[complexity]
+    if complexity == "simple" and len(text) > 60:
+        difficulty = 2
+    return complexity, difficulty
+
+
 def success_curve(difficulty: int) -> dict[int, float]:
     """Heuristic P(success) per tier: a logistic in (tier - difficulty)."""
-    return {
-        n: round(1.0 / (1.0 + math.exp(-(1.6 * (n - difficulty) + 1.6))), 4) for n in TIER_NUMBERS
-    }
+    return dict(zip(TIER_NUMBERS, _curve(difficulty), strict=True))
+
+
+@lru_cache(maxsize=8)
+def _curve(difficulty: int) -> tuple[float, ...]:
+    # five difficulties, five exps each: computed once, not on every routing decision
+    return tuple(
+        round(1.0 / (1.0 + math.exp(-(1.6 * (n - difficulty) + 1.6))), 4) for n in TIER_NUMBERS
+    )
 
 
 class RuleRouter:
@@ -160,11 +230,9 @@ class RuleRouter:
         """Seed-3 complexity and task rules over the normalised ask (case and spacing
         cannot change the result)."""
         text = normalize_prompt(request.routing_text)
-        complexity = classify_complexity(text)
-        task_type, risk = text_signals(text)
-        difficulty = _DIFFICULTY[complexity]
-        if complexity == "simple" and len(text) > 60:
-            difficulty = 2
+        words = prompt_words(text.lower())
+        complexity, difficulty = rule_difficulty(text, words)
+        task_type, risk = text_signals(text, words)
         tier = _BASE_TIER[complexity]
         p = success_curve(difficulty)
         return Assessment(

@@ -30,16 +30,17 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from aco_langchain.config import TIER_NUMBERS, ACOConfig, config_from_dict, load_config
 from aco_langchain.errors import ACOError
-from aco_langchain.server.auth import Principal
+from aco_langchain.server.dashboard import dashboard_router
+from aco_langchain.server.deps import Caller, State, get_principal, get_state
 from aco_langchain.server.errors import APIError, error_body, from_aco_error, validation_error
 from aco_langchain.server.hygiene import check_text
 from aco_langchain.server.limits import BodyLimit
@@ -68,30 +69,6 @@ def _json(payload: Any, status: int = 200, headers: dict[str, str] | None = None
         headers=headers,
     )
 
-
-def get_state(request: Request) -> ServerState:
-    """The worker's :class:`ServerState` (a FastAPI dependency)."""
-    return request.app.state.aco  # type: ignore[no-any-return]
-
-
-def get_principal(request: Request) -> Principal:
-    """The caller, checked against the bearer keys (a FastAPI dependency).
-
-    Raises:
-        APIError: 401 for a missing or wrong key; 403 for a keyless loopback server asked
-            under a non-loopback ``Host`` (DNS rebinding).
-    """
-    state: ServerState = request.app.state.aco
-    client = request.client.host if request.client else None
-    return state.keys.check(
-        request.headers.get("authorization"),
-        client_host=client,
-        host=request.headers.get("host"),
-    )
-
-
-State = Annotated[ServerState, Depends(get_state)]
-Caller = Annotated[Principal, Depends(get_principal)]
 
 openai_router = APIRouter(prefix="/v1")
 seed_router = APIRouter()
@@ -186,8 +163,14 @@ async def generate(
 
 @seed_router.post("/route", response_model=RouteResponse)
 async def route(body: RouteRequestBody, state: State, caller: Caller) -> RouteResponse:
-    """Seed 2's ``POST /route``: the decision only, no model is called."""
+    """Seed 2's ``POST /route``: the decision only, no model is called. It is made whatever
+    the tiers' availability (as ``aco route``); ``unavailable`` says which cannot be called
+    now and why."""
     from langchain_core.messages import HumanMessage
+
+    from aco_langchain.chat.planner import build_route_request
+    from aco_langchain.routing import get_router
+    from aco_langchain.routing import route as decide_route
 
     check_text(body.model_dump(exclude_none=True))
     options: dict[str, Any] = {}
@@ -195,17 +178,21 @@ async def route(body: RouteRequestBody, state: State, caller: Caller) -> RouteRe
         options["max_cost_usd"] = body.max_cost
     if body.max_latency is not None:
         options["max_latency_ms"] = body.max_latency * 1000.0
+    llm = state.llm
     try:
-        plan = await state.llm.aplan([HumanMessage(body.prompt)], options)
+        request = build_route_request([HumanMessage(body.prompt)], options, 0)
+        router = llm.router if llm.router is not None else get_router(llm.config)
+        d = decide_route(request, llm.config, router=router)
     except ACOError as err:
         raise from_aco_error(err) from err
-    d = plan.decision
+    down = llm.registry.unavailable()
     return RouteResponse(
         chosen_model=d.model_id,
         tier=d.tier,
         estimated_cost_usd=d.cost_estimate,
         quality_proxy=None if d.confidence is None else round(d.confidence, 4),
         route_reason=d.reason,
+        unavailable={str(k): v for k, v in down.items()} or None,
     )
 
 
@@ -324,8 +311,6 @@ def create_app(
     app.include_router(openai_router)
     app.include_router(seed_router)
     app.include_router(ops_router)
-    from aco_langchain.server.dashboard import dashboard_router  # imports this module
-
     app.include_router(dashboard_router)
     _install_error_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=ready.config.server.max_body_bytes)

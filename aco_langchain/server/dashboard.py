@@ -21,7 +21,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from aco_langchain.dashboard import collect
 from aco_langchain.dashboard.page import SECURITY_HEADERS, static_file
-from aco_langchain.server.app import Caller, State
+from aco_langchain.server.deps import Caller, State
 from aco_langchain.server.errors import APIError
 
 dashboard_router = APIRouter()

@@ -237,6 +237,8 @@ class RouteResponse(BaseModel):
     estimated_cost_usd: float
     quality_proxy: float | None
     route_reason: str
+    unavailable: dict[str, str] | None = None
+    """Tiers that could not be called right now, and why (the decision is made regardless)."""
 
 
 __all__ = [

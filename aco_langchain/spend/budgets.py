@@ -105,7 +105,7 @@ def caps_within_cost(
         ```
     """
     from aco_langchain.config import TIER_NUMBERS
-    from aco_langchain.providers.tiers import price_per_1k
+    from aco_langchain.pricing import price_per_1k
 
     caps: set[int] = set()
     for n in TIER_NUMBERS:

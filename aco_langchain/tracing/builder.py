@@ -174,6 +174,8 @@ class TraceBuilder:
         # Task type, difficulty and predicted tier come from the first routed call's record
         # (AcoCallInfo): what the router that routed predicted, never a second routing here.
         rec = TraceRecorder(request=request)
+        # The ledger's run key (chat/runs.py): outcomes reported later join on it.
+        rec.trace.run_key = str(run.metadata.get("aco_run_id") or thread_id or run_id)
         self._open[run_id] = _Open(recorder=rec, thread_id=thread_id)
 
     def _trace_of(self, run_id: UUID) -> tuple[_Run, _Open] | None:
@@ -284,7 +286,7 @@ class TraceBuilder:
         }
 
     def _price(self, tier: Any, name: str, provider: Any, i: int, o: int) -> float:
-        from aco_langchain.providers.tiers import cost_usd, genai_price_per_1k
+        from aco_langchain.pricing import cost_usd, genai_price_per_1k
 
         if tier in (1, 2, 3, 4, 5):
             try:
@@ -381,7 +383,7 @@ class TraceBuilder:
         self._end_run(run_id, None, error)
 
     def _tool(self, opened: _Open, run: _Run, ok: bool, error: str | None) -> None:
-        from aco_langchain.agent.gates import tool_cost
+        from aco_langchain.pricing import tool_cost
 
         name = run.name or "tool"
         opened.recorder.record_tool_call(
@@ -452,7 +454,8 @@ class TraceBuilder:
         if opened.interrupted:
             return opened.recorder.finish(task_success=False, final_outcome="in_progress", **kw)
         if opened.outcome is not None:
-            success = bool(opened.outcome.get("task_success", True))
+            reported = opened.outcome.get("task_success")  # no default: unknown stays unknown
+            success = None if reported is None else bool(reported)
             outcome: FinalOutcome | None = opened.outcome.get("final_outcome")
             return opened.recorder.finish(
                 task_success=success,
@@ -471,8 +474,12 @@ class TraceBuilder:
             )
         if opened.last_verdict is False:
             return opened.recorder.finish(task_success=False, final_outcome="failed", **kw)
-        success = claimed is not False
-        return opened.recorder.finish(task_success=success, **kw)
+        if claimed is False:  # the run ended without a final answer: observed, failed
+            return opened.recorder.finish(task_success=False, **kw)
+        # A verifier's verdict is an observed outcome; a final answer alone is not.
+        return opened.recorder.finish(
+            task_success=True if opened.last_verdict is True else None, **kw
+        )
 
     def flush_waiting(self) -> list[Trace]:
         """Write the traces of runs still waiting at an interrupt (as ``in_progress``)."""

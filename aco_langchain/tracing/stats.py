@@ -24,7 +24,8 @@ Usage::
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -59,6 +60,9 @@ class StatsReport(BaseModel):
     """Everything ``aco stats`` prints. Rates are None when there is nothing to divide by."""
 
     runs: int = 0
+    runs_with_outcome: int = 0
+    """Runs whose outcome was observed: success rate and cost per success count only them."""
+    runs_without_outcome: int = 0
     successes: int = 0
     success_rate: float | None = None
     total_cost: float = 0.0
@@ -80,15 +84,16 @@ def _rate(num: int, den: int) -> float | None:
 
 
 def frontier_cost(trace: Trace, config: ACOConfig) -> float:
-    """What ``trace`` would have cost with every model call on the frontier tier.
+    """What ``trace`` would have cost with every model call on the baseline tier
+    (``ledger.baseline_tier``, the one ``aco spend`` and ``aco replay`` compare against).
 
     Usage::
 
         frontier_cost(trace, ACOConfig())
     """
-    from aco_langchain.providers.tiers import cost_usd
+    from aco_langchain.pricing import cost_usd
 
-    spec = config.tier(FRONTIER_TIER)
+    spec = config.tier(config.ledger.baseline_tier)  # one baseline everywhere
     total = 0.0
     for step in trace.steps:
         if step.model_call is not None:
@@ -165,22 +170,43 @@ def alerts_for(report: StatsReport) -> list[Alert]:
     return out
 
 
+def with_outcomes(traces: Iterable[Trace], outcomes: Mapping[str, Any]) -> list[Trace]:
+    """``traces`` with the observed outcomes (``spend/outcomes.py``, by run key) joined in."""
+    out = []
+    for t in traces:
+        found = outcomes.get(t.run_key) if t.run_key else None
+        out.append(t if found is None else t.model_copy(update={"task_success": found.success}))
+    return out
+
+
 def compute_stats(
-    traces: Iterable[Trace], config: ACOConfig | None = None, *, problems: Sequence[str] = ()
+    traces: Iterable[Trace],
+    config: ACOConfig | None = None,
+    *,
+    problems: Sequence[str] = (),
+    outcomes: Mapping[str, Any] | None = None,
 ) -> StatsReport:
     """The seed's metrics and alerts over ``traces`` (unfinished ``in_progress`` runs skipped).
 
+    Success rate and cost per successful task count only runs with an observed outcome
+    (``outcomes``, by run key, joined in first); ``runs_without_outcome`` says how many
+    have none. A predicted success is never a success.
+
     Usage::
 
-        compute_stats(sink.traces).success_rate
+        compute_stats(sink.traces, outcomes=open_outcomes().many()).success_rate
     """
     config = config or ACOConfig()
     runs = [t for t in traces if t.final_outcome != "in_progress"]
-    successes = [t for t in runs if t.task_success]
+    if outcomes:
+        runs = with_outcomes(runs, outcomes)
+    observed = [t for t in runs if t.task_success is not None]
+    successes = [t for t in observed if t.task_success]
     total = sum(t.total_cost or t.compute_total_cost() for t in runs)
-    frontier = sum(frontier_cost(t, config) for t in runs)
+    observed_cost = sum(t.total_cost or t.compute_total_cost() for t in observed)
+    frontier = sum(frontier_cost(t, config) for t in observed)
     by_tier: dict[int, list[Trace]] = {}
-    for t in runs:
+    for t in observed:
         calls = t.model_calls
         tier = calls[-1].tier if calls else t.predicted_tier
         by_tier.setdefault(tier, []).append(t)
@@ -189,18 +215,20 @@ def compute_stats(
     claimed = [t for t in runs if t.claimed_done]
     report = StatsReport(
         runs=len(runs),
+        runs_with_outcome=len(observed),
+        runs_without_outcome=len(runs) - len(observed),
         successes=len(successes),
-        success_rate=_rate(len(successes), len(runs)),
+        success_rate=_rate(len(successes), len(observed)),
         total_cost=round(total, 6),
-        cost_per_successful_task=round(total / len(successes), 6) if successes else None,
+        cost_per_successful_task=round(observed_cost / len(successes), 6) if successes else None,
         frontier_cost_per_successful_task=(
             round(frontier / len(successes), 6) if successes else None
         ),
         success_rate_by_tier={
             tier: TierStats(
                 runs=len(ts),
-                successes=sum(t.task_success for t in ts),
-                success_rate=round(sum(t.task_success for t in ts) / len(ts), 4),
+                successes=sum(t.task_success is True for t in ts),
+                success_rate=round(sum(t.task_success is True for t in ts) / len(ts), 4),
             )
             for tier, ts in sorted(by_tier.items())
         },

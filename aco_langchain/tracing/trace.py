@@ -109,7 +109,13 @@ class Trace(_TraceModel):
     predicted_tier: int = Field(1, ge=1, le=5)
     steps: list[TraceStep] = Field(default_factory=list)
     final_outcome: FinalOutcome = "in_progress"
-    task_success: bool = False
+    task_success: bool | None = Field(
+        None,
+        description="Observed outcome: None until something reports it (record_outcome, "
+        "aco outcome, an aco_outcome event, a verifier's verdict, a replay's outcome, an "
+        "error); predicted success is never an outcome.",
+    )
+    run_key: str | None = Field(None, description="The ledger's run key (outcomes join on it).")
     total_cost: float = Field(0.0, ge=0.0)
     claimed_done: bool | None = Field(None, description="The agent said it finished.")
     verified: bool | None = Field(None, description="A verifier confirmed the final answer.")
@@ -134,7 +140,7 @@ class Trace(_TraceModel):
     @property
     def false_done(self) -> bool:
         """The agent claimed it was done, but the task did not succeed."""
-        return bool(self.claimed_done) and not self.task_success
+        return bool(self.claimed_done) and self.task_success is False
 
 
 class TraceRecorder:
@@ -260,7 +266,7 @@ class TraceRecorder:
     def finish(
         self,
         *,
-        task_success: bool,
+        task_success: bool | None,
         final_outcome: FinalOutcome | None = None,
         claimed_done: bool | None = None,
         verified: bool | None = None,
@@ -269,7 +275,7 @@ class TraceRecorder:
         """Close the trace: outcome, success, total cost. Returns the finished Trace."""
         t = self.trace
         t.task_success = task_success
-        t.final_outcome = final_outcome or ("completed" if task_success else "failed")
+        t.final_outcome = final_outcome or ("failed" if task_success is False else "completed")
         t.claimed_done = claimed_done
         t.verified = verified
         t.doom_reason = doom_reason

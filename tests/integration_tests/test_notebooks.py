@@ -4,9 +4,8 @@ top to bottom, then assertions on what they computed and drew.
 Each notebook ends with a cell that prints one JSON ``summary``; the tests read it from the
 executed notebook's outputs and check the figures a user would look at. Notebooks 01 and 03
 use the real local tier (the ``local_server`` fixture starts it; the notebooks reuse it).
-Notebook 02 needs the routing data beside the repo (``../shared/data/routing``, or
-``$ACO_ROUTING_DATA``): without it the test is skipped with the reason (it is data that
-does not ship in the repo, not a service, so a clone elsewhere cannot run it).
+Notebook 02 runs on the routing data beside the repo (``../shared/data/routing``, or
+``$ACO_ROUTING_DATA``) and, without it, on the replay sample shipped in the package.
 """
 
 from __future__ import annotations
@@ -73,9 +72,21 @@ def test_the_three_notebooks_are_there_and_stored_without_outputs() -> None:
                 assert cell.execution_count is None, f"{path.name}: strip execution counts"
 
 
+def test_02_frontier_on_the_shipped_sample_without_the_routing_data(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    pytest.importorskip("sklearn")
+    monkeypatch.setenv("ACO_ROUTING_DATA", str(tmp_path / "none"))  # a clone on its own
+    nb = execute("02_cost_quality_frontier.ipynb")
+    s = summary(nb)
+    assert s["data"] == "shipped replay sample"
+    assert s["held_out_prompts"] >= 50 and s["train_prompts"] >= 200
+    assert s["router_aiq"] < s["oracle_aiq"] and s["op95_cost"] < s["best_single_cost"]
+    assert png_count(nb) == 1
+
+
 def test_02_frontier_on_held_out_prompts() -> None:
     if not (ROUTING_DATA / "routerbench").is_dir():
-        # Data beside the repo, not a service: a clone without ../shared cannot run this one.
         pytest.skip(f"routing data not found at {ROUTING_DATA}: set ACO_ROUTING_DATA")
     pytest.importorskip("sklearn")
     nb = execute("02_cost_quality_frontier.ipynb")

@@ -580,6 +580,7 @@ def test_generate_and_route_fields(server: Served, upstream: FaultServer) -> Non
         "estimated_cost_usd",
         "quality_proxy",
         "route_reason",
+        "unavailable",
     }
     assert r.json()["chosen_model"] == MODEL_IDS[r.json()["tier"]]
     assert _calls(upstream) == before  # /route calls no model

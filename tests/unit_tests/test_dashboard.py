@@ -320,3 +320,21 @@ def test_aco_dashboard_refuses_a_public_host_without_keys(
     res = CliRunner().invoke(app, ["dashboard", "--ledger", url, "--host", "0.0.0.0"])
     assert res.exit_code == 1
     assert "refusing to serve 0.0.0.0 without API keys" in res.output
+
+
+def test_success_counts_only_runs_with_an_observed_outcome(tmp_path: Path) -> None:
+    from aco_langchain.spend.outcomes import open_outcomes
+
+    url = f"sqlite:///{tmp_path / 'spend.db'}"
+    cfg = config_from_dict({"ledger": {"url": url}})
+    ledger = open_ledger(url)
+    _settle_all(ledger, rows())
+    d = collect(cfg, ledger_url=url)
+    o = d["outcomes"]
+    assert o["runs"] == d["runs_total"] and o["runs_without_outcome"] == o["runs"]
+    assert o["success_rate"] is None and o["cost_per_successful_task"] is None
+    first = d["runs"][0]
+    open_outcomes(url).record(first["key"], success=True, source="test")
+    o = collect(cfg, ledger_url=url)["outcomes"]
+    assert o["runs_with_outcome"] == 1 and o["success_rate"] == 1.0
+    assert o["cost_per_successful_task"] == pytest.approx(first["spent_usd"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from rich.console import Console
 
 from aco_langchain.config import ACOConfig
@@ -41,7 +42,29 @@ def test_short_reasons_keep_the_last_clauses() -> None:
     assert len(_agent.short_reason("x" * 300)) == 90
 
 
-def test_a_doubtful_local_answer_says_it_would_escalate() -> None:
-    note = _demo._escalation_note(0.2, 0.5, {2: "no OPENAI_API_KEY"})
-    assert note == "doubtful (0.20 < 0.50): would escalate to tier 2 (dry run: no OPENAI_API_KEY)"
-    assert _demo._escalation_note(0.8, 0.5, {}).startswith("kept")
+def test_the_replay_part_labels_each_answer_and_its_savings_add_up(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import re
+
+    console = Console(record=True, width=240)
+    monkeypatch.setattr(_demo, "console", console)
+    figures = _demo.replay_section(verbose=False)
+    text = console.export_text()
+    assert "recorded answer of <model> (replay)" in text and "not sent" not in text
+    rows = [line for line in text.splitlines() if "(replay):" in line]
+    assert len(rows) >= 10
+    assert all(("right" in r) != ("wrong" in r) for r in rows)  # each says right or wrong
+    costs = [re.findall(r"\d+\.\d{6}", r)[-2:] for r in rows]
+    spent = sum(float(c[0]) for c in costs)
+    baseline = sum(float(c[1]) for c in costs)
+    assert spent == pytest.approx(figures["spent"], abs=1e-6)
+    assert baseline == pytest.approx(figures["baseline"], abs=1e-6)
+    saved = re.search(r"savings: \$(\d+\.\d+)", text)
+    assert saved and float(saved.group(1)) == pytest.approx(baseline - spent, abs=2e-6)
+    assert f"the ledger recorded ${figures['spent']:.6f}" in text
+
+
+def test_without_the_local_model_the_live_part_says_why(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    console = Console(record=True, width=200)
+    monkeypatch.setattr(_demo, "console", console)
+    assert _demo.live_section(ACOConfig(), verbose=False) == 0
+    assert "local model not running" in console.export_text()

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from aco_langchain.cli import app
 from aco_langchain.config import SEED_PRICES, ACOConfig, load_config
-from aco_langchain.providers.tiers import genai_price_per_1k, price_per_1k
+from aco_langchain.pricing import genai_price_per_1k, price_per_1k
 
 SEED_CONFIG = Path(__file__).resolve().parents[2] / "examples" / "seed-config.yaml"
 

@@ -16,6 +16,7 @@ from langgraph.types import Command
 from aco_langchain.chat.model import ACORouterChatModel
 from aco_langchain.config import ACOConfig
 from aco_langchain.integrations.langgraph import create_aco_agent
+from aco_langchain.spend.outcomes import OutcomeStore
 from aco_langchain.testing import ScriptedChatModel
 from aco_langchain.tracing import InMemoryTraceSink, read_traces
 from aco_langchain.tracing.callback import (
@@ -46,7 +47,8 @@ def test_agent_run_becomes_one_seed_format_trace() -> None:
     assert tr.steps[0].tool_calls[0].success
     assert tr.steps[0].action == "Fix the parse bug in utils.py"
     assert tr.task_type == "coding" and tr.predicted_tier == 3
-    assert tr.final_outcome == "completed" and tr.task_success and tr.claimed_done
+    # a final answer is not an observed success: unknown until something reports it
+    assert tr.final_outcome == "completed" and tr.task_success is None and tr.claimed_done
     model_cost = sum(e["cost"] for e in out["aco_events"] if e["type"] in ("model", "tool"))
     assert tr.total_cost == pytest.approx(model_cost)
     assert tr.steps[0].model_call.input_tokens > 0
@@ -63,7 +65,8 @@ def test_verifier_call_and_verdict_are_recorded() -> None:
     assert tr.steps[0].verifier_called and tr.steps[0].verifier_passed is False
     assert tr.steps[0].verifier_cost > 0
     assert not tr.steps[1].verifier_called
-    assert tr.task_success and tr.final_outcome == "completed"
+    # the last answer was not verified: its success is unknown (not assumed)
+    assert tr.task_success is None and tr.final_outcome == "completed"
     assert tr.total_cost == pytest.approx(tr.compute_total_cost())
 
 
@@ -216,7 +219,15 @@ def test_jsonl_sink_and_stats(tmp_path) -> None:  # type: ignore[no-untyped-def]
     res = read_traces(path)
     assert len(res.traces) == 2 and not res.problems
     report = compute_stats(res.traces, CFG)
-    assert report.runs == 2 and report.success_rate == 1.0
+    assert report.runs == 2 and report.success_rate is None  # no outcome observed
+    assert report.runs_without_outcome == 2 and report.cost_per_successful_task is None
+    # one run reported a success: rates count it alone
+    store = OutcomeStore()
+    store.record(res.traces[0].run_key, success=True, source="test")
+    report = compute_stats(res.traces, CFG, outcomes=store.many())
+    assert report.runs_with_outcome == 1 and report.runs_without_outcome == 1
+    assert report.success_rate == 1.0
+    assert report.cost_per_successful_task == pytest.approx(res.traces[0].total_cost)
 
 
 async def test_async_handler_gives_the_same_trace() -> None:

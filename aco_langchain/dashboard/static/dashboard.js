@@ -134,6 +134,10 @@
     setKpi("kpi-baseline", usd(t.baseline_usd), t.baseline_usd);
     setKpi("kpi-savings", usd(t.savings_usd), t.savings_usd);
     setKpi("kpi-savings-share", d.savings_share === null ? "" : pct(d.savings_share) + " of the baseline", d.savings_share);
+    const o = d.outcomes;
+    setKpi("kpi-success", o.success_rate === null ? "–" : pct(o.success_rate), o.success_rate);
+    setKpi("kpi-success-n", `${o.runs_with_outcome} of ${o.runs} runs observed; ${o.runs_without_outcome} with no outcome (not counted)`);
+    setKpi("kpi-cps", o.cost_per_successful_task === null ? "–" : usd(o.cost_per_successful_task), o.cost_per_successful_task);
     const r = d.rates;
     setKpi("kpi-escalation", pct(r.escalation_rate), r.escalation_rate);
     setKpi("kpi-escalation-n", `${r.escalations} of ${r.calls} calls`);

@@ -1,0 +1,1 @@
+"""Replay: answers of real models from recordings (RouterBench CSV, replay JSONL)."""

@@ -1,0 +1,195 @@
+"""Replay held-out RouterBench prompts through the whole product path; build the shipped sample.
+
+The RouterBench slice (/work/shared/data/routing/routerbench, or ../shared/data/routing/
+routerbench beside the clone; MIT) is split per task (eval_name), seeded: 70% train, 30%
+held out. Five real models play tiers 1-5 by cost (``examples/replay-config.yaml``). Then,
+with the real CLI:
+
+1. ``aco train --data train.csv --config <tier map> --out bundle`` on the training portion;
+2. ``aco replay --data heldout.csv --config <same, that bundle> --json --choices-out F``:
+   every held-out prompt through ``ACORouterChatModel`` (router, policy, holds, ledger).
+
+It prints the quality-target operating point beside always-the-top-tier and writes
+``benchmarks/results/replay_routerbench.json``. The target (issue 20): >= 93% of the top
+tier's accuracy at <= 25% of its cost.
+
+``--ship`` also writes the package's replay sample (300 held-out prompts: 100 per task,
+MBPP all its held-out ones) and the bundle into ``aco_langchain/data/replay/``.
+
+Usage::
+
+    python benchmarks/replay_routerbench.py [--seed 0] [--ship]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA_DIRS = (
+    Path("/work/shared/data/routing/routerbench"),
+    ROOT.parent / "shared" / "data" / "routing" / "routerbench",
+)
+FILES = ("arc_challenge_train.csv", "mbpp_train.csv", "winograde_train.csv")
+CONFIG = ROOT / "examples" / "replay-config.yaml"
+SAMPLE_DIR = ROOT / "aco_langchain" / "data" / "replay"
+RESULTS = ROOT / "benchmarks" / "results" / "replay_routerbench.json"
+SAMPLE_PER_TASK = 100
+#: The configured quality target first (the target's operating point), then a lower one.
+TARGETS = (0.95, 0.93)
+ACO = [str(Path(sys.executable).with_name("aco"))]
+
+
+def _models(cfg: dict) -> list[str]:
+    return [cfg["models"][f"tier{n}"]["model"] for n in range(1, 6)]
+
+
+def load_rows() -> tuple[list[str], list[dict[str, str]]]:
+    base = next((d for d in DATA_DIRS if d.is_dir()), None)
+    if base is None:
+        sys.exit(f"RouterBench data not found in {', '.join(map(str, DATA_DIRS))}")
+    csv.field_size_limit(1 << 30)
+    rows: list[dict[str, str]] = []
+    fields: list[str] = []
+    for name in FILES:
+        with (base / name).open(newline="", encoding="utf-8") as fh:
+            r = csv.DictReader(fh)
+            fields = list(r.fieldnames or [])
+            rows.extend(r)
+    return fields, rows
+
+
+def split(rows: list[dict[str, str]], seed: int, held: float = 0.3) -> tuple[list, list]:
+    """Per task: shuffle with ``seed``, hold out ``held`` of it."""
+    rng = random.Random(seed)
+    train, test = [], []
+    for task in sorted({r["eval_name"] for r in rows}):
+        group = [r for r in rows if r["eval_name"] == task]
+        rng.shuffle(group)
+        k = round(len(group) * held)
+        test += group[:k]
+        train += group[k:]
+    return train, test
+
+
+def write_csv(rows: list[dict[str, str]], models: list[str], path: Path) -> None:
+    cols = ["sample_id", "prompt", "eval_name"]
+    for m in models:
+        cols += [m, f"{m}|model_response", f"{m}|total_cost"]
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=cols, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+
+
+def sample_rows(test: list[dict[str, str]]) -> list[dict[str, str]]:
+    out = []
+    for task in sorted({r["eval_name"] for r in test}):
+        out += [r for r in test if r["eval_name"] == task][:SAMPLE_PER_TASK]
+    return out
+
+
+def run(cmd: list[str]) -> str:
+    print("$", " ".join(str(c) for c in cmd), flush=True)
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    if done.returncode != 0:
+        sys.exit(f"failed ({done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
+    return done.stdout
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--ship", action="store_true", help="write the package's sample and bundle")
+    args = ap.parse_args()
+    cfg = yaml.safe_load(CONFIG.read_text())
+    models = _models(cfg)
+    _, rows = load_rows()
+    train, test = split(rows, args.seed)
+    with tempfile.TemporaryDirectory() as tmp_s:
+        tmp = Path(tmp_s)
+        write_csv(train, models, tmp / "train.csv")
+        write_csv(test, models, tmp / "heldout.csv")
+        bundle = tmp / "bundle"
+        t0 = time.perf_counter()
+        run([*ACO, "train", "--data", str(tmp / "train.csv"), "--config", str(CONFIG),
+             "--out", str(bundle), "--seed", str(args.seed), "--json"])  # fmt: skip
+        train_s = time.perf_counter() - t0
+        points = []
+        replay_s = 0.0
+        for target in TARGETS:
+            routing = dict(cfg.get("routing") or {}, quality_target=target)
+            run_cfg = dict(cfg, router_model_path=str(bundle), routing=routing)
+            (tmp / "config.yaml").write_text(yaml.safe_dump(run_cfg))
+            t0 = time.perf_counter()
+            out = run([*ACO, "replay", "--data", str(tmp / "heldout.csv"), "--config",
+                       str(tmp / "config.yaml"), "--json", "--choices-out",
+                       str(tmp / f"choices_{target}.jsonl")])  # fmt: skip
+            replay_s += time.perf_counter() - t0
+            points.append(json.loads(out))
+        if args.ship:
+            SAMPLE_DIR.mkdir(parents=True, exist_ok=True)
+            write_csv(sample_rows(test), models, SAMPLE_DIR / "routerbench_sample.csv")
+            run([*ACO, "train", "--data", str(tmp / "train.csv"), "--config", str(CONFIG),
+                 "--out", str(SAMPLE_DIR / "router_bundle"), "--seed", str(args.seed),
+                 "--json"])  # fmt: skip
+    rep = points[0]
+    top = rep["top_tier"]
+
+    def point(r: dict) -> dict:
+        return {
+            "quality_target": r["quality_target"],
+            "accuracy": r["accuracy"],
+            "cost_usd_mean": r["cost_usd_mean"],
+            "accuracy_rel_top": round(r["accuracy"] / top["accuracy"], 4),
+            "cost_rel_top": round(r["cost_usd_total"] / top["cost_usd_total"], 4),
+            "ledger_total_usd": r["ledger_total_usd"],
+            "cost_usd_total": r["cost_usd_total"],
+            "errors": r["errors"],
+        }
+
+    ops = [point(r) for r in points]
+    head = ops[0]
+    result = {
+        "benchmark": "RouterBench held-out prompts replayed through ACORouterChatModel",
+        "data": f"RouterBench (ARC-Challenge, MBPP, Winogrande), seed {args.seed} split per "
+        f"task: {len(train)} train / {len(test)} held out",
+        "tiers": {k: v["model"] for k, v in rep["tiers"].items()},
+        "n": rep["n"],
+        "router": head,
+        "operating_points": ops,
+        "top_tier": top,
+        "oracle": rep["oracle"],
+        "singles": rep["tiers"],
+        "target": {"quality_target": 0.95, "accuracy_rel_top_min": 0.93, "cost_rel_top_max": 0.25},
+        "target_met": bool(head["accuracy_rel_top"] >= 0.93 and head["cost_rel_top"] <= 0.25),
+        "seconds": {"train": round(train_s, 1), "replay": round(replay_s, 1)},
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    print(
+        f"held-out n={rep['n']}, top tier {top['model']}: accuracy {top['accuracy']:.3f}, "
+        f"${top['cost_usd_mean']:.6f} per prompt; oracle {rep['oracle']['accuracy']:.3f}"
+    )
+    for o in ops:
+        print(
+            f"  quality_target {o['quality_target']}: accuracy {o['accuracy']:.3f} = "
+            f"{o['accuracy_rel_top']:.1%} of the top tier's at {o['cost_rel_top']:.1%} of its "
+            f"cost; ledger ${o['ledger_total_usd']:.6f} = sum ${o['cost_usd_total']:.6f}"
+        )
+    print(f"target (>= 93% at <= 25% at quality_target 0.95) met: {result['target_met']}")
+    print(f"wrote {RESULTS.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
