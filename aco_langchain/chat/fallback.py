@@ -161,7 +161,8 @@ class FallbackRun:
         budget = attempt_slice(
             left,
             expected_s=self.expected_s.get(self.tier, 1.0),
-            has_fallback=self._i + 1 < len(self.order),
+            # Only tiers a fault may fall back to (never below a forced tier or risk floor).
+            has_fallback=any(n >= self.lowest for n in self.order[self._i + 1 :]),
             share=self.share,
         )
         self._sliced = budget < left
@@ -230,7 +231,9 @@ class FallbackRun:
     def exhausted_error(self) -> AllTiersFailedError:
         """The error that ends the call: :class:`DeadlineExceededError` when the deadline
         stopped it, else :class:`AllTiersFailedError`; raise it ``from run.last``."""
-        if self.deadline_spent:
+        # The last attempt ran into the deadline itself (nothing was left to fall back to).
+        timed_out = self.last is not None and is_timeout(self.last)
+        if self.deadline_spent or (timed_out and self.deadline.remaining() < MIN_ATTEMPT_S):
             return DeadlineExceededError(
                 self.deadline.budget_s,
                 self.deadline.source,

@@ -621,10 +621,17 @@ def test_spend_and_stats_count_cache_hits(server: Served, client: openai.OpenAI)
 
 
 def test_request_deadline_is_504(client: openai.OpenAI, upstream: FaultServer) -> None:
+    # A hanging tier with a stronger one after it gets a slice: the next tier answers in time.
+    upstream.push(Fault("hang", hang_s=8))
+    started = time.monotonic()
+    ok = client.chat.completions.create(model="tier-2", messages=[{"role": "user", "content": "?"}])
+    assert _aco(ok)["tier"] == 3 and _aco(ok)["fallback_from"] == 2
+    assert time.monotonic() - started < 3
+    # The top tier forced, hanging: nothing to fall back to, so the deadline ends it.
     upstream.push(Fault("hang", hang_s=8))
     started = time.monotonic()
     with pytest.raises(openai.APIStatusError) as err:
-        client.chat.completions.create(model="tier-2", messages=[{"role": "user", "content": "?"}])
+        client.chat.completions.create(model="tier-5", messages=[{"role": "user", "content": "?"}])
     assert err.value.status_code == 504
     assert err.value.code == "deadline_exceeded"
     assert "deadline of 2s" in err.value.message
