@@ -26,6 +26,7 @@ from pydantic import (
 from aco_langchain.errors import ConfigError, LedgerURLError
 from aco_langchain.ledger_url import parse_ledger_url
 from aco_langchain.redact import mask
+from aco_langchain.server_settings import CacheSettings, ServerSettings
 
 TIER_NUMBERS = (1, 2, 3, 4, 5)
 TIER_KEYS = tuple(f"tier{n}" for n in TIER_NUMBERS)
@@ -44,18 +45,13 @@ TASK_TYPES = (
     "general",
 )
 
-#: The largest output cap a config may set (no provider answers more in one call).
-MAX_OUTPUT_TOKENS_LIMIT = 1_000_000
-#: The local tier's default output cap: the 135M model on this 2-core machine writes about
-#: 50 tokens/s (1,024 tokens took 19.2 s), so 256 tokens (~5 s) fit the default 30 s
-#: deadline with room to fall back to another tier.
-LOCAL_OUTPUT_TOKENS = 256
+MAX_OUTPUT_TOKENS_LIMIT = 1_000_000  #: the largest output cap a config may set
+LOCAL_OUTPUT_TOKENS = 256  #: local tier's cap: ~53 tok/s here (1,024 took 19.2 s) -> ~5 s
 
-Provider = Literal["local", "cloud", "openai", "openai-compatible", "ollama", "instance", "replay"]
+Provider = str  #: a family name or alias of ``aco_langchain.provider_families``
 
 
 class _Strict(BaseModel):
-    # allow_inf_nan=False: ``max_cost_per_task: 1e400`` is infinity, never a budget.
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
@@ -80,21 +76,13 @@ class RoutingSettings(_Strict):
     allow_cloud_fallback: bool = Field(True, description="May a failed local call go to cloud?")
     max_latency_per_call_s: float = Field(30.0, gt=0.0, description="Per-call timeout, seconds.")
     max_tokens_per_task: int = Field(100_000, gt=0, description="Token budget for one run.")
-    attempt_share: float = Field(
-        0.5,
-        gt=0.0,
-        le=1.0,
-        description="An attempt with a fallback after it may take this share of the call's "
-        "time left (or 3x the tier's avg_latency_ms when larger, at most 75%), so a hanging "
-        "tier leaves time to fall back; 1.0: an attempt may take it all.",
-    )
+    attempt_share: float = Field(0.5, gt=0.0, le=1.0, description="Deadline share per attempt.")
     max_output_tokens: int = Field(
         1024,
         gt=0,
         le=MAX_OUTPUT_TOKENS_LIMIT,
         description="Output cap sent to the tier on every call (max_tokens / num_predict) "
-        "unless the call sets max_tokens; budgets hold input + this cap at the tier's price. "
-        "A tier's own models.tierN.max_output_tokens lowers it for that tier.",
+        "unless the call sets max_tokens; budgets hold input + this cap at the tier's price.",
     )
     on_budget_exceeded: Literal["force_local", "raise"] = Field(
         "force_local",
@@ -119,29 +107,23 @@ class RoutingSettings(_Strict):
 
 
 class TierSpec(_Strict):
-    """One tier of the five: who answers and what it costs."""
+    """One tier of the five: who answers and what it costs. ``model`` may be an
+    ``init_chat_model`` string (``TierSpec(model="anthropic:claude-haiku-4-5")``); unset fields
+    come from the family and the model's profile (``provider_families.family_updates``)."""
 
-    model_id: str = Field(..., min_length=1, description="The tier's name in routing output.")
-    provider: Provider = "openai"
-    model: str | None = Field(
-        None, description="Provider's model name when it differs from model_id."
-    )
+    model_id: str = Field("", description="Name in routing output; default: the model's.")
+    provider: Provider = Field("openai", description="Provider family (provider_families).")
+    model: str | None = Field(None, description='Model name, or "provider:model" (a string).')
     cost_per_1k_input: float | None = Field(None, ge=0.0)
     cost_per_1k_output: float | None = Field(None, ge=0.0)
     base_url: str | None = None
-    api_key_env: str | None = Field(None, description="Env var holding the API key.")
+    api_key_env: str | None = Field(None, description="Key env var; default: the provider's.")
     max_context: int = Field(32_768, gt=0)
     capabilities: list[str] = Field(default_factory=lambda: ["tools"])
     is_local: bool = False
     avg_latency_ms: float = Field(1000.0, ge=0.0)
-    max_output_tokens: int | None = Field(
-        None,
-        gt=0,
-        le=MAX_OUTPUT_TOKENS_LIMIT,
-        description="This tier's output cap when a call sets none (at most "
-        "routing.max_output_tokens); None: routing.max_output_tokens. The local tier's "
-        "default is small so a default call fits the default deadline.",
-    )
+    max_output_tokens: int | None = Field(None, gt=0, le=MAX_OUTPUT_TOKENS_LIMIT)
+    kwargs: dict[str, Any] = Field(default_factory=dict, description="To the model class.")
     recording: str | list[str] | None = Field(
         None,
         description="provider: replay only: the recording(s) the tier answers from "
@@ -157,20 +139,21 @@ class TierSpec(_Strict):
     def supports_tools(self) -> bool:
         return "tools" in self.capabilities
 
+    @model_validator(mode="before")
+    @classmethod
+    def _split_model_string(cls, data: Any) -> Any:
+        # "anthropic:claude-haiku-4-5" names the provider; a tier may then omit `provider`.
+        from aco_langchain.provider_families import split_tier_model
+
+        return split_tier_model(data)
+
     @model_validator(mode="after")
-    def _local_flag(self) -> TierSpec:
-        if self.provider == "local" and not self.is_local:
-            object.__setattr__(self, "is_local", True)
-        if self.provider == "replay" and not self.recording:
-            raise ValueError(
-                f"tier {self.model_id!r}: provider replay needs recording: PATH "
-                "(a RouterBench CSV or a replay JSONL) and model: the recorded model"
-            )
-        if self.recording and self.provider != "replay":
-            raise ValueError(
-                f"tier {self.model_id!r}: recording is only for provider: replay "
-                f"(this tier's provider is {self.provider})"
-            )
+    def _resolve_family(self) -> TierSpec:
+        # model_id from model; the family's key variable, locality, profile (unset fields).
+        from aco_langchain.provider_families import family_updates
+
+        for key, value in family_updates(self).items():
+            object.__setattr__(self, key, value)
         return self
 
 
@@ -261,83 +244,6 @@ class BudgetSettings(_Strict):
         for name, usd in value.items():
             if usd < 0:
                 raise ValueError(f"budget for {name!r} is negative ({usd}): use USD >= 0")
-        return value
-
-
-class ApiKeySpec(_Strict):
-    """One bearer key of ``aco serve``, stored as its SHA-256 (never the key itself)."""
-
-    name: str = Field(
-        ...,
-        min_length=1,
-        max_length=64,
-        pattern=r"^[A-Za-z0-9._-]+$",
-        description="The key's non-secret id: shown in logs and spend records, and the "
-        "namespace of the run keys and users it sends (``<name>/<run>``).",
-    )
-    sha256: str = Field(
-        ...,
-        pattern=r"^[0-9a-f]{64}$",
-        description="Hex SHA-256 of the key (`aco serve --hash-key KEY` prints it).",
-    )
-    budget_usd: float | None = Field(
-        None,
-        ge=0.0,
-        description="USD this key may spend per budgets.budget_duration (a budgets.keys entry).",
-    )
-    admin: bool = Field(
-        False, description="May read every key's spend, budgets and runs (/v1/spend, dashboard)."
-    )
-
-
-class ServerSettings(_Strict):
-    """``aco serve``: auth, limits and timeouts of the OpenAI-compatible server."""
-
-    api_keys: list[ApiKeySpec] = Field(
-        default_factory=list,
-        description="Bearer keys (hashed); ACO_SERVER_API_KEYS adds plain keys from the env.",
-    )
-    max_body_bytes: int = Field(1_048_576, gt=0, description="Larger request bodies get 413.")
-    request_timeout_s: float | None = Field(
-        None, gt=0.0, description="Deadline of one request; None: routing.max_latency_per_call_s."
-    )
-    allow_unauthenticated: bool = Field(
-        False, description="Serve without keys on a non-loopback address (not recommended)."
-    )
-    docs: bool = Field(
-        False,
-        description="Serve /docs and /openapi.json (behind the API keys like every route).",
-    )
-
-    @field_validator("api_keys", mode="before")
-    @classmethod
-    def _no_plain_keys(cls, value: Any) -> Any:
-        if isinstance(value, list) and any(isinstance(v, str) for v in value):
-            raise ValueError(
-                "api_keys entries are {name, sha256, budget_usd}: store the key's SHA-256, "
-                "never the key (`aco serve --hash-key KEY` prints it), or pass plain keys in "
-                "ACO_SERVER_API_KEYS"
-            )
-        return value
-
-
-class CacheSettings(_Strict):
-    """The response cache shared by ``aco serve`` and ``ACORouterChatModel(cache=...)``."""
-
-    url: str | None = Field(
-        None, description="sqlite:///path/to/cache.db or redis://host:6379/0; None: no cache."
-    )
-    ttl_s: float | None = Field(None, gt=0.0, description="Entry lifetime; None: forever.")
-
-    @field_validator("url")
-    @classmethod
-    def _check_url(cls, value: str | None) -> str | None:
-        if value is not None:
-            from aco_langchain.spend.cache import cache_url_problem
-
-            problem = cache_url_problem(value)
-            if problem:
-                raise ValueError(problem)
         return value
 
 
@@ -465,6 +371,8 @@ class ACOConfig(_Strict):
         # fields keep theirs too.
         if not isinstance(value, dict):
             return value
+        from aco_langchain.provider_families import same_default_model
+
         merged: dict[str, Any] = {k: v.model_dump() for k, v in _default_models().items()}
         for key, spec in value.items():
             if key not in TIER_KEYS:
@@ -473,10 +381,10 @@ class ACOConfig(_Strict):
                 merged[key] = spec
             elif isinstance(spec, dict):
                 default = merged[key]
-                same_model = spec.get("model_id", default["model_id"]) == default["model_id"]
-                # Same model: fill unnamed fields from the default tier. Another model:
-                # the default tier's provider details would be wrong, so start clean.
-                merged[key] = {**default, **spec} if same_model else dict(spec)
+                # Same model: fill unnamed fields from the default tier. Another model (or
+                # provider): the default tier's provider details would be wrong, so start clean.
+                same = same_default_model(spec, default)
+                merged[key] = {**default, **spec} if same else dict(spec)
             else:
                 raise ValueError(f"tier {key!r} must be a mapping of fields")
         return merged
@@ -513,17 +421,10 @@ class ACOConfig(_Strict):
         return self
 
     def output_cap(self, number: int) -> int:
-        """The output cap of a call to tier ``number`` that sets none: the tier's own
-        ``max_output_tokens`` when set, never above ``routing.max_output_tokens``.
-
-        Example:
-            ```python
-            ACOConfig().output_cap(1)    # 256: the local tier's default
-            ```
-        """
-        cap = self.routing.max_output_tokens
+        """Tier ``number``'s output cap when a call sets none: its ``max_output_tokens``,
+        at most ``routing.max_output_tokens`` (``ACOConfig().output_cap(1)``: 256)."""
         own = self.tier(number).max_output_tokens
-        return min(cap, own) if own else cap
+        return min(self.routing.max_output_tokens, own or self.routing.max_output_tokens)
 
     def tier(self, number: int) -> TierSpec:
         """The spec of tier ``number`` (1-5)."""
@@ -551,13 +452,11 @@ class ACOConfig(_Strict):
 
 
 def _check_limits(cfg: ACOConfig) -> None:
-    """Settings that are each valid but cannot work together (pure; a ValueError each)."""
-    rs = cfg.routing
+    rs = cfg.routing  # each valid alone, impossible together: no call could be held
     if rs.max_output_tokens > rs.max_tokens_per_task:
         raise ValueError(
-            f"routing.max_output_tokens ({rs.max_output_tokens}) is more than the run's whole "
-            f"token budget routing.max_tokens_per_task ({rs.max_tokens_per_task}): no call "
-            "could be held; lower max_output_tokens"
+            f"routing.max_output_tokens ({rs.max_output_tokens}) is more than the run's token "
+            f"budget routing.max_tokens_per_task ({rs.max_tokens_per_task}): lower it"
         )
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -32,8 +33,24 @@ CHARS_PER_TOKEN = 4.0
 #: Output tokens assumed for a cost estimate when the call sets no ``max_tokens``.
 DEFAULT_OUTPUT_TOKENS = 256
 
-#: Our provider names -> genai-prices' provider ids (None: let genai-prices match the model).
-_PROVIDER_IDS = {"openai": "openai", "cloud": "openai", "openai-compatible": None}
+#: Tokens a per-1k price is computed at. Large on purpose: where genai-prices has
+#: long-context price tiers (Gemini 2.5 Pro above 200k prompt tokens, ...) the per-1k price
+#: is the higher one, so a hold is never below what a long call settles at; a call's real
+#: cost (``usage_cost_usd``) uses its real token counts.
+_PRICE_PROBE_TOKENS = 1_000_000
+
+
+def price_provider_id(provider: str) -> str | None:
+    """genai-prices' provider id for one of our provider names (None: match by model name).
+
+    Example:
+        ```python
+        price_provider_id("google_genai")   # 'google'
+        ```
+    """
+    from aco_langchain.provider_families import family, is_family
+
+    return family(provider).price_id if is_family(provider) else provider
 
 
 #: Tokens a chat template adds per message (role markers, separators).
@@ -64,19 +81,22 @@ def genai_price_per_1k(provider: str, model: str) -> tuple[float, float] | None:
         genai_price_per_1k("openai", "gpt-4.1")   # (0.002, 0.008)
         ```
     """
-    provider_id = _PROVIDER_IDS.get(provider, provider)
+    n = _PRICE_PROBE_TOKENS
+    r = _genai_price(provider, model, {"input_tokens": n, "output_tokens": n})
+    if r is None:
+        return None
+    return float(r.input_price) * 1000.0 / n, float(r.output_price) * 1000.0 / n
+
+
+def _genai_price(provider: str, model: str, usage: Mapping[str, int]) -> Any:
+    """genai-prices' PriceCalculation for ``usage``, None when it does not know the model."""
     try:
         from genai_prices import Usage, calc_price  # 0.3 s import: only when needed
 
-        r = calc_price(
-            Usage(input_tokens=1_000_000, output_tokens=1_000_000),
-            model_ref=model,
-            provider_id=provider_id,
-        )
+        return calc_price(Usage(**usage), model_ref=model, provider_id=price_provider_id(provider))
     except (LookupError, ValueError) as err:  # genai-prices does not know the model
         logger.debug("genai-prices has no price for %s/%s: %s", provider, model, err)
         return None
-    return float(r.input_price) / 1000.0, float(r.output_price) / 1000.0
 
 
 def price_per_1k(spec: TierSpec) -> tuple[float, float]:
@@ -139,6 +159,74 @@ def cost_usd(spec: TierSpec, input_tokens: int, output_tokens: int) -> float:
     """
     p_in, p_out = price_per_1k(spec)
     return (input_tokens * p_in + output_tokens * p_out) / 1000.0
+
+
+@dataclass(frozen=True)
+class TokenUsage:
+    """A call's billed tokens, as LangChain's ``usage_metadata`` reports them.
+
+    ``input`` includes ``cache_read`` and ``cache_write``; ``output`` includes ``reasoning``.
+
+    Example:
+        ```python
+        TokenUsage.from_metadata(msg.usage_metadata).cache_read
+        ```
+    """
+
+    input: int = 0
+    output: int = 0
+    cache_read: int = 0
+    cache_write: int = 0
+    reasoning: int = 0
+
+    @classmethod
+    def from_metadata(cls, usage: Mapping[str, Any] | None) -> TokenUsage:
+        """Read a ``usage_metadata`` mapping (its ``*_token_details`` too; missing is 0)."""
+        if not usage:
+            return cls()
+        ins = usage.get("input_token_details") or {}
+        outs = usage.get("output_token_details") or {}
+        write = int(ins.get("cache_creation") or 0) or sum(
+            int(ins.get(k) or 0) for k in ("ephemeral_5m_input_tokens", "ephemeral_1h_input_tokens")
+        )
+        return cls(
+            input=int(usage.get("input_tokens") or 0),
+            output=int(usage.get("output_tokens") or 0),
+            cache_read=int(ins.get("cache_read") or 0),
+            cache_write=write,
+            reasoning=int(outs.get("reasoning") or 0),
+        )
+
+
+def usage_cost_usd(spec: TierSpec, usage: TokenUsage) -> float:
+    """USD of a call's real usage: the tier's configured price, else genai-prices' price of
+    every token kind (cached input at the cache-read rate, cache writes, reasoning output).
+
+    Raises:
+        ConfigError: a cloud tier without a configured price that genai-prices does not know.
+
+    Example:
+        ```python
+        usage_cost_usd(cfg.tier(3), TokenUsage.from_metadata(msg.usage_metadata))
+        ```
+    """
+    configured = spec.cost_per_1k_input is not None and spec.cost_per_1k_output is not None
+    if configured or spec.is_local:
+        return cost_usd(spec, usage.input, usage.output)
+    found = _genai_price(
+        spec.provider,
+        spec.provider_model,
+        {
+            "input_tokens": usage.input,
+            "output_tokens": usage.output,
+            "cache_read_tokens": min(usage.cache_read, usage.input),
+            "cache_write_tokens": min(usage.cache_write, max(0, usage.input - usage.cache_read)),
+            "output_reasoning_tokens": min(usage.reasoning, usage.output),
+        },
+    )
+    if found is None or spec.cost_per_1k_input is not None or spec.cost_per_1k_output is not None:
+        return cost_usd(spec, usage.input, usage.output)  # half-configured: raises or mixes
+    return float(found.total_price)
 
 
 def usage_tokens(usage: Mapping[str, Any] | None) -> tuple[int, int]:

@@ -272,17 +272,20 @@ def answer_confidence(message: Any) -> float | None:
         return None
     from aco_langchain.chat.cascade import confidence_from_logprobs, normalize_logprobs
 
-    provider = "ollama" if isinstance(raw, list) else "openai"
-    tokens = normalize_logprobs(raw, provider)
+    # The normaliser reads every provider's shape; the name only labels its errors.
+    tokens = normalize_logprobs(raw, str(meta.get("model_provider") or "the answer's"))
     return confidence_from_logprobs(tokens).value if tokens else None
 
 
 def call_cost(message: Any, tier: int, config: ACOConfig) -> tuple[float, int, int]:
     """``(usd, input_tokens, output_tokens)`` of a model answer.
 
-    The ACO router's own cost when present, else the usage at the tier's price.
+    The ACO router's own cost when present, else the usage at the tier's price (cached
+    input and reasoning tokens priced from the usage details when genai-prices prices it).
     """
-    from aco_langchain.pricing import cost_usd, estimate_tokens, usage_tokens
+    from dataclasses import replace
+
+    from aco_langchain.pricing import TokenUsage, estimate_tokens, usage_cost_usd, usage_tokens
 
     usage = getattr(message, "usage_metadata", None)
     i, o = usage_tokens(usage)  # type: ignore[arg-type]
@@ -291,7 +294,8 @@ def call_cost(message: Any, tier: int, config: ACOConfig) -> tuple[float, int, i
     info = AcoCallInfo.from_message(message)
     if info is not None and "cost_usd" in info.model_fields_set:
         return info.cost_usd, i, o  # the router priced it: never priced twice
-    return cost_usd(config.tier(tier), i, o), i, o
+    used = replace(TokenUsage.from_metadata(usage), input=i, output=o)  # type: ignore[arg-type]
+    return usage_cost_usd(config.tier(tier), used), i, o
 
 
 def aco_meta(message: Any) -> dict[str, Any]:

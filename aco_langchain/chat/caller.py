@@ -384,8 +384,8 @@ class TierCaller:
     ) -> CascadeResult:
         gen = result.generations[0]
         info = gen.generation_info or {}
-        logprobs = info.get("logprobs") or gen.message.response_metadata.get("logprobs")
-        provider = "ollama" if self.config.tier(cheap.tier).provider == "ollama" else "openai"
+        logprobs = self.registry.logprobs(cheap.tier, gen.message, info)
+        provider = self.registry.provider(cheap.tier)  # labels the normaliser's errors
         return cascade_step(
             request=plan.request.routing_text,
             initial_tier=cheap.tier,

@@ -93,14 +93,8 @@ def logprob_confidence(raw: Any, provider: str) -> float | None:
         return None
     from aco_langchain.chat.cascade import confidence_from_logprobs, normalize_logprobs
 
-    tokens = normalize_logprobs(raw, "ollama" if provider == "ollama" else "openai")
+    tokens = normalize_logprobs(raw, provider)  # every shape is read; the name labels errors
     return confidence_from_logprobs(tokens).value if tokens else None
-
-
-def _logprobs_of(result: ChatResult) -> Any:
-    gen = result.generations[0]
-    info = gen.generation_info or {}
-    return info.get("logprobs") or gen.message.response_metadata.get("logprobs")
 
 
 class Reporter:
@@ -226,7 +220,7 @@ class Reporter:
         if verdict is not None and not escalated:
             confidence = round(verdict.confidence, 4)
         elif final_logprobs is not None:
-            measured = logprob_confidence(final_logprobs, self.config.tier(final.tier).provider)
+            measured = logprob_confidence(final_logprobs, self.registry.provider(final.tier))
             if measured is not None:
                 confidence = round(measured, 4)
         if verdict is not None and escalated:
@@ -306,7 +300,7 @@ class Reporter:
             cheap,
             verdict,
             run_spent_usd=run_spent_usd,
-            final_logprobs=_logprobs_of(result),
+            final_logprobs=self.registry.logprobs(final.tier, gen.message, gen.generation_info),
         )
         info.escalation_skipped = escalation_skipped
         msg = gen.message

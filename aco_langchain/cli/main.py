@@ -36,6 +36,7 @@ _COMMAND_MODULES = (
     "aco_langchain.cli.spend_cmds",
     "aco_langchain.cli.serve_cmds",
     "aco_langchain.cli.dashboard_cmds",
+    "aco_langchain.cli.init_cmds",
     "aco_langchain.cli.replay_cmds",
     "aco_langchain.cli.outcome_cmds",
 )

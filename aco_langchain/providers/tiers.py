@@ -12,12 +12,11 @@ Usage::
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
-import os
 import sys
 import weakref
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from aco_langchain.config import TIER_NUMBERS, ACOConfig, TierSpec
@@ -25,14 +24,18 @@ from aco_langchain.errors import ConfigError
 from aco_langchain.pricing import (  # noqa: F401 - re-exported for callers outside decisions
     CHARS_PER_TOKEN,
     DEFAULT_OUTPUT_TOKENS,
+    TokenUsage,
     cost_usd,
     estimate_tokens,
     genai_price_per_1k,
     input_token_bound,
     price_per_1k,
     resolve_prices,
+    usage_cost_usd,
     usage_tokens,
 )
+from aco_langchain.providers.adapters.openai import local_base_url  # noqa: F401 - re-export
+from aco_langchain.providers.registry import ProviderAdapter, adapter_for
 from aco_langchain.redact import register_config
 
 logger = logging.getLogger(__name__)
@@ -42,15 +45,6 @@ if TYPE_CHECKING:
     from langchain_core.messages import BaseMessage
 
 
-def local_base_url(config: ACOConfig) -> str | None:
-    """Base URL of the running local llama.cpp server, or None if none is running."""
-    try:
-        from aco_langchain.providers.local import running_base_url
-    except ImportError:  # pragma: no cover - local_model ships with the package
-        return None
-    return running_base_url(config.local_model)
-
-
 def _running_loop() -> asyncio.AbstractEventLoop | None:
     try:
         return asyncio.get_running_loop()
@@ -58,116 +52,30 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return None
 
 
-def _follows_local_server(spec: TierSpec) -> bool:
-    return (
-        spec.base_url is None
-        and (spec.provider == "local" or spec.is_local)
-        and (spec.provider not in ("ollama", "instance"))
-    )
-
-
 def availability(spec: TierSpec, config: ACOConfig) -> str | None:
-    """Why the tier cannot be called now (missing key, server down), or None if it can.
+    """Why the tier cannot be called now (package missing, key missing, server down), or None.
 
-    Checks only cheap local facts (env vars, the local server's state file), never the
-    network, so a routing decision stays fast.
+    Checks only cheap local facts (installed packages, env vars, the local server's state
+    file), never the network, so a routing decision stays fast. The tier's provider adapter
+    decides (``aco_langchain.providers.registry``).
     """
-    if spec.provider == "instance":
-        return None
-    if spec.provider == "replay":
-        from aco_langchain.providers.replay import replay_availability
-
-        return replay_availability(spec)
-    if spec.provider == "local" or (spec.is_local and spec.base_url is None):
-        if spec.base_url:
-            return None
-        if local_base_url(config) is None:
-            return "local model not running (aco local-model start)"
-        return None
-    if spec.provider == "ollama":
-        return None
-    if spec.api_key_env and not os.environ.get(spec.api_key_env):
-        return f"no {spec.api_key_env}"
-    if spec.provider == "openai-compatible" and not spec.base_url:
-        return "openai-compatible tier has no base_url"
-    return None
+    return adapter_for(spec).availability(spec, config)
 
 
 def build_chat_model(spec: TierSpec, config: ACOConfig) -> BaseChatModel:
-    """Build a tier's chat model from its provider.
+    """Build a tier's chat model with its provider's adapter.
 
-    - ``openai`` / ``cloud``: ChatOpenAI, key from ``api_key_env``.
-    - ``openai-compatible``: ChatOpenAI at ``base_url``.
-    - ``local``: ``ChatLlamaServer`` (ChatOpenAI with tool calls and JSON output by
-      constrained decoding) at the running local llama.cpp server; ChatOpenAI at ``base_url``
-      when one is set (any OpenAI-compatible server).
-    - ``ollama``: ChatOllama.
-    - ``replay``: ``ReplayChatModel``, a real model's recorded answers.
+    ``openai`` / ``cloud``: ChatOpenAI; ``openai-compatible``: ChatOpenAI at ``base_url``;
+    ``local``: the embedded llama.cpp server's ``ChatLlamaServer``; ``ollama``: ChatOllama;
+    ``anthropic``, ``google_genai``, ``groq``, ``mistralai``, ``bedrock_converse``: their
+    LangChain class (installed by ``pip install "aco-langchain[<extra>]"``). Every tier gets
+    ``max_retries=0`` (fallback is the router's) and the config's per-call timeout.
+
+    Raises:
+        ConfigError: the package or key is missing, the local server is down, or the tier is
+            an ``instance`` with no model passed.
     """
-    timeout = config.routing.max_latency_per_call_s
-    if spec.provider == "replay":  # recorded answers of a real model (providers/replay.py)
-        from aco_langchain.providers.replay import build_replay_model
-
-        return build_replay_model(spec)
-    if spec.provider == "ollama":
-        from langchain_ollama import ChatOllama
-
-        # ollama's API takes no per-request timeout: the config's deadline bounds each request.
-        kwargs: dict[str, Any] = {
-            "model": spec.provider_model,
-            "client_kwargs": {"timeout": timeout},
-        }
-        if spec.base_url:
-            kwargs["base_url"] = spec.base_url
-        return ChatOllama(**kwargs)
-    if spec.provider == "instance":
-        raise ConfigError(
-            f"tier {spec.model_id!r} has provider 'instance': pass the model object "
-            "as ACORouterChatModel(tier_models={N: model})"
-        )
-    from langchain_openai import ChatOpenAI
-
-    from aco_langchain.providers.transport import async_http_client, deadline_http_client
-
-    base_url = spec.base_url
-    api_key: str | None = None
-    if spec.provider == "local" or (spec.is_local and not base_url):
-        base_url = base_url or local_base_url(config)
-        if base_url is None:
-            raise ConfigError(
-                "the local tier is not running: start it with `aco local-model start` "
-                "(build it once with `aco local-model build`)"
-            )
-        api_key = "local"
-    elif spec.api_key_env:
-        api_key = os.environ.get(spec.api_key_env)
-        if not api_key:
-            raise ConfigError(
-                f"tier {spec.model_id!r} needs an API key: set {spec.api_key_env} "
-                "or change models.<tier>.api_key_env"
-            )
-    elif spec.provider == "openai-compatible":
-        api_key = "none"
-    cls: type[ChatOpenAI] = ChatOpenAI
-    if spec.provider == "local" and not spec.base_url:
-        # The embedded llama-server: tool calls and JSON output by constrained decoding.
-        from aco_langchain.providers.local.chat import ChatLlamaServer
-
-        cls = ChatLlamaServer
-    return cls(
-        model=spec.provider_model,
-        base_url=base_url,
-        api_key=api_key,  # type: ignore[arg-type]
-        timeout=timeout,
-        # Retries and fallback are the router's job (one place, one policy).
-        max_retries=0,
-        stream_usage=True,
-        # Each request's timeout is a total deadline (a trickling server is cut).
-        http_client=deadline_http_client(timeout),
-        # Its own async client (connection pool), never langchain_openai's process-wide one:
-        # a pool is bound to the event loop that first used it (see TierRegistry.model).
-        http_async_client=async_http_client(timeout),
-    )
+    return adapter_for(spec).build(spec, config)
 
 
 class TierRegistry:
@@ -225,41 +133,43 @@ class TierRegistry:
         return self.spec(tier).supports_tools
 
     def unavailable(self, prompt: str | Sequence[BaseMessage] | None = None) -> dict[int, str]:
-        """{tier: why} for tiers that cannot be called now; with ``prompt`` (the call's
-        messages, or its last user message), also the tiers that cannot answer it (a replay
-        tier without a recorded answer)."""
+        """{tier: why} for tiers that cannot be called now; with ``prompt`` (the call's last
+        user message, or its messages), also the tiers that cannot answer it (a replay tier's
+        miss).
+
+        Example:
+            ```python
+            reg.unavailable()        # {2: 'no ANTHROPIC_API_KEY'} on a machine without it
+            ```
+        """
         out: dict[int, str] = {}
-        text: str | None = None
         for n in TIER_NUMBERS:
             if n in self._given:
                 continue
             why = availability(self.spec(n), self.config)
-            if why is None and prompt is not None and self.spec(n).provider == "replay":
-                if text is None:
-                    from aco_langchain.providers.replay import last_human_text
-
-                    text = prompt if isinstance(prompt, str) else last_human_text(prompt)
-                why = self.model(n).miss_reason(text)  # type: ignore[attr-defined]
+            if why is None and prompt is not None:
+                adapter = adapter_for(self.spec(n))
+                if adapter.answers_per_prompt:
+                    why = adapter.miss_reason(self.model(n), prompt)
             if why:
                 out[n] = why
         return out
 
     def warm(self) -> None:
-        """Import the provider libraries the built tiers will need (``langchain_openai``,
-        ``langchain_ollama``), without building a client. The router model does it when it
-        is made, so the first call's deadline, which counts building a tier's client, is not
-        spent on imports (seconds on a busy machine)."""
-        providers = {self.spec(n).provider for n in TIER_NUMBERS if n not in self._given}
-        modules = []
-        if providers - {"ollama", "instance"}:
-            modules.append("langchain_openai")
-        if "ollama" in providers:
-            modules.append("langchain_ollama")
-        for name in modules:
+        """Import the chat model classes the built tiers will need, without building a
+        client. The router model does it when it is made, so the first call's deadline,
+        which counts building a tier's client, is not spent on imports (seconds on a busy
+        machine). A tier whose package is missing says so when it is built."""
+        for n in TIER_NUMBERS:
+            if n in self._given:
+                continue
+            adapter = adapter_for(self.spec(n))
+            if not (adapter.family.package and adapter.family.class_name):
+                continue  # no package to import (recordings, instances)
             try:
-                importlib.import_module(name)
-            except ImportError as err:  # the tier says so when it is built
-                logger.debug("cannot import %s ahead of use: %s", name, err)
+                adapter.chat_class()
+            except ConfigError as err:  # the tier says so again when it is built
+                logger.debug("tier %d: cannot import its class ahead of use: %s", n, err)
 
     def is_built(self, tier: int) -> bool:
         """Is the tier's chat model ready (given, or built by an earlier call)?"""
@@ -270,7 +180,7 @@ class TierRegistry:
         from async code, so a closed loop's connections are never reused)."""
         if tier not in self._given:
             spec = self.spec(tier)
-            if _follows_local_server(spec):
+            if adapter_for(spec).follows_local_server(spec):
                 # The local server may have restarted on another port since we built it.
                 url = local_base_url(self.config)
                 if url != self._built_urls.get(tier):
@@ -319,7 +229,7 @@ class TierRegistry:
         if tier in self._given:
             return self._given_names(tier)[0]
         spec = self.spec(tier)
-        return {"local": "llama.cpp", "cloud": "openai"}.get(spec.provider, spec.provider)
+        return adapter_for(spec).provider_name(spec)
 
     def model_name(self, tier: int) -> str:
         """The concrete model's name reported as ``model_name`` for the tier's answers."""
@@ -330,16 +240,26 @@ class TierRegistry:
         return self.spec(tier).provider_model
 
     def cost(self, tier: int, input_tokens: int, output_tokens: int) -> float:
+        """USD of ``input_tokens`` + ``output_tokens`` at the tier's price."""
         return cost_usd(self.spec(tier), input_tokens, output_tokens)
 
+    def _adapter(self, tier: int) -> ProviderAdapter:
+        """The adapter reading the tier's answers (a passed-in model: the instance adapter)."""
+        return adapter_for("instance" if tier in self._given else self.spec(tier))
+
+    def usage(self, tier: int, message: Any) -> TokenUsage:
+        """The tier's answer's billed tokens, read by its provider's adapter."""
+        return self._adapter(tier).read_usage(message)
+
     def recorded_cost(self, tier: int, prompt: str) -> float | None:
-        """A replay tier's recorded USD for ``prompt`` (None: not a replay tier, or no
-        recorded answer)."""
-        if tier in self._given or self.spec(tier).provider != "replay":
+        """The USD the tier's source recorded for ``prompt`` (a replay tier's recorded
+        answer); None: the tier records none, or has no answer to it."""
+        if tier in self._given:
             return None
-        model = self.model(tier)
-        found = model.store.lookup(prompt, model.model)  # type: ignore[attr-defined]
-        return None if found is None else float(found.cost_usd)
+        adapter = adapter_for(self.spec(tier))
+        if not adapter.answers_per_prompt:
+            return None
+        return adapter.recorded_prompt_cost(self.model(tier), prompt)
 
     def worst_case(self, tier: int, input_bound: int, output_cap: int, prompt: str) -> float:
         """USD a call may cost: the input bound and output cap at the tier's price, and never
@@ -363,14 +283,28 @@ class TierRegistry:
     def call_cost(
         self, tier: int, message: BaseMessage, input_tokens: int, output_tokens: int
     ) -> float:
-        """USD of an answered call: a replay tier's recorded cost, else usage at the price."""
-        if self.spec(tier).provider == "replay" or tier in self._given:
-            from aco_langchain.providers.replay import recorded_cost
+        """USD of an answered call: a recorded cost when the answer carries one (replay),
+        else its usage at the tier's price, with cached input and reasoning tokens priced by
+        genai-prices when the tier has no configured price.
 
-            found = recorded_cost(message)
-            if found is not None:
-                return found
-        return self.cost(tier, input_tokens, output_tokens)
+        ``input_tokens`` / ``output_tokens`` are the counts settled (estimated by the caller
+        when the provider reported none); the message's usage details say which are cached.
+
+        Example:
+            ```python
+            usd = reg.call_cost(2, ai_message, 1200, 80)
+            ```
+        """
+        adapter = self._adapter(tier)
+        recorded = adapter.recorded_cost(message)
+        if recorded is not None:
+            return recorded
+        used = replace(adapter.read_usage(message), input=input_tokens, output=output_tokens)
+        return usage_cost_usd(self.spec(tier), used)
+
+    def logprobs(self, tier: int, message: Any, generation_info: Any = None) -> Any:
+        """The raw token logprobs of the tier's answer, read by its provider's adapter."""
+        return self._adapter(tier).read_logprobs(message, generation_info)
 
 
 #: ChatOllama's own option fields: passing ``options`` replaces them all, so they are copied.
