@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 logger = logging.getLogger(__name__)
+_M = TypeVar("_M", bound=BaseModel)
 
 #: Keys written only when they carry something (absent rather than null, as before).
 _OPTIONAL = frozenset(
@@ -43,6 +44,17 @@ _OPTIONAL = frozenset(
 )
 
 
+def _trusted(cls: type[_M], values: dict[str, Any]) -> _M:
+    """An instance from values our own code built and typed (every field given, in order):
+    ``model_construct`` without its per-field work, for the per-call hot path."""
+    obj = cls.__new__(cls)
+    object.__setattr__(obj, "__dict__", values)
+    object.__setattr__(obj, "__pydantic_fields_set__", set(values))
+    object.__setattr__(obj, "__pydantic_extra__", None)
+    object.__setattr__(obj, "__pydantic_private__", None)
+    return obj
+
+
 class AcoTierCall(BaseModel):
     """One tier call inside a routed call (the cheap one of a cascade, or the final one)."""
 
@@ -52,6 +64,11 @@ class AcoTierCall(BaseModel):
     model_id: str = ""
     cost_usd: float = 0.0
     usage: dict[str, Any] = Field(default_factory=dict)
+
+    @classmethod
+    def trusted(cls, values: dict[str, Any]) -> AcoTierCall:
+        """A tier call from values the router built itself (see :meth:`AcoCallInfo.trusted`)."""
+        return _trusted(cls, values)
 
 
 class AcoCallInfo(BaseModel):
@@ -151,12 +168,7 @@ class AcoCallInfo(BaseModel):
         Returns:
             The record (its ``to_metadata()`` has exactly the keys given, optional Nones out).
         """
-        obj = cls.__new__(cls)
-        object.__setattr__(obj, "__dict__", values)
-        object.__setattr__(obj, "__pydantic_fields_set__", set(values))
-        object.__setattr__(obj, "__pydantic_extra__", None)
-        object.__setattr__(obj, "__pydantic_private__", None)
-        return obj
+        return _trusted(cls, values)
 
     @classmethod
     def from_metadata(cls, meta: Mapping[str, Any] | None) -> AcoCallInfo | None:

@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from aco_langchain.config_learning import LearningSettings
 from aco_langchain.errors import ConfigError, LedgerURLError
 from aco_langchain.ledger_url import parse_ledger_url
 from aco_langchain.redact import mask
@@ -362,6 +363,7 @@ class ACOConfig(_Strict):
 
     server: ServerSettings = Field(default_factory=ServerSettings)
     cache: CacheSettings = Field(default_factory=CacheSettings)
+    learning: LearningSettings = Field(default_factory=LearningSettings)
 
     @field_validator("models", mode="before")
     @classmethod

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import aclosing
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -44,7 +43,6 @@ from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
-from aco_langchain.chat.caller import TierCaller
 from aco_langchain.chat.drivers import AsyncDriver, SyncDriver
 from aco_langchain.chat.fallback import FallbackRun
 from aco_langchain.chat.options import (
@@ -60,12 +58,11 @@ from aco_langchain.chat.options import (
 from aco_langchain.chat.planner import (
     BudgetSnapshot,
     CallPlan,
-    Planner,
-    PlannerSettings,
     build_route_request,
 )
-from aco_langchain.chat.reporter import Reporter, result_as_chunks
+from aco_langchain.chat.reporter import result_as_chunks
 from aco_langchain.chat.runs import call_run_key, last_run, remember_run
+from aco_langchain.chat.runtime import Runtime, RuntimeSettings, build_runtime, unavailable
 from aco_langchain.chat.structured import structured_output
 from aco_langchain.config import (
     ACOConfig,
@@ -74,29 +71,10 @@ from aco_langchain.config import (
     load_config,
 )
 from aco_langchain.errors import ConfigError
-from aco_langchain.providers.faults import TierHealth
 from aco_langchain.providers.tiers import TierRegistry
-from aco_langchain.routing import Router
-from aco_langchain.routing import get_router as _default_router
 from aco_langchain.spend.gateway import BudgetGateway
-from aco_langchain.spend.ledger import SpendLedger, open_ledger
+from aco_langchain.spend.ledger import SpendLedger
 from aco_langchain.spend.outcomes import Outcome, OutcomeStore, outcome_store_for
-
-
-@dataclass
-class Runtime:
-    """The parts a router model composes, in one plain holder (pydantic private attribute
-    access costs ~1 us each on the hot path). One concept each; no part knows the model."""
-
-    registry: TierRegistry
-    router: Router
-    gateway: BudgetGateway
-    health: TierHealth
-    planner: Planner
-    caller: TierCaller
-    identifying: dict[str, Any]
-    token: object = field(default_factory=object)
-    """This instance's key for the run of its latest call (``chat/runs.py``)."""
 
 
 class ACORouterChatModel(BaseChatModel):
@@ -144,7 +122,7 @@ class ACORouterChatModel(BaseChatModel):
 
     # One plain holder: pydantic private-attribute access costs ~1 us each on the hot path.
     _rt: Runtime = PrivateAttr()
-    _outcomes: Any = PrivateAttr(default=None)
+    _outcomes: OutcomeStore | None = PrivateAttr(default=None)
 
     def __init__(self, **kwargs: Any) -> None:
         """Build the router model; every bad argument is one :class:`ConfigError`.
@@ -179,36 +157,21 @@ class ACORouterChatModel(BaseChatModel):
 
     def model_post_init(self, context: Any) -> None:
         super().model_post_init(context)
-        router = self.router if self.router is not None else _default_router(self.config)
-        registry = TierRegistry(self.config, self.tier_models)
-        registry.warm()  # provider imports now, not inside the first call's deadline
-        health = TierHealth(cooldown_after=self.cooldown_after, cooldown_s=self.cooldown_s)
         retries = self.config.routing.max_retries if self.max_retries is None else self.max_retries
-        self._rt = Runtime(
-            registry=registry,
-            router=router,
-            gateway=BudgetGateway(_ledger(self.ledger, self.config)),
-            health=health,
-            planner=Planner(
-                self.config,
-                registry,
-                router,
-                PlannerSettings(cascade=self._cascade_enabled, timeout=self.timeout),
-            ),
-            caller=TierCaller(
-                self.config,
-                registry,
-                Reporter(self.config, registry),
-                health,
+        self._rt = build_runtime(
+            self.config,
+            RuntimeSettings(
+                tier_models=self.tier_models,
+                router=self.router,
+                ledger=self.ledger,
+                model_name=self.model_name,
+                cascade=self._cascade_enabled,
+                timeout=self.timeout,
                 retries=retries,
-                base_delay_s=self.retry_base_delay_s,
+                retry_base_delay_s=self.retry_base_delay_s,
+                cooldown_after=self.cooldown_after,
+                cooldown_s=self.cooldown_s,
             ),
-            identifying={
-                "model_name": self.model_name,
-                "tiers": {n: self.config.tier(n).model_id for n in range(1, 6)},
-                "router": getattr(router, "name", type(router).__name__),
-                "cascade": self._cascade_enabled,
-            },
         )
 
     # -- LangChain plumbing --------------------------------------------------------------
@@ -448,7 +411,7 @@ class ACORouterChatModel(BaseChatModel):
         """
         rt = self._rt  # one private-attribute read per call (each costs ~1 us)
         call = self._call_options(rt, kwargs)
-        snapshot = BudgetSnapshot(rt.gateway.spent(call.run_key), _unavailable(rt, messages))
+        snapshot = BudgetSnapshot(rt.gateway.spent(call.run_key), unavailable(rt, messages))
         return rt.planner.plan(messages, call, snapshot, streaming=streaming)
 
     async def aplan(
@@ -458,7 +421,7 @@ class ACORouterChatModel(BaseChatModel):
         rt = self._rt
         call = self._call_options(rt, kwargs)
         spent = await rt.gateway.aspent(call.run_key)
-        snapshot = BudgetSnapshot(spent, _unavailable(rt, messages))
+        snapshot = BudgetSnapshot(spent, unavailable(rt, messages))
         return rt.planner.plan(messages, call, snapshot, streaming=streaming)
 
     # -- sync I/O: the tier caller's flows under the sync driver ----------------------------
@@ -602,26 +565,6 @@ class ACORouterChatModel(BaseChatModel):
         return structured_output(
             self, schema, include_raw=include_raw, method=method, strict=strict
         )
-
-
-def _unavailable(rt: Runtime, messages: Sequence[BaseMessage]) -> dict[int, str]:
-    """{tier: why} for tiers that cannot be called now (credentials, server, cooldown) or
-    cannot answer these messages (a replay tier without a recorded answer)."""
-    return {**rt.registry.unavailable(messages), **rt.health.cooling()}
-
-
-def _ledger(value: Any, config: ACOConfig) -> SpendLedger:
-    """The model's ledger from its ``ledger`` field (an instance, a URL, or None)."""
-    if value is None or isinstance(value, str):
-        return open_ledger(value, config)
-    if not isinstance(value, SpendLedger):
-        from aco_langchain.errors import LedgerError
-
-        raise LedgerError(
-            f"ledger={type(value).__name__} is not a SpendLedger (hold/settle/release/...): "
-            "pass a URL (sqlite:///path, postgresql://...) or a ledger from open_ledger()"
-        )
-    return value
 
 
 __all__ = [

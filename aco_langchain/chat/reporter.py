@@ -259,11 +259,13 @@ class Reporter:
                 # Always present (one entry when nothing escalated): the keys never depend on
                 # the path.
                 calls=[
-                    AcoTierCall.model_construct(
-                        tier=c.tier,
-                        model_id=c.model_id,
-                        cost_usd=round(c.cost_usd, 8),
-                        usage=dict(c.usage or {}),
+                    AcoTierCall.trusted(
+                        {
+                            "tier": c.tier,
+                            "model_id": c.model_id,
+                            "cost_usd": round(c.cost_usd, 8),
+                            "usage": dict(c.usage or {}),
+                        }
                     )
                     for c in calls
                 ],

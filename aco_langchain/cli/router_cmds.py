@@ -19,7 +19,8 @@ import typer
 from aco_langchain.cli.common import fail, load_or_fail
 
 
-def _load_data(paths: list[str], as_json: bool) -> Any:
+def load_data(paths: list[str], as_json: bool) -> Any:
+    """The outcome files at ``paths`` as one ``OutcomeSet``, or a clean exit 1."""
     from aco_langchain.errors import DataError
     from aco_langchain.routing.training.datasets import load_outcomes
 
@@ -33,6 +34,12 @@ def train_cmd(
     data: list[str] = typer.Option(..., "--data", help="Outcome files (RouterBench CSV, JSONL)."),
     out: str = typer.Option(..., "--out", help="Bundle directory to write (atomically)."),
     config: str | None = typer.Option(None, "--config", help="config.yaml (tier map)."),
+    base_data: list[str] = typer.Option(
+        [], "--base-data", help="Other outcome files (e.g. RouterBench) merged in by tier."
+    ),
+    base_weight: float = typer.Option(
+        0.3, "--base-weight", help="Weight of each --base-data row (yours weigh 1)."
+    ),
     seed: int = typer.Option(0, "--seed", help="Seed: same data + seed = same bundle."),
     as_json: bool = typer.Option(False, "--json", help="Print the manifest summary as JSON."),
     plot: str | None = typer.Option(
@@ -40,13 +47,19 @@ def train_cmd(
     ),
 ) -> None:
     """Train a learned-router bundle from per-prompt outcome data."""
-    cfg = load_or_fail(config, as_json) if config else None
-    dataset = _load_data(data, as_json)
+    # the config (else $ACO_CONFIG or the defaults) maps tiers to models when it names the
+    # data's models, as `aco collect` data does
+    cfg = load_or_fail(config, as_json)
+    dataset = load_data(data, as_json)
     from aco_langchain.errors import BundleError, TrainError
     from aco_langchain.routing.bundle import save_bundle
     from aco_langchain.routing.training.train import train_bundle
 
     try:
+        if base_data:
+            from aco_langchain.routing.training.train import merge_base
+
+            dataset = merge_base(dataset, load_data(base_data, as_json), cfg, base_weight)
         bundle = train_bundle(dataset, config=cfg, seed=seed)
         path = save_bundle(bundle, out)
     except (TrainError, BundleError) as err:
@@ -94,7 +107,12 @@ def train_cmd(
 
 def eval_cmd(
     data: list[str] = typer.Option(..., "--data", help="Outcome files to evaluate on."),
-    bundle: str | None = typer.Option(None, "--bundle", help="Bundle dir (default: shipped)."),
+    bundle: str | None = typer.Option(
+        None, "--bundle", help="Bundle dir (default: the config's, else the shipped one)."
+    ),
+    config: str | None = typer.Option(
+        None, "--config", help="Also measure this config's setting (operating_point)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
     plot: str | None = typer.Option(
         None, "--plot", help="Write the cost-quality frontier as a PNG (needs matplotlib)."
@@ -106,14 +124,18 @@ def eval_cmd(
     ),
 ) -> None:
     """Evaluate the learned router on outcome data: singles, oracle, zero router, router."""
-    dataset = _load_data(data, as_json)
+    cfg = load_or_fail(config, as_json) if config else None
+    dataset = load_data(data, as_json)
     from aco_langchain.errors import BundleError, TrainError
     from aco_langchain.routing.bundle import load_bundle
+    from aco_langchain.routing.training.calibrate import operating_point
     from aco_langchain.routing.training.train import evaluate_bundle
 
     try:
-        b = load_bundle(bundle)
+        b = load_bundle(bundle or (cfg.router_model_path if cfg else None))
         rep = evaluate_bundle(b, dataset)
+        if cfg is not None:
+            rep["operating_point"] = operating_point(b, dataset, cfg)
     except BundleError as err:
         fail(str(err), as_json)
     except TrainError as err:
@@ -165,6 +187,13 @@ def _print_report(rep: dict[str, Any]) -> None:
         f"[bold]{r['cost_reduction_at_95']:.1%}[/]",
     )
     con.print(t)
+    op = rep.get("operating_point")
+    if op:
+        con.print(
+            f"config's setting: accuracy {op['accuracy']:.3f}, mean cost "
+            f"${op['cost_usd_mean']:.6f} ({op['quality_share']:.1%} of "
+            f"{rep['best_single']['model']}'s quality at {op['cost_share']:.1%} of its cost)"
+        )
     if "apgr" in r:
         rnd = rep.get("random_router", {})
         con.print(
@@ -184,6 +213,17 @@ def _plot(rep: dict[str, Any], path: str, as_json: bool) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``train`` and ``eval`` to the ``aco`` app."""
+    """Add ``train``, ``eval`` and the learning commands (``calibrate``, ``collect``,
+    ``learn``) to the ``aco`` app."""
+    import importlib
+
     app.command("train")(train_cmd)
     app.command("eval")(eval_cmd)
+    for name in ("calibrate_cmds", "collect_cmds", "learn_cmds"):
+        try:
+            module = importlib.import_module(f"aco_langchain.cli.{name}")
+        except ModuleNotFoundError as err:
+            if err.name != f"aco_langchain.cli.{name}":
+                raise
+            continue
+        module.register(app)

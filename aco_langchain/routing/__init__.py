@@ -56,7 +56,12 @@ def get_router(config: ACOConfig) -> Router:
     except ImportError as err:  # numpy or the learned router's deps missing
         logger.warning("learned router unavailable (%s): routing with the rules", err)
         return RuleRouter()
-    return load_router(config.router_model_path)
+    router = load_router(config.router_model_path)
+    if config.learning.online:  # observed outcomes adjust the bundle's assessments
+        from aco_langchain.routing.online import with_online
+
+        return with_online(router, config)
+    return router
 
 
 def route(

@@ -114,7 +114,9 @@ class LearnedRouter:
         prices = [price_per_1k(config.tier(t)) for t in _TIERS]  # config, else genai-prices
         pin = [p[0] for p in prices]
         pout = [p[1] for p in prices]
-        key = (config.routing.quality_target, *pin, *pout)
+        cal = config.learning.calibration  # aco calibrate's knob, on the user's own data
+        knob = (cal.lam, cal.lam_next, cal.mix) if cal else ()
+        key = (config.routing.quality_target, *knob, *pin, *pout)
         hit = self._cfg_cache.get(key)
         if hit is not None:
             return hit
@@ -122,9 +124,13 @@ class LearnedRouter:
         pout_a = np.array(pout) / 1000.0
         ref_costs = pin_a * self._tok_in + pout_a * self._tok_out
         ref = float(ref_costs[-1]) if ref_costs[-1] > 0 else float(ref_costs.max())
-        op = _pick_operating_point(self._points, config.routing.quality_target)
-        lam_next = op.lam_next if op.lam_next is not None else op.lam
-        terms = (pin_a, pout_a, ref if ref > 0 else 1.0, op.lam, lam_next, op.mix)
+        if cal is not None:
+            lam, lam_next, mix = cal.lam, cal.lam_next, cal.mix
+        else:
+            op = _pick_operating_point(self._points, config.routing.quality_target)
+            lam, lam_next, mix = op.lam, op.lam_next, op.mix
+        nxt = lam_next if lam_next is not None else lam
+        terms = (pin_a, pout_a, ref if ref > 0 else 1.0, lam, nxt, mix)
         if len(self._cfg_cache) > 32:
             self._cfg_cache.clear()
         self._cfg_cache[key] = terms

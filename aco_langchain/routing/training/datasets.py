@@ -9,7 +9,17 @@ answered correctly and what the call cost. Formats (detected from the file):
       {"id": "q1", "prompt": "...", "task": "math",
        "outcomes": {"gpt-4o": {"correct": 1, "cost": 0.004}, "llama-3-8b": {"correct": 0}}}
 
-  (``cost`` optional; else ``input_tokens``/``output_tokens`` times a known list price);
+  (``cost`` optional; else ``input_tokens``/``output_tokens`` times a known list price;
+  ``confidence`` optional: the answer's confidence in [0, 1], what the cascade reads);
+* replay JSONL (what ``aco collect`` writes and ``aco replay`` replays), one row per
+  (prompt, model), grouped by ``id``::
+
+      {"id": "q1", "prompt": "...", "model": "gpt-4o", "response": "...",
+       "input_tokens": 12, "output_tokens": 3, "cost_usd": 0.0004, "score": 1.0,
+       "latency_s": 0.8}
+
+  (``messages`` instead of ``prompt``: the last user turn is the prompt); the two JSONL
+  kinds may not be mixed in one file;
 * RouteLLM MMLU CSV (``prompt, <weak>, <strong>, subject``; no cost column: list prices
   times tokens estimated from the prompt, one output token: the answer letter);
 * llmrouter JSON (``[{"question", "scores": {model: score}, ...}]``, with the models'
@@ -29,6 +39,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +49,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from aco_langchain.errors import DataError
+
+log = logging.getLogger(__name__)
 
 #: List prices, USD per 1M tokens (input, output), for models the shipped data names.
 LIST_PRICES: dict[str, tuple[float, float]] = {
@@ -82,6 +95,10 @@ class OutcomeSet:
     out_tokens: np.ndarray | None = None
     n_empty: int = 0
     notes: list[str] = field(default_factory=list)
+    #: Per-prompt training weight (None: 1 each); ``aco train --base-weight`` sets it.
+    weights: np.ndarray | None = None
+    #: Per-call answer confidence in [0, 1] (n x M), NaN where the data has none.
+    confidence: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.prompts)
@@ -101,6 +118,8 @@ class OutcomeSet:
             out_tokens=None if self.out_tokens is None else self.out_tokens[idx],
             n_empty=self.n_empty,
             notes=list(self.notes),
+            weights=None if self.weights is None else self.weights[idx],
+            confidence=None if self.confidence is None else self.confidence[idx],
         )
 
     def summary(self) -> dict[str, Any]:
@@ -135,6 +154,50 @@ class _Outcome(BaseModel):
     cost: float | None = Field(None, ge=0.0)
     input_tokens: int | None = Field(None, ge=0)
     output_tokens: int | None = Field(None, ge=0)
+    confidence: float | None = Field(None, ge=0.0, le=1.0)
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    role: str
+    content: Any = ""
+
+
+class ReplayRow(BaseModel):
+    """One row of the replay JSONL: one prompt answered by one model (``aco collect``)."""
+
+    model_config = ConfigDict(extra="ignore")
+    id: str | int
+    prompt: str | None = None
+    messages: list[_Message] | None = None
+    model: str = Field(..., min_length=1)
+    response: str = ""
+    input_tokens: int | None = Field(None, ge=0)
+    output_tokens: int | None = Field(None, ge=0)
+    cost_usd: float | None = Field(None, ge=0.0)
+    score: float | None = Field(None, ge=0.0, le=1.0)
+    latency_s: float | None = Field(None, ge=0.0)
+    confidence: float | None = Field(None, ge=0.0, le=1.0)
+    task: str | None = None
+
+    def prompt_text(self) -> str:
+        """The prompt the router judges: ``prompt``, else the last user turn's text."""
+        if self.prompt is not None:
+            return self.prompt
+        for msg in reversed(self.messages or []):
+            if msg.role in ("user", "human"):
+                return _content_text(msg.content)
+        return ""
+
+
+def _content_text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):  # OpenAI content parts
+        return "".join(
+            str(part.get("text", "")) if isinstance(part, dict) else str(part) for part in content
+        )
+    return str(content)
 
 
 class _Record(BaseModel):
@@ -299,19 +362,80 @@ def load_llmrouter_json(path: Path, out_tokens: int = 64) -> OutcomeSet:
     )
 
 
-def load_jsonl(path: Path) -> OutcomeSet:
-    """Load the JSONL outcomes format (see the module docstring)."""
+def _replay_records(rows: list[tuple[int, ReplayRow]], path: Path) -> list[_Record]:
+    """Group replay rows by id (first-seen order) into outcome records."""
+    grouped: dict[str, _Record] = {}
+    for lineno, row in rows:
+        key = str(row.id)
+        prompt = row.prompt_text()
+        if not prompt:
+            raise DataError(
+                f"{path}:{lineno}: row {key!r} has neither 'prompt' nor a user turn in "
+                "'messages': give one"
+            )
+        outcome = _Outcome(
+            correct=row.score,
+            cost=row.cost_usd,
+            input_tokens=row.input_tokens,
+            output_tokens=row.output_tokens,
+            confidence=row.confidence,
+        )
+        rec = grouped.get(key)
+        if rec is None:
+            grouped[key] = _Record(
+                id=key, prompt=prompt, outcomes={row.model: outcome}, task=row.task
+            )
+        else:
+            rec.outcomes[row.model] = outcome
+    models = {m for rec in grouped.values() for m in rec.outcomes}
+    complete = [rec for rec in grouped.values() if set(rec.outcomes) == models]
+    if len(complete) < len(grouped):
+        # A collection stopped by its budget leaves prompts some models never answered:
+        # an unanswered call is not a wrong answer, so those prompts are left out.
+        log.warning(
+            "%s: %d of %d prompts lack a row for some model (unfinished collection): "
+            "left out; re-run `aco collect` to finish them",
+            path,
+            len(grouped) - len(complete),
+            len(grouped),
+        )
+    return complete
+
+
+def _parse_jsonl(path: Path) -> list[_Record]:
     records: list[_Record] = []
+    replay: list[tuple[int, ReplayRow]] = []
     with path.open(encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, 1):
             if not line.strip():
                 continue
             try:
-                records.append(_Record.model_validate_json(line))
+                obj = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise DataError(f"{path}:{lineno}: not valid JSON ({err.msg})") from None
+            is_replay = isinstance(obj, dict) and "outcomes" not in obj and "model" in obj
+            try:
+                if is_replay:
+                    replay.append((lineno, ReplayRow.model_validate(obj)))
+                else:
+                    records.append(_Record.model_validate(obj))
             except ValidationError as err:
                 first = err.errors()[0]
                 loc = ".".join(str(p) for p in first["loc"])
                 raise DataError(f"{path}:{lineno}: field {loc!r}: {first['msg']}") from None
+            if records and replay:
+                raise DataError(
+                    f"{path}:{lineno}: mixes outcome records ('outcomes') and replay rows "
+                    "('model', 'score'): keep one kind per file"
+                )
+    if replay:
+        return _replay_records(replay, path)
+    return records
+
+
+def load_jsonl(path: Path) -> OutcomeSet:
+    """Load the JSONL outcomes or replay format (see the module docstring)."""
+    records = _parse_jsonl(path)
     if not records:
         raise DataError(f"{path}: no records")
     models: list[str] = []
@@ -323,6 +447,7 @@ def load_jsonl(path: Path) -> OutcomeSet:
     correct = np.zeros((n, m))
     cost = np.zeros((n, m))
     out_tok = np.full((n, m), np.nan)
+    conf = np.full((n, m), np.nan)
     n_empty = 0
     estimated = False
     for i, rec in enumerate(records):
@@ -334,6 +459,8 @@ def load_jsonl(path: Path) -> OutcomeSet:
                 correct[i, j] = o.correct
             if o is not None and o.output_tokens is not None:
                 out_tok[i, j] = o.output_tokens
+            if o is not None and o.confidence is not None:
+                conf[i, j] = o.confidence
             if o is not None and o.cost is not None:
                 cost[i, j] = o.cost
             else:
@@ -352,6 +479,7 @@ def load_jsonl(path: Path) -> OutcomeSet:
         cost_source="observed" if not estimated else "observed or list price x tokens",
         out_tokens=out_tok,
         n_empty=n_empty,
+        confidence=conf if np.isfinite(conf).any() else None,
     )
 
 
@@ -408,7 +536,7 @@ def concat(sets: list[OutcomeSet]) -> OutcomeSet:
     if not sets:
         raise DataError("no data files given")
     models = sets[0].models
-    parts_c, parts_k, parts_o = [], [], []
+    parts_c, parts_k, parts_o, parts_w, parts_f = [], [], [], [], []
     for s in sets:
         if sorted(s.models) != sorted(models):
             raise DataError(
@@ -420,6 +548,9 @@ def concat(sets: list[OutcomeSet]) -> OutcomeSet:
         parts_k.append(s.cost[:, order])
         ot = s.out_tokens if s.out_tokens is not None else np.full(s.correct.shape, np.nan)
         parts_o.append(ot[:, order])
+        parts_w.append(s.weights if s.weights is not None else np.ones(len(s)))
+        cf = s.confidence if s.confidence is not None else np.full(s.correct.shape, np.nan)
+        parts_f.append(cf[:, order])
     return OutcomeSet(
         name="+".join(s.name for s in sets),
         ids=[i for s in sets for i in s.ids],
@@ -431,6 +562,8 @@ def concat(sets: list[OutcomeSet]) -> OutcomeSet:
         cost_source=", ".join(sorted({s.cost_source for s in sets})),
         out_tokens=np.vstack(parts_o),
         n_empty=sum(s.n_empty for s in sets),
+        weights=None if all(s.weights is None for s in sets) else np.concatenate(parts_w),
+        confidence=None if all(s.confidence is None for s in sets) else np.vstack(parts_f),
     )
 
 

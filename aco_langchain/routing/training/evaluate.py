@@ -223,7 +223,7 @@ def report(
     c_hi = max(p[0] for p in singles)
     pts = choices_points(choices, correct, cost)
     red, idx = cost_reduction_at(pts, correct, cost)
-    _, best_acc, best_cost = best_single(correct, cost)
+    j_best, best_acc, best_cost = best_single(correct, cost)
     orc = oracle(correct, cost)
     router: dict[str, Any] = {
         "aiq": aiq(pts, c_lo, c_hi),
@@ -247,7 +247,12 @@ def report(
         "models": {
             m: {"accuracy": a, "mean_cost": c} for m, (c, a) in zip(models, singles, strict=True)
         },
-        "best_single": {"accuracy": best_acc, "mean_cost": best_cost},
+        "best_single": {
+            "model": models[j_best],
+            "accuracy": best_acc,
+            "mean_cost": best_cost,
+            "cost_usd_mean": best_cost,
+        },
         "oracle": {**orc, "aiq": aiq([*singles, (orc["mean_cost"], orc["accuracy"])], c_lo, c_hi)},
         "zero_router": {"aiq": aiq(singles, c_lo, c_hi), "cost_reduction_at_95": zr_red},
         "router": router,

@@ -35,12 +35,15 @@ from aco_langchain.errors import TrainError
 from aco_langchain.routing.bundle import Bundle, OperatingPoint, make_manifest
 from aco_langchain.routing.features import DENSE_CLIP, FeatureSpec, Featurizer, normalize_prompt
 from aco_langchain.routing.training import evaluate as ev
-from aco_langchain.routing.training.datasets import OutcomeSet, estimate_tokens
+from aco_langchain.routing.training.datasets import OutcomeSet, concat, estimate_tokens
 
 if TYPE_CHECKING:
     import scipy.sparse as sp
 
     from aco_langchain.config import ACOConfig
+
+#: Task label prefix of rows merged in from base data (``merge_base``).
+BASE_TASK_PREFIX = "base:"
 
 QUALITY_TARGETS = tuple(round(x, 3) for x in np.arange(0.70, 1.0001, 0.005))
 
@@ -88,29 +91,38 @@ def featurize(prompts: list[str], spec: FeatureSpec) -> tuple[sp.csr_matrix, np.
     return x, np.array(dense)
 
 
-def _coin_text(prompt: str, spec: FeatureSpec) -> str:
+def coin_text(prompt: str, spec: FeatureSpec) -> str:
     """The text a prompt's mixing coin is drawn from (what the router sees of it)."""
     return normalize_prompt(prompt) if spec.normalize else prompt
 
 
-def fit_logistic(z: np.ndarray, y: np.ndarray, alpha: float, max_iter: int = 500) -> np.ndarray:
+def fit_logistic(
+    z: np.ndarray,
+    y: np.ndarray,
+    alpha: float,
+    max_iter: int = 500,
+    weights: np.ndarray | None = None,
+) -> np.ndarray:
     """Joint L2 logistic regression of every column of ``y`` (soft labels in [0, 1]).
 
     ``z`` is n x F (standardised); returns (F + 1) x M weights, the last row the bias.
-    Deterministic: L-BFGS from the prior, no randomness involved.
+    ``weights`` (n, optional) weigh each row's loss. Deterministic: L-BFGS from the prior,
+    no randomness involved.
     """
     scipy = _need_scipy()
     n, m = y.shape
     f = z.shape[1]
-    prior = np.clip(y.mean(axis=0), 1e-3, 1 - 1e-3)
+    rw = np.ones((n, 1)) if weights is None else weights.reshape(n, 1)
+    n = float(rw.sum())  # the effective number of rows
+    prior = np.clip((rw * y).sum(axis=0) / n, 1e-3, 1 - 1e-3)
 
     def loss_grad(theta: np.ndarray) -> tuple[float, np.ndarray]:
         w = theta[: f * m].reshape(f, m)
         b = theta[f * m :]
         s = z @ w + b
-        loss = float(np.sum(np.logaddexp(0.0, s) - y * s)) / n
+        loss = float(np.sum(rw * (np.logaddexp(0.0, s) - y * s))) / n
         loss += 0.5 * alpha * float(np.sum(w * w)) / n
-        r = (1.0 / (1.0 + np.exp(-s)) - y) / n
+        r = rw * (1.0 / (1.0 + np.exp(-s)) - y) / n
         gw = z.T @ r + alpha * w / n
         return loss, np.concatenate([gw.ravel(), r.sum(axis=0)])
 
@@ -121,13 +133,17 @@ def fit_logistic(z: np.ndarray, y: np.ndarray, alpha: float, max_iter: int = 500
     return np.vstack([res.x[: f * m].reshape(f, m), res.x[f * m :][None, :]])
 
 
-def fit_ridge(dz: np.ndarray, target: np.ndarray, alpha: float) -> np.ndarray:
-    """Ridge regression with intercept: returns (F + 1) x K weights (last row intercept)."""
+def fit_ridge(
+    dz: np.ndarray, target: np.ndarray, alpha: float, weights: np.ndarray | None = None
+) -> np.ndarray:
+    """Ridge regression with intercept: returns (F + 1) x K weights (last row intercept);
+    ``weights`` (n, optional) weigh each row."""
     n, f = dz.shape
     a = np.hstack([dz, np.ones((n, 1))])
+    aw = a if weights is None else a * weights[:, None]
     reg = alpha * np.eye(f + 1)
     reg[f, f] = 0.0
-    return np.linalg.solve(a.T @ a + reg, a.T @ target)
+    return np.linalg.solve(aw.T @ a + reg, aw.T @ target)
 
 
 @dataclass
@@ -168,22 +184,25 @@ def fit(
     z_mu = zh.mean(axis=0)
     z_sd = np.where(zh.std(axis=0) > 1e-12, zh.std(axis=0), 1.0)
     zz = np.hstack([(zh - z_mu) / z_sd * params.hash_scale, dz])
-    wfull = fit_logistic(zz, data.correct[rows], params.alpha, params.max_iter)
+    rw = None if data.weights is None else data.weights[rows]
+    wfull = fit_logistic(zz, data.correct[rows], params.alpha, params.max_iter, rw)
     w_z = wfull[:k] * params.hash_scale / z_sd[:, None]
     # fold the projection into per-bucket weights: logit = x @ (V^T w_z) - z_mu @ w_z + ...
     wh = svd.components_.T @ w_z
     wd = wfull[k:-1]
     b = wfull[-1] - z_mu @ w_z
     log_cost = np.log(np.maximum(data.cost[rows], 1e-12))
-    cost_w = fit_ridge(dz, log_cost, params.alpha_cost)
+    cost_w = fit_ridge(dz, log_cost, params.alpha_cost, rw)
     if data.out_tokens is not None and np.isfinite(data.out_tokens[rows]).any():
-        ot = np.nanmean(
-            np.where(np.isfinite(data.out_tokens[rows]), data.out_tokens[rows], np.nan), axis=1
-        )
-        ot = np.where(np.isfinite(ot), ot, np.nanmedian(ot))
+        obs = np.where(np.isfinite(data.out_tokens[rows]), data.out_tokens[rows], np.nan)
+        seen = np.isfinite(obs).any(axis=1)
+        # rows without any observed output (merged base data) take the median of the others
+        ot = np.full(len(rows), np.nan)
+        ot[seen] = np.nanmean(obs[seen], axis=1)
+        ot = np.where(np.isfinite(ot), ot, np.nanmedian(ot[seen]))
     else:
         ot = np.ones(len(rows))
-    out_w = fit_ridge(dz, np.log(np.maximum(ot, 1.0))[:, None], params.alpha_cost)[:, 0]
+    out_w = fit_ridge(dz, np.log(np.maximum(ot, 1.0))[:, None], params.alpha_cost, rw)[:, 0]
     return Fitted(
         {
             "w_hash": wh.astype(np.float32),
@@ -294,6 +313,57 @@ def tier_map_for(data: OutcomeSet, config: ACOConfig | None) -> tuple[dict[str, 
     )
 
 
+def merge_base(user: OutcomeSet, base: OutcomeSet, config: ACOConfig, weight: float) -> OutcomeSet:
+    """The user's data plus ``base`` data mapped onto the user's models by tier, weighted.
+
+    Each user model is a tier of ``config`` (``tier_of_model``); the base model standing
+    for that tier is the base data's price-ordered frontier spread over five tiers (as
+    ``tier_map_for`` without a config). The base column's costs are rescaled to the user
+    model's mean cost, so the cost model learns the user's prices. Base rows weigh
+    ``weight`` each (user rows 1) and are tasks ``base:<task>``: they help fit the success
+    model, while the knob and the report are calibrated on the user's rows alone.
+
+    Raises:
+        TrainError: a user model is not a tier of the config, or ``weight`` is not in (0, 1].
+
+    Example:
+        ```python
+        data = merge_base(load_outcomes(["mine.jsonl"]), load_outcomes(rb_files), cfg, 0.3)
+        ```
+    """
+    if not 0.0 < weight <= 1.0:
+        raise TrainError(f"--base-weight {weight}: give a weight in (0, 1]")
+    base_map, _ = tier_map_for(base, None)
+    cols, scale = [], []
+    for j, model in enumerate(user.models):
+        tier = config.tier_of_model(model)
+        if tier is None:
+            raise TrainError(
+                f"model {model!r} of the collected data is not a tier of the config: give "
+                "the --config the data was collected with"
+            )
+        bj = base.models.index(base_map[str(tier)])
+        cols.append(bj)
+        base_mean = float(base.cost[:, bj].mean())
+        scale.append(float(user.cost[:, j].mean()) / base_mean if base_mean > 0 else 0.0)
+    mapped = OutcomeSet(
+        name=base.name,
+        ids=[f"base:{i}" for i in base.ids],
+        prompts=list(base.prompts),
+        tasks=[f"{BASE_TASK_PREFIX}{t}" for t in base.tasks],
+        models=list(user.models),
+        correct=base.correct[:, cols],
+        cost=base.cost[:, cols] * np.array(scale)[None, :],
+        cost_source=base.cost_source,
+        out_tokens=None if base.out_tokens is None else base.out_tokens[:, cols],
+        weights=np.full(len(base), weight),
+    )
+    if user.weights is None:
+        user = user.subset(np.arange(len(user)))
+        user.weights = np.ones(len(user))
+    return concat([user, mapped])
+
+
 def train_bundle(
     data: OutcomeSet,
     config: ACOConfig | None = None,
@@ -319,11 +389,18 @@ def train_bundle(
     t0 = time.perf_counter()
     x, dense = featurize(data.prompts, spec)
     p_oof, c_oof = out_of_fold(x, dense, data, params, seed)
+    full = data
+    own = np.array([not t.startswith(BASE_TASK_PREFIX) for t in data.tasks])
+    if not own.all():
+        # merged base data helps fit; the knob and the report are the user's data's alone
+        data = data.subset(np.flatnonzero(own))
+        p_oof, c_oof = p_oof[own], c_oof[own]
+        n = len(data)
     j_best, best_acc, best_cost = ev.best_single(data.correct, data.cost)
     c_norm = c_oof / best_cost
     tier_map, rule = tier_map_for(data, config)
     tier_idx = sorted({data.models.index(mdl) for mdl in tier_map.values()})
-    u = np.array([ev.prompt_uniform(_coin_text(p, spec)) for p in data.prompts])
+    u = np.array([ev.prompt_uniform(coin_text(p, spec)) for p in data.prompts])
     ops_all = calibrate(p_oof, c_norm, data.correct, data.cost, u)
     tier_best_cost = ev.best_single(data.correct[:, tier_idx], data.cost[:, tier_idx])[2]
     ops_tier = calibrate(
@@ -350,7 +427,7 @@ def train_bundle(
     }
     if "apgr" in rep["router"]:
         validation["router_apgr"] = round(rep["router"]["apgr"], 4)
-    fitted = fit(x, dense, data, np.arange(n), params, seed)
+    fitted = fit(x, dense, full, np.arange(len(full)), params, seed)
     mean_mu = float(np.mean([estimate_tokens(p) for p in data.prompts]))
     ot = data.out_tokens
     mean_out = float(np.nanmean(ot)) if ot is not None and np.isfinite(ot).any() else 1.0
@@ -372,6 +449,7 @@ def train_bundle(
         seed=seed,
         training={
             **data.summary(),
+            **({"base_rows": int((~own).sum())} if not own.all() else {}),
             "params": params.__dict__,
             "seconds": round(time.perf_counter() - t0, 1),
         },
@@ -416,7 +494,7 @@ def evaluate_bundle(bundle: Bundle, data: OutcomeSet) -> dict[str, Any]:
     p, c_hat = Fitted(bundle.arrays).predict(x, dense)
     p, c_hat = p[:, order], c_hat[:, order]
     knobs = ev.default_lambdas()
-    u = np.array([ev.prompt_uniform(_coin_text(t, man.feature_spec)) for t in data.prompts])
+    u = np.array([ev.prompt_uniform(coin_text(t, man.feature_spec)) for t in data.prompts])
     choices, lam_idx, mixes = ev.mixed_sweep(p, c_hat / man.cost_reference, knobs, u)
     pair = None
     if len(data.models) == 2:

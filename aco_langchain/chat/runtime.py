@@ -1,0 +1,133 @@
+"""The parts an ``ACORouterChatModel`` composes, built once per model: the tier registry, the
+router, the budget gateway over the ledger, the tiers' health, the planner and the tier caller
+(with its reporter). A plain holder (:class:`Runtime`), because pydantic private-attribute
+access costs ~1 us each on the hot path.
+
+Example:
+    ```python
+    rt = build_runtime(config, RuntimeSettings(ledger="memory://"))
+    rt.planner, rt.caller, rt.gateway.spent("job-7")
+    ```
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import BaseMessage
+
+from aco_langchain.chat.caller import TierCaller
+from aco_langchain.chat.planner import Planner, PlannerSettings
+from aco_langchain.chat.reporter import Reporter
+from aco_langchain.config import ACOConfig
+from aco_langchain.errors import LedgerError
+from aco_langchain.providers.faults import TierHealth
+from aco_langchain.providers.tiers import TierRegistry
+from aco_langchain.routing import Router
+from aco_langchain.routing import get_router as _default_router
+from aco_langchain.spend.gateway import BudgetGateway
+from aco_langchain.spend.ledger import SpendLedger, open_ledger
+
+
+@dataclass
+class Runtime:
+    """The parts a router model composes; one concept each, and no part knows the model."""
+
+    registry: TierRegistry
+    router: Router
+    gateway: BudgetGateway
+    health: TierHealth
+    planner: Planner
+    caller: TierCaller
+    identifying: dict[str, Any]
+    token: object = field(default_factory=object)
+    """This instance's key for the run of its latest call (``chat/runs.py``)."""
+
+
+@dataclass(frozen=True)
+class RuntimeSettings:
+    """The router model's fields its parts are built from (read once, at construction)."""
+
+    tier_models: Mapping[int, BaseChatModel] = field(default_factory=dict)
+    router: Any = None
+    ledger: Any = None
+    model_name: str = "aco-router"
+    cascade: bool = False
+    timeout: float | None = None
+    retries: int = 2
+    retry_base_delay_s: float = 0.5
+    cooldown_after: int = 2
+    cooldown_s: float = 30.0
+
+
+def build_runtime(config: ACOConfig, settings: RuntimeSettings) -> Runtime:
+    """Build a model's parts.
+
+    Args:
+        config: the model's config.
+        settings: its other fields.
+
+    Returns:
+        The parts, wired together (the registry and health shared by planner and caller).
+
+    Raises:
+        LedgerError: ``settings.ledger`` is neither a URL nor a ledger.
+    """
+    router = settings.router if settings.router is not None else _default_router(config)
+    registry = TierRegistry(config, settings.tier_models)
+    registry.warm()  # provider imports now, not inside the first call's deadline
+    health = TierHealth(cooldown_after=settings.cooldown_after, cooldown_s=settings.cooldown_s)
+    return Runtime(
+        registry=registry,
+        router=router,
+        gateway=BudgetGateway(ledger_of(settings.ledger, config)),
+        health=health,
+        planner=Planner(
+            config,
+            registry,
+            router,
+            PlannerSettings(cascade=settings.cascade, timeout=settings.timeout),
+        ),
+        caller=TierCaller(
+            config,
+            registry,
+            Reporter(config, registry),
+            health,
+            retries=settings.retries,
+            base_delay_s=settings.retry_base_delay_s,
+        ),
+        identifying={
+            "model_name": settings.model_name,
+            "tiers": {n: config.tier(n).model_id for n in range(1, 6)},
+            "router": getattr(router, "name", type(router).__name__),
+            "cascade": settings.cascade,
+        },
+    )
+
+
+def unavailable(rt: Runtime, messages: Sequence[BaseMessage]) -> dict[int, str]:
+    """{tier: why} for tiers that cannot be called now (credentials, server, cooldown) or
+    cannot answer these messages (a replay tier without a recorded answer)."""
+    return {**rt.registry.unavailable(messages), **rt.health.cooling()}
+
+
+def ledger_of(value: Any, config: ACOConfig) -> SpendLedger:
+    """The model's ledger from its ``ledger`` field (an instance, a URL, or None).
+
+    Raises:
+        LedgerError: ``value`` is neither.
+    """
+    if value is None or isinstance(value, str):
+        return open_ledger(value, config)
+    if not isinstance(value, SpendLedger):
+        raise LedgerError(
+            f"ledger={type(value).__name__} is not a SpendLedger (hold/settle/release/...): "
+            "pass a URL (sqlite:///path, postgresql://...) or a ledger from open_ledger()"
+        )
+    return value
+
+
+__all__ = ["Runtime", "RuntimeSettings", "build_runtime", "ledger_of", "unavailable"]
