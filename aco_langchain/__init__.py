@@ -28,6 +28,7 @@ from aco_langchain.errors import (
     ContextTooLongError,
     DataError,
     DeadlineExceededError,
+    DegradedAnswerWarning,
     InvalidRequestError,
     LedgerError,
     LedgerURLError,
@@ -38,6 +39,7 @@ from aco_langchain.errors import (
     TierReplyError,
     TierUnavailableError,
     TrainError,
+    UnparsedReplyError,
 )
 
 # A library logs, the application decides where it goes (nothing printed by default).
@@ -120,6 +122,8 @@ __all__ = [
     "LocalToolCallError",
     "RoutingError",
     "StreamInterruptedError",
+    "UnparsedReplyError",
+    "DegradedAnswerWarning",
     "TierReplyError",
     "TierUnavailableError",
     "TrainError",

@@ -27,6 +27,7 @@ from aco_langchain.config_learning import LearningSettings
 from aco_langchain.errors import ConfigError, LedgerURLError
 from aco_langchain.ledger_url import parse_ledger_url
 from aco_langchain.redact import mask
+from aco_langchain.server_settings import CacheSettings, ServerSettings
 
 TIER_NUMBERS = (1, 2, 3, 4, 5)
 TIER_KEYS = tuple(f"tier{n}" for n in TIER_NUMBERS)
@@ -45,11 +46,14 @@ TASK_TYPES = (
     "general",
 )
 
+MAX_OUTPUT_TOKENS_LIMIT = 1_000_000  #: the largest output cap a config may set
+LOCAL_OUTPUT_TOKENS = 256  #: local tier's cap: ~53 tok/s here (1,024 took 19.2 s) -> ~5 s
+
 Provider = str  #: a family name or alias of ``aco_langchain.provider_families``
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class RoutingSettings(_Strict):
@@ -73,9 +77,11 @@ class RoutingSettings(_Strict):
     allow_cloud_fallback: bool = Field(True, description="May a failed local call go to cloud?")
     max_latency_per_call_s: float = Field(30.0, gt=0.0, description="Per-call timeout, seconds.")
     max_tokens_per_task: int = Field(100_000, gt=0, description="Token budget for one run.")
+    attempt_share: float = Field(0.5, gt=0.0, le=1.0, description="Deadline share per attempt.")
     max_output_tokens: int = Field(
         1024,
         gt=0,
+        le=MAX_OUTPUT_TOKENS_LIMIT,
         description="Output cap sent to the tier on every call (max_tokens / num_predict) "
         "unless the call sets max_tokens; budgets hold input + this cap at the tier's price.",
     )
@@ -117,6 +123,7 @@ class TierSpec(_Strict):
     capabilities: list[str] = Field(default_factory=lambda: ["tools"])
     is_local: bool = False
     avg_latency_ms: float = Field(1000.0, ge=0.0)
+    max_output_tokens: int | None = Field(None, gt=0, le=MAX_OUTPUT_TOKENS_LIMIT)
     kwargs: dict[str, Any] = Field(default_factory=dict, description="To the model class.")
     recording: str | list[str] | None = Field(
         None,
@@ -247,58 +254,6 @@ class BudgetSettings(_Strict):
         return value
 
 
-class ApiKeySpec(_Strict):
-    """One bearer key of ``aco serve``, stored as its SHA-256 (never the key itself)."""
-
-    name: str = Field(..., min_length=1, description="Shown in logs and spend records.")
-    sha256: str = Field(
-        ...,
-        pattern=r"^[0-9a-f]{64}$",
-        description="Hex SHA-256 of the key (`aco serve --hash-key KEY` prints it).",
-    )
-    budget_usd: float | None = Field(
-        None,
-        ge=0.0,
-        description="USD this key may spend per budgets.budget_duration (a budgets.keys entry).",
-    )
-
-
-class ServerSettings(_Strict):
-    """``aco serve``: auth, limits and timeouts of the OpenAI-compatible server."""
-
-    api_keys: list[ApiKeySpec] = Field(
-        default_factory=list,
-        description="Bearer keys (hashed); ACO_SERVER_API_KEYS adds plain keys from the env.",
-    )
-    max_body_bytes: int = Field(1_048_576, gt=0, description="Larger request bodies get 413.")
-    request_timeout_s: float | None = Field(
-        None, gt=0.0, description="Deadline of one request; None: routing.max_latency_per_call_s."
-    )
-    allow_unauthenticated: bool = Field(
-        False, description="Serve without keys on a non-loopback address (not recommended)."
-    )
-
-    @field_validator("api_keys", mode="before")
-    @classmethod
-    def _no_plain_keys(cls, value: Any) -> Any:
-        if isinstance(value, list) and any(isinstance(v, str) for v in value):
-            raise ValueError(
-                "api_keys entries are {name, sha256, budget_usd}: store the key's SHA-256, "
-                "never the key (`aco serve --hash-key KEY` prints it), or pass plain keys in "
-                "ACO_SERVER_API_KEYS"
-            )
-        return value
-
-
-class CacheSettings(_Strict):
-    """The response cache shared by ``aco serve`` and ``ACORouterChatModel(cache=...)``."""
-
-    url: str | None = Field(
-        None, description="sqlite:///path/to/cache.db or redis://host:6379/0; None: no cache."
-    )
-    ttl_s: float | None = Field(None, gt=0.0, description="Entry lifetime; None: forever.")
-
-
 def default_models() -> dict[str, TierSpec]:
     """The five default tiers. Tier 1 is the local model ($0); tiers 2-5 are real OpenAI
     models without prices here, so genai-prices prices them, rising tier by tier. Tiers 2-4
@@ -316,6 +271,7 @@ def default_models() -> dict[str, TierSpec]:
             capabilities=["chat", "tools", "logprobs", "structured_output"],
             is_local=True,
             avg_latency_ms=300.0,
+            max_output_tokens=LOCAL_OUTPUT_TOKENS,
         ),
         "tier2": TierSpec(
             model_id="cheap-cloud-8b",
@@ -456,6 +412,7 @@ class ACOConfig(_Strict):
 
     @model_validator(mode="after")
     def _check_models(self) -> ACOConfig:
+        _check_limits(self)
         missing = [k for k in TIER_KEYS if k not in self.models]
         if missing:
             raise ValueError(f"missing tier(s) {', '.join(missing)}: define all of tier1..tier5")
@@ -471,6 +428,12 @@ class ACOConfig(_Strict):
                 f"{deadline:g} or leave it unset"
             )
         return self
+
+    def output_cap(self, number: int) -> int:
+        """Tier ``number``'s output cap when a call sets none: its ``max_output_tokens``,
+        at most ``routing.max_output_tokens`` (``ACOConfig().output_cap(1)``: 256)."""
+        own = self.tier(number).max_output_tokens
+        return min(self.routing.max_output_tokens, own or self.routing.max_output_tokens)
 
     def tier(self, number: int) -> TierSpec:
         """The spec of tier ``number`` (1-5)."""
@@ -495,6 +458,15 @@ class ACOConfig(_Strict):
         if task_type is None:
             return 1
         return self.task_floors.get(task_type, 1)
+
+
+def _check_limits(cfg: ACOConfig) -> None:
+    rs = cfg.routing  # each valid alone, impossible together: no call could be held
+    if rs.max_output_tokens > rs.max_tokens_per_task:
+        raise ValueError(
+            f"routing.max_output_tokens ({rs.max_output_tokens}) is more than the run's token "
+            f"budget routing.max_tokens_per_task ({rs.max_tokens_per_task}): lower it"
+        )
 
 
 def format_validation_error(err: ValidationError, source: str = "config") -> str:

@@ -234,6 +234,50 @@ class TierReplyError(ACOError, RuntimeError):
         super().__init__(f"tier {tier} gave no usable answer: {what}")
 
 
+class UnparsedReplyError(ACOError, RuntimeError):
+    """A tier answered (and billed) a reply the client could not parse: a structured answer
+    cut by the output cap, a filtered reply, JSON that does not match the schema. Its cost
+    is on the ledger (outcome ``unparsed``: the real usage, or the hold's worst case when the
+    reply carried none); no other tier is tried (each would be billed for the same), and it
+    is not counted as the tier's fault.
+
+    Attributes:
+        tier: the tier that answered.
+        recorded_usage: was the reply's own usage recorded (else the worst case)?
+
+    Example:
+        ```python
+        try:
+            llm.invoke("List 50 cities", response_format=Cities, max_tokens=20)
+        except UnparsedReplyError as exc:
+            print(exc)   # tier 2 replied but ... raise max_tokens ...
+        ```
+    """
+
+    def __init__(self, tier: int, why: str, *, recorded: bool) -> None:
+        self.tier = tier
+        self.recorded_usage = recorded
+        spent = "its usage" if recorded else "the hold's worst case"
+        super().__init__(
+            f"tier {tier} replied but the reply could not be used: {why}; it was billed and "
+            f"is on the ledger ({spent}, outcome unparsed). Raise max_tokens, or simplify "
+            "the response_format schema"
+        )
+
+
+class DegradedAnswerWarning(UserWarning):
+    """A forced tier was answered by a cheaper one (its budget was spent, or it was
+    unavailable): the answer's ``response_metadata["aco"]["degraded_from"]`` names the tier
+    asked for. A Python warning, so it shows without any logging configured.
+
+    Example:
+        ```python
+        import warnings
+        warnings.simplefilter("error", DegradedAnswerWarning)   # make it an error instead
+        ```
+    """
+
+
 class StreamInterruptedError(ACOError, RuntimeError):
     """A stream failed after part of the answer was delivered; it is not retried or re-routed
     (a second answer would duplicate the first part). Raised ``from`` the transport error.
@@ -367,6 +411,8 @@ __all__ = [
     "StreamInterruptedError",
     "TierReplyError",
     "TierUnavailableError",
+    "UnparsedReplyError",
+    "DegradedAnswerWarning",
     "TrainError",
 ]
 

@@ -53,6 +53,14 @@ def price_provider_id(provider: str) -> str | None:
     return family(provider).price_id if is_family(provider) else provider
 
 
+#: Tokens a chat template adds per message (role markers, separators).
+MESSAGE_OVERHEAD_TOKENS = 8
+#: Tokens a chat template adds once per call (a default system prompt, generation prompt).
+CALL_OVERHEAD_TOKENS = 48
+#: Tokens of framing per tool schema (the template's tool preamble and markers).
+TOOL_OVERHEAD_TOKENS = 16
+
+
 def estimate_tokens(text: str) -> int:
     """Approximate token count of ``text`` (chars / 4, at least 1).
 
@@ -229,18 +237,27 @@ def usage_tokens(usage: Mapping[str, Any] | None) -> tuple[int, int]:
 
 
 def input_token_bound(text: str, n_messages: int, tools: Any = None) -> int:
-    """An upper bound on the input tokens of a call: its UTF-8 bytes (a byte-level BPE token
-    is at least one byte), 8 tokens of framing per message, and the tool schemas' bytes.
+    """An upper bound on the input tokens of a call as the provider counts them: its UTF-8
+    bytes (a byte-level BPE token is at least one byte), each message's framing, the chat
+    template's own text (a default system prompt: SmolLM2's adds ~25 tokens, so "Hi" is
+    billed 31), and the tool schemas' bytes with their framing.
 
     Budgets hold this, not the chars/4 estimate, so a provider's real count never exceeds it.
 
     Example:
         ```python
-        input_token_bound("hello", 1)   # 13
+        input_token_bound("Hi", 1)   # 58
         ```
     """
     tool_bytes = len(json.dumps(tools).encode("utf-8")) if tools else 0
-    return len(text.encode("utf-8")) + 8 * max(1, n_messages) + tool_bytes
+    n_tools = len(tools) if isinstance(tools, list) else (1 if tools else 0)
+    return (
+        len(text.encode("utf-8"))
+        + MESSAGE_OVERHEAD_TOKENS * max(1, n_messages)
+        + CALL_OVERHEAD_TOKENS
+        + tool_bytes
+        + TOOL_OVERHEAD_TOKENS * n_tools
+    )
 
 
 def configured_tool_cost(tool_name: str, config: ACOConfig | None = None) -> float | None:

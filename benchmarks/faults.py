@@ -49,6 +49,10 @@ CASES: list[tuple[str, str, bool]] = [
     ("hang", "hang", False),
     ("trickle 1 B/0.4 s", "trickle", False),
     ("all hang", "all_hang", False),
+    # Issue 19 item 7: a hanging tier must leave time to fall back within the deadline.
+    ("tier 2 hangs, tier 3 ok", "hang_t3_ok", False),
+    # ...and the first call after construction (client setup inside the deadline).
+    ("first call, tier 2 hangs", "hang_cold", False),
 ]
 
 
@@ -67,6 +71,11 @@ def run_case(kind: str, stream: bool, deadline_s: float | None) -> dict[str, Any
         if kind == "all_hang":
             for s in servers.values():
                 s.push(*[Fault("hang")] * 20)
+        elif kind == "hang_t3_ok":  # only tier 3 answers
+            for n in (2, 4, 5):
+                servers[n].push(*[Fault("hang")] * 20)
+        elif kind == "hang_cold":
+            servers[2].push(*[Fault("hang")] * 20)
         elif kind != "refused":  # refused: tier 2 points at a closed port instead
             servers[2].push(*[Fault(kind)] * 20)
         models = {
@@ -86,10 +95,12 @@ def run_case(kind: str, stream: bool, deadline_s: float | None) -> dict[str, Any
             routing["max_latency_per_call_s"] = deadline_s
         cfg = config_from_dict({"routing": routing, "models": models})
         logging.getLogger("aco_langchain").setLevel(logging.ERROR)
-        llm = ACORouterChatModel(config=cfg, router=RuleRouter())
-        for n in range(2, 6):
-            llm.registry.model(n)  # client setup is not what is measured
         t0 = time.monotonic()
+        llm = ACORouterChatModel(config=cfg, router=RuleRouter())
+        if kind != "hang_cold":
+            for n in range(2, 6):
+                llm.registry.model(n)  # client setup is not what is measured here
+            t0 = time.monotonic()
         try:
             if stream:
                 text = "".join(str(c.content) for c in llm.stream("hi", force_tier=2))

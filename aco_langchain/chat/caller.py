@@ -23,7 +23,6 @@ Example:
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Generator
 from typing import Any
 
@@ -50,9 +49,21 @@ from aco_langchain.chat.ops import (
 from aco_langchain.chat.planner import CallPlan
 from aco_langchain.chat.reporter import Reporter, TierCall, merge_chunks
 from aco_langchain.config import ACOConfig
-from aco_langchain.errors import BudgetExceededError, DeadlineExceededError, TierReplyError
+from aco_langchain.errors import (
+    BudgetExceededError,
+    DeadlineExceededError,
+    InvalidRequestError,
+    TierReplyError,
+    UnparsedReplyError,
+)
 from aco_langchain.providers.deadline import MIN_ATTEMPT_S
-from aco_langchain.providers.faults import TierHealth
+from aco_langchain.providers.faults import (
+    TierHealth,
+    Unparsed,
+    caller_mistake,
+    describe_error,
+    unparsed_reply,
+)
 from aco_langchain.providers.tiers import TierRegistry, output_cap_kwargs
 from aco_langchain.spend.gateway import Tab
 from aco_langchain.spend.ledger.base import Refusal
@@ -187,7 +198,8 @@ class TierCaller:
             return None
         if partial and tab.hold_tier is not None:
             tier, usd = tab.hold_tier, tab.hold.usd
-            record = self.reporter.record(plan, tier, plan.in_bound, plan.cap, usd, "partial")
+            cap = plan.cap_for(tier)
+            record = self.reporter.record(plan, tier, plan.in_bound, cap, usd, "partial")
             return SettleOp(tab, tier, record)
         return ReleaseOp(tab)
 
@@ -201,6 +213,8 @@ class TierCaller:
             self.base_delay_s,
             plan.deadline,
             lowest=plan.decision.lowest_tier,
+            share=plan.attempt_share,
+            expected_s={n: self.config.tier(n).avg_latency_ms / 1000.0 for n in order},
         )
 
     def _stage(
@@ -221,8 +235,10 @@ class TierCaller:
                 yield SleepOp(delay)
             model, kw = self._attempt_args(plan, tier, extra(tier), run)
             try:
-                result = check_result(tier, (yield CallOp(tier, model, kw, run.deadline)))
+                op = CallOp(tier, model, kw, run.deadline, run.attempt_budget())
+                result = check_result(tier, (yield op))
             except Exception as exc:  # noqa: BLE001 - provider faults: classified by FallbackRun
+                yield from self._not_a_fault(plan, tab, tier, exc)
                 run.failed(exc)
                 continue
             run.succeeded()
@@ -232,23 +248,61 @@ class TierCaller:
         err = yield from self._exhausted(plan, run)
         raise err from run.last
 
+    def _not_a_fault(
+        self, plan: CallPlan, tab: Tab, tier: int, exc: Exception
+    ) -> Generator[Op, Any, None]:
+        """Errors that are no tier's fault end the call here, never a fallback: the caller's
+        request shape (a provider's 400 about ``response_format``: every tier would refuse
+        it) and a reply the provider billed that the client could not parse (settled as
+        ``unparsed``; no cooldown, and a pricier tier would be billed for the same).
+
+        Raises:
+            InvalidRequestError: the provider refused the request's shape.
+            UnparsedReplyError: the reply was billed and recorded but could not be parsed.
+        """
+        if (param := caller_mistake(exc)) is not None:
+            raise InvalidRequestError(
+                f"{param}: tier {tier} refused the request ({describe_error(exc)}): fix "
+                f"{param}; no other tier was tried (each would refuse it alike)"
+            ) from exc
+        billed = unparsed_reply(exc)
+        if billed is None:
+            return
+        yield from self._settle_unparsed(plan, tab, tier, billed)
+        logger.warning(
+            "run %s: tier %d billed a reply it could not parse: %s", plan.run_key, tier, billed.why
+        )
+        raise UnparsedReplyError(tier, billed.why, recorded=billed.usage_known) from exc
+
+    def _settle_unparsed(
+        self, plan: CallPlan, tab: Tab, tier: int, billed: Unparsed
+    ) -> Generator[Op, Any, None]:
+        """Settle a billed, unparsed reply: its real usage, else the hold's worst case."""
+        if not tab.holds(tier):
+            return
+        if billed.input_tokens is not None and billed.output_tokens is not None:
+            i, o = billed.input_tokens, billed.output_tokens
+            usd = self.registry.cost(tier, i, o)
+        else:
+            i, o = plan.in_bound, plan.cap_for(tier)
+            usd = tab.hold.usd if tab.hold is not None else self.registry.cost(tier, i, o)
+        yield SettleOp(tab, tier, self.reporter.record(plan, tier, i, o, usd, "unparsed"))
+
     def _attempt_args(
         self, plan: CallPlan, tier: int, extra: dict[str, Any], run: FallbackRun
     ) -> tuple[BaseChatModel, dict[str, Any]]:
-        """The tier's model and call kwargs (tools bound for this tier), with the time left as
-        the request timeout for clients that take one (ChatOpenAI). Built outside the fault
-        ``try``: a config error or a tool-binding bug is raised as itself."""
-        cold = not self.registry.is_built(tier)
-        started = time.monotonic()
+        """The tier's model and call kwargs (tools bound for this tier), with its slice of the
+        time left as the request timeout for clients that take one (ChatOpenAI). Built
+        outside the fault ``try``: a config error or a tool-binding bug is raised as itself.
+        Building a tier's client the first time counts against the deadline: the clock
+        started at the call."""
         model = self.registry.model(tier)
-        kw = {**plan.passthrough, **self._cap_kwargs(tier, model, plan.cap), **extra}
+        kw = {**plan.passthrough, **self._cap_kwargs(tier, model, plan.cap_for(tier)), **extra}
         if plan.tools:
             bound = model.bind_tools(plan.tools, tool_choice=plan.tool_choice)
             kw.update(getattr(bound, "kwargs", {}))
-        if cold:  # first use builds the client (imports, TLS): setup, not call time
-            run.deadline.exclude(time.monotonic() - started)
         if takes_request_timeout(model):
-            kw["timeout"] = max(MIN_ATTEMPT_S, run.deadline.remaining())
+            kw["timeout"] = max(MIN_ATTEMPT_S, run.attempt_budget())  # the attempt's slice
         return model, kw
 
     def _cap_kwargs(self, tier: int, model: BaseChatModel, cap: int) -> dict[str, Any]:
@@ -276,7 +330,8 @@ class TierCaller:
         """
         if tab.holds(tier):
             return None
-        usd = self.registry.worst_case(tier, plan.in_bound, plan.cap, plan.request.routing_text)
+        tab.cap = plan.cap_for(tier)  # what this tier is told and held for
+        usd = self.registry.worst_case(tier, plan.in_bound, tab.cap, plan.request.routing_text)
         got: Refusal | None = yield HoldOp(tab, tier, usd)
         if got is None:
             return None

@@ -179,8 +179,8 @@ class AsyncDriver:
         """Do one op and return what the flow expects back."""
         if isinstance(op, CallOp):
             model = op.model
-            # The deadline around any tier, built or passed in.
-            async with asyncio.timeout(op.deadline.remaining()):
+            # The attempt's slice of the deadline around any tier, built or passed in.
+            async with asyncio.timeout(op.time_left()):
                 if model.rate_limiter:
                     await model.rate_limiter.aacquire(blocking=True)
                 return await model._agenerate(

@@ -26,12 +26,13 @@ from aco_langchain.errors import (
     StreamInterruptedError,
     TierReplyError,
 )
-from aco_langchain.providers.deadline import MIN_ATTEMPT_S, Deadline
+from aco_langchain.providers.deadline import MIN_ATTEMPT_S, Deadline, attempt_slice
 from aco_langchain.providers.faults import (
     TierHealth,
     backoff_delay,
     classify_error,
     describe_error,
+    is_timeout,
     scrub,
 )
 
@@ -94,6 +95,9 @@ class FallbackRun:
         base_delay_s: float,
         deadline: Deadline | None = None,
         lowest: int = 1,
+        *,
+        share: float = 1.0,
+        expected_s: dict[int, float] | None = None,
     ) -> None:
         self.order = list(order)
         #: A provider fault never falls back below this tier (a forced tier or a risk
@@ -107,6 +111,11 @@ class FallbackRun:
         self.exceptions: dict[int, BaseException] = {}
         self.last: BaseException | None = None
         self.deadline_spent = False
+        #: routing.attempt_share and each tier's expected latency: an attempt with a tier
+        #: after it gets a slice of the time left, so a hanging tier leaves time to fall back.
+        self.share = share
+        self.expected_s = dict(expected_s or {})
+        self._sliced = False
         self._i = 0
         self._attempt = 0
         self._delay = 0.0
@@ -144,6 +153,21 @@ class FallbackRun:
             return None
         return self.order[self._i], self._delay
 
+    def attempt_budget(self) -> float:
+        """Seconds the next attempt may take (``providers.deadline.attempt_slice``): all that
+        is left for the last tier, a slice otherwise. A sliced attempt that times out falls
+        back instead of retrying the same (hanging) tier."""
+        left = self.deadline.remaining()
+        budget = attempt_slice(
+            left,
+            expected_s=self.expected_s.get(self.tier, 1.0),
+            # Only tiers a fault may fall back to (never below a forced tier or risk floor).
+            has_fallback=any(n >= self.lowest for n in self.order[self._i + 1 :]),
+            share=self.share,
+        )
+        self._sliced = budget < left
+        return budget
+
     def succeeded(self) -> None:
         self.health.succeeded(self.tier)
 
@@ -162,6 +186,11 @@ class FallbackRun:
         self.failures[tier] = why
         self.exceptions[tier] = exc
         self.last = exc
+        if self._sliced and is_timeout(exc):
+            # The tier used its whole slice: fall back while there is time for it.
+            self.failures[tier] = why = f"{why} (its share of the deadline)"
+            self._give_up(tier, why)
+            return
         if classify_error(exc) == "retry" and self._attempt < self.retries:
             self._delay = backoff_delay(self._attempt, self.base_delay_s)
             self._attempt += 1
@@ -202,7 +231,9 @@ class FallbackRun:
     def exhausted_error(self) -> AllTiersFailedError:
         """The error that ends the call: :class:`DeadlineExceededError` when the deadline
         stopped it, else :class:`AllTiersFailedError`; raise it ``from run.last``."""
-        if self.deadline_spent:
+        # The last attempt ran into the deadline itself (nothing was left to fall back to).
+        timed_out = self.last is not None and is_timeout(self.last)
+        if self.deadline_spent or (timed_out and self.deadline.remaining() < MIN_ATTEMPT_S):
             return DeadlineExceededError(
                 self.deadline.budget_s,
                 self.deadline.source,

@@ -47,7 +47,6 @@ from aco_langchain.chat.drivers import AsyncDriver, SyncDriver
 from aco_langchain.chat.fallback import FallbackRun
 from aco_langchain.chat.options import (
     ACO_OPTIONS,
-    IDENTITY_OPTIONS,
     RUN_KEY_OPTION,
     TOOL_CHOICE_KEY,
     TOOLS_KEY,
@@ -200,10 +199,11 @@ class ACORouterChatModel(BaseChatModel):
         return params
 
     def _get_llm_string(self, stop: list[str] | None = None, **kwargs: Any) -> str:
-        # The response cache's key: run, trace, user and API key say who pays, not what is
-        # asked, so two runs asking the same thing share an entry; sampling settings do
-        # change the answer.
-        for key in (RUN_KEY_OPTION, TRACE_KEY, *IDENTITY_OPTIONS):
+        # The response cache's key: the run, trace and tags say which task pays, not what is
+        # asked, so two runs asking the same thing share an entry; the API key and the user
+        # are partitions (an answer made for one caller is never served to another), and
+        # sampling settings do change the answer.
+        for key in (RUN_KEY_OPTION, TRACE_KEY, "aco_tags"):
             kwargs.pop(key, None)
         for key in ("temperature", "max_tokens"):
             if getattr(self, key) is not None:

@@ -73,6 +73,13 @@ class CallOp:
     model: BaseChatModel
     kwargs: dict[str, Any]
     deadline: Deadline
+    slice_s: float | None = None
+    """This attempt's share of the deadline (room left to fall back); None: all of it."""
+
+    def time_left(self) -> float:
+        """Seconds this attempt may still run: its slice, within the deadline."""
+        left = self.deadline.remaining()
+        return left if self.slice_s is None else min(left, self.slice_s)
 
 
 @dataclass(slots=True)

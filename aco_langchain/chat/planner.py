@@ -25,16 +25,21 @@ from langchain_core.messages import BaseMessage
 
 from aco_langchain.chat.messages import message_text
 from aco_langchain.chat.options import CallOptions
-from aco_langchain.config import ACOConfig
-from aco_langchain.errors import BudgetExceededError, InvalidRequestError
-from aco_langchain.pricing import input_token_bound
+from aco_langchain.config import TIER_NUMBERS, ACOConfig
+from aco_langchain.errors import BudgetExceededError, InvalidRequestError, RoutingError
+from aco_langchain.pricing import DEFAULT_OUTPUT_TOKENS, estimate_tokens, input_token_bound
 from aco_langchain.providers.deadline import Deadline, call_deadline
 from aco_langchain.providers.faults import fallback_order
 from aco_langchain.providers.tiers import TierRegistry
 from aco_langchain.routing import RouteConstraints, RouteDecision, Router, RouteRequest, decide
 from aco_langchain.routing.base import OPTION_VALUES
 from aco_langchain.routing.policy import needs_assessment, tiers_that_fit
-from aco_langchain.spend.budgets import CallIdentity, budget_limits
+from aco_langchain.spend.budgets import (
+    MIN_OUTPUT_TOKENS,
+    CallIdentity,
+    budget_limits,
+    caps_within_cost,
+)
 from aco_langchain.spend.gateway import Tab
 from aco_langchain.spend.ledger.base import Limit
 
@@ -149,7 +154,8 @@ class CallPlan:
     who: CallIdentity
     limits: list[Limit]
     cap: int
-    """Output tokens the tier is told to stop at (sent as max_tokens / num_predict / ...)."""
+    """Output tokens a tier is told to stop at when it has no cap of its own (the call's
+    ``max_tokens``, else ``routing.max_output_tokens``); see :meth:`cap_for`."""
     in_bound: int
     """Upper bound on the call's input tokens (what a hold counts)."""
     ttl_s: float
@@ -157,6 +163,15 @@ class CallPlan:
     started: float = field(default_factory=time.perf_counter)
     deadline: Deadline = field(default_factory=lambda: Deadline.start(float("inf"), "none"))
     """The call's one deadline: every attempt, retry, fallback and cascade step shares it."""
+    caps: dict[int, int] = field(default_factory=dict)
+    """Output cap per tier (the tier's ``max_output_tokens`` default when the call set no
+    ``max_tokens``); tiers not named use :attr:`cap`."""
+    attempt_share: float = 1.0
+    """``routing.attempt_share``: the deadline's share an attempt with a fallback may take."""
+
+    def cap_for(self, tier: int) -> int:
+        """Output tokens ``tier`` is told to stop at (sent, and held at its price)."""
+        return self.caps.get(tier, self.cap)
 
     def new_tab(self) -> Tab:
         """The call's budget tab (its holds live there, not in the plan)."""
@@ -192,6 +207,59 @@ class Planner:
         self._ttl = (
             config.ledger.hold_ttl_s or rs.max_latency_per_call_s * (rs.max_retries + 1) + 30
         )
+
+    def _decide(
+        self,
+        assessment: Any,
+        request: RouteRequest,
+        unavailable: dict[int, str],
+        spent_usd: float,
+        max_tokens: int | None,
+    ) -> tuple[RouteDecision, RouteRequest, int | None]:
+        """Route the request; when its ``max_cost_usd`` fits no tier at the default output cap
+        and the call set no ``max_tokens``, lower the output cap until a tier fits (down to
+        ``MIN_OUTPUT_TOKENS``) before refusing.
+
+        Returns:
+            The decision, the request it was made for, and the call's output cap (lowered or
+            as given).
+
+        Raises:
+            RoutingError: no tier fits the cost cap even at the minimum output cap (the
+                message says so).
+        """
+        config = self.config
+        try:
+            return (
+                decide(assessment, request, config, unavailable=unavailable, spent_usd=spent_usd),
+                request,
+                max_tokens,
+            )
+        except BudgetExceededError:
+            raise
+        except RoutingError as err:
+            cost_cap = request.constraints.max_cost_usd
+            if cost_cap is None or max_tokens is not None:
+                raise
+            ceiling = request.expected_output_tokens or DEFAULT_OUTPUT_TOKENS
+            tokens = estimate_tokens(request.text)
+            for cap in caps_within_cost(config, tokens, cost_cap, ceiling):
+                lowered = request.model_copy(update={"expected_output_tokens": cap})
+                try:
+                    decision = decide(
+                        assessment, lowered, config, unavailable=unavailable, spent_usd=spent_usd
+                    )
+                except BudgetExceededError:
+                    raise
+                except RoutingError:
+                    continue
+                reason = f"output cap lowered to {cap} tokens to fit max_cost_usd {cost_cap}"
+                logger.info("%s", reason)
+                decision = decision.model_copy(update={"reason": f"{decision.reason}; {reason}"})
+                return decision, lowered, cap
+            raise RoutingError(
+                f"{err} (even at the minimum output cap of {MIN_OUTPUT_TOKENS} tokens)"
+            ) from err
 
     def plan(
         self,
@@ -235,8 +303,8 @@ class Planner:
         # A forced tier skips the router entirely (its assessment could not change it).
         assessment = self.router.assess(request, config) if needs_assessment(request) else None
         try:
-            decision = decide(
-                assessment, request, config, unavailable=unavailable, spent_usd=snapshot.spent_usd
+            decision, request, max_tokens = self._decide(
+                assessment, request, unavailable, snapshot.spent_usd, max_tokens
             )
         except BudgetExceededError as err:
             raise BudgetExceededError(
@@ -292,6 +360,8 @@ class Planner:
             who=call.who,
             limits=budget_limits(config, call.who),
             cap=int(max_tokens or config.routing.max_output_tokens),
+            caps={} if max_tokens else {n: config.output_cap(n) for n in TIER_NUMBERS},
+            attempt_share=config.routing.attempt_share,
             in_bound=input_token_bound(request.text, len(messages), tools),
             ttl_s=self._ttl,
             forced=forced,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -29,7 +30,7 @@ from aco_langchain.chat.cascade import CascadeResult
 from aco_langchain.chat.messages import message_text, tool_call_chunks
 from aco_langchain.chat.planner import CallPlan
 from aco_langchain.config import ACOConfig
-from aco_langchain.errors import ConfigError
+from aco_langchain.errors import ConfigError, DegradedAnswerWarning
 from aco_langchain.pricing import estimate_tokens, usage_tokens
 from aco_langchain.providers.tiers import TierRegistry
 from aco_langchain.routing import RouteDecision
@@ -58,21 +59,32 @@ class TierCall:
 def _warn_degraded(
     decided: int, served: int, decision: RouteDecision, failures: dict[int, str]
 ) -> None:
-    cause = decision.unavailable.get(decided) or failures.get(decided) or "failed"
+    cause = (
+        decision.unavailable.get(decided)
+        or failures.get(decided)
+        or ("the run's budget" if decision.budget_exceeded or "budget" in decision.reason else "")
+        or "failed"
+    )
     key = (decided, served, cause.split(":")[0])
     if key in _WARNED:
         return
     if len(_WARNED) >= _WARNED_MAX:
         _WARNED.clear()
     _WARNED.add(key)
-    logger.warning(
-        "answered by tier %d, below the decided tier %d (%s); metadata says degraded_from. "
-        "Make tier %d available, or set routing.allow_degrade: false to raise instead",
-        served,
-        decided,
-        cause,
-        decided,
+    fix = (
+        "raise the budget named, or set routing.on_budget_exceeded: raise to refuse instead"
+        if "budget" in cause
+        else f"make tier {decided} available, or set routing.allow_degrade: false to raise instead"
     )
+    text = (
+        f"answered by tier {served}, below the decided tier {decided} ({cause}); metadata says "
+        f"degraded_from. To avoid it: {fix}"
+    )
+    logger.warning("%s", text)
+    if decision.forced:
+        # The caller forced the tier: also a Python warning, which shows without any logging
+        # set up (the package's logger has only a NullHandler).
+        warnings.warn(text, DegradedAnswerWarning, stacklevel=2)
 
 
 def logprob_confidence(raw: Any, provider: str) -> float | None:
@@ -213,7 +225,10 @@ class Reporter:
                 confidence = round(measured, 4)
         if verdict is not None and escalated:
             first_confidence = round(verdict.confidence, 4)
-        decided = decision.degraded_from or routed
+        # A forced tier the budget pushed down (force_local) is the decided one too: the
+        # caller asked for it, so a cheaper answer says so (degraded_from and a warning).
+        forced = plan.request.constraints.force_tier if decision.forced else None
+        decided = max(decision.degraded_from or routed, forced or 0)
         degraded_from = None
         if final.tier < decided:
             degraded_from = decided

@@ -78,6 +78,7 @@ def build_runtime(config: ACOConfig, settings: RuntimeSettings) -> Runtime:
     """
     router = settings.router if settings.router is not None else _default_router(config)
     registry = TierRegistry(config, settings.tier_models)
+    registry.warm()  # provider imports now, not inside the first call's deadline
     health = TierHealth(cooldown_after=settings.cooldown_after, cooldown_s=settings.cooldown_s)
     return Runtime(
         registry=registry,

@@ -231,9 +231,22 @@ def register(app: typer.Typer) -> None:
         from aco_langchain.tracing.stats import compute_stats
 
         try:
-            result = read_traces(files)
+            per_file = {f: read_traces(f) for f in files}
         except OSError as err:
             fail(f"cannot read traces: {err}", as_json)
+        # A file with lines but not one trace is not a trace file (a config, a CSV...): say
+        # so and exit 1, rather than report 0 runs.
+        for f, got in per_file.items():
+            if got.problems and not got.traces:
+                fail(
+                    f"{f} is not a trace file (no line is a trace; {got.problems[0]}): pass "
+                    "the JSONL file an agent writes (config trace_path)",
+                    as_json,
+                )
+        result = read_traces([])
+        for got in per_file.values():
+            result.traces.extend(got.traces)
+            result.problems.extend(got.problems)
         report = compute_stats(
             result.traces, cfg, problems=result.problems, outcomes=_observed(result.traces, cfg)
         )

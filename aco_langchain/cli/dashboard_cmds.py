@@ -25,6 +25,11 @@ def dashboard_cmd(
         None, "--ledger", help="Ledger URL (default: $ACO_LEDGER_URL, then config ledger.url)."
     ),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind."),
+    allow_unauthenticated: bool = typer.Option(
+        False,
+        "--allow-unauthenticated",
+        help="Serve a non-loopback address without API keys (anyone can read spend).",
+    ),
     port: int = typer.Option(8765, "--port", help="Port (0: a free one)."),
     month: str | None = typer.Option(None, "--month", help="Only this month (YYYY-MM)."),
     as_json: bool = typer.Option(False, "--json", help="Print the dashboard's data and exit."),
@@ -34,16 +39,29 @@ def dashboard_cmd(
         help="Write a PNG of the page (headless Debian chromium via playwright) and exit.",
     ),
 ) -> None:
-    """Serve the spend dashboard (spend per day and tier, savings, budgets, rates)."""
+    """Serve the spend dashboard (spend per day and tier, savings, budgets, rates).
+
+    Bound by ``aco serve``'s rules: with API keys (``server.api_keys``,
+    ``ACO_SERVER_API_KEYS``) ``data.json`` needs one and a key sees its own spend; without,
+    only loopback clients are answered and a non-loopback ``--host`` needs
+    ``--allow-unauthenticated``."""
     import json
 
     from aco_langchain.dashboard import collect
     from aco_langchain.errors import ACOError
+    from aco_langchain.server.auth import KeyRing, is_loopback
 
     cfg = load_or_fail(config, as_json)
+    keys = KeyRing.from_config(cfg.server, allow_unauthenticated=allow_unauthenticated or None)
+    if not keys.enabled and not keys.allow_unauthenticated and not is_loopback(host):
+        fail(
+            f"refusing to serve {host} without API keys: set server.api_keys or "
+            "ACO_SERVER_API_KEYS, bind 127.0.0.1, or pass --allow-unauthenticated",
+            as_json,
+        )
 
-    def data() -> dict:
-        return collect(cfg, ledger_url=ledger, month=month)
+    def data(tenant: str | None = None) -> dict:
+        return collect(cfg, ledger_url=ledger, month=month, tenant=tenant)
 
     try:
         first = data()  # a bad ledger URL or month fails here, before the server starts
@@ -55,7 +73,7 @@ def dashboard_cmd(
     from aco_langchain.dashboard.page import make_server
 
     try:
-        server = make_server(host, port, data)
+        server = make_server(host, port, data, keys=keys)
     except OSError as err:
         fail(f"cannot listen on {host}:{port} ({err.strerror}): pick another --port", as_json)
     bound = server.server_address[1]

@@ -153,10 +153,16 @@ def route(
 def config_validate(
     path: str = typer.Argument(..., help="The config.yaml to check."), as_json: bool = _JSON
 ) -> None:
-    """Check a config file: every check `aco route` runs (fields, prices, router); exit 1 if any
-    fails, with one clear message per problem."""
+    """Check a config file: every check a real start runs (fields, finite numbers, TTL vs
+    deadline, prices, router, and the ledger and cache opened); exit 1 if any fails, with
+    one clear message per problem."""
+    from aco_langchain.cli.preflight import startup_problems
+
     cfg = _load(path, as_json)
     checked_or_fail(cfg, as_json)
+    problems = startup_problems(cfg)
+    if problems:
+        fail(f"{path}: {len(problems)} problem(s); " + "; ".join(problems), as_json)
     if as_json:
         typer.echo(json.dumps({"ok": True, "path": path}))
     else:

@@ -54,6 +54,8 @@ def collect(
     *,
     ledger_url: str | None = None,
     month: str | None = None,
+    tenant: str | None = None,
+    show_ledger: bool = True,
 ) -> dict[str, Any]:
     """The dashboard's JSON from the ledger of ``config`` (or ``ledger``).
 
@@ -62,6 +64,9 @@ def collect(
         ledger: An open ledger to read instead of opening one.
         ledger_url: The ledger to open (None: ``$ACO_LEDGER_URL``, then ``ledger.url``).
         month: Only rows of this ``YYYY-MM`` month (None: every row).
+        tenant: Only this API key's rows, runs and budget (None: every key's; an admin).
+        show_ledger: Name the ledger (masked) on the page; the server passes False, so a
+            ledger URL never leaves it.
 
     Returns:
         See :func:`aco_langchain.dashboard.data.dashboard_data`.
@@ -75,6 +80,7 @@ def collect(
         collect(cfg, month="2026-12")["days"]
         ```
     """
+    from aco_langchain.spend.budgets import with_key_budgets
     from aco_langchain.spend.ledger import month_bounds, open_ledger
     from aco_langchain.spend.ledger.postgres import mask_url
 
@@ -83,13 +89,18 @@ def collect(
     if month:
         since, until = month_bounds(month)
     rows = led.records(since=since, until=until)
-    url = mask_url(led.url)  # a Postgres URL's password never reaches the page
+    key_budgets = with_key_budgets(config).budgets.keys
+    if tenant is not None:
+        rows = [r for r in rows if r.api_key == tenant]
+        key_budgets = {k: v for k, v in key_budgets.items() if k == tenant}
+    # A Postgres URL's password never reaches the page; the server shows no URL at all.
+    url = mask_url(led.url) if show_ledger else "the server's ledger"
     base = config.tier(config.ledger.baseline_tier)
     return dashboard_data(
         rows,
         ledger_url=url,
         run_budget_usd=config.routing.max_cost_per_task,
-        key_budgets_usd=config.budgets.keys,
+        key_budgets_usd=key_budgets,
         key_period_start=period_start(config),
         baseline=f"tier {config.ledger.baseline_tier} ({base.model_id})",
         outcomes=_outcomes(led, config, {r.run_key for r in rows}),

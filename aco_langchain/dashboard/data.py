@@ -150,9 +150,6 @@ def dashboard_data(
                 "share": _share(s.total_usd, budgets.get(key)),
             }
         )
-    calls = len(records)
-    esc = sum(_flagged(r, "escalated") for r in records)
-    hits = sum(_flagged(r, "cache_hit") for r in records)
     from aco_langchain.spend.outcomes import outcome_figures
 
     return {
@@ -171,14 +168,29 @@ def dashboard_data(
         "runs": runs,
         "runs_total": len(runs_all),
         "keys": keys,
-        "rates": {
-            "calls": calls,
-            "escalations": esc,
-            "cache_hits": hits,
-            "escalation_rate": round(esc / calls, 6) if calls else None,
-            "cache_hit_rate": round(hits / calls, 6) if calls else None,
-        },
+        "rates": call_rates(records),
     }
 
 
-__all__ = ["TOP_RUNS", "dashboard_data"]
+def call_rates(records: Sequence[SpendRecord]) -> dict[str, Any]:
+    """Escalation and cache-hit counts and rates over answered calls (rows); pure. The one
+    count the dashboard and the server's ``/v1/spend`` both show.
+
+    Example:
+        ```python
+        call_rates(ledger.records())["cache_hit_rate"]
+        ```
+    """
+    calls = len(records)
+    esc = sum(_flagged(r, "escalated") for r in records)
+    hits = sum(_flagged(r, "cache_hit") for r in records)
+    return {
+        "calls": calls,
+        "escalations": esc,
+        "cache_hits": hits,
+        "escalation_rate": round(esc / calls, 6) if calls else None,
+        "cache_hit_rate": round(hits / calls, 6) if calls else None,
+    }
+
+
+__all__ = ["TOP_RUNS", "call_rates", "dashboard_data"]

@@ -25,6 +25,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from typing import Any
 
+from aco_langchain.server.auth import KeyRing
+from aco_langchain.server.errors import APIError
+
 logger = logging.getLogger(__name__)
 
 #: The files of the page, with their content types. Nothing else is served.
@@ -66,10 +69,11 @@ def static_file(name: str) -> tuple[bytes, str]:
     return body, FILES[name]
 
 
-DataFn = Callable[[], dict[str, Any]]
+#: Returns the dashboard's JSON for a tenant (an API key's name; None: every key's).
+DataFn = Callable[[str | None], dict[str, Any]]
 
 
-def _handler(data_fn: DataFn) -> type[BaseHTTPRequestHandler]:
+def _handler(data_fn: DataFn, keys: KeyRing) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "aco-dashboard"
 
@@ -94,11 +98,24 @@ def _handler(data_fn: DataFn) -> type[BaseHTTPRequestHandler]:
                 return
             name = path[len("/dashboard/") :]
             if name == "data.json":
+                # The same rules as aco serve: a bearer key when keys are set (a key sees
+                # its own rows), else loopback clients asking for a loopback Host only.
                 try:
-                    body = json.dumps(data_fn()).encode()
-                except Exception as err:  # shown to the page, logged with its traceback
+                    who = keys.check(
+                        self.headers.get("Authorization"),
+                        client_host=self.client_address[0],
+                        host=self.headers.get("Host"),
+                    )
+                except APIError as err:
+                    self._send(err.status, json.dumps(err.body()).encode(), "application/json")
+                    return
+                try:
+                    body = json.dumps(data_fn(None if who.sees_all else who.name)).encode()
+                except Exception:  # logged with its traceback; the page gets no details
                     logger.exception("dashboard data failed")
-                    msg = json.dumps({"error": f"cannot read the ledger: {err}"}).encode()
+                    msg = json.dumps(
+                        {"error": "cannot read the ledger (details in the dashboard's log)"}
+                    ).encode()
                     self._send(500, msg, "application/json")
                     return
                 self._send(200, body, "application/json")
@@ -116,23 +133,29 @@ def _handler(data_fn: DataFn) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def make_server(host: str, port: int, data_fn: DataFn) -> ThreadingHTTPServer:
+def make_server(
+    host: str, port: int, data_fn: DataFn, *, keys: KeyRing | None = None
+) -> ThreadingHTTPServer:
     """A stdlib HTTP server of the page at ``/dashboard/`` (``data.json`` from ``data_fn``).
 
     Args:
         host: Address to bind (``127.0.0.1`` keeps it local).
         port: Port (0: a free one; read it from ``server.server_address``).
-        data_fn: Called per ``data.json`` request; returns the dashboard's JSON.
+        data_fn: Called per ``data.json`` request with the caller's tenant (its key's name,
+            None for an admin key or a keyless server); returns the dashboard's JSON.
+        keys: The bearer keys ``data.json`` needs (``aco serve``'s); None: no keys, so
+            only loopback clients asking for a loopback ``Host`` get the data.
 
     Returns:
         The bound server; call ``serve_forever()`` (or :func:`serve_in_thread`).
 
     Example:
         ```python
-        srv = make_server("127.0.0.1", 0, lambda: dashboard_data(ledger.records()))
+        srv = make_server("127.0.0.1", 0, lambda tenant: collect(cfg, tenant=tenant))
         ```
     """
-    return ThreadingHTTPServer((host, port), _handler(data_fn))
+    ring = keys if keys is not None else KeyRing({})
+    return ThreadingHTTPServer((host, port), _handler(data_fn, ring))
 
 
 def serve_in_thread(server: ThreadingHTTPServer) -> threading.Thread:

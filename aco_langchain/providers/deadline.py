@@ -85,6 +85,52 @@ class Deadline:
         """Is there too little time left to start another attempt?"""
         return self.remaining() < MIN_ATTEMPT_S
 
+    def attempt_budget(self, *, expected_s: float, has_fallback: bool, share: float) -> float:
+        """Seconds the next attempt may take (see :func:`attempt_slice`)."""
+        return attempt_slice(
+            self.remaining(), expected_s=expected_s, has_fallback=has_fallback, share=share
+        )
+
+
+#: An attempt with a fallback after it never takes more than this share of the time left:
+#: the rest is the fallback's.
+MAX_ATTEMPT_SHARE = 0.75
+#: How many times its expected latency (``avg_latency_ms``) an attempt may take when that is
+#: more than ``routing.attempt_share`` of the time left.
+LATENCY_FACTOR = 3.0
+
+
+def attempt_slice(
+    remaining_s: float, *, expected_s: float, has_fallback: bool, share: float
+) -> float:
+    """How long one attempt may run so that a hanging tier still leaves time to fall back
+    (pure).
+
+    The last tier gets all that is left. Otherwise: ``share`` of the time left or
+    ``LATENCY_FACTOR`` x the tier's expected latency, whichever is larger, but never more
+    than ``MAX_ATTEMPT_SHARE`` of the time left.
+
+    Args:
+        remaining_s: seconds left of the call's deadline.
+        expected_s: the tier's expected latency (``avg_latency_ms`` / 1000).
+        has_fallback: is there a tier to fall back to after this one?
+        share: ``routing.attempt_share``.
+
+    Returns:
+        The attempt's time budget in seconds (at most ``remaining_s``).
+
+    Example:
+        ```python
+        attempt_slice(3.0, expected_s=1.0, has_fallback=True, share=0.5)    # 2.25
+        attempt_slice(30.0, expected_s=0.6, has_fallback=True, share=0.5)   # 15.0
+        attempt_slice(3.0, expected_s=1.0, has_fallback=False, share=0.5)   # 3.0
+        ```
+    """
+    if not has_fallback or remaining_s <= 0:
+        return max(0.0, remaining_s)
+    by_latency = min(LATENCY_FACTOR * expected_s, MAX_ATTEMPT_SHARE * remaining_s)
+    return min(remaining_s, max(share * remaining_s, by_latency))
+
 
 def call_deadline(
     config_s: float, model_timeout_s: float | None, max_latency_ms: float | None
@@ -108,4 +154,11 @@ def call_deadline(
     return Deadline.start(budget, source)
 
 
-__all__ = ["MIN_ATTEMPT_S", "Deadline", "call_deadline"]
+__all__ = [
+    "LATENCY_FACTOR",
+    "MAX_ATTEMPT_SHARE",
+    "MIN_ATTEMPT_S",
+    "Deadline",
+    "attempt_slice",
+    "call_deadline",
+]

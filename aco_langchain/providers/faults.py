@@ -66,6 +66,16 @@ def _transient(exc: BaseException) -> bool:
     return openai is not None and isinstance(exc, openai.APIConnectionError)  # + timeouts
 
 
+def is_timeout(exc: BaseException) -> bool:
+    """Did a call end on a timeout (asyncio's/the builtin, httpx's or openai's)? Typed."""
+    if isinstance(exc, TimeoutError):
+        return True
+    if (httpx := _loaded("httpx")) is not None and isinstance(exc, httpx.TimeoutException):
+        return True
+    openai = _loaded("openai")
+    return openai is not None and isinstance(exc, openai.APITimeoutError)
+
+
 def _status_code(exc: BaseException) -> int | None:
     """The HTTP status a provider error carries (openai, httpx, ollama), None for others."""
     if (openai := _loaded("openai")) is not None and isinstance(exc, openai.APIStatusError):
@@ -106,6 +116,104 @@ def classify_error(exc: BaseException) -> ErrorKind:
     if _transient(exc):
         return "retry"
     return "fallback"
+
+
+@dataclass(frozen=True)
+class Unparsed:
+    """A reply the provider answered (and billed) that the client could not use: not a
+    provider fault (no retry on its account, no cooldown), but spend to settle.
+
+    Attributes:
+        input_tokens: the provider's count, None when the reply carried none.
+        output_tokens: likewise.
+        why: one line for logs and the ledger.
+    """
+
+    input_tokens: int | None
+    output_tokens: int | None
+    why: str
+
+    @property
+    def usage_known(self) -> bool:
+        return self.input_tokens is not None and self.output_tokens is not None
+
+
+def _usage_of(obj: Any) -> tuple[int | None, int | None]:
+    usage = getattr(obj, "usage", None)
+    if usage is None:
+        return None, None
+    i = getattr(usage, "prompt_tokens", None)
+    o = getattr(usage, "completion_tokens", None)
+    return (int(i) if i is not None else None, int(o) if o is not None else None)
+
+
+def unparsed_reply(exc: BaseException) -> Unparsed | None:
+    """Is ``exc`` a billed reply the client failed to parse (pure)? Typed errors only:
+
+    - openai's ``LengthFinishReasonError`` / ``ContentFilterFinishReasonError`` (a structured
+      answer cut by ``max_tokens`` or filtered; the first carries the reply's usage);
+    - a pydantic ``ValidationError`` or langchain's ``OutputParserException`` raised while
+      parsing a 200 reply's content into the requested structure (usage unknown).
+
+    A body that is not JSON at all (an HTML error page, a cut connection) is a provider
+    fault, not a billed answer: it falls back as before.
+
+    Args:
+        exc: what the tier call raised.
+
+    Returns:
+        What was billed (usage when known), or None for any other error.
+
+    Example:
+        ```python
+        unparsed_reply(ValueError("x"))       # None
+        ```
+    """
+    openai = _loaded("openai")
+    if openai is not None:
+        if isinstance(exc, openai.LengthFinishReasonError):
+            i, o = _usage_of(getattr(exc, "completion", None))
+            return Unparsed(i, o, "the reply hit the output cap before its structure was done")
+        if isinstance(exc, openai.ContentFilterFinishReasonError):
+            return Unparsed(None, None, "the provider's content filter cut the reply")
+        if isinstance(exc, openai.APIError):
+            return None  # an HTTP-level error: nothing was answered
+    from langchain_core.exceptions import OutputParserException
+    from pydantic import ValidationError
+
+    if isinstance(exc, ValidationError | OutputParserException):
+        first = str(exc).splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return Unparsed(None, None, f"the reply could not be parsed ({mask(first)[:120]})")
+    return None
+
+
+#: Request fields a provider's 400 may name that are the caller's to fix on any tier.
+CALLER_PARAMS = ("response_format",)
+
+
+def caller_mistake(exc: BaseException) -> str | None:
+    """Is ``exc`` a provider's 400 about the request's shape (the caller's
+    ``response_format``), which every tier would refuse alike (pure)? Then it is the
+    caller's error, not a reason to fall back to a pricier tier.
+
+    Args:
+        exc: what the tier call raised.
+
+    Returns:
+        The field at fault, or None.
+
+    Example:
+        ```python
+        caller_mistake(TimeoutError())   # None
+        ```
+    """
+    if _status_code(exc) != 400:
+        return None
+    param = getattr(exc, "param", None)
+    if isinstance(param, str) and param in CALLER_PARAMS:
+        return param
+    text = str(exc)
+    return next((p for p in CALLER_PARAMS if p in text), None)
 
 
 def backoff_delay(attempt: int, base_s: float, cap_s: float = 8.0) -> float:

@@ -11,8 +11,10 @@ Usage::
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -41,6 +43,13 @@ logger = logging.getLogger(__name__)
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
     from langchain_core.messages import BaseMessage
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 def availability(spec: TierSpec, config: ACOConfig) -> str | None:
@@ -89,6 +98,13 @@ class TierRegistry:
         # and keep config semantics (availability, capabilities, provider names).
         self._given = frozenset(self._instances)
         self._built_urls: dict[int, str | None] = {}
+        # Tiers built for each running event loop: an async HTTP client's connections belong
+        # to one loop, so a second ``asyncio.run`` (scripts, notebooks) gets its own models
+        # instead of "Event loop is closed" from the first loop's pool.
+        self._per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, Any]] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._loop_bound: set[int] = set()  # shared instances an event loop has used
         self._names: dict[int, tuple[str, str | None]] = {}
         for n in self._instances:
             if n not in TIER_NUMBERS:
@@ -139,12 +155,29 @@ class TierRegistry:
                 out[n] = why
         return out
 
+    def warm(self) -> None:
+        """Import the chat model classes the built tiers will need, without building a
+        client. The router model does it when it is made, so the first call's deadline,
+        which counts building a tier's client, is not spent on imports (seconds on a busy
+        machine). A tier whose package is missing says so when it is built."""
+        for n in TIER_NUMBERS:
+            if n in self._given:
+                continue
+            adapter = adapter_for(self.spec(n))
+            if not (adapter.family.package and adapter.family.class_name):
+                continue  # no package to import (recordings, instances)
+            try:
+                adapter.chat_class()
+            except ConfigError as err:  # the tier says so again when it is built
+                logger.debug("tier %d: cannot import its class ahead of use: %s", n, err)
+
     def is_built(self, tier: int) -> bool:
         """Is the tier's chat model ready (given, or built by an earlier call)?"""
         return tier in self._instances
 
     def model(self, tier: int) -> BaseChatModel:
-        """The tier's chat model, built on first use."""
+        """The tier's chat model, built on first use (and once per event loop when called
+        from async code, so a closed loop's connections are never reused)."""
         if tier not in self._given:
             spec = self.spec(tier)
             if adapter_for(spec).follows_local_server(spec):
@@ -152,10 +185,31 @@ class TierRegistry:
                 url = local_base_url(self.config)
                 if url != self._built_urls.get(tier):
                     self._instances.pop(tier, None)
+                    self._loop_bound.discard(tier)
+                    for models in self._per_loop.values():
+                        models.pop(tier, None)
                     self._built_urls[tier] = url
+            loop = _running_loop()
+            if loop is not None:
+                return self._loop_model(tier, loop)
         if tier not in self._instances:
             self._instances[tier] = build_chat_model(self.spec(tier), self.config)
         return self._instances[tier]
+
+    def _loop_model(self, tier: int, loop: asyncio.AbstractEventLoop) -> BaseChatModel:
+        """The tier's model for ``loop``: the shared instance for the first loop that asks
+        (its sync client serves sync calls either way), a fresh one for any other."""
+        models = self._per_loop.setdefault(loop, {})
+        if tier not in models:
+            if tier not in self._instances:
+                self._instances[tier] = build_chat_model(self.spec(tier), self.config)
+            if tier not in self._loop_bound:
+                self._loop_bound.add(tier)
+                models[tier] = self._instances[tier]
+            else:
+                logger.debug("tier %d: a model of its own for event loop %#x", tier, id(loop))
+                models[tier] = build_chat_model(self.spec(tier), self.config)
+        return models[tier]  # type: ignore[no-any-return]
 
     def _given_names(self, tier: int) -> tuple[str, str | None]:
         """(provider, model name) a given instance reports, read once per tier: its

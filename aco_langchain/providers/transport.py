@@ -15,8 +15,10 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
+import ssl
 import threading
 import time
 from typing import Any
@@ -150,7 +152,26 @@ def deadline_http_client(timeout_s: float) -> httpx.Client | None:
             "proxy configured: tier clients keep httpx's proxy handling and idle-read timeouts"
         )
         return None
-    return httpx.Client(transport=DeadlineTransport(), timeout=timeout_s, follow_redirects=True)
+    return httpx.Client(
+        transport=DeadlineTransport(verify=tls_context()),
+        timeout=timeout_s,
+        follow_redirects=True,
+    )
 
 
-__all__ = ["DeadlineTransport", "deadline_http_client"]
+@functools.lru_cache(maxsize=1)
+def tls_context() -> ssl.SSLContext:
+    """One TLS context (the CA bundle loaded once) for every tier client we build: loading
+    it per client costs ~50-100 ms, and building a tier's clients counts against the first
+    call's deadline."""
+    return httpx.create_ssl_context()
+
+
+def async_http_client(timeout_s: float) -> httpx.AsyncClient:
+    """A new async httpx client (its own connection pool) for one tier model: the pool
+    belongs to the event loop that first uses it, so a model is never shared across loops
+    (``TierRegistry.model``). Proxies come from the environment as usual."""
+    return httpx.AsyncClient(timeout=timeout_s, follow_redirects=True, verify=tls_context())
+
+
+__all__ = ["DeadlineTransport", "async_http_client", "deadline_http_client", "tls_context"]

@@ -43,6 +43,7 @@ from aco_langchain.errors import ACOError
 from aco_langchain.server.dashboard import dashboard_router
 from aco_langchain.server.deps import Caller, State, get_principal, get_state
 from aco_langchain.server.errors import APIError, error_body, from_aco_error, validation_error
+from aco_langchain.server.hygiene import check_text
 from aco_langchain.server.limits import BodyLimit
 from aco_langchain.server.schemas import (
     ChatCompletionRequest,
@@ -51,13 +52,11 @@ from aco_langchain.server.schemas import (
     RouteRequestBody,
     RouteResponse,
 )
-from aco_langchain.server.service import ServerState
+from aco_langchain.server.service import RUN_HEADER, ServerState
 from aco_langchain.server.wire import completion
 
 logger = logging.getLogger(__name__)
 
-#: Header naming the run (the budget key) of a request; ``user`` is the fallback.
-RUN_HEADER = "x-aco-run-id"
 #: Env vars the multi-worker factory reads (set by ``aco serve``).
 ENV_CONFIG = "ACO_CONFIG"
 ENV_ALLOW_UNAUTHENTICATED = "ACO_SERVE_ALLOW_UNAUTHENTICATED"
@@ -82,6 +81,7 @@ async def chat_completions(
     body: ChatCompletionRequest, request: Request, state: State, caller: Caller
 ) -> Response:
     """OpenAI's chat completions, routed (``model: aco``) or forced to a tier."""
+    check_text(body.model_dump(exclude_none=True))
     call = state.chat_call(body, run_key=request.headers.get(RUN_HEADER), principal=caller)
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
@@ -91,7 +91,7 @@ async def chat_completions(
             media_type="text/event-stream",
             headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
         )
-    msg = await state.acached(call)
+    msg = await state.cached(call)
     if msg is None:
         msg = await state.answer(call)
     return _json(completion(msg, model=body.model, aco=await state.afinish(call, msg)))
@@ -129,6 +129,7 @@ async def generate(
     body: GenerateRequest, request: Request, state: State, caller: Caller
 ) -> GenerateResponse:
     """Seed 2's ``POST /generate``: route under the constraints, answer, say what it cost."""
+    check_text(body.model_dump(exclude_none=True))
     call = state.generate_call(
         body.prompt,
         {
@@ -140,7 +141,7 @@ async def generate(
         run_key=request.headers.get(RUN_HEADER),
         principal=caller,
     )
-    msg = await state.acached(call)
+    msg = await state.cached(call)
     if msg is None:
         msg = await state.answer(call)
     aco = await state.afinish(call, msg)
@@ -173,6 +174,7 @@ async def route(body: RouteRequestBody, state: State, caller: Caller) -> RouteRe
     from aco_langchain.routing import get_router
     from aco_langchain.routing import route as decide_route
 
+    check_text(body.model_dump(exclude_none=True))
     options: dict[str, Any] = {}
     if body.max_cost is not None:
         options["max_cost_usd"] = body.max_cost
@@ -194,6 +196,23 @@ async def route(body: RouteRequestBody, state: State, caller: Caller) -> RouteRe
         route_reason=d.reason,
         unavailable={str(k): v for k, v in down.items()} or None,
     )
+
+
+docs_router = APIRouter()
+
+
+@docs_router.get("/openapi.json", include_in_schema=False)
+async def openapi_schema(request: Request, caller: Caller) -> Response:
+    """The OpenAPI schema (``server.docs: true``; a bearer key when keys are set)."""
+    return _json(request.app.openapi())
+
+
+@docs_router.get("/docs", include_in_schema=False)
+async def docs_page(caller: Caller) -> Response:
+    """Swagger UI over ``/openapi.json`` (``server.docs: true``)."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+
+    return get_swagger_ui_html(openapi_url="/openapi.json", title="aco-langchain router")
 
 
 @ops_router.get("/healthz")
@@ -283,8 +302,14 @@ def create_app(
         title="aco-langchain router",
         summary="OpenAI-compatible router: each call goes to the cheapest capable tier.",
         lifespan=lifespan,
+        # Off by default; with server.docs they are routes behind the keys (below).
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
     )
     app.state.aco = ready
+    if ready.config.server.docs:
+        app.include_router(docs_router)
     app.include_router(openai_router)
     app.include_router(seed_router)
     app.include_router(ops_router)

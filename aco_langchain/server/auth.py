@@ -48,13 +48,67 @@ def is_loopback(host: str | None) -> bool:
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: a key's name and budget (None: anonymous loopback caller)."""
+    """Who is calling: a key's name (its non-secret id), budget, and whether it is an admin.
+
+    A keyed caller is a tenant: the run keys and users it sends are namespaced by its name
+    (:meth:`scoped`) and it reads only its own spend. An admin key and the anonymous caller
+    of a keyless server (the only tenant there) see every tenant's figures.
+    """
 
     name: str
     budget_usd: float | None = None
+    admin: bool = False
+    tenant: bool = True
+
+    @property
+    def sees_all(self) -> bool:
+        """May this caller read every tenant's spend, budgets and runs?"""
+        return self.admin or not self.tenant
+
+    def scoped(self, value: str) -> str:
+        """``value`` (a run key or user sent by this caller) in this caller's namespace:
+        ``<key name>/<value>``, so no other key can name (spend or read) it.
+
+        Example:
+            ```python
+            Principal("team-a").scoped("run-1")    # 'team-a/run-1'
+            ```
+        """
+        return f"{self.name}/{value}" if self.tenant else value
 
 
-ANONYMOUS = Principal(name="anonymous")
+ANONYMOUS = Principal(name="anonymous", tenant=False)
+
+
+def host_name(host: str) -> str:
+    """The name part of a ``Host`` header (``127.0.0.1:8000`` -> ``127.0.0.1``,
+    ``[::1]:8000`` -> ``::1``)."""
+    host = host.strip()
+    if host.startswith("["):
+        return host[1:].partition("]")[0]
+    if host.count(":") == 1:
+        return host.partition(":")[0]
+    return host
+
+
+def check_host(host: str | None) -> None:
+    """Refuse a keyless request whose ``Host`` is not a loopback name (DNS rebinding: a web
+    page on ``evil.example`` resolving to 127.0.0.1 reaches the server, but its requests say
+    ``Host: evil.example``).
+
+    Raises:
+        APIError: 403 naming the host and the fix.
+    """
+    if host is not None and is_loopback(host_name(host)):
+        return
+    raise APIError(
+        403,
+        f"this server has no API keys and answers only requests to a loopback host, not "
+        f"Host {(host or '')[:100]!r}: use http://127.0.0.1:<port>, or configure "
+        f"server.api_keys or {ENV_KEYS}",
+        type="invalid_request_error",
+        code="host_not_allowed",
+    )
 
 
 def _unauthorized(message: str) -> APIError:
@@ -100,7 +154,7 @@ class KeyRing:
             The key ring.
         """
         env = os.environ if env is None else env
-        keys = {k.sha256: Principal(k.name, k.budget_usd) for k in settings.api_keys}
+        keys = {k.sha256: Principal(k.name, k.budget_usd, admin=k.admin) for k in settings.api_keys}
         plain = [k.strip() for k in env.get(ENV_KEYS, "").split(",") if k.strip()]
         for i, key in enumerate(plain, 1):
             keys.setdefault(hash_key(key), Principal(f"env-{i}"))
@@ -119,22 +173,30 @@ class KeyRing:
         """Are keys required (at least one is configured)?"""
         return bool(self._keys)
 
-    def check(self, authorization: str | None, *, client_host: str | None) -> Principal:
+    def check(
+        self, authorization: str | None, *, client_host: str | None, host: str | None = None
+    ) -> Principal:
         """The caller behind an ``Authorization`` header.
 
         Args:
             authorization: the header's value (``Bearer <key>``), or None.
             client_host: the peer address (for the loopback rule without keys).
+            host: the request's ``Host`` header: without keys, a loopback server answers
+                only requests addressed to a loopback name (a DNS-rebinding page sends its
+                own domain).
 
         Returns:
             The key's principal (``ANONYMOUS`` when no keys are configured).
 
         Raises:
             APIError: 401 for a missing or wrong key, or a non-loopback caller of a server
-                without keys.
+                without keys; 403 for a keyless loopback request addressed to another host.
         """
         if not self._keys:
-            if self.allow_unauthenticated or is_loopback(client_host):
+            if self.allow_unauthenticated:
+                return ANONYMOUS
+            if is_loopback(client_host):
+                check_host(host)
                 return ANONYMOUS
             raise _unauthorized(
                 "this server has no API keys and answers only loopback clients: configure "
@@ -151,4 +213,13 @@ class KeyRing:
         return principal
 
 
-__all__ = ["ANONYMOUS", "ENV_KEYS", "KeyRing", "Principal", "hash_key", "is_loopback"]
+__all__ = [
+    "ANONYMOUS",
+    "ENV_KEYS",
+    "KeyRing",
+    "Principal",
+    "check_host",
+    "hash_key",
+    "host_name",
+    "is_loopback",
+]

@@ -3,7 +3,7 @@
 The page's files (HTML, CSS, JS) are public; ``/dashboard/data.json`` needs a bearer key
 like ``/v1/spend`` (the page asks for one when the server has keys, and sends it from the
 tab's session storage). The data is :func:`aco_langchain.dashboard.collect` over the
-server's own ledger.
+server's own ledger, limited to the caller's key unless it is an admin key.
 
 Example:
     ```python
@@ -35,8 +35,15 @@ def dashboard_root() -> RedirectResponse:
 
 @dashboard_router.get("/dashboard/data.json")
 def dashboard_data(state: State, caller: Caller) -> Response:
-    """The dashboard's JSON over the server's ledger (bearer key required when keys are set)."""
-    data = collect(state.config, ledger=state.llm.spend_ledger)
+    """The dashboard's JSON over the server's ledger (bearer key required when keys are set):
+    the caller's own key's rows, runs and budget (every key's for an admin key), and never
+    the ledger's URL."""
+    data = collect(
+        state.config,
+        ledger=state.llm.spend_ledger,
+        tenant=None if caller.sees_all else caller.name,
+        show_ledger=False,
+    )
     return Response(json.dumps(data), media_type="application/json", headers=SECURITY_HEADERS)
 
 

@@ -31,11 +31,16 @@ def get_principal(request: Request) -> Principal:
     """The caller, checked against the bearer keys (a FastAPI dependency).
 
     Raises:
-        APIError: 401 for a missing or wrong key.
+        APIError: 401 for a missing or wrong key; 403 for a keyless loopback server asked
+            under a non-loopback ``Host`` (DNS rebinding).
     """
     state: ServerState = request.app.state.aco
     client = request.client.host if request.client else None
-    return state.keys.check(request.headers.get("authorization"), client_host=client)
+    return state.keys.check(
+        request.headers.get("authorization"),
+        client_host=client,
+        host=request.headers.get("host"),
+    )
 
 
 State = Annotated[ServerState, Depends(get_state)]

@@ -11,11 +11,14 @@ error                         status  type                    code
 ============================  ======  ======================  =================
 BudgetExceededError           402     insufficient_quota      budget_exceeded
 TierUnavailableError          503     server_error            tier_unavailable
+InvalidRequestError           400     invalid_request_error   invalid_request
 RoutingError (constraints)    400     invalid_request_error   no_tier_fits
 DeadlineExceededError         504     timeout                 deadline_exceeded
 AllTiersFailedError           502     upstream_error          all_tiers_failed
 StreamInterruptedError        502     upstream_error          stream_interrupted
-ConfigError, other ACOError   500     server_error            server_config_error
+UnparsedReplyError            502     upstream_error          unparsed_reply
+ConfigError, other ACOError   500     server_error            server_config_error (the
+                                                              message only in the log)
 ============================  ======  ======================  =================
 
 Errors the client should not retry carry ``x-should-retry: false`` (the ``openai`` client
@@ -37,9 +40,11 @@ from aco_langchain.errors import (
     AllTiersFailedError,
     BudgetExceededError,
     DeadlineExceededError,
+    InvalidRequestError,
     RoutingError,
     StreamInterruptedError,
     TierUnavailableError,
+    UnparsedReplyError,
 )
 
 logger = logging.getLogger(__name__)
@@ -117,6 +122,8 @@ def from_aco_error(exc: ACOError) -> APIError:
         )
     if isinstance(exc, TierUnavailableError):
         return APIError(503, text, type="server_error", code="tier_unavailable", headers=_NO_RETRY)
+    if isinstance(exc, InvalidRequestError):  # the caller's request as sent (blank prompt...)
+        return APIError(400, text, code="invalid_request")
     if isinstance(exc, RoutingError):
         param = next((p for p in _OPTION_PARAMS if text.startswith(p)), None)
         return APIError(400, text, param=param, code="no_tier_fits")
@@ -126,12 +133,23 @@ def from_aco_error(exc: ACOError) -> APIError:
         return APIError(
             502, text, type="upstream_error", code="stream_interrupted", headers=_NO_RETRY
         )
+    if isinstance(exc, UnparsedReplyError):  # billed, recorded; the caller's cap or schema
+        return APIError(502, text, type="upstream_error", code="unparsed_reply", headers=_NO_RETRY)
     if isinstance(exc, AllTiersFailedError):
         return APIError(
             502, text, type="upstream_error", code="all_tiers_failed", headers=_NO_RETRY
         )
+    # Configuration, ledger and cache problems name URLs, paths and settings: they are
+    # the operator's to read (the log), never the caller's (no config in an error body).
     logger.error("server-side problem answering a request: %s", text)
-    return APIError(500, text, type="server_error", code="server_config_error", headers=_NO_RETRY)
+    return APIError(
+        500,
+        f"the server could not answer ({type(exc).__name__}; details are in the server's "
+        "log): tell its operator",
+        type="server_error",
+        code="server_config_error",
+        headers=_NO_RETRY,
+    )
 
 
 def validation_error(errors: list[dict[str, Any]]) -> APIError:

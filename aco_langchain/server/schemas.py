@@ -16,7 +16,62 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+#: Content part types the tiers understand, and the field each one needs.
+PART_FIELDS = {
+    "text": "text",
+    "image_url": "image_url",
+    "input_audio": "input_audio",
+    "file": "file",
+    "refusal": "refusal",
+}
+
+
+def part_problem(part: dict[str, Any]) -> str | None:
+    """What is wrong with one content part (pure), or None.
+
+    Example:
+        ```python
+        part_problem({"type": "text", "text": "  "})   # 'the text part is blank: ...'
+        ```
+    """
+    kind = part.get("type")
+    if kind not in PART_FIELDS:
+        return f"type {str(kind)[:40]!r} is unknown: use one of {', '.join(PART_FIELDS)}"
+    value = part.get(PART_FIELDS[kind])
+    if kind == "text" and not (isinstance(value, str) and value.strip()):
+        return "the text part is blank: send its text, or leave the part out"
+    if value is None:
+        return f"a {kind} part needs its {PART_FIELDS[kind]!r} field"
+    return None
+
+
+#: ``response_format`` types OpenAI's API knows.
+RESPONSE_FORMATS = ("text", "json_object", "json_schema")
+
+
+def response_format_problem(value: dict[str, Any] | None) -> str | None:
+    """What is wrong with a ``response_format`` (pure), or None: a request-shape mistake is
+    the caller's 400, never a tier call that is billed and then cannot be parsed.
+
+    Example:
+        ```python
+        response_format_problem({"type": "nonsense"})   # "type 'nonsense' is unknown: ..."
+        ```
+    """
+    if value is None:
+        return None
+    kind = value.get("type")
+    if kind not in RESPONSE_FORMATS:
+        return f"type {str(kind)[:40]!r} is unknown: use one of {', '.join(RESPONSE_FORMATS)}"
+    if kind == "json_schema":
+        spec = value.get("json_schema")
+        if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
+            return 'json_schema needs {name, schema}: e.g. {"name": "answer", "schema": {...}}'
+        if not isinstance(spec.get("schema", {}), dict):
+            return "json_schema.schema must be a JSON schema object"
+    return None
 
 
 class _Body(BaseModel):
@@ -38,6 +93,13 @@ class ChatMessage(BaseModel):
     def _content_present(self) -> ChatMessage:
         if self.content is None and not (self.role == "assistant" and self.tool_calls):
             raise ValueError(f"a {self.role} message needs content")
+        if isinstance(self.content, list):
+            if not self.content and not self.tool_calls:
+                raise ValueError(f"a {self.role} message needs content: the part list is empty")
+            for i, part in enumerate(self.content):
+                problem = part_problem(part)
+                if problem:
+                    raise ValueError(f"content part {i}: {problem}")
         if self.role == "tool" and not self.tool_call_id:
             raise ValueError("a tool message needs tool_call_id")
         return self
@@ -112,6 +174,14 @@ class ChatCompletionRequest(_Body):
     cache: bool | None = Field(
         None, description="true: cache even above temperature 0; false: bypass the cache."
     )
+
+    @field_validator("response_format")
+    @classmethod
+    def _known_response_format(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        problem = response_format_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
 
     @model_validator(mode="after")
     def _tool_choice_needs_tools(self) -> ChatCompletionRequest:

@@ -36,15 +36,19 @@ from aco_langchain.chat.model import ACORouterChatModel
 from aco_langchain.config import TASK_TYPES, TIER_NUMBERS, ACOConfig
 from aco_langchain.errors import ACOError, ConfigError
 from aco_langchain.providers.tiers import estimate_tokens
-from aco_langchain.server.auth import ANONYMOUS, KeyRing, Principal
+from aco_langchain.server.auth import KeyRing, Principal
 from aco_langchain.server.errors import APIError, from_aco_error, validation_error
+from aco_langchain.server.hygiene import check_identifier
 from aco_langchain.server.schemas import ChatCompletionRequest
 from aco_langchain.server.wire import ChunkWriter, aco_object, sse, to_messages
-from aco_langchain.spend.cache import ResponseCache, cache_from_url
-from aco_langchain.spend.ledger.postgres import mask_url
+from aco_langchain.spend.budgets import run_scope, with_key_budgets
+from aco_langchain.spend.cache import ResponseCache, as_hit_of, cache_from_url, full_quality
+from aco_langchain.spend.ledger.base import Limit, Refusal, SpendRecord
 
 logger = logging.getLogger(__name__)
 
+#: Header naming the run (the budget key) of a request; ``user`` is the fallback.
+RUN_HEADER = "x-aco-run-id"
 #: ``model`` values that mean "route it".
 ROUTED_MODELS = ("aco", "aco-router")
 _TIER_ALIAS = re.compile(r"tier-?([1-5])")
@@ -79,6 +83,8 @@ class RouterCall:
     stop: list[str] | None
     model: str
     principal: Principal
+    run_key: str = ""
+    user: str | None = None
     cache_key: str | None = None
     started: float = field(default_factory=time.perf_counter)
 
@@ -174,6 +180,9 @@ class ServerState:
         Raises:
             APIError: 4xx naming the field (unknown model, prompt too long, bad option).
         """
+        check_identifier(body.model, "model")
+        check_identifier(body.user, "user")
+        check_identifier(run_key, RUN_HEADER)
         kwargs = self.model_options(body.model)
         try:
             messages = to_messages(body.messages)
@@ -201,13 +210,14 @@ class ServerState:
             tools = [t.model_dump(exclude_none=True) for t in body.tools]
             bound = self.llm.bind_tools(tools, tool_choice=body.tool_choice)
             kwargs.update(getattr(bound, "kwargs", {}))
-        kwargs["aco_run_id"] = run_key or body.user or f"req-{uuid.uuid4().hex[:16]}"
-        _identity(kwargs, principal, body.user)
         stop = [body.stop] if isinstance(body.stop, str) else body.stop
         call = RouterCall(messages, kwargs, stop, body.model, principal)
+        _identity(call, run_key or body.user, body.user)
         wanted = body.cache is True or (body.cache is None and body.temperature == 0)
         if self.cache is not None and wanted:
-            call.cache_key = self._key(body.model_dump(exclude=_NOT_IN_KEY, exclude_none=True))
+            call.cache_key = self._key(
+                body.model_dump(exclude=_NOT_IN_KEY, exclude_none=True), principal, body.user
+            )
         return call
 
     def generate_call(
@@ -221,22 +231,31 @@ class ServerState:
     ) -> RouterCall:
         """Seed 2's ``/generate`` as a router call: one user turn at temperature 0 (so the
         cache may answer it)."""
+        check_identifier(force_model, "force_model")
+        check_identifier(run_key, RUN_HEADER)
         kwargs = self.model_options(force_model, param="force_model") if force_model else {}
         messages: list[BaseMessage] = [HumanMessage(prompt)]
         self._check_length(messages, param="prompt")
         kwargs.update({k: v for k, v in constraints.items() if v is not None})
         kwargs["temperature"] = 0
-        kwargs["aco_run_id"] = run_key or f"req-{uuid.uuid4().hex[:16]}"
-        _identity(kwargs, principal, None)
         call = RouterCall(messages, kwargs, None, force_model or "aco", principal)
+        _identity(call, run_key, None)
         if self.cache is not None:
             call.cache_key = self._key(
-                {"generate": prompt, "force_model": force_model, **constraints}
+                {"generate": prompt, "force_model": force_model, **constraints}, principal, None
             )
         return call
 
-    def _key(self, request: dict[str, Any]) -> str:
-        return json.dumps(request, sort_keys=True, separators=(",", ":"), default=str)
+    def _key(self, request: dict[str, Any], principal: Principal, user: str | None) -> str:
+        # Partitioned by tenant (the key) and user: an answer made for one caller is never
+        # served to another, even for the same request.
+        partition = {"tenant": principal.name if principal.tenant else None, "user": user}
+        return json.dumps(
+            {"request": request, "partition": partition},
+            sort_keys=True,
+            separators=(",", ":"),
+            default=str,
+        )
 
     def _check_length(self, messages: list[BaseMessage], *, param: str = "messages") -> None:
         tokens = estimate_tokens("".join(message_text(m) for m in messages))
@@ -251,28 +270,63 @@ class ServerState:
 
     # -- answering ------------------------------------------------------------------------
 
-    def cached(self, call: RouterCall) -> AIMessage | None:
-        """The cached answer of ``call`` (marked ``cache_hit``), or None."""
+    async def cached(self, call: RouterCall) -> AIMessage | None:
+        """The cached answer of ``call``, as this call's (its run key, ``cache_hit``, cost
+        0), its hit recorded on the ledger (a $0 row with outcome ``cache_hit``, so the
+        dashboard, ``/v1/spend`` and ``aco stats`` count the same hits); None on a miss."""
         if self.cache is None or call.cache_key is None:
             return None
+        return await asyncio.to_thread(self._hit, call)
+
+    def _hit(self, call: RouterCall) -> AIMessage | None:
+        assert self.cache is not None and call.cache_key is not None  # noqa: S101 - cached()
         found = self.cache.lookup(call.cache_key, self._cache_scope)
         if not found or not isinstance(found[0], ChatGeneration):
             return None
         msg = found[0].message
-        return msg if isinstance(msg, AIMessage) else None
+        if not isinstance(msg, AIMessage):
+            return None
+        hit = as_hit_of(msg, call.run_key)
+        self._record_hit(call, hit)
+        return hit
+
+    def _record_hit(self, call: RouterCall, msg: AIMessage) -> None:
+        info = AcoCallInfo.from_message(msg) or AcoCallInfo()
+        usage: dict[str, Any] = dict(msg.usage_metadata or {})
+        record = SpendRecord(
+            run_key=call.run_key,
+            cost_usd=0.0,
+            tier=info.tier if info.tier in TIER_NUMBERS else None,
+            model=info.model_id,
+            outcome="cache_hit",
+            baseline_usd=self._baseline(
+                int(usage.get("input_tokens") or 0), int(usage.get("output_tokens") or 0)
+            )
+            or 0.0,
+            user=call.user,
+            api_key=call.principal.name if call.principal.tenant else None,
+        )
+        ledger = self.llm.spend_ledger
+        try:
+            got = ledger.hold([Limit(run_scope(call.run_key))], 0.0, 0, ttl_s=60.0)
+            if isinstance(got, Refusal):  # a $0 hold passes even a blocked scope
+                logger.warning("cache hit of run %s not recorded: %s", call.run_key, got.reason)
+                return
+            ledger.settle(got, record)
+        except ACOError as err:  # the answer is free and ready: a ledger hiccup costs a count
+            logger.warning("cache hit of run %s not recorded: %s", call.run_key, err)
 
     def _store(self, call: RouterCall, msg: AIMessage) -> None:
-        if self.cache is not None and call.cache_key is not None:
-            self.cache.update(call.cache_key, self._cache_scope, [ChatGeneration(message=msg)])
+        if self.cache is None or call.cache_key is None:
+            return
+        why = full_quality(AcoCallInfo.from_message(msg))
+        if why is not None:
+            logger.info("answer of run %s not cached: %s", call.run_key, why)
+            return
+        self.cache.update(call.cache_key, self._cache_scope, [ChatGeneration(message=msg)])
 
     # The cache (SQLite, Redis) and the trace file are synchronous I/O: async request paths
     # run them on a worker thread, so one slow disk or Redis never stalls other requests.
-
-    async def acached(self, call: RouterCall) -> AIMessage | None:
-        """:meth:`cached` off the event loop."""
-        if self.cache is None or call.cache_key is None:
-            return None
-        return await asyncio.to_thread(self.cached, call)
 
     async def _astore(self, call: RouterCall, msg: AIMessage) -> None:
         if self.cache is not None and call.cache_key is not None:
@@ -334,14 +388,26 @@ class ServerState:
             return None
 
     def spend(self, principal: Principal) -> dict[str, Any]:
-        """The ledger's totals and savings (``aco spend --json``), the caller's key budget,
-        and this worker's cache hits."""
+        """The caller's spend and savings (``aco spend --json``'s fields over its own rows;
+        every row for an admin key or a keyless server), its key budget, and its cache hits
+        (ledger rows with outcome ``cache_hit``: the dashboard's count). Never the ledger's
+        URL.
+
+        Args:
+            principal: the caller.
+
+        Returns:
+            The ``/v1/spend`` body.
+        """
+        from aco_langchain.dashboard.data import call_rates
         from aco_langchain.spend.budgets import period
+        from aco_langchain.spend.ledger.base import summarize
 
         ledger = self.llm.spend_ledger
-        out: dict[str, Any] = ledger.summary().to_dict()
-        out["ledger"] = mask_url(ledger.url)
-        if principal is not ANONYMOUS:
+        rows = tenant_rows(ledger.records(), principal)
+        out: dict[str, Any] = summarize(rows).to_dict()
+        out["scope"] = "all keys" if principal.sees_all else f"key {principal.name}"
+        if principal.tenant:
             scope = f"key:{principal.name}@{period(self.config)}"
             used = ledger.usage(scope)
             out["key"] = {
@@ -351,9 +417,12 @@ class ServerState:
                 "held_usd": round(used.held_usd, 10),
                 "period": self.config.budgets.budget_duration,
             }
-        if self.cache is not None:
-            st = self.cache.stats()
-            out["cache"] = {"hits": st.hits, "misses": st.misses, "hit_rate": st.hit_rate}
+        rates = call_rates(rows)
+        out["cache"] = {
+            "hits": rates["cache_hits"],
+            "calls": rates["calls"],
+            "hit_rate": rates["cache_hit_rate"],
+        }
         return out
 
     def _trace(self, call: RouterCall, info: AcoCallInfo, i: int, o: int) -> None:
@@ -393,7 +462,7 @@ class ServerState:
             APIError: the call failed before anything was streamed.
         """
         writer = ChunkWriter(call.model, include_usage=include_usage)
-        hit = await self.acached(call)
+        hit = await self.cached(call)
         if hit is not None:
             aco = await self.afinish(call, hit)
             events = [writer.first(), *writer.replay(hit), *writer.end(aco)]
@@ -449,26 +518,32 @@ class ServerState:
                 await aclose()
 
 
-def _identity(kwargs: dict[str, Any], principal: Principal, user: str | None) -> None:
-    """The budgets a call counts against beside its run's: the caller's key and user."""
-    if principal is not ANONYMOUS:
-        kwargs["aco_api_key"] = principal.name
+def _identity(call: RouterCall, run_key: str | None, user: str | None) -> None:
+    """Who a call is for, in its caller's namespace: the run key (``<key>/<run>``), the user
+    (``<key>/<user>``) and the caller's key, i.e. every budget it counts against. A key can
+    neither spend nor read another key's runs and users, whatever ids it sends."""
+    principal = call.principal
+    call.run_key = principal.scoped(run_key or f"req-{uuid.uuid4().hex[:16]}")
+    call.kwargs["aco_run_id"] = call.run_key
+    if principal.tenant:
+        call.kwargs["aco_api_key"] = principal.name
     if user:
-        kwargs["aco_user"] = user
+        call.user = principal.scoped(user)
+        call.kwargs["aco_user"] = call.user
 
 
-def with_key_budgets(config: ACOConfig) -> ACOConfig:
-    """``config`` with each ``server.api_keys[].budget_usd`` as a ``budgets.keys`` entry (an
-    entry already in ``budgets.keys`` wins)."""
-    extra = {
-        k.name: k.budget_usd
-        for k in config.server.api_keys
-        if k.budget_usd is not None and k.name not in config.budgets.keys
-    }
-    if not extra:
-        return config
-    budgets = config.budgets.model_copy(update={"keys": {**config.budgets.keys, **extra}})
-    return config.model_copy(update={"budgets": budgets})
+def tenant_rows(rows: list[SpendRecord], principal: Principal) -> list[SpendRecord]:
+    """The spend rows ``principal`` may read: its key's, or all for an admin or the keyless
+    server's caller (pure).
+
+    Example:
+        ```python
+        tenant_rows(ledger.records(), Principal("team-a"))   # team-a's rows only
+        ```
+    """
+    if principal.sees_all:
+        return rows
+    return [r for r in rows if r.api_key == principal.name]
 
 
 async def _iterate(events: list[bytes]) -> AsyncIterator[bytes]:
@@ -476,4 +551,11 @@ async def _iterate(events: list[bytes]) -> AsyncIterator[bytes]:
         yield e
 
 
-__all__ = ["ROUTED_MODELS", "RouterCall", "ServerState", "with_key_budgets"]
+__all__ = [
+    "ROUTED_MODELS",
+    "RUN_HEADER",
+    "RouterCall",
+    "ServerState",
+    "tenant_rows",
+    "with_key_budgets",
+]

@@ -27,6 +27,7 @@ import time
 from dataclasses import dataclass
 
 from aco_langchain.config import ACOConfig
+from aco_langchain.errors import ACOError
 from aco_langchain.spend.ledger.base import Limit
 
 
@@ -77,4 +78,77 @@ def budget_limits(config: ACOConfig, who: CallIdentity, now: float | None = None
     return limits
 
 
-__all__ = ["CallIdentity", "budget_limits", "period", "run_scope"]
+#: The smallest output cap a per-call cost cap may lower a call to (``max_cost_usd``):
+#: below it an answer is rarely usable, so the call is refused instead.
+MIN_OUTPUT_TOKENS = 32
+
+
+def caps_within_cost(
+    config: ACOConfig, input_tokens: int, max_cost_usd: float, ceiling: int
+) -> list[int]:
+    """Output caps, largest first, at which some tier's call costs at most ``max_cost_usd``
+    (pure): for each tier, the largest cap (at most ``ceiling``, at least
+    :data:`MIN_OUTPUT_TOKENS`) whose input + output cost fits.
+
+    Args:
+        config: prices per tier.
+        input_tokens: the prompt's estimated tokens.
+        max_cost_usd: the call's cost cap.
+        ceiling: the cap the call would have had (no point going above it).
+
+    Returns:
+        Distinct caps, largest first (empty when no tier fits even at the minimum).
+
+    Example:
+        ```python
+        caps_within_cost(cfg, input_tokens=20, max_cost_usd=0.01, ceiling=256)   # [190, 40]
+        ```
+    """
+    from aco_langchain.config import TIER_NUMBERS
+    from aco_langchain.pricing import price_per_1k
+
+    caps: set[int] = set()
+    for n in TIER_NUMBERS:
+        try:
+            p_in, p_out = price_per_1k(config.tier(n))
+        except ACOError:  # a tier without a price cannot be shown to fit
+            continue
+        left = max_cost_usd - input_tokens * p_in / 1000.0
+        if left < 0:
+            continue
+        cap = ceiling if p_out <= 0 else min(ceiling, int(left * 1000.0 / p_out))
+        if cap >= MIN_OUTPUT_TOKENS:
+            caps.add(cap)
+    return sorted(caps, reverse=True)
+
+
+def with_key_budgets(config: ACOConfig) -> ACOConfig:
+    """``config`` with each ``server.api_keys[].budget_usd`` as a ``budgets.keys`` entry (an
+    entry already in ``budgets.keys`` wins): one view of key budgets for the server, the
+    dashboard and ``/v1/spend``.
+
+    Example:
+        ```python
+        with_key_budgets(cfg).budgets.keys     # {'team-a': 10.0, ...}
+        ```
+    """
+    extra = {
+        k.name: k.budget_usd
+        for k in config.server.api_keys
+        if k.budget_usd is not None and k.name not in config.budgets.keys
+    }
+    if not extra:
+        return config
+    budgets = config.budgets.model_copy(update={"keys": {**config.budgets.keys, **extra}})
+    return config.model_copy(update={"budgets": budgets})
+
+
+__all__ = [
+    "MIN_OUTPUT_TOKENS",
+    "CallIdentity",
+    "budget_limits",
+    "caps_within_cost",
+    "period",
+    "run_scope",
+    "with_key_budgets",
+]

@@ -235,18 +235,87 @@ def _decode(value: str) -> list[Generation]:
     return gens
 
 
-def mark_hit(generations: list[Generation]) -> list[Generation]:
-    """Say in each answer's ``aco`` metadata that it came from the cache and cost nothing."""
+def hit_record(made: AcoCallInfo, run_key: str | None) -> AcoCallInfo:
+    """The record of a cache hit of an answer whose record is ``made`` (pure).
+
+    It says ``cache_hit: true``, ``cost_usd: 0`` and ``cached_cost_usd`` (what the answer
+    cost when made), and carries ``run_key`` (the run it now serves; None when unknown).
+    Nothing that described the making call (its run and that run's spend, its tier calls,
+    failures, fallback, latency) is kept: no other run's identity or spend is disclosed.
+
+    Example:
+        ```python
+        hit_record(AcoCallInfo(tier=2, cost_usd=0.01, run_key="bob/r1"), "alice/r9").run_key
+        # 'alice/r9'
+        ```
+    """
+    return AcoCallInfo(
+        tier=made.tier,
+        model_id=made.model_id,
+        reason=made.reason,
+        cost_usd=0.0,
+        estimated_cost_usd=made.estimated_cost_usd,
+        routed_tier=made.routed_tier,
+        task_type=made.task_type,
+        difficulty=made.difficulty,
+        predicted_success=made.predicted_success,
+        confidence=made.confidence,
+        run_key=run_key,
+        cache_hit=True,
+        cached_cost_usd=made.cached_cost_usd if made.cache_hit else made.cost_usd,
+    )
+
+
+def mark_hit(generations: list[Generation], run_key: str | None = None) -> list[Generation]:
+    """Mark each stored answer as a cache hit (:func:`hit_record`), in place."""
     for g in generations:
         if isinstance(g, ChatGeneration) and isinstance(g.message, AIMessage):
-            rm = g.message.response_metadata
-            info = AcoCallInfo.from_message(g.message) or AcoCallInfo()
-            if not info.cache_hit:
-                info.cached_cost_usd = info.cost_usd
-            info.cache_hit, info.cost_usd, info.fallback_from = True, 0.0, None
-            info.failures = None
-            rm["aco"] = info.to_metadata()
+            made = AcoCallInfo.from_message(g.message) or AcoCallInfo()
+            g.message.response_metadata["aco"] = hit_record(made, run_key).to_metadata()
     return generations
+
+
+def as_hit_of(msg: AIMessage, run_key: str) -> AIMessage:
+    """A copy of a cached answer as the answer of the call it now serves: its record is
+    :func:`hit_record` with that call's ``run_key``.
+
+    Example:
+        ```python
+        hit = as_hit_of(stored, "team-a/run-9")
+        AcoCallInfo.from_message(hit).run_key      # 'team-a/run-9'
+        ```
+    """
+    copy = msg.model_copy(deep=True)
+    mark_hit([ChatGeneration(message=copy)], run_key)
+    return copy
+
+
+def full_quality(info: AcoCallInfo | None) -> str | None:
+    """Why an answer must not be cached (pure), or None when it may be.
+
+    Only answers of the tier the router decided on the request's own merits are stored: a
+    fallback or degraded answer (a tier failed) and a budget-forced one (a run's spent
+    budget pushed it down) would be served to callers with money left as if it were the
+    right answer.
+
+    Example:
+        ```python
+        full_quality(AcoCallInfo(tier=1, degraded_from=3))   # 'degraded from tier 3 ...'
+        ```
+    """
+    if info is None:
+        return "it carries no routing record"
+    if info.degraded_from:
+        return f"degraded from tier {info.degraded_from} to tier {info.tier}"
+    if info.fallback_from:
+        return f"a fallback from tier {info.fallback_from} to tier {info.tier}"
+    if info.cache_hit:
+        return "it is a cache hit already"
+    # The router's reason names its budget steps ("budget_exceeded ...: forced local",
+    # "budget remaining $x -> tier n"): the decision was the budget's, not the request's.
+    if "budget" in info.reason:
+        return "its tier was chosen by the run's remaining budget"
+    return None
 
 
 class ResponseCache(BaseCache):
@@ -298,13 +367,21 @@ class ResponseCache(BaseCache):
         return mark_hit(found) if found is not None else None
 
     def update(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
-        """Store a successful answer (LangChain calls this only after a success).
+        """Store a successful, full-quality answer (LangChain calls this only after a
+        success; a degraded, fallback or budget-forced answer is not stored:
+        :func:`full_quality`).
 
         Args:
             prompt: the serialized request.
             llm_string: the serialized model and call parameters.
             return_val: the answer's generations.
         """
+        for g in return_val:
+            if isinstance(g, ChatGeneration):
+                why = full_quality(AcoCallInfo.from_message(g.message))
+                if why is not None:
+                    logger.info("answer not cached: %s", why)
+                    return
         try:
             self.store.set(entry_key(prompt, llm_string), _encode(return_val), self.ttl_s)
         except Exception as err:  # noqa: BLE001
@@ -322,6 +399,28 @@ class ResponseCache(BaseCache):
         """Hits and misses of this object so far."""
         with self._lock:
             return CacheStats(hits=self._hits, misses=self._misses)
+
+
+#: URL schemes a cache may live at.
+CACHE_SCHEMES = ("sqlite:///", "redis://", "rediss://", "unix://")
+
+
+def cache_url_problem(url: str) -> str | None:
+    """What is wrong with a ``cache.url`` before anything is opened (pure), or None.
+
+    Example:
+        ```python
+        cache_url_problem("ftp://x")     # 'cache.url 'ftp://x': unknown scheme: use ...'
+        ```
+    """
+    if not url.startswith(CACHE_SCHEMES):
+        return (
+            f"cache.url {mask_url(url)!r}: unknown scheme: use sqlite:///path/to/cache.db "
+            "or redis://host:6379/0"
+        )
+    if url == "sqlite:///":
+        return f"cache.url {url!r} has no path: use sqlite:///path/to/cache.db"
+    return None
 
 
 def cache_from_url(url: str, *, ttl_s: float | None = None) -> ResponseCache:
@@ -342,26 +441,26 @@ def cache_from_url(url: str, *, ttl_s: float | None = None) -> ResponseCache:
         cache = cache_from_url("redis://127.0.0.1:6379/0", ttl_s=600)
         ```
     """
+    problem = cache_url_problem(url)
+    if problem:
+        raise ConfigError(problem)
     if url.startswith("sqlite:///"):
-        path = url[len("sqlite:///") :]
-        if not path:
-            raise ConfigError(f"cache.url {url!r} has no path: use sqlite:///path/to/cache.db")
-        return ResponseCache(SQLiteStore(path), ttl_s=ttl_s)
-    if url.startswith(("redis://", "rediss://", "unix://")):
-        return ResponseCache(RedisStore(url), ttl_s=ttl_s)
-    raise ConfigError(
-        f"cache.url {mask_url(url)!r}: unknown scheme: use sqlite:///path/to/cache.db "
-        "or redis://host:6379/0"
-    )
+        return ResponseCache(SQLiteStore(url[len("sqlite:///") :]), ttl_s=ttl_s)
+    return ResponseCache(RedisStore(url), ttl_s=ttl_s)
 
 
 __all__ = [
+    "CACHE_SCHEMES",
     "CacheStats",
     "CacheStore",
     "RedisStore",
     "ResponseCache",
     "SQLiteStore",
+    "as_hit_of",
     "cache_from_url",
+    "cache_url_problem",
+    "full_quality",
+    "hit_record",
     "entry_key",
     "mark_hit",
 ]

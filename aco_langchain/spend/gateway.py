@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aco_langchain.spend.ledger.base import (
+    MONEY_EPS,
     Hold,
     Limit,
     Refusal,
@@ -100,6 +101,24 @@ class Settlement:
     block: str | None = None
 
 
+def over_cap_blocks(record: SpendRecord, hold: Hold, cap: int) -> bool:
+    """Does usage over a hold's bounds block the call's budgets (pure)?
+
+    Only when it cost something beyond what was held or came from a provider that ignored
+    the output cap: a free tier's overage costs nothing, and an input-only overage whose cost
+    still fits the hold (a chat template the bound missed) is recorded (``over_cap``) without
+    stopping the run.
+
+    Example:
+        ```python
+        over_cap_blocks(SpendRecord("r", 0.0, 31, 24), hold, cap=64)    # False: free
+        ```
+    """
+    if record.cost_usd <= 0.0:
+        return False
+    return record.output_tokens > cap or record.cost_usd > hold.usd + MONEY_EPS
+
+
 def settlement(tab: Tab, tier: int, record: SpendRecord) -> Settlement | None:
     """Pure: the settlement of ``tier``'s answered call, or None when the tab holds no such tier.
 
@@ -124,12 +143,17 @@ def settlement(tab: Tab, tier: int, record: SpendRecord) -> Settlement | None:
     outcome = "escalated" if tab.escalating and record.outcome == "ok" else record.outcome
     if record.output_tokens > tab.cap or record.input_tokens > tab.in_bound:
         outcome = "over_cap"
-        block = (
+        what = (
             f"tier {tier} reported {record.input_tokens} input / {record.output_tokens} output "
-            f"tokens, over the {tab.in_bound} / {tab.cap} held (its provider ignores the output "
-            "cap?); reset the budget to go on"
+            f"tokens, over the {tab.in_bound} / {tab.cap} held"
         )
-        logger.warning("run %s: %s", tab.run_key, block)
+        if over_cap_blocks(record, hold, tab.cap):
+            block = f"{what} (its provider ignores the output cap?); reset the budget to go on"
+            logger.warning("run %s: %s", tab.run_key, block)
+        else:
+            logger.info(
+                "run %s: %s; recorded, not blocking (within what was held)", tab.run_key, what
+            )
     # The record is the caller's own, made for this settlement: filled in place (no copy).
     record.outcome = outcome
     record.latency_ms = round((time.perf_counter() - started) * 1000, 3)
@@ -250,4 +274,4 @@ class BudgetGateway:
         return await asyncio.to_thread(getattr(self.ledger, name), *args, **kwargs)
 
 
-__all__ = ["BudgetGateway", "Settlement", "Tab", "settlement"]
+__all__ = ["BudgetGateway", "Settlement", "Tab", "over_cap_blocks", "settlement"]

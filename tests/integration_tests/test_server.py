@@ -27,7 +27,7 @@ import yaml
 from langchain_openai import ChatOpenAI
 
 from aco_langchain.server.auth import hash_key
-from aco_langchain.spend.ledger import open_ledger
+from aco_langchain.spend.ledger import open_ledger, summarize
 from tests.fault_server import Fault, FaultServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -219,12 +219,12 @@ def test_forced_tier_and_run_key(client: openai.OpenAI, upstream: FaultServer) -
         extra_headers={"x-aco-run-id": "run-42"},
     )
     aco = _aco(resp)
-    assert aco["tier"] == 3 and aco["run_key"] == "run-42"
+    assert aco["tier"] == 3 and aco["run_key"] == "team-a/run-42"  # the key's namespace
     assert upstream.requests[before].body["model"] == "up-3"
     resp = client.chat.completions.create(
         model=MODEL_IDS[4], messages=[{"role": "user", "content": "hi"}], user="someone"
     )
-    assert _aco(resp)["tier"] == 4 and _aco(resp)["run_key"] == "someone"
+    assert _aco(resp)["tier"] == 4 and _aco(resp)["run_key"] == "team-a/someone"
     # Tier 4 costs more than the baseline? No: it *is* the baseline, so nothing is saved.
     assert _aco(resp)["saved_cost_usd"] == pytest.approx(0.0, abs=1e-9)
 
@@ -593,11 +593,13 @@ def test_spend_and_stats_count_cache_hits(server: Served, client: openai.OpenAI)
     spend = httpx.get(
         f"{server.url}/v1/spend", headers={"authorization": f"Bearer {KEY}"}, timeout=10
     ).json()
-    # The ledger's figures (aco spend --json): one row per answered call, never a cache hit.
+    # The ledger's figures (aco spend --json) over the key's own rows: one row per answered
+    # call and a $0 row per cache hit.
     ledger = open_ledger(f"sqlite:///{server.log.parent / 'ledger.db'}", shared=False)
     try:
-        assert spend["calls"] == ledger.summary().calls > 0
-        assert spend["total_usd"] == pytest.approx(ledger.summary().total_usd)
+        mine = summarize([r for r in ledger.records() if r.api_key == "team-a"])
+        assert spend["calls"] == mine.calls > 0
+        assert spend["total_usd"] == pytest.approx(mine.total_usd)
     finally:
         ledger.close()
     assert spend["savings_usd"] == pytest.approx(spend["baseline_usd"] - spend["total_usd"])
@@ -619,10 +621,17 @@ def test_spend_and_stats_count_cache_hits(server: Served, client: openai.OpenAI)
 
 
 def test_request_deadline_is_504(client: openai.OpenAI, upstream: FaultServer) -> None:
+    # A hanging tier with a stronger one after it gets a slice: the next tier answers in time.
+    upstream.push(Fault("hang", hang_s=8))
+    started = time.monotonic()
+    ok = client.chat.completions.create(model="tier-2", messages=[{"role": "user", "content": "?"}])
+    assert _aco(ok)["tier"] == 3 and _aco(ok)["fallback_from"] == 2
+    assert time.monotonic() - started < 3
+    # The top tier forced, hanging: nothing to fall back to, so the deadline ends it.
     upstream.push(Fault("hang", hang_s=8))
     started = time.monotonic()
     with pytest.raises(openai.APIStatusError) as err:
-        client.chat.completions.create(model="tier-2", messages=[{"role": "user", "content": "?"}])
+        client.chat.completions.create(model="tier-5", messages=[{"role": "user", "content": "?"}])
     assert err.value.status_code == 504
     assert err.value.code == "deadline_exceeded"
     assert "deadline of 2s" in err.value.message

@@ -153,10 +153,11 @@ def test_an_abandoned_stream_is_charged_its_worst_case() -> None:
 
 
 def test_user_and_tag_budgets_refuse_once_spent() -> None:
-    cfg = {"budgets": {"users": {"bob": 0.17}, "budget_duration": "month"}}
+    # Worst case at tier 4 ($1/$3 per 1K): input bound 58 ("hi" + template) + 50 out = $0.208.
+    cfg = {"budgets": {"users": {"bob": 0.215}, "budget_duration": "month"}}
     llm, ledger = _llm(_tiers(), {"max_output_tokens": 50}, cfg=cfg)
     first = llm.invoke("hi", force_tier=4, aco_user="bob")
-    assert first.response_metadata["aco"]["tier"] == 4  # worst case $0.16 fits $0.17
+    assert first.response_metadata["aco"]["tier"] == 4  # worst case $0.208 fits $0.215
     second = llm.invoke("hi", force_tier=4, aco_user="bob")  # a new run, same user
     meta = second.response_metadata["aco"]
     assert meta["tier"] != 4 and "user:bob@" in meta["failures"]["4"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import calendar
 import json
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -145,7 +146,7 @@ def test_collect_reads_a_real_sqlite_ledger(tmp_path: Path, monkeypatch: pytest.
 
 def test_standalone_server_serves_the_page_and_the_data():
     data = dashboard_data(rows())
-    srv = make_server("127.0.0.1", 0, lambda: data)
+    srv = make_server("127.0.0.1", 0, lambda tenant: data)
     serve_in_thread(srv)
     base = f"http://127.0.0.1:{srv.server_address[1]}"
     try:
@@ -172,8 +173,8 @@ def test_standalone_server_serves_the_page_and_the_data():
 
 
 def test_data_errors_reach_the_page_as_json_500():
-    def broken() -> dict:
-        raise RuntimeError("database is locked")
+    def broken(tenant: str | None) -> dict:
+        raise RuntimeError("database is locked at sqlite:////srv/secret/ledger.db")
 
     srv = make_server("127.0.0.1", 0, broken)
     serve_in_thread(srv)
@@ -181,7 +182,8 @@ def test_data_errors_reach_the_page_as_json_500():
         with pytest.raises(urllib.error.HTTPError) as err:
             urllib.request.urlopen(f"http://127.0.0.1:{srv.server_address[1]}/dashboard/data.json")
         assert err.value.code == 500
-        assert "database is locked" in json.loads(err.value.read())["error"]
+        error = json.loads(err.value.read())["error"]
+        assert "cannot read the ledger" in error and "/srv/secret" not in error
     finally:
         srv.shutdown()
         srv.server_close()
@@ -214,7 +216,16 @@ def test_aco_serve_mounts_the_dashboard(tmp_path: Path, monkeypatch: pytest.Monk
     cfg = config_from_dict(
         {
             "ledger": {"url": url},
-            "server": {"api_keys": [{"name": "ops", "sha256": digest}]},
+            "server": {
+                "api_keys": [
+                    {"name": "ops", "sha256": digest, "admin": True},
+                    {
+                        "name": "k-alpha",
+                        "sha256": hashlib.sha256(b"sk-alpha").hexdigest(),
+                        "budget_usd": 1.0,
+                    },
+                ]
+            },
         }
     )
     client = TestClient(create_app(cfg))
@@ -227,6 +238,88 @@ def test_aco_serve_mounts_the_dashboard(tmp_path: Path, monkeypatch: pytest.Monk
     got = client.get("/dashboard/data.json", headers={"Authorization": "Bearer sk-dash"})
     assert got.status_code == 200
     assert got.json()["totals"] == open_ledger(url).summary().to_dict()
+    assert "spend.db" not in got.text  # the ledger URL never leaves the server
+    # a tenant key sees its own rows, runs and budget only
+    mine = client.get("/dashboard/data.json", headers={"Authorization": "Bearer sk-alpha"})
+    assert mine.status_code == 200
+    assert mine.json()["totals"]["calls"] == 2
+    assert {r["key"] for r in mine.json()["runs"]} == {"run-a", "run-b"}
+    assert [(k["key"], k["budget_usd"]) for k in mine.json()["keys"]] == [("k-alpha", 1.0)]
+
+
+def test_standalone_dashboard_keeps_aco_serves_rules(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 19 item 8: `aco dashboard` had no loopback guard and data.json no auth."""
+    import hashlib
+
+    monkeypatch.delenv("ACO_LEDGER_URL")
+    from aco_langchain.server.auth import KeyRing
+
+    url = f"sqlite:///{tmp_path / 'spend.db'}"
+    _settle_all(open_ledger(url), rows())
+    cfg = config_from_dict(
+        {
+            "ledger": {"url": url},
+            "server": {
+                "api_keys": [
+                    {
+                        "name": "k-alpha",
+                        "sha256": hashlib.sha256(b"sk-alpha").hexdigest(),
+                        "budget_usd": 2.0,
+                    }
+                ]
+            },
+        }
+    )
+    keyed = make_server(
+        "127.0.0.1",
+        0,
+        lambda tenant: collect(cfg, tenant=tenant),
+        keys=KeyRing.from_config(cfg.server, env={}),
+    )
+    keyless = make_server("127.0.0.1", 0, lambda tenant: {"tenant": tenant})
+    for srv in (keyed, keyless):
+        serve_in_thread(srv)
+
+    def get(srv, headers: dict[str, str]) -> tuple[int, dict]:
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{srv.server_address[1]}/dashboard/data.json", headers=headers
+        )
+        try:
+            with urllib.request.urlopen(req) as res:
+                return res.status, json.loads(res.read())
+        except urllib.error.HTTPError as err:
+            return err.code, json.loads(err.read())
+
+    try:
+        assert get(keyed, {})[0] == 401
+        assert get(keyed, {"Authorization": "Bearer wrong"})[0] == 401
+        code, data = get(keyed, {"Authorization": "Bearer sk-alpha"})
+        assert code == 200 and data["totals"]["calls"] == 2  # its own rows only
+        # the key's budget from server.api_keys is shown (it was null before)
+        assert [(k["key"], k["budget_usd"]) for k in data["keys"]] == [("k-alpha", 2.0)]
+        assert get(keyless, {})[1] == {"tenant": None}
+        code, body = get(keyless, {"Host": "evil.example"})  # DNS rebinding
+        assert code == 403 and body["error"]["code"] == "host_not_allowed"
+    finally:
+        for srv in (keyed, keyless):
+            srv.shutdown()
+            srv.server_close()
+
+
+def test_aco_dashboard_refuses_a_public_host_without_keys(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from aco_langchain.cli import app
+
+    monkeypatch.delenv("ACO_SERVER_API_KEYS", raising=False)
+    url = f"sqlite:///{tmp_path / 'spend.db'}"
+    res = CliRunner().invoke(app, ["dashboard", "--ledger", url, "--host", "0.0.0.0"])
+    assert res.exit_code == 1
+    assert "refusing to serve 0.0.0.0 without API keys" in res.output
 
 
 def test_success_counts_only_runs_with_an_observed_outcome(tmp_path: Path) -> None:

@@ -29,7 +29,10 @@ def _llm(servers: dict[int, FaultServer], **routing) -> ACORouterChatModel:
             "models": models,
         }
     )
-    return ACORouterChatModel(config=cfg, router=RuleRouter(), retry_base_delay_s=0.01)
+    llm = ACORouterChatModel(config=cfg, router=RuleRouter(), retry_base_delay_s=0.01)
+    for n in servers:
+        llm.registry.model(n)  # build the clients first: these tests time faults, not setup
+    return llm
 
 
 @pytest.fixture
@@ -80,7 +83,8 @@ def test_stream_cut_midway_is_not_answered_twice(servers) -> None:
 
 async def test_async_fallback(servers) -> None:
     servers[1].push("close", "close", "close")
-    msg = await _llm(servers).ainvoke("hi", force_tier=1)
+    # 2 s: three closed connections and retries, then tier 2 (its client built in the call)
+    msg = await _llm(servers, max_latency_per_call_s=2.0).ainvoke("hi", force_tier=1)
     assert msg.response_metadata["aco"]["tier"] == 2
 
 

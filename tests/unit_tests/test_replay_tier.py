@@ -159,9 +159,9 @@ def test_the_bare_model_raises_a_miss_error(recording: Path) -> None:
 
 
 def test_budgets_hold_and_stop_on_replay_tiers(recording: Path) -> None:
-    # A big-model answer costs ~$0.0081 and holds ~$0.026 (prompt bytes + 16-token cap at
-    # its price): a $0.03 run budget takes one, not two.
-    cfg = _config(recording, max_cost_per_task=0.03, on_budget_exceeded="raise")
+    # A big-model answer costs ~$0.0081 and holds ~$0.041 (prompt bytes + chat template +
+    # 16-token cap at its price): a $0.045 run budget takes one, not two.
+    cfg = _config(recording, max_cost_per_task=0.045, on_budget_exceeded="raise")
     llm = ACORouterChatModel(config=cfg, ledger="memory://", max_tokens=16)
     run = {"configurable": {"aco_run_id": "budget-run", "force_tier": 5}}
     llm.invoke("Question number 1: what is 1 + 1?", config=run)

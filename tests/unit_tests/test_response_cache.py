@@ -154,3 +154,43 @@ def test_trace_counts_cache_hits(tmp_path: Path) -> None:
     report = compute_stats(sink.traces)
     assert report.model_calls == 2
     assert report.cache_hit_rate == 0.5
+
+
+def test_cache_hit_never_carries_another_runs_identity(tmp_path: Path) -> None:
+    """Issue 19 item 4: a hit repeated the making run's run_key and spend."""
+    llm, tier = _router(f"sqlite:///{tmp_path / 'c.db'}")
+    llm.invoke("Capital of Peru?", aco_run_id="bob-secret-run-77", force_tier=2)
+    hit = llm.invoke("Capital of Peru?", aco_run_id="alice-run", force_tier=2)
+    assert len(tier.calls) == 1
+    meta = hit.response_metadata["aco"]
+    assert meta["cache_hit"] is True and meta["cost_usd"] == 0.0
+    assert "bob-secret-run-77" not in str(meta)
+    assert "run_spent_usd" not in meta and not meta.get("calls")
+
+
+def test_cache_is_partitioned_by_api_key_and_user(tmp_path: Path) -> None:
+    llm, tier = _router(f"sqlite:///{tmp_path / 'c.db'}")
+    q = "Capital of Peru?"
+    llm.invoke(q, force_tier=2, aco_api_key="key-b")
+    llm.invoke(q, force_tier=2, aco_api_key="key-a")  # another key: its own entry
+    assert len(tier.calls) == 2
+    llm.invoke(q, force_tier=2, aco_api_key="key-a", aco_user="u1")
+    assert len(tier.calls) == 3
+    again = llm.invoke(q, force_tier=2, aco_api_key="key-a", aco_user="u1")
+    assert len(tier.calls) == 3 and again.response_metadata["aco"]["cache_hit"] is True
+
+
+def test_only_full_quality_answers_are_stored(tmp_path: Path) -> None:
+    """A fallback answer (the routed tier failed) and a budget-forced one are not cached."""
+    cache = ResponseCache(SQLiteStore(tmp_path / "c.db"))
+    for meta, stored in (
+        ({"tier": 3, "routed_tier": 3, "reason": "routed"}, True),
+        ({"tier": 4, "routed_tier": 3, "fallback_from": 3, "reason": "routed"}, False),
+        ({"tier": 1, "routed_tier": 3, "degraded_from": 3, "reason": "routed"}, False),
+        ({"tier": 1, "reason": "budget_exceeded ($5 >= $5): forced local"}, False),
+        ({"tier": 2, "reason": "budget remaining $0.01 -> tier 2"}, False),
+    ):
+        msg = AIMessage("Lima.", response_metadata={"aco": meta})
+        key = str(uuid.uuid4())
+        cache.update(key, "l", [ChatGeneration(message=msg)])
+        assert (cache.lookup(key, "l") is not None) is stored, meta

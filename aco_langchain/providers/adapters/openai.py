@@ -62,7 +62,7 @@ class OpenAIAdapter(ProviderAdapter):
         return self.chat_class()
 
     def build(self, spec: TierSpec, config: ACOConfig) -> BaseChatModel:
-        from aco_langchain.providers.transport import deadline_http_client
+        from aco_langchain.providers.transport import async_http_client, deadline_http_client
 
         base_url = spec.base_url
         if self.serves_local(spec):
@@ -83,6 +83,9 @@ class OpenAIAdapter(ProviderAdapter):
             "stream_usage": True,
             # Each request's timeout is a total deadline (a trickling server is cut).
             "http_client": deadline_http_client(timeout),
+            # Its own async client (connection pool), never langchain_openai's process-wide
+            # one: a pool is bound to the event loop that first used it (TierRegistry.model).
+            "http_async_client": async_http_client(timeout),
             **spec.kwargs,
         }
         return self.chat_class_for(spec)(**kwargs)

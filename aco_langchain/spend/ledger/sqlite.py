@@ -9,6 +9,7 @@ another process's write lock (up to the 30 s busy timeout) never blocks an event
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import logging
@@ -167,7 +168,10 @@ class SQLiteLedger(RecordsSummaryMixin):
             self.close()
             if not existed:
                 for suffix in ("", "-wal", "-shm", "-journal"):
-                    Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+                    # contextlib.suppress: under a path that is not a directory
+                    # (/etc/passwd/x.db) unlink raises NotADirectoryError, not "missing".
+                    with contextlib.suppress(OSError):
+                        Path(f"{self.path}{suffix}").unlink(missing_ok=True)
                 for d in created_dirs:
                     try:
                         d.rmdir()
