@@ -25,7 +25,7 @@ the calibrated point meets the target, its calibration into both replay configs.
 
 Usage::
 
-    python benchmarks/replay_routerbench.py [--seed 0] [--ship]
+    python benchmarks/replay_routerbench.py [--seed 0] [--ship] [--out F.json]
 """
 
 from __future__ import annotations
@@ -113,10 +113,10 @@ def sample_rows(test: list[dict[str, str]]) -> list[dict[str, str]]:
     return out
 
 
-def run(cmd: list[str]) -> str:
+def run(cmd: list[str], ok: tuple[int, ...] = (0,)) -> str:
     print("$", " ".join(str(c) for c in cmd), flush=True)
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
-    if done.returncode != 0:
+    if done.returncode not in ok:
         sys.exit(f"failed ({done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
     return done.stdout
 
@@ -146,10 +146,43 @@ def replay(tmp: Path, config: dict, name: str) -> dict:
     return json.loads(out)
 
 
+def diagnose(tmp: Path, seed: int) -> list[dict]:
+    """What limits the calibrated point: the setting ``aco calibrate``'s rule picks on the
+    same calibration part with its one-sided 95% bound (z 1.645), a looser one (1.0) and
+    the point estimate (0), each then simulated on the held-out prompts. Reported only;
+    nothing here feeds a choice."""
+    from aco_langchain.cli.router_cmds import load_data
+    from aco_langchain.config import load_config
+    from aco_langchain.routing.bundle import load_bundle
+    from aco_langchain.routing.training import calibrate as cb
+
+    bundle = load_bundle(str(tmp / "bundle"))
+    train = load_data([str(tmp / "train.csv")], False)
+    p_train = cb.predictions(bundle, train)
+    p_held = cb.predictions(bundle, load_data([str(tmp / "heldout.csv")], False))
+    part = p_train.rows(cb.split(train.tasks, cb.HELDOUT_SHARE, seed)[0])
+    current = cb.Setting.from_config(load_config(str(CONFIG)), p_train.points)
+    out, z0 = [], cb.Z_LOWER
+    try:
+        for z in (z0, 1.0, 0.0):
+            cb.Z_LOWER = z  # the rule's only knob; restored below
+            s, _ = cb.pick_setting(part, current, TARGET)
+            m_part, m_held = cb.measure(part, s, TARGET), cb.measure(p_held, s, TARGET)
+            out.append({
+                "z": z,
+                "calibration_part": [round(m_part.quality_share, 4), round(m_part.cost_share, 4)],
+                "heldout_simulated": [round(m_held.quality_share, 4), round(m_held.cost_share, 4)],
+            })  # fmt: skip
+    finally:
+        cb.Z_LOWER = z0
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--ship", action="store_true", help="write the package's sample and bundle")
+    ap.add_argument("--out", type=Path, default=RESULTS, help="the JSON written")
     args = ap.parse_args()
     cfg = yaml.safe_load(CONFIG.read_text())
     models = _models(cfg)
@@ -165,36 +198,24 @@ def main() -> None:
              "--out", str(bundle), "--seed", str(args.seed), "--json"])  # fmt: skip
         train_s = time.perf_counter() - t0
         t0 = time.perf_counter()
+        # exit 1 with "refused": the guard rail kept the current setting (nothing written)
         cal = json.loads(
-            run(
-                [
-                    *ACO,
-                    "calibrate",
-                    "--data",
-                    str(tmp / "train.csv"),
-                    "--bundle",
-                    str(bundle),
-                    "--target",
-                    str(TARGET),
-                    "--config",
-                    str(CONFIG),
-                    "--seed",
-                    str(args.seed),
-                    "--write-config",
-                    str(tmp / "calibrated.yaml"),
-                    "--json",
-                ]
-            )  # fmt: skip
-        )
+            run([*ACO, "calibrate", "--data", str(tmp / "train.csv"), "--bundle", str(bundle),
+                 "--target", str(TARGET), "--config", str(CONFIG), "--seed", str(args.seed),
+                 "--write-config", str(tmp / "calibrated.yaml"), "--json"], ok=(0, 1))
+        )  # fmt: skip
         cal_s = time.perf_counter() - t0
         t0 = time.perf_counter()
-        calibrated = yaml.safe_load((tmp / "calibrated.yaml").read_text())
+        current = dict(cfg, router_model_path=str(bundle))
+        written = (tmp / "calibrated.yaml").is_file() and not cal["refused"]
+        calibrated = yaml.safe_load((tmp / "calibrated.yaml").read_text()) if written else current
         points = [replay(tmp, calibrated, "calibrated")]
         for target in TARGETS:
             routing = dict(cfg.get("routing") or {}, quality_target=target)
-            run_cfg = dict(cfg, router_model_path=str(bundle), routing=routing)
+            run_cfg = dict(current, routing=routing)
             points.append(replay(tmp, run_cfg, f"uncalibrated_{target}"))
         replay_s = time.perf_counter() - t0
+        diagnosis = diagnose(tmp, args.seed)
         head = _point(points[0], points[0]["top_tier"])
         met = bool(
             BAND[0] <= head["accuracy_rel_top"] <= BAND[1] and head["cost_rel_top"] <= COST_MAX
@@ -204,7 +225,7 @@ def main() -> None:
             write_csv(sample_rows(test), models, SAMPLE_DIR / "routerbench_sample.csv")
             shutil.rmtree(SAMPLE_DIR / "router_bundle", ignore_errors=True)
             shutil.copytree(bundle, SAMPLE_DIR / "router_bundle")
-            if met:
+            if met and written:
                 updates = {
                     "routing": {k: calibrated["routing"][k]
                                 for k in ("safety_threshold", "downgrade_threshold")},
@@ -232,8 +253,14 @@ def main() -> None:
             "n_calibration": cal["n_calibration"],
             "training_check_split": cal["heldout"],
             "met_on_calibration_split": cal["met_on_calibration_split"],
+            "refused": cal["refused"],
         },
         "operating_points": ops,
+        "diagnosis": {
+            "what": "setting picked on the calibration part by the lower bound at z, then "
+            "simulated on the held-out prompts: [quality_share, cost_share] (report only)",
+            "points": diagnosis,
+        },
         "top_tier": top,
         "oracle": rep["oracle"],
         "singles": rep["tiers"],
@@ -249,8 +276,8 @@ def main() -> None:
             "replay": round(replay_s, 1),
         },
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(
         f"held-out n={rep['n']}, top tier {top['model']}: accuracy {top['accuracy']:.3f}, "
         f"${top['cost_usd_mean']:.6f} per prompt; oracle {rep['oracle']['accuracy']:.3f}"
@@ -260,6 +287,7 @@ def main() -> None:
         f"calibrated on {cal['n_calibration']} training prompts: knob {ch['lam']:.4g} "
         f"(mix {ch['mix']} -> {ch['lam_next']}), safety {ch['safety_threshold']}, "
         f"downgrade {ch['downgrade_threshold']}"
+        + (" [refused by the guard rail: the current setting runs]" if cal["refused"] else "")
     )
     for o in ops:
         print(
@@ -267,8 +295,11 @@ def main() -> None:
             f"{o['accuracy_rel_top']:.1%} of the top tier's at {o['cost_rel_top']:.1%} of its "
             f"cost; ledger ${o['ledger_total_usd']:.6f} = sum ${o['cost_usd_total']:.6f}"
         )
+    for d in diagnosis:
+        q, c = d["heldout_simulated"]
+        print(f"  (diagnosis) rule at z={d['z']}: held-out simulated {q:.1%} at {c:.1%}")
     print(f"target (93-97% at <= 25%, calibrated to 0.95) met: {met}")
-    print(f"wrote {RESULTS.relative_to(ROOT)}")
+    print(f"wrote {args.out}")
 
 
 def _point(r: dict, top: dict) -> dict:
