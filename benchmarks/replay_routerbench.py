@@ -128,7 +128,7 @@ def with_calibration(text: str, updates: dict) -> str:
         text = re.sub(rf"(?m)^  {key}: .*\n", "", text)
     lines = "".join(f"  {k}: {v}\n" for k, v in routing.items())
     text = text.replace("routing:\n", "routing:\n" + lines, 1)
-    text = re.sub(r"(?ms)^# aco calibrate.*?^learning:\n(  .*\n)*", "", text)
+    text = re.sub(r"(?m)^# aco calibrate --target.*\nlearning:\n(?:  .*\n)*", "", text)
     cal = updates["learning"]["calibration"]
     block = (
         "# aco calibrate --target 0.95 on the bundle's training prompts (replay_routerbench.py)\n"
