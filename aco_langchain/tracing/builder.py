@@ -340,6 +340,10 @@ class TraceBuilder:
             routed = info.routed_tier or (info.tier if "tier" in info.model_fields_set else None)
             if routed in (1, 2, 3, 4, 5):
                 t.predicted_tier = int(routed)
+            if info.run_key:
+                # The ledger's own key for this run (``configurable.aco_run_id`` never reaches
+                # callback metadata): outcomes written for the trace must join the ledger.
+                t.run_key = str(info.run_key)
         fb = rec["fallback_from"]
         recorder.record_model_call(
             model_id=rec["model_id"],
