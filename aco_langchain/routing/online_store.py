@@ -23,6 +23,7 @@ Usage::
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import threading
 from collections.abc import Iterable, Mapping
@@ -207,7 +208,9 @@ class SqliteLearning(_Sql):
 
     async def _arun(self, sql: str, params: tuple[Any, ...] = ()) -> None:
         if self.path == ":memory:":
-            self._run(sql, params)  # in-process: no I/O to wait for
+            # One shared in-process connection (no file to open asynchronously): its lock may
+            # be held by another thread, so the statement runs off the loop.
+            await asyncio.to_thread(self._run, sql, params)
             return
         import aiosqlite
 
