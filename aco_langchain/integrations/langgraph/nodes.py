@@ -28,6 +28,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -71,7 +72,7 @@ from aco_langchain.agent.engine import (
 )
 from aco_langchain.agent.policy import AgentPolicy, RunSettings, run_settings, takes_tools
 from aco_langchain.integrations.tool_calls import ToolCallRecorder
-from aco_langchain.tracing.names import EVENT_STOP, EVENT_VERDICT, VERIFIER_TAG
+from aco_langchain.tracing.names import EVENT_STOP, EVENT_TOOL, EVENT_VERDICT, VERIFIER_TAG
 
 if TYPE_CHECKING:
     from aco_langchain.chat.model import ACORouterChatModel
@@ -343,6 +344,9 @@ class ACOAgentNodes:
         )
         if gate.approval is not None:
             gate = apply_approval(gate, interrupt(gate.approval), policy, view.steps)
+        for event in gate.events:  # declined calls never run: the trace learns of them here
+            with contextlib.suppress(RuntimeError):
+                dispatch_custom_event(EVENT_TOOL, dict(event), config=config)
         return {"messages": gate.messages, "aco_events": gate.events}
 
     # ------------------------------------------------------------------ verification
