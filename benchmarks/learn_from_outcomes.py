@@ -76,6 +76,10 @@ def main() -> None:
     ap.add_argument("--window", type=int, default=250)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--target", type=float, default=0.95, help="routing.quality_target")
+    ap.add_argument(
+        "--prior-strength", type=float, default=None, help="learning.prior_strength (default)"
+    )
+    ap.add_argument("--out", default="learn_from_outcomes", help="results file stem")
     args = ap.parse_args()
     rng = random.Random(args.seed)
     sets = {t: load_outcomes([DATA / f"{t}_train.csv"]) for t in ("arc_challenge", "winograde")}
@@ -102,6 +106,8 @@ def main() -> None:
         else:
             stream.append(rng.randrange(n_general))
     settings = ACOConfig().learning
+    if args.prior_strength is not None:
+        settings = settings.model_copy(update={"prior_strength": args.prior_strength})
     coin = random.Random(args.seed + 1)
     with tempfile.TemporaryDirectory() as tmp:
         store = open_learning(url=f"sqlite:///{tmp}/ledger.db")
@@ -187,7 +193,7 @@ def main() -> None:
     cp = out["code_phase"]
     out["target_met"] = bool(cp["gap_closed"] >= 0.5 and cp["accuracy_change_points"] >= -1.0)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "learn_from_outcomes.json").write_text(json.dumps(out, indent=2, default=float))
+    (RESULTS / f"{args.out}.json").write_text(json.dumps(out, indent=2, default=float))
     for name in ("general_phase", "code_phase", "code_phase_second_half"):
         ph = out[name]
         print(
@@ -198,7 +204,7 @@ def main() -> None:
             f"{ph['accuracy_change_points']:+.1f} pt"
         )
     print(f"target (>= 50% of the gap at <= 1 pt loss, code phase): {out['target_met']}")
-    _plot(windows, RESULTS / "learn_from_outcomes.png")
+    _plot(windows, RESULTS / f"{args.out}.png")
 
 
 def _plot(windows: list[dict], path: Path) -> None:

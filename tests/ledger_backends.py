@@ -52,7 +52,7 @@ def drop_pg(prefix: str) -> None:
     with psycopg.connect(PG_URL, autocommit=True) as conn:
         conn.execute(
             f"DROP TABLE IF EXISTS {prefix}budgets, {prefix}holds, {prefix}spend, "
-            f"{prefix}schema_version"
+            f"{prefix}schema_version, {prefix}outcomes, {prefix}learn, {prefix}learn_routes"
         )
 
 

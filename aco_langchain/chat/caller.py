@@ -39,8 +39,10 @@ from aco_langchain.chat.fallback import (
 from aco_langchain.chat.ops import (
     CallOp,
     HoldOp,
+    NoteOp,
     Op,
     ReleaseOp,
+    RunNotes,
     SettleOp,
     SleepOp,
     SpentOp,
@@ -99,6 +101,8 @@ class TierCaller:
         health: the tiers' fault counts and cooldowns (shared by the model's calls).
         retries: retries per tier for retryable faults.
         base_delay_s: the first retry's backoff.
+        notes: online learning's run notes (``learning.online``); None: nothing is noted
+            and no op is yielded for it.
     """
 
     def __init__(
@@ -110,6 +114,7 @@ class TierCaller:
         *,
         retries: int,
         base_delay_s: float,
+        notes: RunNotes | None = None,
     ) -> None:
         self.config = config
         self.registry = registry
@@ -117,6 +122,7 @@ class TierCaller:
         self.health = health
         self.retries = retries
         self.base_delay_s = base_delay_s
+        self.notes = notes
         self._caps: dict[tuple[int, int, int], dict[str, Any]] = {}
 
     # -- the flows ------------------------------------------------------------------------
@@ -186,6 +192,8 @@ class TierCaller:
             message = merge_chunks(out.chunks)
             call = yield from self._settle(plan, tab, tier, message, run.failures)
             spent = yield SpentOp(plan.run_key)
+            if self.notes is not None:
+                yield from self._note(plan, call.tier)
             return self.reporter.final_chunk(plan, message, call, run_spent_usd=spent)
         err = yield from self._exhausted(plan, run)
         raise err from run.last
@@ -410,6 +418,8 @@ class TierCaller:
         escalation_skipped: str | None = None,
     ) -> Generator[Op, Any, ChatResult]:
         spent = yield SpentOp(plan.run_key)
+        if self.notes is not None:
+            yield from self._note(plan, final.tier)
         return self.reporter.decorate(
             result,
             plan,
@@ -419,6 +429,12 @@ class TierCaller:
             run_spent_usd=spent,
             escalation_skipped=escalation_skipped,
         )
+
+    def _note(self, plan: CallPlan, tier: int) -> Generator[Op, Any, None]:
+        """Note the run's cluster and answering tier (online learning is on)."""
+        cluster = self.reporter.cluster(plan)
+        if cluster is not None and self.notes is not None:
+            yield NoteOp(self.notes, plan.run_key, cluster, tier)
 
 
 __all__ = ["BUDGET_SKIP", "TierCaller"]

@@ -18,6 +18,7 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncGenerator, Callable, Generator, Iterator
 from typing import Any, TypeVar
@@ -30,6 +31,7 @@ from aco_langchain.chat.fallback import stream_deadline_error
 from aco_langchain.chat.ops import (
     CallOp,
     HoldOp,
+    NoteOp,
     Op,
     ReleaseOp,
     SettleOp,
@@ -37,11 +39,19 @@ from aco_langchain.chat.ops import (
     SpentOp,
     StreamOp,
 )
+from aco_langchain.errors import LedgerError
 from aco_langchain.spend.gateway import BudgetGateway
+
+logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 #: The op that ends a call, given whether a stream handed out part of an answer.
 Closing = Callable[[bool], Op | None]
+
+
+def _note_failed(op: NoteOp, err: LedgerError) -> None:
+    # Learning is optional: the answer stands, the run just teaches nothing.
+    logger.warning("online learning: run %s not noted (%s)", op.run_key, err)
 
 
 class SyncDriver:
@@ -86,6 +96,12 @@ class SyncDriver:
             return self.gateway.release(op.tab)
         if isinstance(op, SleepOp):
             time.sleep(op.seconds)
+            return None
+        if isinstance(op, NoteOp):
+            try:
+                op.notes.note(op.run_key, op.cluster, op.tier)
+            except LedgerError as err:
+                _note_failed(op, err)
             return None
         raise TypeError(f"op {type(op).__name__} cannot be performed here")
 
@@ -196,6 +212,12 @@ class AsyncDriver:
             return await self.gateway.arelease(op.tab)
         if isinstance(op, SleepOp):
             await asyncio.sleep(op.seconds)
+            return None
+        if isinstance(op, NoteOp):
+            try:
+                await op.notes.anote(op.run_key, op.cluster, op.tier)
+            except LedgerError as err:
+                _note_failed(op, err)
             return None
         raise TypeError(f"op {type(op).__name__} cannot be performed here")
 

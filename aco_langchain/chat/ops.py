@@ -13,7 +13,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from langchain_core.language_models import BaseChatModel
 
@@ -94,14 +94,40 @@ class StreamOp:
     delivered: Delivered
 
 
+class RunNotes(Protocol):
+    """Where online learning remembers which cluster and tier answered a run
+    (``routing.online_store``'s stores fit)."""
+
+    def note(self, run_key: str, cluster: str, tier: int) -> None:
+        """Remember it (blocking I/O)."""
+        ...
+
+    async def anote(self, run_key: str, cluster: str, tier: int) -> None:
+        """Remember it (native async I/O)."""
+        ...
+
+
+@dataclass(slots=True)
+class NoteOp:
+    """Note that ``tier`` answered ``run_key`` on prompt cluster ``cluster`` (online
+    learning: a later observed outcome of the run updates that posterior) → None."""
+
+    notes: RunNotes
+    run_key: str
+    cluster: str
+    tier: int
+
+
 #: Every op a flow may yield.
-Op = HoldOp | SettleOp | ReleaseOp | SpentOp | SleepOp | CallOp | StreamOp
+Op = HoldOp | SettleOp | ReleaseOp | SpentOp | SleepOp | CallOp | StreamOp | NoteOp
 
 __all__ = [
     "CallOp",
     "HoldOp",
+    "NoteOp",
     "Op",
     "ReleaseOp",
+    "RunNotes",
     "SettleOp",
     "SleepOp",
     "SpentOp",

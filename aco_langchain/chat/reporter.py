@@ -34,6 +34,7 @@ from aco_langchain.errors import ConfigError, DegradedAnswerWarning
 from aco_langchain.pricing import estimate_tokens, usage_tokens
 from aco_langchain.providers.tiers import TierRegistry
 from aco_langchain.routing import RouteDecision
+from aco_langchain.routing.online import cluster_key
 from aco_langchain.spend.ledger.base import SpendRecord
 
 logger = logging.getLogger(__name__)
@@ -150,6 +151,16 @@ class Reporter:
             input_tokens=i,
             output_tokens=o,
         )
+
+    @staticmethod
+    def cluster(plan: CallPlan) -> str | None:
+        """The prompt cluster online learning pools this call's outcome in (the routed
+        decision's task type and difficulty, as ``response_metadata["aco"]`` says them);
+        None for a forced tier, which no router assessed."""
+        d = plan.decision
+        if d.forced or d.difficulty is None or not d.task_type:
+            return None
+        return cluster_key(d.task_type, d.difficulty)
 
     def record(
         self,

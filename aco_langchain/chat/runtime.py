@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +21,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
 
 from aco_langchain.chat.caller import TierCaller
+from aco_langchain.chat.ops import RunNotes
 from aco_langchain.chat.planner import Planner, PlannerSettings
 from aco_langchain.chat.reporter import Reporter
 from aco_langchain.config import ACOConfig
@@ -30,6 +32,8 @@ from aco_langchain.routing import Router
 from aco_langchain.routing import get_router as _default_router
 from aco_langchain.spend.gateway import BudgetGateway
 from aco_langchain.spend.ledger import SpendLedger, open_ledger
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -98,6 +102,7 @@ def build_runtime(config: ACOConfig, settings: RuntimeSettings) -> Runtime:
             health,
             retries=settings.retries,
             base_delay_s=settings.retry_base_delay_s,
+            notes=run_notes(router, config),
         ),
         identifying={
             "model_name": settings.model_name,
@@ -106,6 +111,24 @@ def build_runtime(config: ACOConfig, settings: RuntimeSettings) -> Runtime:
             "cascade": settings.cascade,
         },
     )
+
+
+def run_notes(router: Any, config: ACOConfig) -> RunNotes | None:
+    """Where online learning notes each routed call's cluster and tier: the store the online
+    router reads (else the config's ledger database); None when ``learning.online`` is off
+    (then calls pay nothing for it) or the store cannot be opened (said once, here)."""
+    if not config.learning.online:
+        return None
+    store = getattr(router, "store", None)
+    if hasattr(store, "note") and hasattr(store, "anote"):
+        return store  # type: ignore[no-any-return]
+    from aco_langchain.routing.online_store import open_learning
+
+    try:
+        return open_learning(config)
+    except LedgerError as err:
+        logger.warning("online learning: calls are not noted (%s)", err)
+        return None
 
 
 def unavailable(rt: Runtime, messages: Sequence[BaseMessage]) -> dict[int, str]:
@@ -130,4 +153,11 @@ def ledger_of(value: Any, config: ACOConfig) -> SpendLedger:
     return value
 
 
-__all__ = ["Runtime", "RuntimeSettings", "build_runtime", "ledger_of", "unavailable"]
+__all__ = [
+    "Runtime",
+    "RuntimeSettings",
+    "build_runtime",
+    "ledger_of",
+    "run_notes",
+    "unavailable",
+]

@@ -13,7 +13,9 @@ Two formats (detected from the extension):
        "latency_s": 0.8}
 
   (``messages`` — a list of ``{"role", "content"}`` — instead of ``prompt`` for a chat;
-  ``latency_s`` and ``score`` optional). ``aco collect`` writes this format.
+  ``latency_s`` and ``score`` optional). ``aco collect`` writes this format; each line is
+  parsed by ``datasets.ReplayRow`` (the one parser ``aco train`` uses too), and a replay tier
+  also requires the answer's ``response``, tokens and cost.
 
 The key of a prompt is ``normalize_prompt`` of its last user message (case, runs of spaces
 and blank lines do not matter). A recording is read on its first lookup, once per process
@@ -35,13 +37,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import ValidationError
 
 from aco_langchain.errors import DataError
 from aco_langchain.routing.features import normalize_prompt
 from aco_langchain.routing.training.datasets import (
+    ReplayRow,
     _clean_prompt,
     _outcome_value,
     _read_csv,
@@ -101,32 +104,20 @@ def prompt_key(text: str) -> str:
     return normalize_prompt(text)
 
 
-class _Message(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    role: Literal["system", "user", "human", "assistant", "ai", "tool"]
-    content: str
+#: What a replay tier answers with: a row without them cannot be replayed.
+_ANSWER_FIELDS = ("response", "input_tokens", "output_tokens", "cost_usd")
 
 
-class _Line(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    id: str | int
-    prompt: str | None = None
-    messages: list[_Message] | None = None
-    model: str = Field(..., min_length=1)
-    response: str
-    input_tokens: int = Field(..., ge=0)
-    output_tokens: int = Field(..., ge=0)
-    cost_usd: float = Field(..., ge=0.0)
-    score: float | None = Field(None, ge=0.0, le=1.0)
-    latency_s: float | None = Field(None, ge=0.0)
-
-    @model_validator(mode="after")
-    def _one_prompt(self) -> _Line:
-        if (self.prompt is None) == (self.messages is None):
-            raise ValueError('give exactly one of "prompt" and "messages"')
-        if self.messages is not None and not self.messages:
-            raise ValueError('"messages" is empty')
-        return self
+def _answer_problem(row: ReplayRow) -> tuple[str, str] | None:
+    """(field, what is wrong) when a replay row cannot answer as a replay tier."""
+    if (row.prompt is None) == (row.messages is None):
+        return "prompt", 'give exactly one of "prompt" and "messages"'
+    if row.messages is not None and not row.messages:
+        return "messages", '"messages" is empty'
+    for name in _ANSWER_FIELDS:
+        if name not in row.model_fields_set or getattr(row, name) is None:
+            return name, "Field required (a replay tier answers with the recorded value)"
+    return None
 
 
 class Recording:
@@ -299,16 +290,15 @@ def load_replay_jsonl(path: Path) -> list[RecordedPrompt]:
             if not line.strip():
                 continue
             try:
-                rec = _Line.model_validate_json(line)
+                rec = ReplayRow.model_validate_json(line)
             except ValidationError as err:
                 first = err.errors()[0]
                 loc = ".".join(str(p) for p in first["loc"]) or "line"
                 raise DataError(f"{path}:{lineno}: field {loc!r}: {first['msg']}") from None
-            messages: list[tuple[str, str]] = (
-                [("user", rec.prompt)]
-                if rec.prompt is not None
-                else [(str(m.role), m.content) for m in rec.messages or []]
-            )
+            problem = _answer_problem(rec)
+            if problem is not None:
+                raise DataError(f"{path}:{lineno}: field {problem[0]!r}: {problem[1]}")
+            messages = rec.chat()
             rp = RecordedPrompt(
                 id=str(rec.id), key=prompt_key(last_user_text(messages)), messages=messages
             )
@@ -316,9 +306,9 @@ def load_replay_jsonl(path: Path) -> list[RecordedPrompt]:
                 id=str(rec.id),
                 model=rec.model,
                 response=rec.response,
-                input_tokens=rec.input_tokens,
-                output_tokens=rec.output_tokens,
-                cost_usd=rec.cost_usd,
+                input_tokens=int(rec.input_tokens or 0),
+                output_tokens=int(rec.output_tokens or 0),
+                cost_usd=float(rec.cost_usd or 0.0),
                 score=rec.score,
                 latency_s=rec.latency_s,
                 source=str(path),

@@ -58,6 +58,18 @@ class Posterior:
         return self.successes + self.failures
 
 
+def cluster_key(task_type: str, difficulty: int | None) -> str:
+    """The cluster name of a task type and difficulty (the one spelling every writer and
+    reader of posteriors shares).
+
+    Example:
+        ```python
+        cluster_key("coding", 3)   # 'coding:d3'
+        ```
+    """
+    return f"{task_type}:d{difficulty or 0}"
+
+
 def cluster_of(assessment: Assessment) -> str:
     """The prompt cluster outcomes pool in: the task type and the bundle's difficulty.
 
@@ -66,7 +78,7 @@ def cluster_of(assessment: Assessment) -> str:
         cluster_of(assessment)   # 'coding:d3'
         ```
     """
-    return f"{assessment.task_type}:d{assessment.difficulty}"
+    return cluster_key(assessment.task_type, assessment.difficulty)
 
 
 def blend(p_bundle: float, post: Posterior | None, strength: float) -> float:

@@ -16,12 +16,14 @@ Usage::
     store.observe("coding:d3", 2, 1.0)               # tier 2 answered a coding prompt well
     store.observe_message(ai_message, 1.0)           # an answer judged good, directly
     store.note_message(ai_message)                   # or: remember the run's cluster/tier
+    await store.anote("run-7", "coding:d3", 2)       # the same, native async (async calls)
     store.sync(outcome_store)                        # apply observed outcomes once
     store.posteriors("coding:d3")                    # {2: Posterior(successes=1.0, ...)}
 """
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import threading
 from collections.abc import Iterable, Mapping
@@ -29,7 +31,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from aco_langchain.errors import LedgerError
-from aco_langchain.routing.online import Posterior
+from aco_langchain.routing.online import Posterior, cluster_key
 
 if TYPE_CHECKING:
     from aco_langchain.config import ACOConfig
@@ -67,6 +69,9 @@ class _Sql:
     prefix = ""
 
     def _run(self, sql: str, params: tuple[Any, ...] = (), fetch: bool = False) -> list[Any]:
+        raise NotImplementedError
+
+    async def _arun(self, sql: str, params: tuple[Any, ...] = ()) -> None:
         raise NotImplementedError
 
     def _schema(self) -> list[str]:
@@ -109,22 +114,28 @@ class _Sql:
         )
         return [Row(str(c), int(t), float(s), float(f)) for c, t, s, f in rows]
 
-    def note(self, run_key: str, cluster: str, tier: int) -> None:
-        """Remember which cluster and tier answered ``run_key`` (the last call wins)."""
+    def _note_sql(self) -> str:
         q = self.ph
-        self._run(
+        return (
             f"INSERT INTO {self.prefix}learn_routes (run_key, cluster, tier) VALUES ({q}, {q}, "
             f"{q}) ON CONFLICT (run_key) DO UPDATE SET cluster = excluded.cluster, tier = "
-            "excluded.tier",
-            (run_key, cluster, int(tier)),
+            "excluded.tier"
         )
+
+    def note(self, run_key: str, cluster: str, tier: int) -> None:
+        """Remember which cluster and tier answered ``run_key`` (the last call wins)."""
+        self._run(self._note_sql(), (run_key, cluster, int(tier)))
+
+    async def anote(self, run_key: str, cluster: str, tier: int) -> None:
+        """Async :meth:`note` (native async I/O: nothing blocks the event loop)."""
+        await self._arun(self._note_sql(), (run_key, cluster, int(tier)))
 
     def note_message(self, message: Any) -> bool:
         """``note`` from an answer's ``response_metadata["aco"]``; False without one."""
         aco = (getattr(message, "response_metadata", None) or {}).get("aco") or {}
         if not aco.get("run_key") or aco.get("tier") is None or not aco.get("task_type"):
             return False
-        cluster = f"{aco['task_type']}:d{aco.get('difficulty') or 0}"
+        cluster = cluster_key(str(aco["task_type"]), aco.get("difficulty"))
         self.note(str(aco["run_key"]), cluster, int(aco["tier"]))
         return True
 
@@ -134,7 +145,9 @@ class _Sql:
         aco = (getattr(message, "response_metadata", None) or {}).get("aco") or {}
         if aco.get("tier") is None or not aco.get("task_type"):
             return False
-        self.observe(f"{aco['task_type']}:d{aco.get('difficulty') or 0}", int(aco["tier"]), score)
+        self.observe(
+            cluster_key(str(aco["task_type"]), aco.get("difficulty")), int(aco["tier"]), score
+        )
         return True
 
     def sync(self, outcomes: OutcomeSource) -> int:
@@ -193,6 +206,21 @@ class SqliteLearning(_Sql):
         except sqlite3.Error as err:
             raise LedgerError(f"learning store {self.path}: {err}") from err
 
+    async def _arun(self, sql: str, params: tuple[Any, ...] = ()) -> None:
+        if self.path == ":memory:":
+            # One shared in-process connection (no file to open asynchronously): its lock may
+            # be held by another thread, so the statement runs off the loop.
+            await asyncio.to_thread(self._run, sql, params)
+            return
+        import aiosqlite
+
+        try:
+            async with aiosqlite.connect(self.path, timeout=30.0) as conn:
+                await conn.execute(sql, params)
+                await conn.commit()
+        except sqlite3.Error as err:
+            raise LedgerError(f"learning store {self.path}: {err}") from err
+
 
 class PostgresLearning(_Sql):
     """Posteriors in PostgreSQL beside the ledger's tables (``<prefix>learn``)."""
@@ -229,6 +257,14 @@ class PostgresLearning(_Sql):
             except self._psycopg.Error as err:
                 self._conn = None
                 raise LedgerError(f"learning store (postgres): {type(err).__name__}") from err
+
+    async def _arun(self, sql: str, params: tuple[Any, ...] = ()) -> None:
+        try:
+            conn = await self._psycopg.AsyncConnection.connect(self.dsn, autocommit=True)
+            async with conn:
+                await conn.execute(sql, params)
+        except self._psycopg.Error as err:
+            raise LedgerError(f"learning store (postgres): {type(err).__name__}") from err
 
     def close(self) -> None:
         """Close the connection."""

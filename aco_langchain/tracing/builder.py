@@ -32,6 +32,7 @@ from aco_langchain.chat.messages import message_text
 from aco_langchain.config import ACOConfig
 from aco_langchain.errors import ConfigError
 from aco_langchain.redact import mask
+from aco_langchain.spend.outcomes import Outcome, make_outcome
 from aco_langchain.tracing.names import (
     EVENT_OUTCOME,
     EVENT_STOP,
@@ -142,6 +143,19 @@ class TraceBuilder:
         self._runs: dict[UUID, _Run] = {}
         self._open: dict[UUID, _Open] = {}
         self._waiting: dict[str, _Open] = {}
+        self._observed: list[Outcome] = []
+
+    @property
+    def has_observed(self) -> bool:
+        """Outcomes wait to be written (a cheap check on every end event)."""
+        return bool(self._observed)
+
+    def take_observed(self) -> list[Outcome]:
+        """The outcomes observed (an ``aco_outcome`` event, a verifier's verdict) by runs
+        finished since the last call, for the handler to write to the outcome store."""
+        with self._lock:
+            out, self._observed = self._observed, []
+            return out
 
     # ------------------------------------------------------------------ run tree
     def _register(
@@ -334,6 +348,10 @@ class TraceBuilder:
             routed = info.routed_tier or (info.tier if "tier" in info.model_fields_set else None)
             if routed in (1, 2, 3, 4, 5):
                 t.predicted_tier = int(routed)
+            if info.run_key:
+                # The ledger's own key for this run (``configurable.aco_run_id`` never reaches
+                # callback metadata): outcomes written for the trace must join the ledger.
+                t.run_key = str(info.run_key)
         fb = rec["fallback_from"]
         recorder.record_model_call(
             model_id=rec["model_id"],
@@ -480,6 +498,9 @@ class TraceBuilder:
         trace = self._close(opened, output, error)
         self.traces.append(trace)
         self.sink.write(trace)
+        observed = _observed(opened, trace)
+        if observed is not None:
+            self._observed.append(observed)
 
     def _close(self, opened: _Open, output: Any, error: BaseException | None) -> Trace:
         claimed = _claimed_done(output)
@@ -528,6 +549,32 @@ class TraceBuilder:
                 self.sink.write(trace)
                 out.append(trace)
             return out
+
+
+def _observed(opened: _Open, trace: Trace) -> Outcome | None:
+    """The outcome a finished run observed, with its source, or None when nothing observed
+    it (no event, no verdict, or a verifier that said neither: "not verified" is unknown,
+    never a success). Only what decided the trace's ``task_success`` counts."""
+    if trace.task_success is None or trace.run_key is None:
+        return None
+    if trace.final_outcome in ("error", "in_progress"):
+        return None  # the run's own ending, not an observation by an event or a verifier
+    if opened.outcome is not None and opened.outcome.get("task_success") is not None:
+        source, score = "event", opened.outcome.get("score")
+    elif opened.last_verdict is not None and trace.task_success is opened.last_verdict:
+        source, score = "verifier", None
+    else:
+        return None
+    try:
+        return make_outcome(trace.run_key, trace.task_success, score, source)
+    except (TypeError, ValueError) as err:
+        logger.warning(
+            "run %s: outcome not stored (%s); fix: send %s with a score in [0, 1]",
+            trace.run_key,
+            err,
+            EVENT_OUTCOME,
+        )
+        return None
 
 
 def _claimed_done(output: Any) -> bool | None:

@@ -16,7 +16,16 @@ parent this handler has not seen) becomes one ``Trace``:
   ``doom_reason``; an ``aco_outcome`` custom event (``{"task_success": bool, ...}``) lets any
   chain say how it ended; an exception gives ``error``; otherwise a final answer without tool
   calls is ``completed``. A LangGraph run that stops at an ``interrupt`` stays open and is
-  continued by the resumed run of the same ``thread_id``.
+  continued by the resumed run of the same ``thread_id``;
+- observed outcomes are also WRITTEN to the outcome store (``spend/outcomes.py``, one row
+  per run key, source ``event`` or ``verifier``) when the run ends, so ``aco stats``, ``aco
+  spend``, the dashboard and online learning count them: an ``aco_outcome`` event with a
+  ``task_success`` (and an optional ``score``), or the verifier's verdict on the final answer
+  (a failed verdict is a failure; a verifier that said neither observes nothing). The store is
+  ``outcomes=`` (a store or a ledger URL), else the one beside the config's ledger. The async
+  handler writes with the store's native async methods; the sync handler, called inside a
+  running event loop, hands the write to that loop as a task (``await handler.adrain()``
+  waits for them): neither blocks the loop.
 
 No double counting: usage is counted once per model call. A model run nested inside another
 model run (a wrapper that calls an inner model's ``invoke``) is only counted when the outer
@@ -36,7 +45,10 @@ Usage::
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
+import threading
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -45,10 +57,14 @@ from langchain_core.callbacks import AsyncCallbackHandler, BaseCallbackHandler
 from langchain_core.outputs import LLMResult
 
 from aco_langchain.config import ACOConfig
+from aco_langchain.errors import LedgerError
+from aco_langchain.spend.outcomes import Outcome, OutcomeStore, open_outcomes
 from aco_langchain.tracing.builder import TraceBuilder
 from aco_langchain.tracing.names import EVENT_OUTCOME, EVENT_STOP, EVENT_VERDICT, VERIFIER_TAG
 from aco_langchain.tracing.sinks import InMemoryTraceSink, JsonlTraceSink, TraceSink
 from aco_langchain.tracing.trace import Trace
+
+logger = logging.getLogger(__name__)
 
 
 def _make_sink(sink: TraceSink | str | os.PathLike[str] | None, config: ACOConfig) -> TraceSink:
@@ -71,10 +87,54 @@ class _HandlerMixin:
         sink: TraceSink | str | os.PathLike[str] | None = None,
         *,
         config: ACOConfig | None = None,
+        outcomes: OutcomeStore | str | None = None,
     ) -> None:
         super().__init__()
         cfg = config or ACOConfig()
         self.core = TraceBuilder(cfg, _make_sink(sink, cfg))
+        self._store: OutcomeStore | None = outcomes if isinstance(outcomes, OutcomeStore) else None
+        self._store_url = outcomes if isinstance(outcomes, str) else None
+        self._store_lock = threading.Lock()
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    @property
+    def outcomes(self) -> OutcomeStore:
+        """Where observed outcomes are written (opened on first use).
+
+        Raises:
+            LedgerError: the store's database cannot be opened.
+        """
+        with self._store_lock:
+            if self._store is None:
+                self._store = open_outcomes(self._store_url, self.core.config)
+            return self._store
+
+    def _write(self, outcome: Outcome) -> None:
+        """Write one observed outcome (blocking I/O: never called inside an event loop)."""
+        try:
+            self.outcomes.record(
+                outcome.run_key, success=outcome.success, score=outcome.score, source=outcome.source
+            )
+        except LedgerError as err:
+            logger.warning("run %s: outcome not stored: %s", outcome.run_key, err)
+
+    async def _awrite(self, outcome: Outcome) -> None:
+        """Write one observed outcome without blocking the loop (the store's async I/O; its
+        first opening, which creates the table, in a worker thread)."""
+        try:
+            store = self._store
+            if store is None:
+                store = await asyncio.to_thread(lambda: self.outcomes)
+            await store.arecord(
+                outcome.run_key, success=outcome.success, score=outcome.score, source=outcome.source
+            )
+        except LedgerError as err:
+            logger.warning("run %s: outcome not stored: %s", outcome.run_key, err)
+
+    async def adrain(self) -> None:
+        """Wait for the outcome writes the sync handler handed to the running event loop."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     @property
     def traces(self) -> list[Trace]:
@@ -116,9 +176,11 @@ class ACOTraceCallbackHandler(_HandlerMixin, BaseCallbackHandler):
 
     def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kw: Any) -> None:
         self.core.llm_end(run_id, response)
+        self._store_observed()
 
     def on_llm_error(self, error: BaseException, *, run_id: UUID, **kw: Any) -> None:
         self.core.llm_error(run_id, error)
+        self._store_observed()
 
     def on_tool_start(self, serialized: Any, input_str: str, *, run_id: UUID, **kw: Any) -> None:
         inputs = kw.pop("inputs", None) or input_str
@@ -126,18 +188,38 @@ class ACOTraceCallbackHandler(_HandlerMixin, BaseCallbackHandler):
 
     def on_tool_end(self, output: Any, *, run_id: UUID, **kw: Any) -> None:
         self.core.tool_end(run_id, output)
+        self._store_observed()
 
     def on_tool_error(self, error: BaseException, *, run_id: UUID, **kw: Any) -> None:
         self.core.tool_error(run_id, error)
+        self._store_observed()
 
     def on_chain_end(self, outputs: Any, *, run_id: UUID, **kw: Any) -> None:
         self.core.chain_end(run_id, outputs)
+        self._store_observed()
 
     def on_chain_error(self, error: BaseException, *, run_id: UUID, **kw: Any) -> None:
         self.core.chain_error(run_id, error)
+        self._store_observed()
 
     def on_custom_event(self, name: str, data: Any, *, run_id: UUID, **kw: Any) -> None:
         self.core.custom_event(name, data, run_id)
+
+    def _store_observed(self) -> None:
+        if not self.core.has_observed:
+            return
+        observed = self.core.take_observed()
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop in this thread: a plain blocking write
+            for outcome in observed:
+                self._write(outcome)
+            return
+        # Called inline inside an async run: hand the writes to the loop, never block it.
+        for outcome in observed:
+            task = loop.create_task(self._awrite(outcome))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
 
 class AsyncACOTraceCallbackHandler(_HandlerMixin, AsyncCallbackHandler):
@@ -165,9 +247,11 @@ class AsyncACOTraceCallbackHandler(_HandlerMixin, AsyncCallbackHandler):
 
     async def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kw: Any) -> None:
         self.core.llm_end(run_id, response)
+        await self._astore_observed()
 
     async def on_llm_error(self, error: BaseException, *, run_id: UUID, **kw: Any) -> None:
         self.core.llm_error(run_id, error)
+        await self._astore_observed()
 
     async def on_tool_start(
         self, serialized: Any, input_str: str, *, run_id: UUID, **kw: Any
@@ -177,18 +261,27 @@ class AsyncACOTraceCallbackHandler(_HandlerMixin, AsyncCallbackHandler):
 
     async def on_tool_end(self, output: Any, *, run_id: UUID, **kw: Any) -> None:
         self.core.tool_end(run_id, output)
+        await self._astore_observed()
 
     async def on_tool_error(self, error: BaseException, *, run_id: UUID, **kw: Any) -> None:
         self.core.tool_error(run_id, error)
+        await self._astore_observed()
 
     async def on_chain_end(self, outputs: Any, *, run_id: UUID, **kw: Any) -> None:
         self.core.chain_end(run_id, outputs)
+        await self._astore_observed()
 
     async def on_chain_error(self, error: BaseException, *, run_id: UUID, **kw: Any) -> None:
         self.core.chain_error(run_id, error)
+        await self._astore_observed()
 
     async def on_custom_event(self, name: str, data: Any, *, run_id: UUID, **kw: Any) -> None:
         self.core.custom_event(name, data, run_id)
+
+    async def _astore_observed(self) -> None:
+        if self.core.has_observed:
+            for outcome in self.core.take_observed():
+                await self._awrite(outcome)
 
 
 __all__ = [

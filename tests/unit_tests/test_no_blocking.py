@@ -161,6 +161,52 @@ async def test_an_agent_run_never_blocks(agent: Any, blockbuster: BlockBuster) -
 
 
 @pytest.fixture
+def learning(db_ledger: tuple[SpendLedger, str], monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A router model with ``learning.online`` noting calls in the ledger's database, and an
+    async trace handler writing observed outcomes there (all opened off the loop)."""
+    from aco_langchain import ACORouterChatModel
+    from aco_langchain.config import config_from_dict
+    from aco_langchain.routing import RuleRouter
+    from aco_langchain.spend.outcomes import open_outcomes
+    from aco_langchain.tracing.callback import AsyncACOTraceCallbackHandler
+
+    ledger, url = db_ledger
+    monkeypatch.delenv("ACO_LEDGER_URL", raising=False)
+    cfg = config_from_dict({"ledger": {"url": url}, "learning": {"online": True}})
+    llm = ACORouterChatModel(config=cfg, tier_models=_tiers(), router=RuleRouter(), ledger=ledger)
+    outcomes = open_outcomes(url)
+    assert llm._rt.caller.notes is not None
+    return llm, AsyncACOTraceCallbackHandler(config=cfg, outcomes=outcomes), outcomes
+
+
+async def test_online_notes_and_observed_outcomes_never_block(
+    learning: Any, blockbuster: BlockBuster
+) -> None:
+    from langchain_core.callbacks.manager import adispatch_custom_event
+    from langchain_core.runnables import RunnableLambda
+
+    from aco_langchain.tracing.names import EVENT_OUTCOME
+
+    llm, handler, outcomes = learning
+
+    async def judge(msg: Any) -> Any:
+        await adispatch_custom_event(EVENT_OUTCOME, {"task_success": False})
+        return msg
+
+    run = {"callbacks": [handler], "configurable": {"aco_run_id": "nb-learn"}}
+    out = await (llm | RunnableLambda(judge)).ainvoke("Summarise the ticket", run)
+    chunks = [c async for c in llm.astream("hi again", aco_run_id="nb-learn-2")]
+    assert chunks[-1].response_metadata["aco"]["run_key"] == "nb-learn-2"
+    got = await outcomes.aget("nb-learn")
+    assert got is not None and got.success is False and got.source == "event"
+    store = llm._rt.caller.notes
+    assert await asyncio.to_thread(store.sync, outcomes) == 1
+    meta = out.response_metadata["aco"]
+    posts = await asyncio.to_thread(store.posteriors, f"{meta['task_type']}:d{meta['difficulty']}")
+    assert posts[meta["tier"]].failures == 1.0
+
+
+@pytest.fixture
 def app(llm: Any, tmp_path: Path) -> Any:
     """The ``aco serve`` app with what does file I/O per request: a SQLite response cache and
     a trace file (built off the loop, as the server's start-up does)."""

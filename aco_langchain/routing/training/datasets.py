@@ -164,7 +164,15 @@ class _Message(BaseModel):
 
 
 class ReplayRow(BaseModel):
-    """One row of the replay JSONL: one prompt answered by one model (``aco collect``)."""
+    """One row of the replay JSONL: one prompt answered by one model (``aco collect``
+    writes it; ``aco train`` and replay tiers (``replay/recording.py``) read it with this
+    one parser; a replay tier also needs the usage and cost it answers with).
+
+    Example:
+        ```python
+        ReplayRow.model_validate_json('{"id": 1, "prompt": "2+2?", "model": "m"}').chat()
+        ```
+    """
 
     model_config = ConfigDict(extra="ignore")
     id: str | int
@@ -179,6 +187,12 @@ class ReplayRow(BaseModel):
     latency_s: float | None = Field(None, ge=0.0)
     confidence: float | None = Field(None, ge=0.0, le=1.0)
     task: str | None = None
+
+    def chat(self) -> list[tuple[str, str]]:
+        """The conversation as (role, text) turns: ``messages``, else one user turn."""
+        if self.messages is None:
+            return [("user", self.prompt or "")]
+        return [(m.role, _content_text(m.content)) for m in self.messages]
 
     def prompt_text(self) -> str:
         """The prompt the router judges: ``prompt``, else the last user turn's text."""
