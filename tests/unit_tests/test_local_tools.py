@@ -103,6 +103,8 @@ def test_a_name_forces_that_tool(choice: Any) -> None:
 def test_none_allows_only_a_final_answer() -> None:
     spec = ToolCallSpec.build(TOOLS, "none")
     assert spec.schema["required"] == ["final_answer"]
+    # the grammar never lets the model answer with nothing (neither content nor a call)
+    assert spec.schema["properties"]["final_answer"] == {"type": "string", "minLength": 1}
     with pytest.raises(LocalToolCallError, match="none of the bound tools"):
         spec.parse('{"tool": "list_files", "arguments": {}}')
 

@@ -242,7 +242,9 @@ class ToolCallSpec:
             branches.append(
                 {
                     "type": "object",
-                    "properties": {FINAL_ANSWER_KEY: {"type": "string"}},
+                    # minLength: an empty answer is neither content nor a call (the small
+                    # model wrote {"final_answer": ""} when asked to answer, not call again)
+                    "properties": {FINAL_ANSWER_KEY: {"type": "string", "minLength": 1}},
                     "required": [FINAL_ANSWER_KEY],
                 }
             )
