@@ -51,10 +51,13 @@ def structured_output(
     is_model = isinstance(schema, type) and is_basemodel_subclass(schema)
     tool = convert_to_openai_tool(schema, strict=strict)
     name = tool["function"]["name"]
+    # What langchain_core's own with_structured_output binds: callbacks (LangSmith) see the
+    # schema and method in on_chat_model_start's options; the model pops it before the call.
+    traced = {"ls_structured_output_format": {"kwargs": {"method": method}, "schema": schema}}
     llm: Runnable[Any, Any]
     parser: Runnable[Any, Any]
     if method == "function_calling":
-        llm = model.bind_tools([schema], tool_choice=name, strict=strict)
+        llm = model.bind_tools([schema], tool_choice=name, strict=strict, **traced)
         parser = (
             PydanticToolsParser(tools=[schema], first_tool_only=True)
             if is_model
@@ -69,10 +72,10 @@ def structured_output(
                 **({"strict": strict} if strict is not None else {}),
             },
         }
-        llm = model.bind(response_format=fmt)
+        llm = model.bind(response_format=fmt, **traced)
         parser = PydanticOutputParser(pydantic_object=schema) if is_model else JsonOutputParser()
     elif method == "json_mode":
-        llm = model.bind(response_format={"type": "json_object"})
+        llm = model.bind(response_format={"type": "json_object"}, **traced)
         parser = PydanticOutputParser(pydantic_object=schema) if is_model else JsonOutputParser()
     else:
         raise ValueError(
