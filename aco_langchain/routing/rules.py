@@ -126,10 +126,11 @@ def prompt_words(low: str) -> frozenset[str]:
         ```
     """
     spaced = " " + low.encode("ascii", "replace").translate(_SEPARATE).decode("ascii")
-    runs = frozenset(spaced.split())
-    if " -" not in spaced and " '" not in spaced:  # no run starts with - or ': all words
-        return runs
-    return frozenset(r if r[0] not in "-'" else r.lstrip("-'") for r in runs) - {""}
+    # A run's leading "-" and "'" are dropped in C: each pass drops one from every run that
+    # starts with one (a run is always preceded by a space); a run of only those vanishes.
+    while " -" in spaced or " '" in spaced:
+        spaced = spaced.replace(" -", " ").replace(" '", " ")
+    return frozenset(spaced.split())
 
 
 def _alpha_words(words: frozenset[str]) -> set[str]:
