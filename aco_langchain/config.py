@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -187,8 +187,14 @@ class AgentSettings(_Strict):
     no_progress_steps: int = Field(5, gt=0)
     max_repeated_failures: int = Field(3, gt=0)
     verifier_budget_ratio: float = Field(0.5, ge=0.0, le=1.0)
-    tool_costs: dict[str, float] = Field(default_factory=dict)
+    tool_costs: dict[str, float] = Field(default_factory=dict)  # USD/call; unpriced: $0, runs
+    max_identical_retries: int = Field(0, ge=0)  # reruns of an identical failed tool call
     on_low_budget: Literal["local", "stop"] = "local"
+    #: Run policy (`aco replay --runs --write-config`, agent/run_ladder.py): model ids cheapest
+    #: first; a run the verifier rejects or its step cap (doom step_limit) stops goes to the next.
+    escalation_ladder: list[str] = Field(default_factory=list)
+    step_caps: dict[str, Annotated[int, Field(gt=0)]] = Field(default_factory=dict)
+    require_verified: bool = False  # only a verifier's PASS accepts a run ("not verified": next)
 
 
 class LedgerSettings(_Strict):

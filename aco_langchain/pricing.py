@@ -301,31 +301,27 @@ def input_token_bound(text: str, n_messages: int, tools: Any = None) -> int:
     return len(text.encode("utf-8")) + 8 * max(1, n_messages) + tool_bytes
 
 
-#: Default USD per call for well-known tools (override with config.agent.tool_costs).
-DEFAULT_TOOL_COSTS: dict[str, float] = {
-    "web_search": 0.01,
-    "search": 0.01,
-    "code_search": 0.01,
-    "fetch_url": 0.005,
-    "browse": 0.02,
-    "read_file": 0.0,
-    "list_files": 0.0,
-    "grep": 0.0,
-    "run_tests": 0.02,
-    "python": 0.005,
-    "calculator": 0.0,
-    "sql_query": 0.005,
-}
-UNKNOWN_TOOL_COST = 0.01
+def configured_tool_cost(tool_name: str, config: ACOConfig | None = None) -> float | None:
+    """USD per call of ``tool_name`` as the user configured it (``agent.tool_costs``), or None.
 
-
-def tool_cost(tool_name: str, config: ACOConfig | None = None) -> float:
-    """USD per call of ``tool_name``: config.agent.tool_costs, the defaults, else 0.01.
+    We do not guess prices for the user's tools: an unpriced tool costs $0 and the tool gate
+    never declines it for its value (``agent/gates.py``).
 
     Usage::
 
-        tool_cost("web_search")    # 0.01
+        configured_tool_cost("web_search", ACOConfig(agent={"tool_costs": {"web_search": 0.01}}))
     """
     if config is not None and tool_name in config.agent.tool_costs:
         return config.agent.tool_costs[tool_name]
-    return DEFAULT_TOOL_COSTS.get(tool_name, UNKNOWN_TOOL_COST)
+    return None
+
+
+def tool_cost(tool_name: str, config: ACOConfig | None = None) -> float:
+    """USD per call of ``tool_name``: ``config.agent.tool_costs``, else $0 (not configured).
+
+    Usage::
+
+        tool_cost("web_search")    # 0.0: no cost configured
+    """
+    configured = configured_tool_cost(tool_name, config)
+    return 0.0 if configured is None else configured

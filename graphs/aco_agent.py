@@ -14,6 +14,7 @@ Usage::
 from __future__ import annotations
 
 import ast
+import asyncio
 import functools
 import operator
 import os
@@ -73,6 +74,12 @@ def build_graph() -> Any:
         human_approval=True,
         name="aco_agent",
     )
+
+
+async def agraph() -> Any:
+    """The agent for ``langgraph dev`` (langgraph.json): built on a worker thread, since the
+    server calls graph factories on its event loop and building opens the spend ledger."""
+    return await asyncio.to_thread(build_graph)
 
 
 def __getattr__(name: str) -> Any:

@@ -12,6 +12,7 @@ Usage::
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import os
 from typing import Any
@@ -37,6 +38,17 @@ def build_critical() -> Any:
     from aco_langchain.integrations.langgraph import create_critical_graph
 
     return create_critical_graph(_config(), human_approval=True)
+
+
+async def agraph() -> Any:
+    """``build_graph`` for ``langgraph dev`` (langgraph.json), built on a worker thread: the
+    server calls graph factories on its event loop, and building opens the spend ledger."""
+    return await asyncio.to_thread(build_graph)
+
+
+async def acritical() -> Any:
+    """``build_critical`` for ``langgraph dev``, built on a worker thread (see ``agraph``)."""
+    return await asyncio.to_thread(build_critical)
 
 
 def __getattr__(name: str) -> Any:

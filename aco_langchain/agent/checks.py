@@ -27,6 +27,7 @@ from typing import Any
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.messages.tool import ToolCall
 
+from aco_langchain.agent.doom import tool_signature
 from aco_langchain.agent.events import (
     ApprovalCall,
     ApprovalRequest,
@@ -188,6 +189,19 @@ class ToolGateOutcome:
     approval: ApprovalRequest | None = None
 
 
+def identical_failures(events: Sequence[Mapping[str, Any]], name: str, args: Any) -> int:
+    """How often this exact call (name and arguments) ran and failed in the turn's events."""
+    sig = tool_signature(name, args)
+    return sum(
+        1
+        for e in events
+        if e.get("type") == "tool"
+        and not e.get("skipped")
+        and not e.get("success")
+        and e.get("sig") == sig
+    )
+
+
 def gate_tool_calls(
     view: RunView,
     policy: AgentPolicy,
@@ -212,7 +226,7 @@ def gate_tool_calls(
     Example:
         ```python
         out = gate_tool_calls(view, policy, ai.tool_calls, known_tools={"web_search"})
-        [m.content for m in out.messages]   # ['Tool call not run: skipped by the cost gate...']
+        [m.content for m in out.messages]   # ['Tool call not run: skipped by the tool gate...']
         ```
     """
     from aco_langchain.routing.rules import classify_task
@@ -232,16 +246,23 @@ def gate_tool_calls(
             config=policy.config,
             prior_calls=view.tool_counts.get(name, 0),
             budget_remaining=view.budget_remaining,
+            identical_failures=identical_failures(view.events, name, tc.get("args")),
         )
         if g.allowed:
             allowed.append(tc)
             continue
-        reason = f"skipped by the cost gate: {g.reason}"
+        reason = f"skipped by the tool gate: {g.reason}"
         logger.info("tool call %s %s", name, reason)
         messages.append(not_run_message(tc, reason))
         events.append(
             tool_event(
-                tc, policy.config, step=view.steps, success=False, skipped=True, reason=reason
+                tc,
+                policy.config,
+                step=view.steps,
+                success=False,
+                skipped=True,
+                reason=reason,
+                repeat_failure=g.rule == "identical_retry",
             )
         )
     critical = [tc for tc in allowed if policy.human_approval and is_critical_call(tc, policy)]

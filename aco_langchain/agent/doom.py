@@ -8,7 +8,8 @@ A run is doomed when (checked in this order, the first one found is reported):
 3. ``repeated_failure``: the same tool call (name + arguments) failed
    ``agent.max_repeated_failures`` times;
 4. ``no_progress``: ``agent.no_progress_steps`` steps in a row made no progress;
-5. ``step_limit``: ``agent.max_steps`` steps were taken.
+5. ``step_limit``: ``agent.max_steps`` steps were taken (``agent.step_caps[model]`` for a
+   run on a model named there: the calibrated step cap of ``aco replay --runs``).
 
 ``assess_doom`` is the pure rule over a ``RunProgress`` snapshot; ``DoomDetector`` keeps that
 snapshot up to date as steps are recorded. A step makes progress when the caller says so,
@@ -54,6 +55,7 @@ class RunProgress(BaseModel):
         default_factory=dict, description="Failures per tool-call signature."
     )
     steps_since_progress: int = Field(0, ge=0)
+    model: str | None = Field(None, description="The run's model (its step cap, if any).")
 
 
 class DoomResult(BaseModel):
@@ -147,11 +149,14 @@ def assess_doom(progress: RunProgress, config: ACOConfig | None = None) -> DoomR
             ),
             **base,
         )
-    if p.steps_taken >= agent.max_steps:
+    cap, setting = agent.max_steps, "agent.max_steps"
+    if p.model is not None and p.model in agent.step_caps:
+        cap, setting = agent.step_caps[p.model], f"agent.step_caps[{p.model!r}]"
+    if p.steps_taken >= cap:
         return DoomResult(
             doomed=True,
             kind="step_limit",
-            reason=f"step limit: {p.steps_taken} steps (agent.max_steps is {agent.max_steps})",
+            reason=f"step limit: {p.steps_taken} steps ({setting} is {cap})",
             **base,
         )
     return DoomResult(
@@ -187,6 +192,7 @@ class DoomDetector:
         self._seen_outputs: set[str] = set()
         self._since_progress = 0
         self._extra = 0.0
+        self._model: str | None = None
 
     @property
     def steps_taken(self) -> int:
@@ -205,11 +211,14 @@ class DoomDetector:
         tool_calls: Iterable[ToolOutcome] = (),
         output: str | None = None,
         progress: bool | None = None,
+        model: str | None = None,
     ) -> bool:
         """Record a finished step; returns whether it counted as progress.
 
-        ``tool_calls``: ``(tool_name, args, success)`` triples.
+        ``tool_calls``: ``(tool_name, args, success)`` triples; ``model``: who answered
+        (its ``agent.step_caps`` entry, if any, caps the run).
         """
+        self._model = model or self._model
         made = False
         for name, args, ok in tool_calls:
             sig = tool_signature(name, args)
@@ -268,6 +277,7 @@ class DoomDetector:
             step_costs=list(self._step_costs),
             failure_counts=dict(self._failures),
             steps_since_progress=self._since_progress,
+            model=self._model,
         )
 
     def check(self, total_spent: float | None = None) -> DoomResult:

@@ -90,6 +90,7 @@ class ToolEvent(TypedDict):
     cost: float
     reason: str | None
     error: str | None
+    repeat_failure: NotRequired[bool]
 
 
 class VerifyGateEvent(TypedDict):
@@ -229,6 +230,7 @@ def tool_event(
     skipped: bool = False,
     reason: str | None = None,
     error: str | None = None,
+    repeat_failure: bool = False,
 ) -> ToolEvent:
     """The ``tool`` event of one tool call (skipped calls cost nothing).
 
@@ -240,6 +242,8 @@ def tool_event(
         skipped: Whether a gate or a human kept it from running.
         reason: Why it was skipped.
         error: The error text of a failed call.
+        repeat_failure: The gate declined it as an identical retry of a failed call (the
+            doom detector counts it as that call failing again).
 
     Returns:
         The event.
@@ -250,7 +254,7 @@ def tool_event(
         ```
     """
     name = str(tool_call.get("name"))
-    return ToolEvent(
+    event = ToolEvent(
         type="tool",
         step=step,
         name=name,
@@ -262,6 +266,9 @@ def tool_event(
         reason=reason,
         error=error,
     )
+    if repeat_failure:
+        event["repeat_failure"] = True
+    return event
 
 
 def answer_confidence(message: Any) -> float | None:

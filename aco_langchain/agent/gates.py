@@ -1,12 +1,19 @@
 """Tool gate and verification gate: pure decisions with a reason.
 
-Tool gate: a tool call is worth it when its expected value beats its cost,
-``p_useful(tool, task_type) x value_usd >= cost``, and it is likely enough to help at all
-(``p_useful >= min_usefulness``) and affordable (``cost <= budget_remaining``). Repeating the
-same tool halves its usefulness each time (diminishing returns). ``value_usd`` defaults to
-what a failed step would cost at the frontier tier (2000 input + 500 output tokens, the
-seed's trace example): a useful tool result is what saves that step. Tool costs come from
-``config.agent.tool_costs``, else ``DEFAULT_TOOL_COSTS``, else ``UNKNOWN_TOOL_COST``.
+Tool gate: **a tool runs unless a setting says otherwise.** It declines a call only
+
+1. when the same call (name and arguments) already failed and retrying it is not allowed
+   (``agent.max_identical_retries``, default 0: a failed identical call is not repeated);
+2. when the tool's configured cost cannot be paid from what is left of the run's budget
+   (``max_budget`` / ``routing.max_cost_per_task``);
+3. when the user configured the tool's cost (``agent.tool_costs``, or ``cost=``) and the call
+   is not worth it: ``p_useful(tool, task_type) x value_usd < cost``, or ``p_useful <
+   min_usefulness``. Repeating the same tool halves its usefulness each time (diminishing
+   returns). ``value_usd`` defaults to what a failed step costs at the frontier tier (2000
+   input + 500 output tokens, the seed's trace example): a useful tool result saves that step.
+
+A tool with no configured cost costs $0 and is never declined for value: we do not guess
+prices for the user's tools. Every decline's reason names the setting that caused it.
 
 Verification gate: verify when the answer's confidence is below the risk's bar
 (``VERIFY_CONFIDENCE_BARS``); ``critical`` always verifies. The evidence is the *answer's*
@@ -20,8 +27,8 @@ reason says so.
 
 Usage::
 
-    gate("web_search", "research").allowed          # True
-    gate("web_search", "quick_answer").allowed      # False: unlikely to help
+    gate("my_tool").allowed                                   # True: no cost configured
+    gate("web_search", "quick_answer", cost=0.01).allowed     # False: unlikely to help
     verify("high", 0.7).needed                      # True: high risk needs >= 0.90
 """
 
@@ -34,8 +41,7 @@ from pydantic import BaseModel, Field
 
 from aco_langchain.config import ACOConfig
 from aco_langchain.pricing import (  # noqa: F401 - tool prices are re-exported here
-    DEFAULT_TOOL_COSTS,
-    UNKNOWN_TOOL_COST,
+    configured_tool_cost,
     cost_usd,
     tool_cost,
 )
@@ -45,6 +51,8 @@ DEFAULT_MIN_USEFULNESS = 0.25
 #: Tokens of the step a useful tool result saves (the seed's trace example step).
 SAVED_STEP_TOKENS = (2000, 500)
 
+#: Which rule decided a tool call: ``runs`` (allowed) or the rule that declined it.
+GateRule = Literal["runs", "identical_retry", "budget", "usefulness", "value"]
 ToolKind = Literal["search", "code", "files", "fetch", "compute", "data", "other"]
 
 #: Tool kind from name keywords (first match wins).
@@ -124,6 +132,7 @@ class ToolGateDecision(BaseModel):
     expected_value: float = Field(..., ge=0.0)
     cost: float = Field(..., ge=0.0)
     reason: str
+    rule: GateRule = Field("runs", description="The rule that decided (``runs``: allowed).")
 
 
 class VerifyDecision(BaseModel):
@@ -177,35 +186,73 @@ def gate(
     value_usd: float | None = None,
     cost: float | None = None,
     min_usefulness: float = DEFAULT_MIN_USEFULNESS,
+    identical_failures: int = 0,
 ) -> ToolGateDecision:
-    """Decide whether calling ``tool_name`` for a ``task_type`` task is worth its cost.
+    """Decide whether to run a call of ``tool_name`` (see the module's rules).
 
-    ``prior_calls``: how often this tool already ran in the run (each halves usefulness).
+    Args:
+        tool_name: The tool.
+        task_type: The task's type (for ``p_useful``).
+        config: ``agent.tool_costs`` and ``agent.max_identical_retries``.
+        prior_calls: How often this tool already ran in the run (each halves usefulness).
+        budget_remaining: USD left of the run's budget (None: no budget check).
+        value_usd: What a useful result saves (default: one frontier-tier step).
+        cost: The call's cost, overriding ``agent.tool_costs`` (counts as configured).
+        min_usefulness: Below this ``p_useful`` a priced tool is declined.
+        identical_failures: How often this exact call (name and arguments) already failed.
 
-    Usage::
+    Returns:
+        The decision; ``reason`` names the setting behind a decline.
 
-        d = gate("web_search", "research", config=cfg, budget_remaining=0.5)
-        d.allowed, d.reason
+    Raises:
+        ValueError: A negative ``prior_calls`` or ``identical_failures``.
+
+    Example:
+        ```python
+        gate("count_messages").allowed                                   # True: no cost set
+        gate("web_search", "quick_answer", cost=0.05).allowed            # False: not worth it
+        gate("run_tests", identical_failures=1).reason   # '... agent.max_identical_retries ...'
+        ```
     """
-    if prior_calls < 0:
-        raise ValueError("prior_calls must be >= 0")
+    if prior_calls < 0 or identical_failures < 0:
+        raise ValueError("prior_calls and identical_failures must be >= 0")
+    config = config or ACOConfig()
     kind = tool_kind(tool_name)
     table = TOOL_USEFULNESS[kind]
     base = table.get(task_type, table.get("general", 0.3))
     p = base * (0.5**prior_calls)
-    c = tool_cost(tool_name, config) if cost is None else cost
+    configured = cost if cost is not None else configured_tool_cost(tool_name, config)
+    c = configured or 0.0
     v = saved_step_value(config) if value_usd is None else value_usd
     ev = p * v
     repeat = f" (x0.5^{prior_calls} for {prior_calls} prior call(s))" if prior_calls else ""
     head = f"{tool_name} ({kind}) for {task_type}: p_useful={p:.2f}{repeat}"
-    if budget_remaining is not None and c > budget_remaining:
-        allowed, why = False, f"cost ${c:.4f} exceeds the remaining budget ${budget_remaining:.4f}"
-    elif p < min_usefulness:
-        allowed, why = False, f"unlikely to help (< {min_usefulness:.2f})"
+    retries = config.agent.max_identical_retries
+    setting = f"agent.tool_costs[{tool_name!r}] = ${c:.4f}"
+    rule: GateRule = "runs"
+    if identical_failures > retries:
+        rule = "identical_retry"
+        why = (
+            f"this exact call already failed {identical_failures} time(s) and "
+            f"agent.max_identical_retries is {retries}; change the arguments or raise it"
+        )
+    elif c > 0 and budget_remaining is not None and c > budget_remaining:
+        rule = "budget"
+        why = (
+            f"{setting} exceeds the run's remaining budget ${budget_remaining:.4f} "
+            "(max_budget / routing.max_cost_per_task)"
+        )
+    elif configured is None:
+        why = "no cost configured (agent.tool_costs), so it runs"
+    elif c > 0 and p < min_usefulness:
+        rule = "usefulness"
+        why = f"{setting} and it is unlikely to help (< {min_usefulness:.2f})"
     elif ev < c:
-        allowed, why = False, f"EV ${ev:.4f} < cost ${c:.4f}"
+        rule = "value"
+        why = f"EV ${ev:.4f} < cost: {setting}"
     else:
-        allowed, why = True, f"EV ${ev:.4f} (x ${v:.2f} step value) >= cost ${c:.4f}"
+        why = f"EV ${ev:.4f} (x ${v:.2f} step value) >= cost ${c:.4f}"
+    allowed = rule == "runs"
     return ToolGateDecision(
         allowed=allowed,
         tool_name=tool_name,
@@ -216,6 +263,7 @@ def gate(
         expected_value=round(ev, 6),
         cost=c,
         reason=f"{'allow' if allowed else 'skip'}: {head}; {why}",
+        rule=rule,
     )
 
 

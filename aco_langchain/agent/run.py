@@ -135,11 +135,16 @@ class RunView:
             if kind == "model":
                 steps += 1
                 recorded += cost
-                det.record_step(cost=cost, output=e.get("digest") or None)
+                det.record_step(cost=cost, output=e.get("digest") or None, model=e.get("model_id"))
                 prior_failure = False
                 task_type = task_type or e.get("task_type")
             elif kind == "tool":
                 recorded += cost
+                if e.get("repeat_failure"):
+                    # The model insisted on a call that already failed: for doom it
+                    # failed again (repeated_failure), though the gate did not run it.
+                    det.record_tool(e.get("sig") or e["name"], None, False, 0.0)
+                    prior_failure = True
                 if e.get("skipped"):
                     continue
                 tool_counts[e["name"]] = tool_counts.get(e["name"], 0) + 1

@@ -36,7 +36,6 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
 import logging
@@ -54,7 +53,6 @@ from langchain.agents.middleware.types import (
     ResponseT,
     hook_config,
 )
-from langchain_core.callbacks.manager import adispatch_custom_event, dispatch_custom_event
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langgraph.prebuilt.tool_node import ToolCallRequest
@@ -63,8 +61,6 @@ from typing_extensions import override
 
 from aco_langchain.agent.checks import (
     StopOutcome,
-    VerifierOutcome,
-    VerifyPlan,
     apply_approval,
     doom_stop,
     gate_tool_calls,
@@ -97,11 +93,28 @@ from aco_langchain.agent.policy import (
 )
 from aco_langchain.integrations.langgraph.agent import ConfigOrModel, resolve_router_model
 from aco_langchain.integrations.langgraph.nodes import VerifierCall, verifier_call
-from aco_langchain.integrations.tool_calls import ToolCallRecorder, ToolResult
+from aco_langchain.integrations.middleware_updates import (
+    aemit,
+    configurable,
+    current_config,
+    declined_tools,
+    emit,
+    first_ai,
+    stop_jump,
+    stop_response,
+    tool_name,
+    verifier_update,
+)
+from aco_langchain.integrations.step_budget import GuardedCall, OverBudget, StepHolds
+from aco_langchain.integrations.tool_calls import (
+    ToolCallRecorder,
+    ToolResult,
+    aemit_tool_events,
+    emit_tool_events,
+)
 from aco_langchain.tracing.names import EVENT_STOP, EVENT_VERDICT
 
 if TYPE_CHECKING:
-    from langchain_core.runnables import RunnableConfig
     from langgraph.runtime import Runtime
 
     from aco_langchain.chat.model import ACORouterChatModel
@@ -118,69 +131,11 @@ class ACOMiddlewareState(AgentState[ResponseT]):
     aco_events: NotRequired[Annotated[list[AgentEvent], merge_events]]
 
 
-def _current_config() -> RunnableConfig | None:
-    try:
-        from langgraph.config import get_config
-
-        return get_config()
-    except RuntimeError:  # outside a graph run
-        return None
-
-
-def _configurable() -> Mapping[str, Any]:
-    return (_current_config() or {}).get("configurable") or {}
-
-
-def _emit(name: str, data: Mapping[str, Any]) -> None:
-    """Dispatch a custom event for the trace handler (no-op outside a run)."""
-    with contextlib.suppress(RuntimeError):
-        dispatch_custom_event(name, dict(data))
-
-
-async def _aemit(name: str, data: Mapping[str, Any]) -> None:
-    with contextlib.suppress(RuntimeError):
-        await adispatch_custom_event(name, dict(data))
-
-
-def _first_ai(response: Any) -> AIMessage | None:
-    if isinstance(response, AIMessage):
-        return response
-    if isinstance(response, ExtendedModelResponse):
-        response = response.model_response
-    return next(
-        (m for m in getattr(response, "result", None) or [] if isinstance(m, AIMessage)), None
-    )
-
-
-def _tool_name(tool: Any) -> str:
-    if isinstance(tool, Mapping):
-        return str(tool.get("name") or (tool.get("function") or {}).get("name"))
-    return str(getattr(tool, "name", tool))
-
-
-def _stop_jump(stop: StopOutcome) -> Update:
-    return {"jump_to": "end", "messages": [stop.message], "aco_events": [stop.event]}
-
-
-def _stop_response(stop: StopOutcome) -> ExtendedModelResponse[Any]:
-    return ExtendedModelResponse(
-        model_response=ModelResponse(result=[stop.message]),
-        command=Command(update={"aco_events": [stop.event]}),
-    )
-
-
-def _verifier_update(gate: VerifyPlan, outcome: VerifierOutcome) -> Update:
-    update: Update = {"aco_events": [gate.gate_event, outcome.event]}
-    if outcome.feedback is not None:
-        update["messages"] = [outcome.feedback]
-        update["jump_to"] = "model"
-    return update
-
-
 @dataclasses.dataclass(frozen=True)
 class _ModelStep:
     llm: ACORouterChatModel
     plan: StepPlan
+    holds: StepHolds
 
 
 class ACOMiddleware(AgentMiddleware[ACOMiddlewareState[ResponseT], ContextT, ResponseT]):
@@ -301,7 +256,7 @@ class ACOMiddleware(AgentMiddleware[ACOMiddlewareState[ResponseT], ContextT, Res
         return policy.with_settings(settings)
 
     def _settings(self, runtime: Any) -> RunSettings:
-        return run_settings(getattr(runtime, "context", None), _configurable())
+        return run_settings(getattr(runtime, "context", None), configurable())
 
     def _view(self, state: Mapping[str, Any], policy: AgentPolicy) -> tuple[RunView, str | None]:
         events = state.get("aco_events") or []
@@ -322,7 +277,7 @@ class ACOMiddleware(AgentMiddleware[ACOMiddlewareState[ResponseT], ContextT, Res
         Returns:
             The ``turn`` event.
         """
-        thread = _configurable().get("thread_id")
+        thread = configurable().get("thread_id")
         return {"aco_events": [turn_event(self._settings(runtime), thread, uuid.uuid4().hex)]}
 
     @override
@@ -352,8 +307,8 @@ class ACOMiddleware(AgentMiddleware[ACOMiddlewareState[ResponseT], ContextT, Res
         stop = self._doom(state, runtime)
         if stop is None:
             return None
-        _emit(EVENT_STOP, stop.event)
-        return _stop_jump(stop)
+        emit(EVENT_STOP, stop.event)
+        return stop_jump(stop)
 
     @hook_config(can_jump_to=["end"])
     @override
@@ -364,13 +319,13 @@ class ACOMiddleware(AgentMiddleware[ACOMiddlewareState[ResponseT], ContextT, Res
         stop = self._doom(state, runtime)
         if stop is None:
             return None
-        await _aemit(EVENT_STOP, stop.event)
-        return _stop_jump(stop)
+        await aemit(EVENT_STOP, stop.event)
+        return stop_jump(stop)
 
     # ------------------------------------------------------------------ model calls
     def _plan(self, request: ModelRequest[ContextT]) -> _ModelStep | StopOutcome:
         llm = self._router_for(request.model)
-        self._tools.known_tools = {_tool_name(t): t for t in request.tools}
+        self._tools.known_tools = {tool_name(t): t for t in request.tools}
         policy = self._policy(self._settings(request.runtime))
         view, key = self._view(request.state, policy)
         plan = plan_step(
@@ -383,13 +338,36 @@ class ACOMiddleware(AgentMiddleware[ACOMiddlewareState[ResponseT], ContextT, Res
             tools_bound=bool(request.tools),
             can_call_tools=functools.partial(takes_tools, llm.registry, policy),
         )
-        return plan if isinstance(plan, StopOutcome) else _ModelStep(llm, plan)
+        if isinstance(plan, StopOutcome):
+            return plan
+        return _ModelStep(llm, plan, StepHolds.for_run(llm, plan.run_key, policy.budget))
+
+    def _guard(
+        self, request: ModelRequest[ContextT], step: _ModelStep, call: TierCall
+    ) -> GuardedCall:
+        """The tier call between its budget hold and its settlement (``step_budget``)."""
+        settings = request.model_settings or {}
+        return GuardedCall(
+            step.holds,
+            call,
+            request.messages,
+            request.tools if step.plan.bind_tools else None,
+            int(settings.get("max_tokens") or step.llm.config.routing.max_output_tokens),
+            lambda direct: self._tier_request(request, step, call, direct=direct),
+            self.direct,
+        )
 
     def _tier_request(
-        self, request: ModelRequest[ContextT], step: _ModelStep, call: TierCall
+        self,
+        request: ModelRequest[ContextT],
+        step: _ModelStep,
+        call: TierCall,
+        direct: bool | None = None,
     ) -> ModelRequest[ContextT]:
+        """The tier call: the tier's own model (direct), else the router model forced to
+        the tier (its retries, fallback and ledger row)."""
         overrides: dict[str, Any] = {}
-        if self.direct:
+        if self.direct if direct is None else direct:
             overrides["model"] = step.llm.registry.model(call.tier)
         else:
             overrides["model"] = step.llm
@@ -408,11 +386,8 @@ class ACOMiddleware(AgentMiddleware[ACOMiddlewareState[ResponseT], ContextT, Res
     ) -> ModelResult[ResponseT]:
         if outcome.event is None:
             return response  # type: ignore[no-any-return]
-        if self.direct:
-            # The tier was called directly: its cost reaches the run's ledger here.
-            usd = outcome.event["cost"]
-            if usd > 0:
-                step.llm.spend_ledger.add(step.plan.run_key, usd)
+        # Every tier call's cost is on the ledger already: a direct call settled its hold,
+        # a routed call was settled by the router model.
         if isinstance(response, ExtendedModelResponse):
             response = response.model_response
         if isinstance(response, AIMessage):
@@ -439,16 +414,31 @@ class ACOMiddleware(AgentMiddleware[ACOMiddlewareState[ResponseT], ContextT, Res
         """
         step = self._plan(request)
         if isinstance(step, StopOutcome):
-            _emit(EVENT_STOP, step.event)
-            return _stop_response(step)
+            emit(EVENT_STOP, step.event)
+            return stop_response(step)
         responses: list[Any] = []
 
         def call(tier_call: TierCall) -> AIMessage | None:
-            responses.append(handler(self._tier_request(request, step, tier_call)))
-            return _first_ai(responses[-1])
+            guarded = self._guard(request, step, tier_call)
+            try:
+                try:
+                    response = handler(guarded.begin())
+                except Exception as exc:
+                    response = handler(guarded.fallback(exc))
+            except BaseException:
+                guarded.abort()
+                raise
+            responses.append(response)
+            answer = first_ai(response)
+            guarded.end(answer)
+            return answer
 
         can = functools.partial(takes_tools, step.llm.registry, step.plan.policy)
-        outcome: StepOutcome = drive(step_flow(step.plan, can), call)
+        try:
+            outcome: StepOutcome = drive(step_flow(step.plan, can), call)
+        except OverBudget as over:
+            emit(EVENT_STOP, over.stop.event)
+            return stop_response(over.stop)
         return self._finish(step, outcome, responses[-1])
 
     @override
@@ -460,16 +450,31 @@ class ACOMiddleware(AgentMiddleware[ACOMiddlewareState[ResponseT], ContextT, Res
         """Async ``wrap_model_call`` (same decisions)."""
         step = self._plan(request)
         if isinstance(step, StopOutcome):
-            await _aemit(EVENT_STOP, step.event)
-            return _stop_response(step)
+            await aemit(EVENT_STOP, step.event)
+            return stop_response(step)
         responses: list[Any] = []
 
         async def call(tier_call: TierCall) -> AIMessage | None:
-            responses.append(await handler(self._tier_request(request, step, tier_call)))
-            return _first_ai(responses[-1])
+            guarded = self._guard(request, step, tier_call)
+            try:
+                try:
+                    response = await handler(guarded.begin())
+                except Exception as exc:
+                    response = await handler(guarded.fallback(exc))
+            except BaseException:
+                guarded.abort()
+                raise
+            responses.append(response)
+            answer = first_ai(response)
+            guarded.end(answer)
+            return answer
 
         can = functools.partial(takes_tools, step.llm.registry, step.plan.policy)
-        outcome: StepOutcome = await adrive(step_flow(step.plan, can), call)
+        try:
+            outcome: StepOutcome = await adrive(step_flow(step.plan, can), call)
+        except OverBudget as over:
+            await aemit(EVENT_STOP, over.stop.event)
+            return stop_response(over.stop)
         return self._finish(step, outcome, responses[-1])
 
     # ------------------------------------------------------------------ after the model
@@ -499,7 +504,7 @@ class ACOMiddleware(AgentMiddleware[ACOMiddlewareState[ResponseT], ContextT, Res
             return None, None
         if not plan.needed:
             return {"aco_events": [plan.gate_event]}, None
-        return None, verifier_call(plan, policy, key, _current_config())
+        return None, verifier_call(plan, policy, key, current_config())
 
     @hook_config(can_jump_to=["model"])
     @override
@@ -520,12 +525,13 @@ class ACOMiddleware(AgentMiddleware[ACOMiddlewareState[ResponseT], ContextT, Res
             GraphInterrupt: Critical calls wait for a human (``human_approval``).
         """
         update, verify = self._after_model(state, runtime)
+        emit_tool_events(declined_tools(update))
         if verify is None:
             return update
         reply = self.llm.invoke(verify.plan.prompt, **verify.kwargs)
         outcome = verification_outcome(verify.plan, verify.policy, reply)
-        _emit(EVENT_VERDICT, outcome.verdict)
-        return _verifier_update(verify.plan, outcome)
+        emit(EVENT_VERDICT, outcome.verdict)
+        return verifier_update(verify.plan, outcome)
 
     @hook_config(can_jump_to=["model"])
     @override
@@ -534,12 +540,13 @@ class ACOMiddleware(AgentMiddleware[ACOMiddlewareState[ResponseT], ContextT, Res
     ) -> Update | None:
         """Async ``after_model``."""
         update, verify = self._after_model(state, runtime)
+        await aemit_tool_events(declined_tools(update))
         if verify is None:
             return update
         reply = await self.llm.ainvoke(verify.plan.prompt, **verify.kwargs)
         outcome = verification_outcome(verify.plan, verify.policy, reply)
-        await _aemit(EVENT_VERDICT, outcome.verdict)
-        return _verifier_update(verify.plan, outcome)
+        await aemit(EVENT_VERDICT, outcome.verdict)
+        return verifier_update(verify.plan, outcome)
 
     # ------------------------------------------------------------------ tools
     @override

@@ -20,11 +20,13 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from langchain_core.callbacks.manager import adispatch_custom_event, dispatch_custom_event
 from langchain_core.messages import ToolMessage
 from langchain_core.messages.tool import ToolCall
 from langgraph.errors import GraphBubbleUp
@@ -36,6 +38,7 @@ from aco_langchain.agent.engine import RunView, current_run_key
 from aco_langchain.agent.events import ToolEvent
 from aco_langchain.agent.policy import AgentPolicy, RunSettings, run_settings
 from aco_langchain.spend.ledger import SpendLedger
+from aco_langchain.tracing.names import EVENT_TOOL
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +52,27 @@ class _Call:
     policy: AgentPolicy
     step: int
     run_key: str | None
+
+
+def emit_tool_events(events: Iterable[Mapping[str, Any]]) -> None:
+    """Send each ``tool`` event to the trace handler (a no-op outside a run)."""
+    for event in events:
+        with contextlib.suppress(RuntimeError):
+            dispatch_custom_event(EVENT_TOOL, dict(event))
+
+
+async def aemit_tool_events(events: Iterable[Mapping[str, Any]]) -> None:
+    """Async ``emit_tool_events``."""
+    for event in events:
+        with contextlib.suppress(RuntimeError):
+            await adispatch_custom_event(EVENT_TOOL, dict(event))
+
+
+def _events_of(result: Any) -> list[Mapping[str, Any]]:
+    update = getattr(result, "update", None)
+    if not isinstance(update, Mapping):
+        return []
+    return [e for e in update.get("aco_events") or [] if e.get("type") == "tool"]
 
 
 def request_settings(request: ToolCallRequest) -> RunSettings:
@@ -143,14 +167,16 @@ class ToolCallRecorder:
         call = self._call(request)
         unknown = self._unknown(request)
         if unknown is not None:
-            return self._finish(call, unknown)
-        try:
-            result = execute(request)
-        except GraphBubbleUp:
-            raise
-        except Exception as exc:  # noqa: BLE001 - a failing tool is an answer, not a crash
-            return self._failed(call, exc)
-        return self._finish(call, result)
+            result = self._finish(call, unknown)
+        else:
+            try:
+                result = self._finish(call, execute(request))
+            except GraphBubbleUp:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a failing tool is an answer, not a crash
+                result = self._failed(call, exc)
+        emit_tool_events(_events_of(result))
+        return result
 
     def _failed(self, call: _Call, exc: Exception) -> ToolResult:
         logger.info("tool %s raised %s: %s", call.tool_call["name"], type(exc).__name__, exc)
@@ -165,14 +191,23 @@ class ToolCallRecorder:
         call = self._call(request)
         unknown = self._unknown(request)
         if unknown is not None:
-            return self._finish(call, unknown)
-        try:
-            result = await execute(request)
-        except GraphBubbleUp:
-            raise
-        except Exception as exc:  # noqa: BLE001 - a failing tool is an answer, not a crash
-            return self._failed(call, exc)
-        return self._finish(call, result)
+            result = self._finish(call, unknown)
+        else:
+            try:
+                result = self._finish(call, await execute(request))
+            except GraphBubbleUp:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a failing tool is an answer, not a crash
+                result = self._failed(call, exc)
+        await aemit_tool_events(_events_of(result))
+        return result
 
 
-__all__ = ["PolicyFor", "ToolCallRecorder", "ToolResult", "request_settings"]
+__all__ = [
+    "PolicyFor",
+    "ToolCallRecorder",
+    "ToolResult",
+    "aemit_tool_events",
+    "emit_tool_events",
+    "request_settings",
+]

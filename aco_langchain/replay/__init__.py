@@ -1,1 +1,1 @@
-"""Replay: answers of real models from recordings (RouterBench CSV, replay JSONL)."""
+"""Replay: real models' answers from recordings, and run-level policies on recorded agent runs."""

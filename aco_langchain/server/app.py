@@ -23,6 +23,7 @@ Example:
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -90,10 +91,10 @@ async def chat_completions(
             media_type="text/event-stream",
             headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
         )
-    msg = state.cached(call)
+    msg = await state.acached(call)
     if msg is None:
         msg = await state.answer(call)
-    return _json(completion(msg, model=body.model, aco=state.finish(call, msg)))
+    return _json(completion(msg, model=body.model, aco=await state.afinish(call, msg)))
 
 
 @openai_router.get("/models")
@@ -119,7 +120,8 @@ async def list_models(state: State, caller: Caller) -> Response:
 @openai_router.get("/spend")
 async def spend(state: State, caller: Caller) -> Response:
     """The ledger's spend and savings (``aco spend --json``), shared by every worker."""
-    return _json(state.spend(caller))
+    # The summary reads every row (sync SQL): off the event loop, other requests go on.
+    return _json(await asyncio.to_thread(state.spend, caller))
 
 
 @seed_router.post("/generate", response_model=GenerateResponse)
@@ -138,10 +140,10 @@ async def generate(
         run_key=request.headers.get(RUN_HEADER),
         principal=caller,
     )
-    msg = state.cached(call)
+    msg = await state.acached(call)
     if msg is None:
         msg = await state.answer(call)
-    aco = state.finish(call, msg)
+    aco = await state.afinish(call, msg)
     usage: dict[str, Any] = dict(msg.usage_metadata or {})
     return GenerateResponse(
         text=msg.text,

@@ -265,6 +265,25 @@ class ServerState:
         if self.cache is not None and call.cache_key is not None:
             self.cache.update(call.cache_key, self._cache_scope, [ChatGeneration(message=msg)])
 
+    # The cache (SQLite, Redis) and the trace file are synchronous I/O: async request paths
+    # run them on a worker thread, so one slow disk or Redis never stalls other requests.
+
+    async def acached(self, call: RouterCall) -> AIMessage | None:
+        """:meth:`cached` off the event loop."""
+        if self.cache is None or call.cache_key is None:
+            return None
+        return await asyncio.to_thread(self.cached, call)
+
+    async def _astore(self, call: RouterCall, msg: AIMessage) -> None:
+        if self.cache is not None and call.cache_key is not None:
+            await asyncio.to_thread(self._store, call, msg)
+
+    async def afinish(self, call: RouterCall, msg: AIMessage) -> dict[str, Any]:
+        """:meth:`finish` off the event loop when it writes a trace."""
+        if self._sink is None:
+            return self.finish(call, msg)
+        return await asyncio.to_thread(self.finish, call, msg)
+
     async def answer(self, call: RouterCall) -> AIMessage:
         """Answer a call from the router, within the request deadline. The router holds the
         call's worst case on every budget it counts against (run, key, user) on the ledger.
@@ -281,7 +300,7 @@ class ServerState:
             raise self._deadline_error() from err
         except ValidationError as err:
             raise validation_error(err.errors()) from err  # type: ignore[arg-type]
-        self._store(call, msg)
+        await self._astore(call, msg)
         return msg
 
     def _deadline_error(self) -> APIError:
@@ -374,9 +393,10 @@ class ServerState:
             APIError: the call failed before anything was streamed.
         """
         writer = ChunkWriter(call.model, include_usage=include_usage)
-        hit = self.cached(call)
+        hit = await self.acached(call)
         if hit is not None:
-            events = [writer.first(), *writer.replay(hit), *writer.end(self.finish(call, hit))]
+            aco = await self.afinish(call, hit)
+            events = [writer.first(), *writer.replay(hit), *writer.end(aco)]
             return _iterate(events)
         agen: Any = self.llm.astream(call.messages, stop=call.stop, **call.kwargs).__aiter__()
         deadline = asyncio.get_running_loop().time() + self._backstop_s
@@ -412,8 +432,8 @@ class ServerState:
                 async with asyncio.timeout_at(deadline):
                     chunk = await anext(agen, None)
             msg = writer.answer()
-            self._store(call, msg)
-            for event in writer.end(self.finish(call, msg)):
+            await self._astore(call, msg)
+            for event in writer.end(await self.afinish(call, msg)):
                 yield event
         except ACOError as err:
             yield sse(from_aco_error(err).body())

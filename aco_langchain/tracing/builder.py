@@ -32,7 +32,13 @@ from aco_langchain.chat.messages import message_text
 from aco_langchain.config import ACOConfig
 from aco_langchain.errors import ConfigError
 from aco_langchain.redact import mask
-from aco_langchain.tracing.names import EVENT_OUTCOME, EVENT_STOP, EVENT_VERDICT, VERIFIER_TAG
+from aco_langchain.tracing.names import (
+    EVENT_OUTCOME,
+    EVENT_STOP,
+    EVENT_TOOL,
+    EVENT_VERDICT,
+    VERIFIER_TAG,
+)
 from aco_langchain.tracing.sinks import TraceSink
 from aco_langchain.tracing.trace import FinalOutcome, Trace, TraceRecorder
 
@@ -55,6 +61,7 @@ class _Run:
     name: str | None = None
     started: float = field(default_factory=time.perf_counter)
     model_hint: str | None = None
+    call_id: str | None = None
     nested: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -232,9 +239,10 @@ class TraceBuilder:
     ) -> None:
         with self._lock:
             name = kw.get("name") or (serialized or {}).get("name") or "tool"
-            self._register(
+            run = self._register(
                 "tool", run_id, parent_run_id, kw.get("tags"), kw.get("metadata"), name, inputs
             )
+            run.call_id = kw.get("tool_call_id")
 
     # ------------------------------------------------------------------ model calls
     def _model_record(self, run: _Run, response: LLMResult) -> dict[str, Any]:
@@ -391,6 +399,30 @@ class TraceBuilder:
             success=ok,
             cost=tool_cost(name, self.config),
             error=mask(error) if error else error,  # a tool error may quote a key
+            latency_ms=round((time.perf_counter() - run.started) * 1000, 3),
+            call_id=run.call_id,
+        )
+
+    def _agent_tool(self, opened: _Open, data: Mapping[str, Any]) -> None:
+        """The agent's record of a tool call: its cost (the agent's config wins over the
+        handler's), or the whole call when it never ran (declined)."""
+        call_id = data.get("id")
+        step = opened.recorder.current_step()
+        ran = next(
+            (c for c in (step.tool_calls if step else []) if call_id and c.call_id == call_id),
+            None,
+        )
+        if ran is not None:
+            ran.cost = float(data.get("cost") or 0.0)
+            return
+        reason = data.get("reason") or data.get("error")
+        opened.recorder.record_tool_call(
+            str(data.get("name") or "tool"),
+            success=bool(data.get("success")),
+            cost=float(data.get("cost") or 0.0),
+            error=mask(str(reason)) if reason else None,
+            skipped=bool(data.get("skipped")),
+            call_id=call_id,
         )
 
     # ------------------------------------------------------------------ custom events
@@ -406,12 +438,15 @@ class TraceBuilder:
                 step = opened.recorder.current_step()
                 if step is not None and step.verifier_called:
                     step.verifier_passed = passed
+                    step.verifier_verdicts.append(passed)
                 opened.last_verdict = passed
                 opened.verified = passed
             elif name == EVENT_STOP:
                 opened.stop = data
             elif name == EVENT_OUTCOME:
                 opened.outcome = data
+            elif name == EVENT_TOOL:
+                self._agent_tool(opened, data)
 
     # ------------------------------------------------------------------ ends
     def chain_end(self, run_id: UUID, outputs: Any) -> None:

@@ -21,7 +21,11 @@ VERIFIER_TAG = "aco:verifier"
 EVENT_VERDICT = "aco_verifier_verdict"
 #: Custom event of a run the controls stopped (``{"type": "stop", "kind", "reason"}``).
 EVENT_STOP = "aco_stop"
+#: Custom event of one tool call as the agent recorded it: its ``tool`` event (``name``,
+#: ``id``, ``success``, ``skipped``, ``cost`` from the agent's ``agent.tool_costs``,
+#: ``reason`` of a decline). A declined call has no tool run of its own to trace.
+EVENT_TOOL = "aco_tool"
 #: Custom event any chain may send to say how it ended (``{"task_success": bool, ...}``).
 EVENT_OUTCOME = "aco_outcome"
 
-__all__ = ["EVENT_OUTCOME", "EVENT_STOP", "EVENT_VERDICT", "VERIFIER_TAG"]
+__all__ = ["EVENT_OUTCOME", "EVENT_STOP", "EVENT_TOOL", "EVENT_VERDICT", "VERIFIER_TAG"]

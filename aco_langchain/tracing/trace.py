@@ -70,7 +70,10 @@ class ToolCall(_TraceModel):
     tool_name: str
     success: bool = True
     cost: float = Field(0.0, ge=0.0)
-    error: str | None = None
+    error: str | None = Field(None, description="The error, or why a declined call did not run.")
+    skipped: bool = Field(False, description="Declined by a gate or a human: it did not run.")
+    latency_ms: float | None = Field(None, ge=0.0)
+    call_id: str | None = Field(None, description="The model's tool call id.")
 
 
 class TraceStep(_TraceModel):
@@ -82,6 +85,10 @@ class TraceStep(_TraceModel):
     verifier_called: bool = False
     verifier_passed: bool | None = None
     verifier_cost: float = Field(0.0, ge=0.0)
+    verifier_verdicts: list[bool | None] = Field(
+        default_factory=list,
+        description="Every verifier verdict of the step, in order (None: no clear verdict).",
+    )
     action: str | None = Field(None, description="What the step did, when known.")
 
     @property
@@ -247,9 +254,20 @@ class TraceRecorder:
         cost: float = 0.0,
         error: str | None = None,
         step_num: int | None = None,
+        skipped: bool = False,
+        latency_ms: float | None = None,
+        call_id: str | None = None,
     ) -> ToolCall:
         """Attach a tool call to the current step (or ``step_num``)."""
-        call = ToolCall(tool_name=tool_name, success=success, cost=cost, error=error)
+        call = ToolCall(
+            tool_name=tool_name,
+            success=success,
+            cost=cost,
+            error=error,
+            skipped=skipped,
+            latency_ms=latency_ms,
+            call_id=call_id,
+        )
         self._step(step_num, new=False).tool_calls.append(call)
         return call
 

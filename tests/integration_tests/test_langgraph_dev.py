@@ -1,9 +1,10 @@
 """``langgraph dev`` serving langgraph.json, driven by the ``langgraph_sdk`` client, no keys.
 
 The server is the real LangGraph API (in-memory runtime, ``pip install -e ".[dev]"``); every
-model call is the real local tier. ``--allow-blocking``: the graphs' async nodes still make
-short blocking calls (the SQLite spend ledger, the local server's state file), which the dev
-server's blocking detector would otherwise turn into errors.
+model call is the real local tier. Served WITHOUT ``--allow-blocking``: the dev server's
+blocking-call detector (blockbuster) turns any blocking call on its event loop into a failed
+run, and every graph (built on a worker thread by its async factory; its model calls on the
+async ledger) runs clean.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ def dev_server(
     env.update(ACO_CONFIG=str(cfg), LANGSMITH_TRACING="false", PYTHONPATH=str(ROOT))
     log = open(cfg.with_name("langgraph-dev.log"), "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
-        [cli, "dev", "--port", str(port), "--no-browser", "--no-reload", "--allow-blocking"],
+        [cli, "dev", "--port", str(port), "--no-browser", "--no-reload"],
         cwd=ROOT,
         env=env,
         stdout=log,
@@ -111,5 +112,17 @@ def test_aco_strategies_answers_a_task(dev_server: str) -> None:
     out = client.runs.wait(
         thread["thread_id"], "aco_strategies", input={"task": "What is the capital of France?"}
     )
+    assert client.threads.get(thread["thread_id"])["status"] == "idle"
+    assert isinstance(out, dict) and str(out["answer"]).strip()
+
+
+def test_aco_critical_stops_for_approval_and_resumes(dev_server: str) -> None:
+    from langgraph_sdk import get_sync_client
+
+    client = get_sync_client(url=dev_server)
+    thread = client.threads.create()
+    client.runs.wait(thread["thread_id"], "aco_critical", input={"task": "Name one prime number."})
+    assert client.threads.get(thread["thread_id"])["status"] == "interrupted"  # not "error"
+    out = client.runs.wait(thread["thread_id"], "aco_critical", command={"resume": True})
     assert client.threads.get(thread["thread_id"])["status"] == "idle"
     assert isinstance(out, dict) and str(out["answer"]).strip()

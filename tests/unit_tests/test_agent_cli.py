@@ -45,7 +45,9 @@ def test_budget_prints_keep_exact_and_omit(app):
 def test_gate_as_in_the_seed(app):
     out = _ok(app, "gate", "web_search", "--task-type", "research")
     assert "ALLOW" in out and "web_search" in out
-    data = json.loads(_ok(app, "gate", "web_search", "--task-type", "quick_answer", "--json"))
+    data = json.loads(
+        _ok(app, "gate", "web_search", "--task-type", "quick_answer", "--cost", "0.01", "--json")
+    )
     assert data["allowed"] is False and "unlikely" in data["reason"]
 
 

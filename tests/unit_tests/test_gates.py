@@ -8,26 +8,46 @@ from aco_langchain.agent.gates import gate, tool_cost, tool_kind, verify
 from aco_langchain.config import ACOConfig
 
 
-def test_web_search_is_worth_it_for_research_not_for_a_quick_answer():
-    yes = gate("web_search", "research")
-    no = gate("web_search", "quick_answer")
-    assert yes.allowed and yes.expected_value > yes.cost
+def test_a_tool_with_no_configured_cost_runs_whatever_its_usefulness():
+    for name, task in (("count_messages", "general"), ("web_search", "quick_answer")):
+        d = gate(name, task, prior_calls=3, budget_remaining=0.0)
+        assert d.allowed and d.cost == 0.0 and "no cost configured" in d.reason
+
+
+def test_a_priced_tool_is_weighed_and_the_decline_names_the_setting():
+    cfg = ACOConfig(agent={"tool_costs": {"web_search": 0.01}})
+    assert gate("web_search", "research", config=cfg).allowed
+    no = gate("web_search", "quick_answer", config=cfg)
     assert not no.allowed and "unlikely to help" in no.reason
+    assert "agent.tool_costs['web_search']" in no.reason
 
 
 def test_tool_costs_come_from_config():
     cfg = ACOConfig(agent={"tool_costs": {"web_search": 5.0}})
     assert tool_cost("web_search", cfg) == 5.0
+    assert tool_cost("web_search") == 0.0
     d = gate("web_search", "research", config=cfg)
     assert not d.allowed and "EV" in d.reason and d.cost == 5.0
+    assert "agent.tool_costs['web_search'] = $5.0000" in d.reason
 
 
 def test_repeated_calls_lose_value_and_budget_is_respected():
-    assert gate("web_search", "research", prior_calls=1).allowed
-    third = gate("web_search", "research", prior_calls=2)
+    cfg = ACOConfig(agent={"tool_costs": {"web_search": 0.01}})
+    assert gate("web_search", "research", config=cfg, prior_calls=1).allowed
+    third = gate("web_search", "research", config=cfg, prior_calls=2)
     assert not third.allowed and "prior call" in third.reason
-    broke = gate("web_search", "research", budget_remaining=0.001)
+    broke = gate("web_search", "research", config=cfg, budget_remaining=0.001)
     assert not broke.allowed and "remaining budget" in broke.reason
+    assert "max_budget" in broke.reason
+
+
+def test_an_identical_failed_call_is_not_repeated_unless_retries_are_allowed():
+    d = gate("run_tests", "coding", identical_failures=1)
+    assert not d.allowed and "agent.max_identical_retries is 0" in d.reason
+    assert gate("run_tests", "coding", identical_failures=0).allowed
+    cfg = ACOConfig(agent={"max_identical_retries": 1})
+    assert gate("run_tests", "coding", config=cfg, identical_failures=1).allowed
+    assert not gate("run_tests", "coding", config=cfg, identical_failures=2).allowed
 
 
 def test_tool_kinds_from_names():

@@ -198,10 +198,12 @@ def test_tool_gate_skips_useless_calls() -> None:
         raise AssertionError("the gate should have skipped this")
 
     t = tiers(t1=[call("web_search", {"query": "2+2"}, "c1"), "4"])
-    graph = create_aco_agent(cfg(), [web_search], tier_models=t, verify_answers=False)
+    priced = cfg(tool_costs={"web_search": 0.01})
+    graph = create_aco_agent(priced, [web_search], tier_models=t, verify_answers=False)
     out = graph.invoke({"messages": [HumanMessage("What is 2+2?")]})
     skipped = [m for m in out["messages"] if isinstance(m, ToolMessage)]
-    assert skipped and "skipped by the cost gate" in skipped[0].content
+    assert skipped and "skipped by the tool gate" in skipped[0].content
+    assert "agent.tool_costs['web_search']" in skipped[0].content
     ev = events(out, "tool")[0]
     assert ev["skipped"] and ev["cost"] == 0.0
     assert out["messages"][-1].content == "4"
@@ -436,7 +438,7 @@ def test_tool_costs_and_model_calls_share_the_run_ledger() -> None:
         return "three papers"
 
     t = tiers(t3=[call("web_search", {"query": "router papers"}, "c1")], t1=["summary"])
-    llm = ACORouterChatModel(config=cfg(), tier_models=t)
+    llm = ACORouterChatModel(config=cfg(tool_costs={"web_search": 0.01}), tier_models=t)
     graph = create_aco_agent(llm, [web_search], verify_answers=False)
     out = graph.invoke(
         {"messages": [HumanMessage("Research routing papers and compare them")]},

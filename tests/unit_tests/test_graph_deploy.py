@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
+import inspect
 import json
 import socket
 from pathlib import Path
@@ -31,14 +33,17 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_langgraph_json_points_at_graph_factories(no_network: None) -> None:
     # `langgraph dev` looks names up in the module's namespace (a PEP 562 lazy attribute is
-    # not found), so langgraph.json names the zero-argument factories that build the graphs.
+    # not found), so langgraph.json names the zero-argument factories that build the graphs;
+    # async ones, which build on a worker thread (the server calls factories on its loop).
     spec = json.loads((ROOT / "langgraph.json").read_text())
     assert spec["dependencies"] == ["."]
     for name, ref in spec["graphs"].items():
         file, attr = ref.split(":")
         module = _load(ROOT / file)
         assert attr in vars(module), f"{name}: {attr} is not a real module attribute"
-        graph = getattr(module, attr)()
+        factory = getattr(module, attr)
+        assert inspect.iscoroutinefunction(factory), f"{name}: {attr} would build on the loop"
+        graph = asyncio.run(factory())
         assert hasattr(graph, "invoke") and hasattr(graph, "get_graph"), name
         assert graph.get_graph().nodes
 

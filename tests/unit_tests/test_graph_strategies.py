@@ -148,3 +148,16 @@ def test_a_role_whose_tier_is_unavailable_lets_the_router_decide() -> None:
     assert models and all(e["tier"] == 1 for e in models)
     assert all("no OPENAI_API_KEY" in e["reason"] for e in models if e["role"] != "answer")
     assert any(e["reason"].startswith("role tier ") for e in models)
+
+
+def test_critics_are_traced_as_verifier_calls_with_their_verdicts() -> None:
+    h = ACOTraceCallbackHandler(config=CFG)
+    graph = create_critical_graph(CFG, tier_models=echo_tiers(critic="REJECT\nno rollback"))
+    out = graph.invoke({"task": "Delete the old backups"}, {"callbacks": [h]})
+    tr = h.traces[0]
+    verified = [s for s in tr.steps if s.verifier_called]
+    assert verified and verified[-1].verifier_verdicts == [False, False]
+    assert tr.verified is False and tr.task_success is not True
+    critic_cost = sum(e["cost"] for e in out["aco_events"] if e["role"].startswith("critic"))
+    assert sum(s.verifier_cost for s in tr.steps) == pytest.approx(critic_cost)
+    assert tr.total_cost == pytest.approx(sum(e["cost"] for e in out["aco_events"]))

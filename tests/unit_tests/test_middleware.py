@@ -133,11 +133,13 @@ def test_tool_gate_skips() -> None:
         raise AssertionError("gated")
 
     t = tiers(t1=[call("web_search", {"query": "2+2"}, "c1"), "4"])
-    out = agent(t, [web_search], verify_answers=False).invoke(
+    priced = ACOConfig(router="rules", agent={"tool_costs": {"web_search": 0.01}})
+    out = agent(t, [web_search], priced, verify_answers=False).invoke(
         {"messages": [HumanMessage("What is 2+2?")]}
     )
     tm = [m for m in out["messages"] if isinstance(m, ToolMessage)][0]
-    assert "cost gate" in tm.content and events(out, "tool")[0]["skipped"]
+    assert "tool gate" in tm.content and "agent.tool_costs['web_search']" in tm.content
+    assert events(out, "tool")[0]["skipped"]
 
 
 def test_verifier_fail_goes_back_to_the_model() -> None:

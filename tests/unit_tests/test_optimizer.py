@@ -63,8 +63,8 @@ def test_full_run_records_and_writes_trace(tmp_path):
     opt.record_verifier_call(passed=True, cost=0.01)
     trace = opt.end_run(success=True, claimed_done=True)
     assert trace.trace_id == r["run_id"] and trace.final_outcome == "completed"
-    assert trace.total_cost == pytest.approx(call.cost + 0.01 + 0.01)
-    assert trace.steps[0].tool_calls[0].cost == 0.01  # default tool cost
+    assert trace.total_cost == pytest.approx(call.cost + 0.01)
+    assert trace.steps[0].tool_calls[0].cost == 0.0  # no cost configured: $0
     on_disk = read_traces(path).traces
     assert [t.trace_id for t in on_disk] == [trace.trace_id]
     assert opt.stats().runs == 1 and opt.stats().success_rate == 1.0
@@ -125,7 +125,7 @@ def test_check_doom_uses_given_total_spent_and_repeated_failures():
 
 
 def test_gate_and_verify_use_the_run_state():
-    opt = ACOOptimizer(RULES)
+    opt = ACOOptimizer(ACOConfig(router="rules", agent={"tool_costs": {"web_search": 0.01}}))
     opt.start_run("Research transformer advances")
     assert opt.gate("web_search").allowed  # task type research from routing
     opt.record_model_call(tier=1)

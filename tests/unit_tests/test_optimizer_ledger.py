@@ -13,10 +13,10 @@ from aco_langchain.testing import ScriptedChatModel
 
 def test_recorded_calls_are_ledger_rows_under_the_run() -> None:
     ledger = MemoryLedger()
-    opt = ACOOptimizer(ACOConfig(), ledger=ledger)
+    opt = ACOOptimizer(ACOConfig(agent={"tool_costs": {"web_search": 0.01}}), ledger=ledger)
     run = opt.start_run("Fix the typo in README")["run_id"]
     opt.record_model_call(tier=3, input_tokens=1000, output_tokens=200)
-    opt.record_tool_call("web_search")  # $0.01 by default
+    opt.record_tool_call("web_search")  # $0.01 as configured (an unpriced tool costs $0)
     opt.record_verifier_call(passed=True, cost=0.002)
     rows = ledger.records(run=run)
     assert [r.tier for r in rows] == [3, None, None]

@@ -28,6 +28,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -71,7 +72,7 @@ from aco_langchain.agent.engine import (
 )
 from aco_langchain.agent.policy import AgentPolicy, RunSettings, run_settings, takes_tools
 from aco_langchain.integrations.tool_calls import ToolCallRecorder
-from aco_langchain.tracing.names import EVENT_STOP, EVENT_VERDICT, VERIFIER_TAG
+from aco_langchain.tracing.names import EVENT_STOP, EVENT_TOOL, EVENT_VERDICT, VERIFIER_TAG
 
 if TYPE_CHECKING:
     from aco_langchain.chat.model import ACORouterChatModel
@@ -223,10 +224,20 @@ class ACOAgentNodes:
     def _policy(self, config: RunnableConfig | None) -> AgentPolicy:
         return self.policy.with_settings(node_settings(config))
 
-    def _view(self, state: Mapping[str, Any], policy: AgentPolicy) -> tuple[RunView, str | None]:
+    def _view(
+        self, state: Mapping[str, Any], policy: AgentPolicy, spent: float | None = None
+    ) -> tuple[RunView, str | None]:
+        """The run as the rules see it; ``spent`` read from the ledger unless given."""
         events = state.get("aco_events") or []
         key = current_run_key(events)
-        return RunView.from_events(events, policy, spent=self.llm.spent(key) if key else 0.0), key
+        if spent is None:
+            spent = self.llm.spent(key) if key else 0.0
+        return RunView.from_events(events, policy, spent=spent), key
+
+    async def _aspent(self, state: Mapping[str, Any]) -> float:
+        """The run's spend, read without blocking the event loop (async nodes)."""
+        key = current_run_key(state.get("aco_events") or [])
+        return await self.llm.aspent(key) if key else 0.0
 
     # ------------------------------------------------------------------ start / doom
     def _start(self, state: Mapping[str, Any], config: RunnableConfig) -> Update:
@@ -234,8 +245,10 @@ class ACOAgentNodes:
         event = turn_event(node_settings(config), thread, uuid.uuid4().hex)
         return {"aco_events": [event]}
 
-    def _doom_stop(self, state: Mapping[str, Any], config: RunnableConfig) -> StopOutcome | None:
-        return doom_stop(self._view(state, self._policy(config))[0])
+    def _doom_stop(
+        self, state: Mapping[str, Any], config: RunnableConfig, spent: float | None = None
+    ) -> StopOutcome | None:
+        return doom_stop(self._view(state, self._policy(config), spent)[0])
 
     def _doom(self, state: Mapping[str, Any], config: RunnableConfig) -> Update:
         stop = self._doom_stop(state, config)
@@ -245,7 +258,7 @@ class ACOAgentNodes:
         return _stop_update(stop)
 
     async def _adoom(self, state: Mapping[str, Any], config: RunnableConfig) -> Update:
-        stop = self._doom_stop(state, config)
+        stop = self._doom_stop(state, config, await self._aspent(state))
         if stop is None:
             return {}
         await adispatch_custom_event(EVENT_STOP, stop.event, config=config)
@@ -253,10 +266,10 @@ class ACOAgentNodes:
 
     # ------------------------------------------------------------------ agent
     def _plan(
-        self, state: Mapping[str, Any], config: RunnableConfig
+        self, state: Mapping[str, Any], config: RunnableConfig, spent: float | None = None
     ) -> tuple[StepPlan | StopOutcome, list[BaseMessage]]:
         policy = self._policy(config)
-        view, key = self._view(state, policy)
+        view, key = self._view(state, policy, spent)
         messages = list(state["messages"])
         plan = plan_step(
             view,
@@ -305,7 +318,7 @@ class ACOAgentNodes:
         return _step_update(outcome)
 
     async def _aagent(self, state: Mapping[str, Any], config: RunnableConfig) -> Update:
-        plan, messages = self._plan(state, config)
+        plan, messages = self._plan(state, config, await self._aspent(state))
         if isinstance(plan, StopOutcome):
             await adispatch_custom_event(EVENT_STOP, plan.event, config=config)
             return _stop_update(plan)
@@ -331,6 +344,9 @@ class ACOAgentNodes:
         )
         if gate.approval is not None:
             gate = apply_approval(gate, interrupt(gate.approval), policy, view.steps)
+        for event in gate.events:  # declined calls never run: the trace learns of them here
+            with contextlib.suppress(RuntimeError):
+                dispatch_custom_event(EVENT_TOOL, dict(event), config=config)
         return {"messages": gate.messages, "aco_events": gate.events}
 
     # ------------------------------------------------------------------ verification
@@ -344,10 +360,10 @@ class ACOAgentNodes:
         return {} if plan is None else {"aco_events": [plan.gate_event]}
 
     def _verifier_call(
-        self, state: Mapping[str, Any], config: RunnableConfig
+        self, state: Mapping[str, Any], config: RunnableConfig, spent: float | None = None
     ) -> VerifierCall | None:
         policy = self._policy(config)
-        view, key = self._view(state, policy)
+        view, key = self._view(state, policy, spent)
         plan = plan_verification(view, policy, state["messages"], self.llm.registry.unavailable())
         return None if plan is None else verifier_call(plan, policy, key, config)
 
@@ -361,7 +377,7 @@ class ACOAgentNodes:
         return _verifier_update(outcome)
 
     async def _averifier(self, state: Mapping[str, Any], config: RunnableConfig) -> Update:
-        call = self._verifier_call(state, config)
+        call = self._verifier_call(state, config, await self._aspent(state))
         if call is None:
             return {}
         reply = await self.llm.ainvoke(call.plan.prompt, **call.kwargs)

@@ -23,10 +23,12 @@ Usage::
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from langchain_core.callbacks.manager import adispatch_custom_event, dispatch_custom_event
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
@@ -39,6 +41,7 @@ from aco_langchain.agent.events import call_cost
 from aco_langchain.chat.messages import message_text
 from aco_langchain.integrations.langgraph.agent import ConfigOrModel, resolve_router_model
 from aco_langchain.integrations.langgraph.state import SpecialistInput, StrategyState
+from aco_langchain.tracing.names import EVENT_VERDICT, VERIFIER_TAG
 
 #: An uncompiled strategy graph.
 StrategyBuilder = StateGraph[StrategyState, None, StrategyState, StrategyState]
@@ -127,6 +130,8 @@ class StrategyCalls:
             logger.info("strategy role %s: %s", role, note)
         cfg: dict[str, Any] = dict(config or {})
         cfg["metadata"] = {**(cfg.get("metadata") or {}), "aco_role": role}
+        if role.split("-")[0] == "critic":  # a critic is a verifier: traced as one
+            cfg["tags"] = [*(cfg.get("tags") or []), VERIFIER_TAG]
         if tier is not None:
             cfg["metadata"]["aco_tier"] = tier
         conf = (config or {}).get("configurable") or {}
@@ -183,13 +188,31 @@ class StrategyCalls:
 
         def sync(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
             r = _role(state)
-            return _finish(state, r, self.call(r, user(state), config))
+            msg = self.call(r, user(state), config)
+            verdict = _verdict(r, msg)
+            if verdict is not None:
+                with contextlib.suppress(RuntimeError):
+                    dispatch_custom_event(EVENT_VERDICT, verdict, config=config)
+            return _finish(state, r, msg)
 
         async def asynchronous(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
             r = _role(state)
-            return _finish(state, r, await self.acall(r, user(state), config))
+            msg = await self.acall(r, user(state), config)
+            verdict = _verdict(r, msg)
+            if verdict is not None:
+                with contextlib.suppress(RuntimeError):
+                    await adispatch_custom_event(EVENT_VERDICT, verdict, config=config)
+            return _finish(state, r, msg)
 
         return RunnableLambda(sync, afunc=asynchronous, name=name)
+
+
+def _verdict(role: str, msg: AIMessage) -> dict[str, Any] | None:
+    """A critic's verdict for the trace (APPROVE/REJECT; None when it said neither)."""
+    if role.split("-")[0] != "critic":
+        return None
+    text = message_text(msg)
+    return {"passed": _critic_approves(text), "why": text.strip()[:200], "role": role}
 
 
 def _notes(outputs: Sequence[Mapping[str, Any]]) -> str:

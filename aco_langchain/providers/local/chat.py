@@ -47,6 +47,7 @@ from aco_langchain.providers.local.tools import (
     StreamParser,
     ToolCallSpec,
     answered_calls,
+    is_cut_call,
     normalize_tool_choice,
     render_history,
     repeats_answered_call,
@@ -159,11 +160,14 @@ class ChatLlamaServer(ChatOpenAI):
     @staticmethod
     def _parsed_message(spec: ToolCallSpec, msg: BaseMessage, finish: Any) -> AIMessage:
         parsed = spec.parse(str(msg.content), truncated=finish == "length")
+        meta = dict(msg.response_metadata)
+        if parsed.truncated:
+            meta["truncated"] = True  # the answer's text so far, cut at max_tokens
         return AIMessage(
             content=parsed.content,
             tool_calls=parsed.tool_calls,
             additional_kwargs=dict(msg.additional_kwargs),
-            response_metadata=dict(msg.response_metadata),
+            response_metadata=meta,
             usage_metadata=getattr(msg, "usage_metadata", None),
             id=msg.id,
         )
@@ -180,16 +184,37 @@ class ChatLlamaServer(ChatOpenAI):
         if prep.spec is None:
             return result
         gen = result.generations[0]
-        finish = (gen.generation_info or {}).get(
-            "finish_reason"
-        ) or gen.message.response_metadata.get("finish_reason")
-        msg = self._parsed_message(prep.spec, gen.message, finish)
+        msg = self._parsed_message(prep.spec, gen.message, _finish_reason(gen))
         if msg.tool_calls:
             msg.response_metadata["finish_reason"] = "tool_calls"
         return ChatResult(
             generations=[ChatGeneration(message=msg, generation_info=gen.generation_info)],
             llm_output=result.llm_output,
         )
+
+    def _cut_call_retry(
+        self, prep: _Prepared, messages: list[BaseMessage], kwargs: dict[str, Any], raw: ChatResult
+    ) -> _Prepared | None:
+        """A roomier request when ``raw`` is a tool call cut at ``max_tokens`` (else None).
+
+        The grammar bounds a call (strings <= MAX_STRING_CHARS, arrays <= MAX_ARRAY_ITEMS), so
+        ``tool_max_tokens`` (or twice the cap) lets it close; asked once, so a call never
+        costs more than two bounded requests.
+        """
+        if prep.spec is None:
+            return None
+        gen = raw.generations[0]
+        if not is_cut_call(str(gen.message.content), _finish_reason(gen)):
+            return None
+        cap = prep.kwargs.get("max_tokens") or self.max_tokens or self.tool_max_tokens
+        roomier = max(self.tool_max_tokens, 2 * int(cap))
+        logger.info(
+            "local tier: tool call cut at max_tokens=%s before its arguments closed; asking "
+            "once more with max_tokens=%s",
+            cap,
+            roomier,
+        )
+        return self._prepare(messages, {**kwargs, "max_tokens": roomier})
 
     def _repeat_guard(
         self, prep: _Prepared, messages: list[BaseMessage], kwargs: dict[str, Any], msg: Any
@@ -217,15 +242,22 @@ class ChatLlamaServer(ChatOpenAI):
         **kwargs: Any,
     ) -> ChatResult:
         prep = self._prepare(messages, kwargs)
-        result = self._parsed_result(
-            prep,
-            super()._generate(prep.messages, stop=stop, run_manager=run_manager, **prep.kwargs),
-        )
+        raw = super()._generate(prep.messages, stop=stop, run_manager=run_manager, **prep.kwargs)
+        roomier = self._cut_call_retry(prep, messages, kwargs, raw)
+        if roomier is not None:
+            prep, first = roomier, raw
+            raw = super()._generate(
+                prep.messages, stop=stop, run_manager=run_manager, **prep.kwargs
+            )
+            raw = _with_both_usages(first, raw)
+        result = self._parsed_result(prep, raw)
         again = self._repeat_guard(prep, messages, kwargs, result.generations[0].message)
         if again is None:
             return result
-        second = super()._generate(
-            again.messages, stop=stop, run_manager=run_manager, **again.kwargs
+        # The final-answer-only reply is constrained JSON too: parsed like the first.
+        second = self._parsed_result(
+            again,
+            super()._generate(again.messages, stop=stop, run_manager=run_manager, **again.kwargs),
         )
         return _with_both_usages(result, second)
 
@@ -255,9 +287,12 @@ class ChatLlamaServer(ChatOpenAI):
                 yield _notify(out, run_manager)
             return
         yield run.usage_chunk()  # the discarded call's tokens were spent
-        yield from super()._stream(
-            again.messages, stop=stop, run_manager=run_manager, **again.kwargs
-        )
+        answer = _StreamRun(again.spec or ToolCallSpec.build([], "none"), [])
+        for chunk in super()._stream(again.messages, stop=stop, run_manager=None, **again.kwargs):
+            for out in answer.feed(chunk):
+                yield _notify(out, run_manager)
+        for out in answer.finish():
+            yield _notify(out, run_manager)
 
     # -- async --------------------------------------------------------------------------
 
@@ -269,17 +304,25 @@ class ChatLlamaServer(ChatOpenAI):
         **kwargs: Any,
     ) -> ChatResult:
         prep = self._prepare(messages, kwargs)
-        result = self._parsed_result(
-            prep,
-            await super()._agenerate(
-                prep.messages, stop=stop, run_manager=run_manager, **prep.kwargs
-            ),
+        raw = await super()._agenerate(
+            prep.messages, stop=stop, run_manager=run_manager, **prep.kwargs
         )
+        roomier = self._cut_call_retry(prep, messages, kwargs, raw)
+        if roomier is not None:
+            prep, first = roomier, raw
+            raw = await super()._agenerate(
+                prep.messages, stop=stop, run_manager=run_manager, **prep.kwargs
+            )
+            raw = _with_both_usages(first, raw)
+        result = self._parsed_result(prep, raw)
         again = self._repeat_guard(prep, messages, kwargs, result.generations[0].message)
         if again is None:
             return result
-        second = await super()._agenerate(
-            again.messages, stop=stop, run_manager=run_manager, **again.kwargs
+        second = self._parsed_result(
+            again,
+            await super()._agenerate(
+                again.messages, stop=stop, run_manager=run_manager, **again.kwargs
+            ),
         )
         return _with_both_usages(result, second)
 
@@ -311,10 +354,14 @@ class ChatLlamaServer(ChatOpenAI):
                 yield await _anotify(out, run_manager)
             return
         yield run.usage_chunk()
+        answer = _StreamRun(again.spec or ToolCallSpec.build([], "none"), [])
         async for chunk in super()._astream(
-            again.messages, stop=stop, run_manager=run_manager, **again.kwargs
+            again.messages, stop=stop, run_manager=None, **again.kwargs
         ):
-            yield chunk
+            for out in answer.feed(chunk):
+                yield await _anotify(out, run_manager)
+        for out in answer.finish():
+            yield await _anotify(out, run_manager)
 
 
 class _StreamRun:
@@ -376,6 +423,8 @@ class _StreamRun:
         rm = dict(msg.response_metadata)
         if last and self.parser.mode == "call":
             rm["finish_reason"] = "tool_calls"
+        if last and self.parser.truncated:
+            rm["truncated"] = True
         return ChatGenerationChunk(
             message=AIMessageChunk(
                 content=text,
@@ -387,6 +436,13 @@ class _StreamRun:
             ),
             generation_info=chunk.generation_info,
         )
+
+
+def _finish_reason(gen: ChatGeneration) -> Any:
+    """Why the server stopped (``stop``, ``length``...), wherever the client put it."""
+    return (gen.generation_info or {}).get("finish_reason") or gen.message.response_metadata.get(
+        "finish_reason"
+    )
 
 
 def _has_tool_turns(messages: list[BaseMessage]) -> bool:

@@ -42,6 +42,14 @@ from langchain_core.messages import ToolMessage as _ToolMessage
 from langchain_core.messages.tool import ToolCall, ToolCallChunk, tool_call_chunk
 
 from aco_langchain.errors import LocalToolCallError
+from aco_langchain.providers.local.answers import ANSWER_PREFIX as _ANSWER_PREFIX
+from aco_langchain.providers.local.answers import (
+    FINAL_ANSWER_KEY,
+    is_cut_call,
+    may_become_envelope,
+    unwrap_answer,
+)
+from aco_langchain.providers.local.answers import decode_partial_string as _decode_partial_string
 
 __all__ = [
     "FINAL_ANSWER_KEY",
@@ -52,14 +60,16 @@ __all__ = [
     "StreamParser",
     "ToolCallSpec",
     "normalize_tool_choice",
+    "is_cut_call",
+    "may_become_envelope",
     "render_history",
     "repeats_answered_call",
     "response_format_schema",
+    "unwrap_answer",
 ]
 
 TOOL_KEY = "tool"
 ARGUMENTS_KEY = "arguments"
-FINAL_ANSWER_KEY = "final_answer"
 #: Cap for argument strings that have no maxLength/enum/const/pattern of their own.
 MAX_STRING_CHARS = 200
 #: Cap for argument arrays that have no maxItems of their own.
@@ -68,7 +78,6 @@ MAX_ARRAY_ITEMS = 8
 _CALL_PREFIX = re.compile(
     r'^\s*\{\s*"' + TOOL_KEY + r'"\s*:\s*"((?:[^"\\]|\\.)*)"\s*,\s*"' + ARGUMENTS_KEY + r'"\s*:\s*'
 )
-_ANSWER_PREFIX = re.compile(r'^\s*\{\s*"' + FINAL_ANSWER_KEY + r'"\s*:\s*"')
 
 
 def _tool_name(tool: Mapping[str, Any]) -> str:
@@ -166,10 +175,14 @@ def _describe(tool: Mapping[str, Any]) -> str:
 
 @dataclass(frozen=True)
 class ParsedOutput:
-    """The model's JSON as LangChain sees it: text content or one tool call."""
+    """The model's JSON as LangChain sees it: text content or one tool call.
+
+    ``truncated``: the final answer was cut at ``max_tokens`` (``content`` is the text so far).
+    """
 
     content: str
     tool_calls: list[ToolCall] = field(default_factory=list)
+    truncated: bool = False
 
 
 @dataclass(frozen=True)
@@ -286,9 +299,8 @@ class ToolCallSpec:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             if truncated:
-                m = _ANSWER_PREFIX.match(text)
-                if m:
-                    return ParsedOutput(content=_decode_partial_string(text[m.end() :])[0])
+                if _ANSWER_PREFIX.match(text):
+                    return ParsedOutput(content=unwrap_answer(text)[0], truncated=True)
                 raise LocalToolCallError(
                     "the local tier's tool call was cut at max_tokens before its arguments "
                     "were complete: raise max_tokens for tool-bound calls"
@@ -305,7 +317,8 @@ class ToolCallSpec:
             and isinstance(data.get(FINAL_ANSWER_KEY), str)
             and self.choice in ("auto", "none")
         ):
-            return ParsedOutput(content=data[FINAL_ANSWER_KEY])
+            answer, cut = unwrap_answer(data[FINAL_ANSWER_KEY])
+            return ParsedOutput(content=answer, truncated=cut)
         if (
             isinstance(data, dict)
             and data.get(TOOL_KEY) in self.names
@@ -450,39 +463,6 @@ def _text(message: BaseMessage) -> str:
     )
 
 
-_ESCAPES = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
-
-
-def _decode_partial_string(raw: str) -> tuple[str, int, bool]:
-    """Decode the body of a JSON string that may be incomplete.
-
-    Returns (decoded text, raw characters consumed, closed): an escape cut in the middle is
-    left unconsumed; ``closed`` is True when the closing quote was reached.
-    """
-    out: list[str] = []
-    i = 0
-    while i < len(raw):
-        ch = raw[i]
-        if ch == '"':
-            return "".join(out), i + 1, True
-        if ch != "\\":
-            out.append(ch)
-            i += 1
-            continue
-        if i + 1 >= len(raw):
-            break
-        esc = raw[i + 1]
-        if esc == "u":
-            if i + 6 > len(raw):
-                break
-            out.append(chr(int(raw[i + 2 : i + 6], 16)))
-            i += 6
-        else:
-            out.append(_ESCAPES.get(esc, esc))
-            i += 2
-    return "".join(out), i, False
-
-
 class StreamParser:
     """Turns the model's streamed JSON into content deltas and tool-call chunks.
 
@@ -505,12 +485,21 @@ class StreamParser:
         self._mode: str | None = None  # "call" | "answer"
         self._pos = 0  # raw chars consumed
         self._answer_closed = False
+        self._answer = ""  # the outer answer string decoded so far
+        self._said = 0  # characters of the unwrapped answer already given out
         self.call_id = new_call_id()
 
     @property
     def mode(self) -> str | None:
         """``"call"`` or ``"answer"`` once the output's branch is known, else None."""
         return self._mode
+
+    @property
+    def truncated(self) -> bool:
+        """The final answer ended unclosed (cut at ``max_tokens``), outer or inner envelope."""
+        if self._mode != "answer":
+            return False
+        return not self._answer_closed or unwrap_answer(self._answer)[1]
 
     def feed(self, delta: str) -> tuple[str, list[ToolCallChunk]]:
         """Add a text delta; return (content delta, tool-call chunks) ready to stream."""
@@ -520,6 +509,17 @@ class StreamParser:
     def finish(self) -> tuple[str, list[ToolCallChunk]]:
         """The end of the stream: release what was held back."""
         return self._advance(final=True)
+
+    def _answer_delta(self, *, final: bool) -> str:
+        """What of the answer can be said now: an envelope the model wrote inside its answer
+        is held back until known, then left out (see ``unwrap_answer``)."""
+        if not final and may_become_envelope(self._answer):
+            return ""
+        # The inner string decodes monotonically (a cut escape is left for later), so what
+        # was said is never taken back.
+        text, _cut = unwrap_answer(self._answer)
+        delta, self._said = text[self._said :], max(self._said, len(text))
+        return delta
 
     def _advance(self, *, final: bool) -> tuple[str, list[ToolCallChunk]]:
         chunks: list[ToolCallChunk] = []
@@ -536,12 +536,12 @@ class StreamParser:
             else:
                 return "", chunks
         if self._mode == "answer":
-            if self._answer_closed:
-                return "", chunks
-            text, used, closed = _decode_partial_string(self.raw[self._pos :])
-            self._pos += used
-            self._answer_closed = closed
-            return text, chunks
+            if not self._answer_closed:
+                text, used, closed = _decode_partial_string(self.raw[self._pos :])
+                self._pos += used
+                self._answer_closed = closed
+                self._answer += text
+            return self._answer_delta(final=final or self._answer_closed), chunks
         rest = self.raw[self._pos :]
         if final:
             body = rest.rstrip()

@@ -44,10 +44,16 @@ async def release_if_cancelled(
                 logger.info("ledger: hold %s released (its caller was cancelled)", got.id)
                 undo = asyncio.ensure_future(release(got))
                 _PENDING.add(undo)
-                undo.add_done_callback(_PENDING.discard)
+                undo.add_done_callback(_released)
 
         task.add_done_callback(_undo)
         raise
+
+
+def _released(undo: asyncio.Task[None]) -> None:
+    _PENDING.discard(undo)
+    if not undo.cancelled() and (err := undo.exception()) is not None:
+        logger.warning("ledger: releasing a cancelled caller's hold failed (%s): it expires", err)
 
 
 __all__ = ["release_if_cancelled"]

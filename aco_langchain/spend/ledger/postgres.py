@@ -48,7 +48,7 @@ from aco_langchain.spend.ledger.owners import (
     process_identity,
 )
 from aco_langchain.spend.ledger.postgres_sql import MIGRATIONS, record_args
-from aco_langchain.spend.ledger.sqlite import _ROW_COLUMNS, record_from_row
+from aco_langchain.spend.ledger.rows import ROW_COLUMNS, record_from_row
 
 logger = logging.getLogger(__name__)
 
@@ -511,7 +511,7 @@ class PostgresLedger(RecordsSummaryMixin):
         since: float | None = None,
         until: float | None = None,
     ) -> list[SpendRecord]:
-        text = f"SELECT {_ROW_COLUMNS} FROM {self.prefix}spend WHERE true"
+        text = f"SELECT {ROW_COLUMNS} FROM {self.prefix}spend WHERE true"
         args: list[Any] = []
         for cond, value in (("run_key = %s", run), ("ts >= %s", since), ("ts < %s", until)):
             if value is not None:

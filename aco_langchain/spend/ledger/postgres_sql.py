@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from aco_langchain.spend.ledger.base import SpendRecord
-from aco_langchain.spend.ledger.sqlite import _ROW_COLUMNS
+from aco_langchain.spend.ledger.rows import ROW_COLUMNS
 
 #: Schema migrations; the index + 1 is the schema version.
 MIGRATIONS: tuple[str, ...] = (
@@ -115,7 +115,7 @@ def reconcile(p: str) -> str:
         "held_tokens = greatest(0, b.held_tokens - agg.t), spent_usd = b.spent_usd + agg.su, "
         f"spent_tokens = b.spent_tokens + agg.st, touched_at = {NOW} "
         "FROM agg WHERE b.scope = agg.scope RETURNING 1), "
-        f"ins AS (INSERT INTO {p}spend ({_ROW_COLUMNS}) SELECT {NOW}, o.run_key, o.trace_id, "
+        f"ins AS (INSERT INTO {p}spend ({ROW_COLUMNS}) SELECT {NOW}, o.run_key, o.trace_id, "
         "NULL, '', '', 0, d.tokens, d.usd, 0, 'orphaned', 0, NULL, NULL, '{}'::text[] "
         "FROM d JOIN o ON o.id = d.id ORDER BY d.id RETURNING 1) "
         "SELECT (SELECT count(*) FROM d), (SELECT count(*) FROM ins), (SELECT count(*) FROM upd)"
@@ -159,7 +159,7 @@ def settle(p: str) -> str:
         "held_tokens = greatest(0, held_tokens - coalesce((SELECT tokens FROM h), 0)), "
         f"blocked = coalesce(blocked, %(block)s), touched_at = {NOW} "
         "WHERE scope = ANY(%(scopes)s::text[]) RETURNING 1) "
-        f"INSERT INTO {p}spend ({_ROW_COLUMNS}) VALUES ({_ROW_VALUES})"
+        f"INSERT INTO {p}spend ({ROW_COLUMNS}) VALUES ({_ROW_VALUES})"
     )
 
 
@@ -184,7 +184,7 @@ def add(p: str) -> str:
         f"WITH b AS (INSERT INTO {p}budgets (scope, spent_usd) VALUES (%(scope)s, %(cost)s) "
         f"ON CONFLICT (scope) DO UPDATE SET spent_usd = {p}budgets.spent_usd + %(cost)s, "
         f"touched_at = {NOW} RETURNING spent_usd), "
-        f"r AS (INSERT INTO {p}spend ({_ROW_COLUMNS}) VALUES ({_ROW_VALUES})) "
+        f"r AS (INSERT INTO {p}spend ({ROW_COLUMNS}) VALUES ({_ROW_VALUES})) "
         "SELECT spent_usd FROM b"
     )
 

@@ -42,6 +42,7 @@ from aco_langchain.spend.ledger.owners import (
     orphan_record,
     process_identity,
 )
+from aco_langchain.spend.ledger.rows import ROW_COLUMNS, record_from_row, record_params
 
 logger = logging.getLogger(__name__)
 
@@ -101,60 +102,12 @@ T = TypeVar("T")
 #: anyway; more threads only help concurrent readers).
 ASYNC_THREADS = 4
 
-_ROW_COLUMNS = (
-    "ts, run_key, trace_id, tier, model, provider, input_tokens, output_tokens, cost_usd, "
-    "latency_ms, outcome, baseline_usd, user_id, api_key, tags"
-)
-
 _HOLD_SQL = (
     "UPDATE budgets SET held_usd = held_usd + ?, held_tokens = held_tokens + ?, touched_at = ? "
     "WHERE scope = ? AND (blocked IS NULL OR ? <= 0) "
     "AND (? IS NULL OR ? <= 0 OR spent_usd + held_usd + ? <= ? + ?) "
     "AND (? IS NULL OR spent_tokens + held_tokens + ? <= ?)"
 )
-
-
-def record_params(r: SpendRecord) -> tuple[Any, ...]:
-    """A record as the values of ``_ROW_COLUMNS`` (tags as JSON text)."""
-    return (
-        r.ts,
-        r.run_key,
-        r.trace_id,
-        r.tier,
-        r.model,
-        r.provider,
-        r.input_tokens,
-        r.output_tokens,
-        r.cost_usd,
-        r.latency_ms,
-        r.outcome,
-        r.baseline_usd,
-        r.user,
-        r.api_key,
-        json.dumps(list(r.tags)),
-    )
-
-
-def record_from_row(row: Sequence[Any]) -> SpendRecord:
-    """A row of ``_ROW_COLUMNS`` back into a record."""
-    tags = row[14]
-    return SpendRecord(
-        ts=float(row[0]),
-        run_key=row[1],
-        trace_id=row[2],
-        tier=row[3],
-        model=row[4],
-        provider=row[5],
-        input_tokens=int(row[6]),
-        output_tokens=int(row[7]),
-        cost_usd=float(row[8]),
-        latency_ms=float(row[9]),
-        outcome=row[10],
-        baseline_usd=float(row[11]),
-        user=row[12],
-        api_key=row[13],
-        tags=tuple(json.loads(tags) if isinstance(tags, str) else tags or ()),
-    )
 
 
 class SQLiteLedger(RecordsSummaryMixin):
@@ -323,7 +276,7 @@ class SQLiteLedger(RecordsSummaryMixin):
             if orphan:
                 settled += 1
                 conn.execute(
-                    f"INSERT INTO spend ({_ROW_COLUMNS}) VALUES ({', '.join('?' * 15)})",
+                    f"INSERT INTO spend ({ROW_COLUMNS}) VALUES ({', '.join('?' * 15)})",
                     record_params(orphan),
                 )
         logger.info(
@@ -441,7 +394,7 @@ class SQLiteLedger(RecordsSummaryMixin):
                         (record.cost_usd, tok, h_usd, h_tok, block, time.time(), s),
                     )
                 conn.execute(
-                    f"INSERT INTO spend ({_ROW_COLUMNS}) VALUES ({', '.join('?' * 15)})",
+                    f"INSERT INTO spend ({ROW_COLUMNS}) VALUES ({', '.join('?' * 15)})",
                     record_params(record),
                 )
                 conn.execute("COMMIT")
@@ -487,7 +440,7 @@ class SQLiteLedger(RecordsSummaryMixin):
                     (usd, time.time(), scope),
                 )
                 conn.execute(
-                    f"INSERT INTO spend ({_ROW_COLUMNS}) VALUES ({', '.join('?' * 15)})",
+                    f"INSERT INTO spend ({ROW_COLUMNS}) VALUES ({', '.join('?' * 15)})",
                     record_params(SpendRecord(run_key=run_key, cost_usd=usd, outcome="recorded")),
                 )
                 total = self._scope_usage(conn, scope).spent_usd
@@ -528,7 +481,7 @@ class SQLiteLedger(RecordsSummaryMixin):
         since: float | None = None,
         until: float | None = None,
     ) -> list[SpendRecord]:
-        sql = f"SELECT {_ROW_COLUMNS} FROM spend WHERE 1=1"
+        sql = f"SELECT {ROW_COLUMNS} FROM spend WHERE 1=1"
         args: list[Any] = []
         for cond, value in (("run_key = ?", run), ("ts >= ?", since), ("ts < ?", until)):
             if value is not None:
