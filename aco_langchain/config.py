@@ -301,7 +301,8 @@ class CacheSettings(_Strict):
 
 def default_models() -> dict[str, TierSpec]:
     """The five default tiers. Tier 1 is the local model ($0); tiers 2-5 are real OpenAI
-    models without prices here, so they are priced by genai-prices (their list prices)."""
+    models without prices here, so genai-prices prices them, rising tier by tier. Tiers 2-4
+    answer on Chat Completions with logprobs (the cascade's confidence); tier 5 reasons."""
     return {
         "tier1": TierSpec(
             model_id="tiny-local-3b",
@@ -330,7 +331,7 @@ def default_models() -> dict[str, TierSpec]:
             provider="openai",
             model="gpt-4.1-mini",
             api_key_env="OPENAI_API_KEY",
-            max_context=128_000,
+            max_context=1_047_576,  # its profile's max_input_tokens, as gpt-4.1's
             capabilities=["chat", "tools", "logprobs", "structured_output"],
             avg_latency_ms=900.0,
         ),
@@ -339,16 +340,16 @@ def default_models() -> dict[str, TierSpec]:
             provider="openai",
             model="gpt-4.1",
             api_key_env="OPENAI_API_KEY",
-            max_context=128_000,
+            max_context=1_047_576,
             capabilities=["chat", "tools", "logprobs", "structured_output"],
             avg_latency_ms=1500.0,
         ),
         "tier5": TierSpec(
             model_id="specialist-expert",
             provider="openai",
-            model="o3",
+            model="gpt-5.5",  # 2.5x / 3.75x gpt-4.1's list price: an upgrade to weigh
             api_key_env="OPENAI_API_KEY",
-            max_context=200_000,
+            max_context=1_050_000,
             capabilities=["chat", "tools", "structured_output"],
             avg_latency_ms=4000.0,
         ),

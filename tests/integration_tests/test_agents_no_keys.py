@@ -8,7 +8,9 @@ with an AI answer (not an error), every step says tier 1 and why.
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
+import inspect
 import json
 import sys
 from pathlib import Path
@@ -113,7 +115,9 @@ def _load(ref: str) -> Any:
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
-    return getattr(module, attr)()
+    made = getattr(module, attr)()
+    # langgraph.json names async factories (langgraph dev awaits them on its loop).
+    return asyncio.run(made) if inspect.iscoroutine(made) else made
 
 
 GRAPHS = json.loads((ROOT / "langgraph.json").read_text())["graphs"]

@@ -3,27 +3,53 @@
 from __future__ import annotations
 
 import json
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from aco_langchain.cli import app
-from aco_langchain.config import SEED_PRICES, ACOConfig, load_config
+from aco_langchain.cli.init_cmds import list_price
+from aco_langchain.config import SEED_PRICES, TIER_NUMBERS, ACOConfig, load_config
 from aco_langchain.pricing import genai_price_per_1k, price_per_1k
+from aco_langchain.provider_families import family, model_profile
 
 SEED_CONFIG = Path(__file__).resolve().parents[2] / "examples" / "seed-config.yaml"
 
 
 def test_default_tiers_are_priced_by_genai_prices(real_prices: None) -> None:
     cfg = ACOConfig()
-    for n, model in ((2, "gpt-4o-mini"), (3, "gpt-4.1-mini"), (4, "gpt-4.1"), (5, "o3")):
+    for n in TIER_NUMBERS[1:]:
         spec = cfg.tier(n)
-        assert spec.cost_per_1k_input is None and spec.provider_model == model
-        assert price_per_1k(spec) == genai_price_per_1k("openai", model)
-    # gpt-4.1's list price is $2/M input, $8/M output: not the seed's $1/$3 per 1K
-    assert price_per_1k(cfg.tier(4)) == pytest.approx((0.002, 0.008))
+        assert spec.cost_per_1k_input is None and spec.provider == "openai"
+        real = genai_price_per_1k("openai", spec.provider_model)
+        assert real is not None and price_per_1k(spec) == real
+    # the real list price, not the seed's illustrative $1/$3 per 1K
+    assert price_per_1k(cfg.tier(4)) != SEED_PRICES["tier4"]
     assert price_per_1k(cfg.tier(1)) == (0.0, 0.0)
+
+
+def test_default_ladder_rises_in_price_and_context(real_prices: None) -> None:
+    """Each tier costs strictly more than the one below, input and output, as the router
+    weighs it and at short-prompt list prices: no tier is a free upgrade. A tier holds at
+    least the context of the one below (a long prompt never has to skip to a dearer tier
+    than its size needs), and claims no more context or tools than its model's profile."""
+    cfg = ACOConfig()
+    specs = [cfg.tier(n) for n in TIER_NUMBERS]
+    prices = [price_per_1k(spec) for spec in specs]
+    listed = [(0.0, 0.0)] + [list_price(f"openai:{s.provider_model}") for s in specs[1:]]
+    for ladder in (prices, listed):
+        for low, high in pairwise(ladder):
+            assert high is not None and low is not None
+            assert high[0] > low[0] and high[1] > low[1], ladder
+    for low, high in pairwise(specs):
+        assert high.max_context >= low.max_context, (low.model_id, high.model_id)
+    for spec in specs[1:]:
+        profile = model_profile(family(spec.provider), spec.provider_model)
+        assert profile is not None, spec.provider_model
+        assert spec.max_context <= profile["max_input_tokens"]
+        assert spec.supports_tools == bool(profile["tool_calling"])
 
 
 def test_seed_config_gives_the_seed_table() -> None:
@@ -43,7 +69,8 @@ def test_seed_config_reproduces_the_seed_route_figures(real_prices: None) -> Non
     assert seed["tier"] == real["tier"] == 5  # critical: the specialist, by either price
     tokens = max(1, int(len(prompt) / 4 + 0.5))
     assert seed["cost_estimate"] == pytest.approx((tokens * 1.5 + 256 * 1.5) / 1000, abs=1e-6)
-    assert real["cost_estimate"] == pytest.approx((tokens * 0.002 + 256 * 0.008) / 1000, abs=1e-6)
+    p_in, p_out = price_per_1k(ACOConfig().tier(5))  # genai-prices' price of tier 5's model
+    assert real["cost_estimate"] == pytest.approx((tokens * p_in + 256 * p_out) / 1000, abs=1e-6)
 
 
 @pytest.mark.parametrize(

@@ -128,10 +128,13 @@ def test_output_cap_counts_toward_the_context() -> None:
 
 def test_nothing_fits_raises_naming_the_sizes() -> None:
     llm, tiers, _ = _llm()
-    huge = "x" * 900_000  # ~225,000 tokens: more than every tier's max_context
-    with pytest.raises(ContextTooLongError, match="tier 5: 200000") as err:
+    largest = max(ACOConfig().tier(n).max_context for n in range(1, 6))
+    huge = "x" * (4 * largest + 40_000)  # ~10,000 tokens more than every tier's max_context
+    with pytest.raises(
+        ContextTooLongError, match=f"tier 5: {ACOConfig().tier(5).max_context}"
+    ) as err:
         llm.invoke(huge)
-    assert err.value.needed_tokens > err.value.largest_context == 200_000
+    assert err.value.needed_tokens > err.value.largest_context == largest
     with pytest.raises(ContextTooLongError, match="tier 1 is forced"):
         llm.invoke("y" * 20_000, force_tier=1)
     assert all(not t.calls for t in tiers.values())
