@@ -61,7 +61,7 @@ from aco_langchain.chat.planner import (
     build_route_request,
 )
 from aco_langchain.chat.reporter import result_as_chunks
-from aco_langchain.chat.runs import call_run_key, last_run, remember_run
+from aco_langchain.chat.runs import call_run_key, last_run, remember_run, track_runs
 from aco_langchain.chat.runtime import Runtime, RuntimeSettings, build_runtime, unavailable
 from aco_langchain.chat.structured import structured_output
 from aco_langchain.config import (
@@ -157,6 +157,7 @@ class ACORouterChatModel(BaseChatModel):
 
     def model_post_init(self, context: Any) -> None:
         super().model_post_init(context)
+        track_runs()  # run keys by call tree (chat/runs.py): from the first router model on
         retries = self.config.routing.max_retries if self.max_retries is None else self.max_retries
         self._rt = build_runtime(
             self.config,

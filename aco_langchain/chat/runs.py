@@ -7,6 +7,10 @@ a bare ``llm.invoke(...)`` is a task of its own. ``aco_run_id`` (per call or in
 How the root is known: a tiny callback handler (:data:`TRACKER`) is added to every callback
 manager LangChain configures in this process (``register_configure_hook``, the way LangSmith's
 tracer is added); it maps each started run to its root and forgets it when the run ends.
+The hook is registered by :func:`track_runs`, which the first ``ACORouterChatModel`` built in
+the process calls: a process that imports the package without building a router model
+(a handler present costs LangChain ~25 us on every call) pays nothing. Before that, a call's
+run key is its parent run (the root of a one-level chain).
 
 Example:
     ```python
@@ -18,6 +22,7 @@ Example:
 
 from __future__ import annotations
 
+import threading
 import uuid
 from contextvars import ContextVar
 from typing import Any
@@ -99,7 +104,24 @@ class RootRunTracker(BaseCallbackHandler):
 
 TRACKER = RootRunTracker()
 _TRACKER_VAR: ContextVar[RootRunTracker | None] = ContextVar("aco_root_tracker", default=TRACKER)
-register_configure_hook(_TRACKER_VAR, True)
+_TRACKING = threading.Lock()
+_tracking = False
+
+
+def track_runs() -> None:
+    """Add :data:`TRACKER` to every callback manager LangChain configures from now on in
+    this process (idempotent; ``ACORouterChatModel`` calls it when it is built).
+
+    Example:
+        ```python
+        track_runs()   # chains started after this share one run key per tree
+        ```
+    """
+    global _tracking
+    with _TRACKING:
+        if not _tracking:
+            register_configure_hook(_TRACKER_VAR, True)
+            _tracking = True
 
 
 #: The run key of each router model's latest call in this thread / asyncio task, by the
@@ -156,4 +178,11 @@ def call_run_key(
     return cfg, str(trace)
 
 
-__all__ = ["TRACKER", "RootRunTracker", "call_run_key", "last_run", "remember_run"]
+__all__ = [
+    "TRACKER",
+    "RootRunTracker",
+    "call_run_key",
+    "last_run",
+    "remember_run",
+    "track_runs",
+]

@@ -233,8 +233,10 @@ class Featurizer:
     ) -> np.ndarray:
         """The structure features, in the order of ``DENSE_NAMES`` (raw, not standardised)."""
         raw = text.encode("utf-8", "replace")
-        # byte classes (space, newline, '?', digit, upper, punct, non-ASCII, '=+'): one matvec
-        cls = _BYTE_CLASSES @ np.bincount(np.frombuffer(raw, dtype=np.uint8), minlength=256)
+        # byte classes (space, newline, '?', digit, upper, punct, non-ASCII, '=+'): one matvec;
+        # Python floats from here (numpy scalars divide, add and convert slowly)
+        counts = np.bincount(np.frombuffer(raw, dtype=np.uint8), minlength=256)
+        cls: list[float] = (_BYTE_CLASSES @ counts).tolist()
         low = text.lower() if low is None else low
         nf = float(max(len(text), 1))
         roles = roles or []

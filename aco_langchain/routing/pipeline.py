@@ -25,8 +25,8 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
-from typing import Literal
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from aco_langchain.config import TIER_NUMBERS, ACOConfig
 from aco_langchain.errors import (
@@ -202,10 +202,24 @@ class Draft:
 
     def to(self, tier: int, reason: str) -> Draft:
         """The draft moved to ``tier``, saying why."""
-        return replace(self, tier=tier, reasons=(*self.reasons, reason))
+        return self.but(tier=tier, reasons=(*self.reasons, reason))
 
     def say(self, reason: str) -> Draft:
-        return replace(self, reasons=(*self.reasons, reason))
+        return self.but(reasons=(*self.reasons, reason))
+
+    def but(self, **changes: Any) -> Draft:
+        """A copy with ``changes`` (field names of this class), itself when nothing changes.
+
+        ``dataclasses.replace`` re-runs ``__init__`` through its field introspection (~3 us
+        a stage, ten stages a decision); the fields need no validation, so the copy is made
+        directly (the class stays frozen for everyone else).
+        """
+        now = self.__dict__
+        if all(now[k] == v for k, v in changes.items()):
+            return self
+        new = object.__new__(Draft)
+        new.__dict__.update(now, **changes)
+        return new
 
 
 Stage = Callable[[RouteInputs, Draft], Draft]
@@ -241,7 +255,7 @@ def tools(inp: RouteInputs, d: Draft) -> Draft:
             d = d.say(f"tools bound: skip tier(s) {sorted(no_tools)} without tool calling")
     if inp.forced is not None:
         allowed.add(inp.forced)
-    return replace(d, allowed=frozenset(allowed))
+    return d.but(allowed=frozenset(allowed))
 
 
 def floors(inp: RouteInputs, d: Draft) -> Draft:
@@ -261,7 +275,7 @@ def floors(inp: RouteInputs, d: Draft) -> Draft:
         inferred = "" if c.risk else " (inferred from the request)"
         d = d.to(risk_floor, f"risk {risk}{inferred} floor>={risk_floor}")
     protected = risk_floor if risk_floor > 1 else None
-    return replace(d, floor=max(floor, risk_floor), protected=protected)
+    return d.but(floor=max(floor, risk_floor), protected=protected)
 
 
 def escalation(inp: RouteInputs, d: Draft) -> Draft:
@@ -414,11 +428,11 @@ def _exhausted(inp: RouteInputs, d: Draft, state: str) -> Draft:
             spent_usd=rule.spent_usd,
         )
     if rule.on_exhausted == "stop":
-        return replace(d.say(f"budget {state}: stop ({rule.setting})"), stop=True)
+        return d.say(f"budget {state}: stop ({rule.setting})").but(stop=True)
     local = [n for n in TIER_NUMBERS if cfg.tier(n).is_local]
     tier = min(local) if local else 1
     d = d.to(tier, f"budget {state}: local tier ({rule.setting})")
-    return replace(d, budget_exceeded=True)
+    return d.but(budget_exceeded=True)
 
 
 def availability(inp: RouteInputs, d: Draft) -> Draft:
@@ -431,7 +445,7 @@ def availability(inp: RouteInputs, d: Draft) -> Draft:
     """
     cfg, rs = inp.config, inp.config.routing
     lowest = min(_lowest_tier(cfg, d.tier, d.protected), d.tier)
-    d = replace(d, lowest=lowest)
+    d = d.but(lowest=lowest)
     if d.tier in d.allowed and d.tier not in inp.unavailable:
         return d
     if not inp.rules.strict_availability:
@@ -463,8 +477,8 @@ def availability(inp: RouteInputs, d: Draft) -> Draft:
         )
     d = d.say(f"tier {d.tier} unavailable ({why}) -> tier {nearest}")
     if nearest < d.tier:
-        d = replace(d.say(f"degraded from tier {d.tier}"), degraded_from=d.tier)
-    return replace(d, tier=nearest, lowest=min(lowest, nearest))
+        d = d.say(f"degraded from tier {d.tier}").but(degraded_from=d.tier)
+    return d.but(tier=nearest, lowest=min(lowest, nearest))
 
 
 #: The pipeline, in order. Every decision (a chat call, an agent step) runs all of them.

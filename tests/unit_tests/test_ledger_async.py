@@ -142,3 +142,27 @@ async def test_a_cancelled_ahold_gives_its_hold_back(ledger: SpendLedger) -> Non
         await asyncio.sleep(0.01)
     assert (await ledger.ausage("run:x")).held_usd == pytest.approx(0.7)  # ours alone
     await ledger.arelease(got)
+
+
+def test_a_loop_ends_with_no_ledger_task_left_running(ledger: SpendLedger) -> None:
+    # asyncio.run cancels and awaits every task left at its end; a connection pool whose
+    # maintenance task swallows the cancel (psycopg_pool's scheduler does) hangs the script
+    # at exit. The ledger's async I/O must leave nothing running between calls.
+    left: list[int] = []
+
+    async def calls(run: str) -> None:
+        got = await ledger.ahold([Limit(f"run:{run}", usd=1.0)], 0.01)
+        assert isinstance(got, Hold)
+        await ledger.asettle(got, _row(run, 0.01))
+        assert await ledger.aspent(run) == pytest.approx(0.01)
+        left.append(len(asyncio.all_tasks()) - 1)  # minus this one
+
+    def one_run(run: str) -> None:
+        asyncio.run(calls(run))
+
+    for i in range(2):  # a script's two asyncio.run, each on a thread with no loop
+        t = threading.Thread(target=one_run, args=(f"tasks-{i}",))
+        t.start()
+        t.join(timeout=30)
+        assert not t.is_alive(), "asyncio.run did not return: a ledger task outlived the loop"
+    assert left == [0, 0]

@@ -71,3 +71,45 @@ def test_seed_config_reproduces_the_seed_route_figures(real_prices: None) -> Non
     assert seed["cost_estimate"] == pytest.approx((tokens * 1.5 + 256 * 1.5) / 1000, abs=1e-6)
     p_in, p_out = price_per_1k(ACOConfig().tier(5))  # genai-prices' price of tier 5's model
     assert real["cost_estimate"] == pytest.approx((tokens * p_in + 256 * p_out) / 1000, abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("provider", "model"),
+    [
+        ("openai", "gpt-4o-mini"),
+        ("openai", "o3"),
+        ("google", "gemini-2.5-flash"),
+        ("anthropic", "claude-3-5-haiku-latest"),
+        ("anthropic", "claude-sonnet-4-5"),  # tiered above 200k input: genai-prices per call
+        ("google", "gemini-2.5-pro"),  # tiered
+    ],
+)
+def test_usage_cost_equals_genai_prices_own_total(provider: str, model: str) -> None:
+    """The cached per-token rates price a call exactly as genai-prices does (cached input,
+    cache writes and reasoning included), tiered prices too (they are not linearised)."""
+    import random
+    from decimal import Decimal
+
+    from aco_langchain.config import TierSpec
+    from aco_langchain.pricing import TokenUsage, _genai_price, usage_cost_usd
+
+    spec = TierSpec(provider=provider, model=model, model_id=model)
+    rnd = random.Random(18)
+    for _ in range(200):
+        i, o = rnd.randint(0, 400_000), rnd.randint(0, 30_000)
+        cr = rnd.randint(0, i)
+        cw, r = rnd.randint(0, i - cr), rnd.randint(0, o)
+        usage = TokenUsage(input=i, output=o, cache_read=cr, cache_write=cw, reasoning=r)
+        want = _genai_price(
+            provider,
+            model,
+            {
+                "input_tokens": i,
+                "output_tokens": o,
+                "cache_read_tokens": cr,
+                "cache_write_tokens": cw,
+                "output_reasoning_tokens": r,
+            },
+        )
+        assert want is not None
+        assert usage_cost_usd(spec, usage) == float(Decimal(want.total_price))

@@ -7,7 +7,7 @@ holds on one scope serialise in the database, never in a read-then-write).
 Synchronous and asynchronous methods share everything but the I/O: each operation is written
 once as a generator of steps (:class:`Query`: a statement to run; :class:`Probe`: which
 hold owners are alive), and two small drivers run the steps — on a ``ConnectionPool`` for
-``hold``/``settle``/..., on an ``AsyncConnectionPool`` of the running event loop for
+``hold``/``settle``/..., on the running event loop's own connections (``pg_async``) for
 ``ahold``/``asettle``/... . One async pool per event loop: a pool is bound to the loop that
 opened it, and scripts call ``asyncio.run`` more than once, so a pool whose loop has closed is
 dropped, never reused.
@@ -208,15 +208,15 @@ class PostgresLedger(RecordsSummaryMixin):
         loop = asyncio.get_running_loop()
         pool = self._apools.get(loop)
         if pool is None:
-            from psycopg_pool import AsyncConnectionPool
+            from aco_langchain.spend.ledger.pg_async import LoopConnections
 
-            # A closed loop's pool is dead (its tasks and sockets belong to that loop): drop it.
+            # A closed loop's connections are dead (their sockets belong to it): drop them.
             for old in [lp for lp in list(self._apools) if lp.is_closed()]:
                 self._apools.pop(old, None)
-            # No await between the lookup and the insert: one pool per loop.
-            pool = AsyncConnectionPool(self.dsn, open=False, **self._pool_args())
+            # No await between the lookup and the insert: one connection set per loop.
+            args = self._pool_args()
+            pool = LoopConnections(self.dsn, args["kwargs"], args["max_size"])
             self._apools[loop] = pool
-        await pool.open()  # idempotent; the first caller starts the pool's workers
         return pool
 
     def _migrate(self) -> None:
