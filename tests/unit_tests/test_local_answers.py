@@ -122,3 +122,27 @@ def test_a_cut_final_answer_is_text_flagged_truncated(server_says: list[Any]) ->
     replies.append(_result('{"final_answer": "There are', "length"))
     out = _llm().bind_tools([word_count]).invoke([HumanMessage("count x y z")], max_tokens=4)
     assert out.content == "There are" and out.response_metadata["truncated"] is True
+
+
+def test_a_blank_final_answer_from_the_repeat_guard_keeps_the_tool_call() -> None:
+    # The small model can answer the guard's "final answer only" request with blank text:
+    # that is no answer, so the first reply (a valid tool call) stands, with both usages.
+    from langchain_core.messages import AIMessage
+    from langchain_core.outputs import ChatGeneration, ChatResult
+
+    from aco_langchain.providers.local.chat import _guarded_answer
+
+    def result(msg: AIMessage) -> ChatResult:
+        return ChatResult(generations=[ChatGeneration(message=msg)])
+
+    usage = {"input_tokens": 10, "output_tokens": 5, "total_tokens": 15}
+    call = AIMessage(
+        "", tool_calls=[{"name": "lookup", "args": {"q": "x"}, "id": "c1"}], usage_metadata=usage
+    )
+    blank = AIMessage(" ", usage_metadata=usage)
+    kept = _guarded_answer(result(call), result(blank)).generations[0].message
+    assert kept.tool_calls and kept.tool_calls[0]["name"] == "lookup"
+    assert kept.usage_metadata["total_tokens"] == 30
+    answer = AIMessage("done", usage_metadata=usage)
+    got = _guarded_answer(result(call), result(answer)).generations[0].message
+    assert got.content == "done" and not got.tool_calls

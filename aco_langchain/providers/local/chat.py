@@ -259,7 +259,7 @@ class ChatLlamaServer(ChatOpenAI):
             again,
             super()._generate(again.messages, stop=stop, run_manager=run_manager, **again.kwargs),
         )
-        return _with_both_usages(result, second)
+        return _guarded_answer(result, second)
 
     def _stream(
         self,
@@ -324,7 +324,7 @@ class ChatLlamaServer(ChatOpenAI):
                 again.messages, stop=stop, run_manager=run_manager, **again.kwargs
             ),
         )
-        return _with_both_usages(result, second)
+        return _guarded_answer(result, second)
 
     async def _astream(
         self,
@@ -465,6 +465,20 @@ async def _anotify(
     if run_manager:
         await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
     return chunk
+
+
+def _guarded_answer(first: ChatResult, second: ChatResult) -> ChatResult:
+    """The repeat guard's final-answer reply, unless it is blank: a reply with neither text
+    nor a tool call is no answer at all (the small model can write ``{"final_answer": " "}``),
+    so the first reply, a valid tool call, stands; the tool gate and doom handle the repeat."""
+    msg = second.generations[0].message
+    if getattr(msg, "tool_calls", None) or str(msg.content).strip():
+        return _with_both_usages(first, second)
+    logger.warning(
+        "local tier: the final answer asked for by the repeat guard was blank; "
+        "keeping the repeated tool call"
+    )
+    return _with_both_usages(second, first)
 
 
 def _with_both_usages(first: ChatResult, second: ChatResult) -> ChatResult:
