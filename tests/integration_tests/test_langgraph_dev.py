@@ -98,8 +98,16 @@ def test_aco_agent_thread_ends_with_an_answer(dev_server: str) -> None:
     assert state["status"] == "idle", state["status"]  # "error" is what the issue reported
     assert isinstance(out, dict)
     messages = out["messages"]
-    assert any(m["type"] == "tool" and m.get("status") != "error" for m in messages)
-    assert messages[-1]["type"] == "ai" and str(messages[-1]["content"]).strip()
+    # What our code guarantees, whatever the 135M model chooses (calling the calculator or
+    # not is its choice): every tool call it made was answered by a ToolMessage (run, or
+    # declined by a gate naming the setting), and the run ends with a plain-text answer,
+    # never the local tier's JSON envelope.
+    calls = [c["id"] for m in messages if m["type"] == "ai" for c in m.get("tool_calls") or []]
+    answered = {m.get("tool_call_id") for m in messages if m["type"] == "tool"}
+    assert set(calls) <= answered, (calls, answered)
+    final = str(messages[-1]["content"])
+    assert messages[-1]["type"] == "ai" and final.strip()
+    assert not final.lstrip().startswith('{"final_answer"'), final
     models = [e for e in out["aco_events"] if e["type"] == "model"]
     assert models and all(e["tier"] == 1 for e in models)
 
