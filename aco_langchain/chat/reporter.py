@@ -109,17 +109,11 @@ class Reporter:
     def __init__(self, config: ACOConfig, registry: TierRegistry) -> None:
         self.config = config
         self.registry = registry
-        self._given_names: dict[int, tuple[str, str]] = {}
 
     def names(self, tier: int) -> tuple[str, str]:
-        """(concrete model name, provider) of the tier's answers. A tier given as an object
-        never changes, so its names (``_get_ls_params``, slow on ChatOpenAI) are read once."""
-        got = self._given_names.get(tier)
-        if got is None:
-            got = (self.registry.model_name(tier), self.registry.provider(tier))
-            if self.registry.has_instance(tier):
-                self._given_names[tier] = got
-        return got
+        """(concrete model name, provider) of the tier's answers (the registry reads a given
+        instance's names once)."""
+        return self.registry.model_name(tier), self.registry.provider(tier)
 
     def tier_call(
         self, plan: CallPlan, tier: int, message: BaseMessage, failures: dict[int, str]
