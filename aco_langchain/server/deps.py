@@ -21,13 +21,17 @@ from fastapi import Depends, Request
 from aco_langchain.server.auth import Principal
 from aco_langchain.server.service import ServerState
 
+# Both dependencies are ``async def``: FastAPI runs a plain ``def`` dependency on a worker
+# thread, two thread hand-offs per request for a dict lookup and a SHA-256 (on a busy host
+# each hand-off waits for a CPU: they cost more than the work).
 
-def get_state(request: Request) -> ServerState:
+
+async def get_state(request: Request) -> ServerState:
     """The worker's :class:`ServerState` (a FastAPI dependency)."""
     return request.app.state.aco  # type: ignore[no-any-return]
 
 
-def get_principal(request: Request) -> Principal:
+async def get_principal(request: Request) -> Principal:
     """The caller, checked against the bearer keys (a FastAPI dependency).
 
     Raises:
