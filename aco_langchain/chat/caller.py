@@ -136,11 +136,11 @@ class TierCaller:
         """
         if not plan.cascade:
             result, call = yield from self._stage(plan, tab, plan.order, _no_extra)
-            return (yield from self._report(result, plan, call, None, None))
+            return (yield from self._report(result, plan, tab, call, None, None))
         result, cheap = yield from self._stage(plan, tab, plan.order, self._logprob_kwargs)
         verdict = self._cascade_verdict(plan, cheap, result)
         if not verdict.escalated:
-            return (yield from self._report(result, plan, cheap, None, verdict))
+            return (yield from self._report(result, plan, tab, cheap, None, verdict))
         up = [n for n in plan.order if n >= verdict.final_tier] or [verdict.final_tier]
         try:
             tab.escalating = True
@@ -154,8 +154,8 @@ class TierCaller:
                 cheap.tier,
             )
             skipped = f"deadline {exc.deadline_s:g}s ({exc.source}) spent"
-            return (yield from self._report(result, plan, cheap, None, verdict, skipped))
-        return (yield from self._report(final_result, plan, final, cheap, verdict))
+            return (yield from self._report(result, plan, tab, cheap, None, verdict, skipped))
+        return (yield from self._report(final_result, plan, tab, final, cheap, verdict))
 
     def stream(self, plan: CallPlan, tab: Tab) -> Generator[Op, Any, ChatGenerationChunk]:
         """The flow of a stream with no cascade: stream ops per attempt; an answer already
@@ -191,7 +191,7 @@ class TierCaller:
             run.succeeded()
             message = merge_chunks(out.chunks)
             call = yield from self._settle(plan, tab, tier, message, run.failures)
-            spent = yield SpentOp(plan.run_key)
+            spent = yield from self._run_spent(plan, tab)
             if self.notes is not None:
                 yield from self._note(plan, call.tier)
             return self.reporter.final_chunk(plan, message, call, run_spent_usd=spent)
@@ -408,16 +408,25 @@ class TierCaller:
 
     # -- report ------------------------------------------------------------------------------
 
+    def _run_spent(self, plan: CallPlan, tab: Tab) -> Generator[Op, Any, float]:
+        """The run's settled USD after the call: as its settlement read it (same ledger
+        transaction), else one read."""
+        if tab.run_spent is not None:
+            return tab.run_spent
+        spent: float = yield SpentOp(plan.run_key)
+        return spent
+
     def _report(
         self,
         result: ChatResult,
         plan: CallPlan,
+        tab: Tab,
         final: TierCall,
         cheap: TierCall | None,
         verdict: CascadeResult | None,
         escalation_skipped: str | None = None,
     ) -> Generator[Op, Any, ChatResult]:
-        spent = yield SpentOp(plan.run_key)
+        spent = yield from self._run_spent(plan, tab)
         if self.notes is not None:
             yield from self._note(plan, final.tier)
         return self.reporter.decorate(

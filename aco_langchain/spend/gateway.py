@@ -69,6 +69,9 @@ class Tab:
     hold_started: float = 0.0
     escalating: bool = False
     """A cascade's escalated call is in flight: its row says ``escalated``."""
+    run_spent: float | None = None
+    """The run's settled USD as the latest settlement left it (read in its transaction);
+    None before one, or when the ledger does not return it."""
 
     @property
     def tokens(self) -> int:
@@ -89,6 +92,7 @@ class Tab:
         if isinstance(got, Refusal):
             return got
         self.hold, self.hold_tier, self.hold_started = got, tier, time.perf_counter()
+        self.run_spent = None  # a new call on the run: the last settlement's total is old
         return None
 
 
@@ -160,6 +164,11 @@ def settlement(tab: Tab, tier: int, record: SpendRecord) -> Settlement | None:
     return Settlement(hold, record, block)
 
 
+def _total(settled: Any) -> float | None:
+    """What a ledger's ``settle`` returned, as the run's total (None: it did not say)."""
+    return float(settled) if isinstance(settled, int | float) else None
+
+
 @dataclass
 class BudgetGateway:
     """Holds, settlements, releases and spend reads of chat calls, sync and async.
@@ -213,7 +222,8 @@ class BudgetGateway:
         return tab.took(got, tier)
 
     def settle(self, tab: Tab, tier: int, record: SpendRecord) -> None:
-        """Write ``tier``'s row and move its hold to spent, in one ledger transaction.
+        """Write ``tier``'s row and move its hold to spent, in one ledger transaction; the
+        run's total as it leaves it goes to ``tab.run_spent``.
 
         Args:
             tab: the call's tab (nothing happens when it holds no such tier).
@@ -221,7 +231,7 @@ class BudgetGateway:
             record: the row (its outcome becomes ``over_cap``/``escalated`` as the tab says).
         """
         if (s := settlement(tab, tier, record)) is not None:
-            self.ledger.settle(s.hold, s.record, block=s.block)
+            tab.run_spent = _total(self.ledger.settle(s.hold, s.record, block=s.block))
 
     def release(self, tab: Tab) -> None:
         """Give back the hold of a tier call that did not answer (no-op without one)."""
@@ -251,7 +261,7 @@ class BudgetGateway:
     async def asettle(self, tab: Tab, tier: int, record: SpendRecord) -> None:
         """Async :meth:`settle` (the ledger's ``asettle``)."""
         if (s := settlement(tab, tier, record)) is not None:
-            await self._acall("settle", s.hold, s.record, block=s.block)
+            tab.run_spent = _total(await self._acall("settle", s.hold, s.record, block=s.block))
 
     async def arelease(self, tab: Tab) -> None:
         """Async :meth:`release` (the ledger's ``arelease``)."""

@@ -46,6 +46,22 @@ async def test_ahold_refuses_what_does_not_fit_and_asettle_gives_the_rest_back(
     assert [r.tier for r in ledger.records(run="r")] == [2]
 
 
+async def test_settle_returns_the_runs_total_as_it_leaves_it(ledger: SpendLedger) -> None:
+    # The caller reports the run's spend after a call from this value: no second read.
+    lim = [Limit("run:t", usd=1.0)]
+    first = await ledger.ahold(lim, 0.2)
+    assert isinstance(first, Hold)
+    assert await ledger.asettle(first, _row("t", 0.05)) == pytest.approx(0.05)
+    second = ledger.hold(lim, 0.2)
+    assert isinstance(second, Hold)
+    assert ledger.settle(second, _row("t", 0.01)) == pytest.approx(0.06)
+    assert await ledger.aspent("t") == pytest.approx(0.06)
+    # A hold that does not count against the record's run: the run's total is read as it is.
+    other = await ledger.ahold([Limit("user:u@2026-12", usd=1.0)], 0.1)
+    assert isinstance(other, Hold)
+    assert await ledger.asettle(other, _row("t", 0.02)) == pytest.approx(0.06)
+
+
 async def test_arelease_records_nothing_and_all_or_nothing_holds(ledger: SpendLedger) -> None:
     lims = [Limit("run:r", usd=1.0), Limit("user:alice@2026-12", usd=0.05)]
     refused = await ledger.ahold(lims, 0.06)

@@ -381,10 +381,14 @@ class SpendLedger(Protocol):
         """
         ...
 
-    def settle(self, hold: Hold, record: SpendRecord, *, block: str | None = None) -> None:
+    def settle(self, hold: Hold, record: SpendRecord, *, block: str | None = None) -> float | None:
         """Release ``hold``, add the record's real cost and tokens to its scopes, and write
         the row, in one transaction. ``block`` marks the scopes blocked (over-cap usage).
-        Settling a hold that already expired still records the spend (it is never lost)."""
+        Settling a hold that already expired still records the spend (it is never lost).
+
+        Returns the run's settled USD after this settlement (``spent(record.run_key)``, read
+        in the same transaction: the caller needs no second round trip), or None when the
+        ledger does not read it (a ledger written against the earlier protocol)."""
         ...
 
     def release(self, hold: Hold) -> None:
@@ -449,7 +453,9 @@ class SpendLedger(Protocol):
         """:meth:`hold` without blocking the event loop."""
         ...
 
-    async def asettle(self, hold: Hold, record: SpendRecord, *, block: str | None = None) -> None:
+    async def asettle(
+        self, hold: Hold, record: SpendRecord, *, block: str | None = None
+    ) -> float | None:
         """:meth:`settle` without blocking the event loop."""
         ...
 

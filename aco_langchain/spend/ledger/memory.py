@@ -112,7 +112,7 @@ class MemoryLedger(RecordsSummaryMixin):
                 self._bump(s, held=usd, held_tok=tokens)
             return h
 
-    def settle(self, hold: Hold, record: SpendRecord, *, block: str | None = None) -> None:
+    def settle(self, hold: Hold, record: SpendRecord, *, block: str | None = None) -> float:
         if record.cost_usd < 0:
             raise ValueError(f"spend must be >= 0, got {record.cost_usd}")
         tok = record.input_tokens + record.output_tokens
@@ -128,6 +128,7 @@ class MemoryLedger(RecordsSummaryMixin):
                     block=block,
                 )
             self._rows.append(record)
+            return self._usage(f"run:{record.run_key}").spent_usd
 
     def release(self, hold: Hold) -> None:
         with self._lock:
@@ -211,8 +212,8 @@ class MemoryLedger(RecordsSummaryMixin):
     ) -> Hold | Refusal:
         return self.hold(limits, usd, tokens, ttl_s=ttl_s, owner=owner)
 
-    async def asettle(self, hold: Hold, record: SpendRecord, *, block: str | None = None) -> None:
-        self.settle(hold, record, block=block)
+    async def asettle(self, hold: Hold, record: SpendRecord, *, block: str | None = None) -> float:
+        return self.settle(hold, record, block=block)
 
     async def arelease(self, hold: Hold) -> None:
         self.release(hold)

@@ -139,9 +139,6 @@ class PostgresLedger(RecordsSummaryMixin):
         self._apools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
             weakref.WeakKeyDictionary()
         )
-        #: Scopes whose budget row this process created or saw (a new run's first hold
-        #: creates its row first, instead of failing once and retrying).
-        self._known: set[str] = set()
         try:
             import psycopg  # noqa: F401
             import psycopg_pool  # noqa: F401
@@ -392,18 +389,11 @@ class PostgresLedger(RecordsSummaryMixin):
         if usd < 0 or tokens < 0:
             raise ValueError(f"a hold must be >= 0, got ${usd} and {tokens} tokens")
         limits = sorted(limits, key=lambda lim: lim.scope)
-        ensure = sql.ensure_scopes(self.prefix)
-        new = [lim.scope for lim in limits if lim.scope not in self._known]
-        if new:
-            yield Query("create budgets", ensure, (new,))
-            if len(self._known) > 100_000:
-                self._known.clear()
-            self._known.update(new)
+        # One round trip: the statement also creates the budget rows of new scopes.
         got = yield from self._try_hold(limits, usd, tokens, ttl_s, owner)
         if got is None:
-            # A budget row may have been reset meanwhile, and expired holds may free room:
-            # recreate, reconcile, then once more.
-            yield Query("create budgets", ensure, ([lim.scope for lim in limits],))
+            # Another call may have created a row meanwhile (invisible to the statement),
+            # and expired holds may free room: reconcile, then once more.
             yield from self._purge()
             got = yield from self._try_hold(limits, usd, tokens, ttl_s, owner)
         if got is not None:
@@ -420,17 +410,23 @@ class PostgresLedger(RecordsSummaryMixin):
         assert forced is not None  # noqa: S101 - force always refuses
         return forced
 
-    def _settle(self, hold: Hold, record: SpendRecord, block: str | None) -> Steps[None]:
+    def _settle(self, hold: Hold, record: SpendRecord, block: str | None) -> Steps[float]:
         if record.cost_usd < 0:
             raise ValueError(f"spend must be >= 0, got {record.cost_usd}")
+        run_scope = f"run:{record.run_key}"
         params = {
             **record_args(record),
             "id": hold.id,
             "tok": record.input_tokens + record.output_tokens,
             "block": block,
             "scopes": list(hold.scopes),
+            "run_scope": run_scope,
         }
-        yield Query("settle", sql.settle(self.prefix), params)
+        row = yield Query("settle", sql.settle(self.prefix), params, fetch="one")
+        if row is not None and row[0] is not None:
+            return float(row[0])
+        # The hold does not count against the record's run: read the run as it is.
+        return (yield from self._spent(record.run_key))
 
     def _release(self, hold: Hold) -> Steps[None]:
         params = {"id": hold.id, "scopes": list(hold.scopes)}
@@ -470,11 +466,11 @@ class PostgresLedger(RecordsSummaryMixin):
             self._arun(self._hold(limits, usd, tokens, ttl_s, owner)), self.arelease
         )
 
-    def settle(self, hold: Hold, record: SpendRecord, *, block: str | None = None) -> None:
-        self._run(self._settle(hold, record, block))
+    def settle(self, hold: Hold, record: SpendRecord, *, block: str | None = None) -> float:
+        return self._run(self._settle(hold, record, block))
 
-    async def asettle(self, hold: Hold, record: SpendRecord, *, block: str | None = None) -> None:
-        await self._arun(self._settle(hold, record, block))
+    async def asettle(self, hold: Hold, record: SpendRecord, *, block: str | None = None) -> float:
+        return await self._arun(self._settle(hold, record, block))
 
     def release(self, hold: Hold) -> None:
         self._run(self._release(hold))
@@ -532,11 +528,9 @@ class PostgresLedger(RecordsSummaryMixin):
     def reset(self, run_key: str | None = None) -> None:
         p = self.prefix
         if run_key is None:
-            self._known.clear()
             self._exec(Query("reset", f"TRUNCATE {p}budgets, {p}holds, {p}spend"))
             return
         scope = f"run:{run_key}"
-        self._known.discard(scope)
         self._exec(Query("reset", f"DELETE FROM {p}budgets WHERE scope = %s", (scope,)))
         self._exec(Query("reset", f"DELETE FROM {p}holds WHERE %s = ANY(scopes)", (scope,)))
         self._exec(Query("reset", f"DELETE FROM {p}spend WHERE run_key = %s", (run_key,)))

@@ -90,10 +90,6 @@ def record_args(r: SpendRecord) -> dict[str, Any]:
     }
 
 
-def ensure_scopes(p: str) -> str:
-    return f"INSERT INTO {p}budgets (scope) SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING"
-
-
 def expired_holds(p: str) -> str:
     return f"SELECT id, scopes, usd, tokens, owner, process FROM {p}holds WHERE expires_at <= {NOW}"
 
@@ -124,10 +120,20 @@ def reconcile(p: str) -> str:
 
 def try_hold(p: str) -> str:
     """Hold on every scope of ``s`` or (by the count check) insert no hold; returns the new
-    hold's expiry (NULL when refused) and the scopes it did update (to undo)."""
+    hold's expiry (NULL when refused) and the scopes it did update (to undo).
+
+    A scope with no budget row yet (a new run) gets one holding the amount, in the same
+    statement (``new``; ``upd`` sees only rows that existed when the statement began, so
+    each scope is in exactly one of them). A row another transaction inserts meanwhile is
+    in neither: the hold is refused and the caller tries once more."""
     return (
         "WITH lim AS (SELECT * FROM unnest(%(s)s::text[], %(lu)s::float8[], %(lt)s::int8[]) "
         "AS l(scope, lim_usd, lim_tok)), "
+        f"new AS (INSERT INTO {p}budgets (scope, held_usd, held_tokens) "
+        "SELECT lim.scope, %(usd)s, %(tok)s FROM lim "
+        "WHERE (lim.lim_usd IS NULL OR %(usd)s <= 0 OR %(usd)s <= lim.lim_usd + %(e)s) "
+        "AND (lim.lim_tok IS NULL OR %(tok)s <= lim.lim_tok) "
+        "ON CONFLICT (scope) DO NOTHING RETURNING scope), "
         f"upd AS (UPDATE {p}budgets b SET held_usd = b.held_usd + %(usd)s, "
         f"held_tokens = b.held_tokens + %(tok)s, touched_at = {NOW} "
         "FROM lim WHERE b.scope = lim.scope "
@@ -136,10 +142,11 @@ def try_hold(p: str) -> str:
         "OR b.spent_usd + b.held_usd + %(usd)s <= lim.lim_usd + %(e)s) "
         "AND (lim.lim_tok IS NULL OR b.spent_tokens + b.held_tokens + %(tok)s <= lim.lim_tok) "
         "RETURNING b.scope), "
+        "took AS (SELECT scope FROM upd UNION ALL SELECT scope FROM new), "
         f"ins AS (INSERT INTO {p}holds (id, scopes, usd, tokens, owner, process, expires_at) "
         f"SELECT %(id)s, %(s)s::text[], %(usd)s, %(tok)s, %(owner)s, %(proc)s, {NOW} + %(ttl)s "
-        "WHERE (SELECT count(*) FROM upd) = %(n)s RETURNING expires_at) "
-        "SELECT (SELECT expires_at FROM ins), (SELECT array_agg(scope) FROM upd)"
+        "WHERE (SELECT count(*) FROM took) = %(n)s RETURNING expires_at) "
+        "SELECT (SELECT expires_at FROM ins), (SELECT array_agg(scope) FROM took)"
     )
 
 
@@ -151,6 +158,9 @@ def undo_hold(p: str) -> str:
 
 
 def settle(p: str) -> str:
+    """Settle a hold and write its row; returns the run scope's ``spent_usd`` as this
+    statement leaves it (NULL when the hold does not count against ``%(run_scope)s``: the
+    caller then reads it)."""
     return (
         f"WITH h AS (DELETE FROM {p}holds WHERE id = %(id)s RETURNING usd, tokens), "
         f"b AS (UPDATE {p}budgets SET spent_usd = spent_usd + %(cost)s, "
@@ -158,8 +168,9 @@ def settle(p: str) -> str:
         "held_usd = greatest(0, held_usd - coalesce((SELECT usd FROM h), 0)), "
         "held_tokens = greatest(0, held_tokens - coalesce((SELECT tokens FROM h), 0)), "
         f"blocked = coalesce(blocked, %(block)s), touched_at = {NOW} "
-        "WHERE scope = ANY(%(scopes)s::text[]) RETURNING 1) "
-        f"INSERT INTO {p}spend ({ROW_COLUMNS}) VALUES ({_ROW_VALUES})"
+        "WHERE scope = ANY(%(scopes)s::text[]) RETURNING scope, spent_usd), "
+        f"r AS (INSERT INTO {p}spend ({ROW_COLUMNS}) VALUES ({_ROW_VALUES})) "
+        "SELECT (SELECT spent_usd FROM b WHERE scope = %(run_scope)s)"
     )
 
 

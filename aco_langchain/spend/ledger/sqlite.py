@@ -379,12 +379,12 @@ class SQLiteLedger(RecordsSummaryMixin):
         result: Hold | Refusal = self._run("cannot hold", tx)
         return result
 
-    def settle(self, hold: Hold, record: SpendRecord, *, block: str | None = None) -> None:
+    def settle(self, hold: Hold, record: SpendRecord, *, block: str | None = None) -> float:
         if record.cost_usd < 0:
             raise ValueError(f"spend must be >= 0, got {record.cost_usd}")
         tok = record.input_tokens + record.output_tokens
 
-        def tx(conn: sqlite3.Connection) -> None:
+        def tx(conn: sqlite3.Connection) -> float:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 live = conn.execute("DELETE FROM holds WHERE id = ?", (hold.id,)).rowcount == 1
@@ -401,13 +401,17 @@ class SQLiteLedger(RecordsSummaryMixin):
                     f"INSERT INTO spend ({ROW_COLUMNS}) VALUES ({', '.join('?' * 15)})",
                     record_params(record),
                 )
+                # The run's total as this transaction leaves it (no second read after).
+                spent = self._scope_usage(conn, f"run:{record.run_key}").spent_usd
                 conn.execute("COMMIT")
+                return spent
             except BaseException:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
 
-        self._run("cannot settle", tx)
+        spent: float = self._run("cannot settle", tx)
+        return spent
 
     def release(self, hold: Hold) -> None:
         def tx(conn: sqlite3.Connection) -> None:
@@ -557,8 +561,8 @@ class SQLiteLedger(RecordsSummaryMixin):
             self.arelease,
         )
 
-    async def asettle(self, hold: Hold, record: SpendRecord, *, block: str | None = None) -> None:
-        await self._in_thread(self.settle, hold, record, block=block)
+    async def asettle(self, hold: Hold, record: SpendRecord, *, block: str | None = None) -> float:
+        return await self._in_thread(self.settle, hold, record, block=block)
 
     async def arelease(self, hold: Hold) -> None:
         await self._in_thread(self.release, hold)
