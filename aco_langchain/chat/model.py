@@ -47,6 +47,7 @@ from aco_langchain.chat.drivers import AsyncDriver, SyncDriver
 from aco_langchain.chat.fallback import FallbackRun
 from aco_langchain.chat.options import (
     ACO_OPTIONS,
+    NEW_RUN_OPTION,
     RUN_KEY_OPTION,
     TOOL_CHOICE_KEY,
     TOOLS_KEY,
@@ -204,7 +205,7 @@ class ACORouterChatModel(BaseChatModel):
         # asked, so two runs asking the same thing share an entry; the API key and the user
         # are partitions (an answer made for one caller is never served to another), and
         # sampling settings do change the answer.
-        for key in (RUN_KEY_OPTION, TRACE_KEY, "aco_tags"):
+        for key in (RUN_KEY_OPTION, TRACE_KEY, NEW_RUN_OPTION, "aco_tags"):
             kwargs.pop(key, None)
         for key in ("temperature", "max_tokens"):
             if getattr(self, key) is not None:
@@ -412,7 +413,8 @@ class ACORouterChatModel(BaseChatModel):
         """
         rt = self._rt  # one private-attribute read per call (each costs ~1 us)
         call = self._call_options(rt, kwargs)
-        snapshot = BudgetSnapshot(rt.gateway.spent(call.run_key), unavailable(rt, messages))
+        spent = 0.0 if call.new_run else rt.gateway.spent(call.run_key)
+        snapshot = BudgetSnapshot(spent, unavailable(rt, messages))
         return rt.planner.plan(messages, call, snapshot, streaming=streaming)
 
     async def aplan(
@@ -421,7 +423,8 @@ class ACORouterChatModel(BaseChatModel):
         """Async :meth:`plan` (the spend read does not block the event loop)."""
         rt = self._rt
         call = self._call_options(rt, kwargs)
-        spent = await rt.gateway.aspent(call.run_key)
+        # A run the caller just minted has spent nothing: no ledger round trip to say so.
+        spent = 0.0 if call.new_run else await rt.gateway.aspent(call.run_key)
         snapshot = BudgetSnapshot(spent, unavailable(rt, messages))
         return rt.planner.plan(messages, call, snapshot, streaming=streaming)
 

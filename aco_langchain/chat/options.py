@@ -30,10 +30,14 @@ RUN_KEY_OPTION = "aco_run_id"
 TRACE_KEY = "aco_trace_id"
 #: Who a call is for (budgets per user / API key / tag): kwargs or ``configurable`` keys.
 IDENTITY_OPTIONS = ("aco_user", "aco_api_key", "aco_tags")
+#: ``aco_new_run=True``: the caller vouches that the run key is new (it just minted it, as
+#: ``aco serve`` does for a request without a run id): the run has spent $0, so the spend
+#: read before routing is skipped. Budgets stay enforced by the ledger's holds.
+NEW_RUN_OPTION = "aco_new_run"
 TOOLS_KEY = "aco_tools"
 TOOL_CHOICE_KEY = "aco_tool_choice"
 
-_KNOWN_OPTIONS = (*ACO_OPTIONS, RUN_KEY_OPTION, *IDENTITY_OPTIONS)
+_KNOWN_OPTIONS = (*ACO_OPTIONS, RUN_KEY_OPTION, *IDENTITY_OPTIONS, NEW_RUN_OPTION)
 
 
 @lru_cache(maxsize=256)
@@ -97,6 +101,8 @@ class CallOptions:
     """Everything else: the tier's own call options (``temperature``, ``response_format``)."""
     model_override: str | None
     """``model=`` naming a concrete model or tier ``model_id`` (resolved by the planner)."""
+    new_run: bool = False
+    """The caller minted the run key (``aco_new_run``): its spend is $0, not read."""
 
     @property
     def run_key(self) -> str:
@@ -141,6 +147,7 @@ def split_call_options(
         tags=tuple(str(t) for t in ([tags] if isinstance(tags, str) else tags)),
         trace_id=_opt_str(kw.pop(TRACE_KEY, None)),
     )
+    new_run = kw.pop(NEW_RUN_OPTION, None) is True
     tools = kw.pop(TOOLS_KEY, None)
     tool_choice = kw.pop(TOOL_CHOICE_KEY, None)
     override = kw.pop("model", None)
@@ -159,12 +166,14 @@ def split_call_options(
         tool_choice=tool_choice,
         passthrough=kw,
         model_override=_opt_str(override) if override else None,
+        new_run=new_run,
     )
 
 
 __all__ = [
     "ACO_OPTIONS",
     "IDENTITY_OPTIONS",
+    "NEW_RUN_OPTION",
     "RUN_KEY_OPTION",
     "TOOLS_KEY",
     "TOOL_CHOICE_KEY",

@@ -33,6 +33,7 @@ from pydantic import ValidationError
 from aco_langchain.call_info import AcoCallInfo
 from aco_langchain.chat.messages import message_text
 from aco_langchain.chat.model import ACORouterChatModel
+from aco_langchain.chat.options import NEW_RUN_OPTION
 from aco_langchain.config import TASK_TYPES, TIER_NUMBERS, ACOConfig
 from aco_langchain.errors import ACOError, ConfigError
 from aco_langchain.providers.tiers import estimate_tokens
@@ -525,6 +526,8 @@ def _identity(call: RouterCall, run_key: str | None, user: str | None) -> None:
     principal = call.principal
     call.run_key = principal.scoped(run_key or f"req-{uuid.uuid4().hex[:16]}")
     call.kwargs["aco_run_id"] = call.run_key
+    if not run_key:
+        call.kwargs[NEW_RUN_OPTION] = True  # minted here: nothing spent on it yet
     if principal.tenant:
         call.kwargs["aco_api_key"] = principal.name
     if user:
