@@ -62,6 +62,7 @@ def register(app: typer.Typer) -> None:
                 ENV_ALLOW_UNAUTHENTICATED,
                 ENV_CONFIG,
                 create_app,
+                freeze_startup_objects,
             )
             from aco_langchain.server.service import ServerState
         except ImportError as err:
@@ -96,7 +97,9 @@ def register(app: typer.Typer) -> None:
         # that was there before it: make that one a clean exit.
         signal.signal(signal.SIGTERM, _exit_cleanly)
         if workers == 1:
-            uvicorn.run(create_app(state=state), **common)  # type: ignore[arg-type]
+            app = create_app(state=state)
+            freeze_startup_objects()  # this process only serves
+            uvicorn.run(app, **common)  # type: ignore[arg-type]
             return
         state.close()
         if config is not None:
