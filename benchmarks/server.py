@@ -11,16 +11,21 @@ provider can run here):
   skipped when no server answers);
 - ``aco_w2``: the same as ``aco`` with ``--workers 2`` (both workers share the SQLite ledger);
 - ``litellm``: LiteLLM's proxy (``litellm --config``, 1 worker) from its own venv
-  (``python3 -m venv /work/litellm-venv && /work/litellm-venv/bin/pip install
+  (``python3 -m venv /work/venvs/litellm && /work/venvs/litellm/bin/pip install
   'litellm[proxy]'``; never a dependency of ours), one model pointing at the upstream, its
-  master key as the bearer key, no database.
+  master key as the bearer key, no database;
+- ``base``, ``base_pg`` (with ``--compare-root DIR``): ``aco`` and ``aco_pg`` served from
+  another checkout of the package (e.g. a worktree of ``main``), to measure a change before
+  and after in the same run.
 
 The upstream sets ``TCP_NODELAY`` (``tests/fault_server``): without it its two writes per
 answer met the client's delayed ACK and the direct baseline stalled ~40 ms per call.
 
 Each target gets a warm-up, then a bounded load (default 2,000 requests, 16 concurrent, one
 keep-alive httpx client) and a sequential run (300 requests, 1 at a time: latency without
-queueing). Distinct prompts, so nothing can be served from a cache. Printed and written to
+queueing). Distinct prompts, so nothing can be served from a cache. With ``--rounds N`` every
+target is measured N times, the targets interleaved round by round (the host's load drifts
+on a shared machine), and each figure is the median over the rounds. Printed and written to
 ``benchmarks/results/server.json``: p50/p99 latency, requests/s, the *added* p50/p99 over the
 direct call and the throughput as a share of the direct one, measured in the same run.
 Targets (issue 18): added p50 at 1 in flight <= 2 ms; throughput at 16 in flight >= 0.5x
@@ -28,8 +33,9 @@ direct; ``--workers 2`` not slower than one.
 
 Usage::
 
-    .venv/bin/python benchmarks/server.py [--requests 2000] [--concurrency 16]
-        [--litellm /work/litellm-venv/bin/litellm] [--no-pg] [--no-workers2]
+    .venv/bin/python benchmarks/server.py [--requests 2000] [--concurrency 16] [--rounds 1]
+        [--litellm /work/venvs/litellm/bin/litellm] [--no-pg] [--no-workers2]
+        [--compare-root /path/to/main-checkout]
 """
 
 from __future__ import annotations
@@ -135,7 +141,12 @@ def _drop_pg(prefix: str) -> None:
 
 
 def start_aco(
-    upstream: str, tmp: Path, ledger_url: str, name: str, workers: int = 1
+    upstream: str,
+    tmp: Path,
+    ledger_url: str,
+    name: str,
+    workers: int = 1,
+    root: Path = ROOT,
 ) -> tuple[subprocess.Popen[bytes], str]:
     models = {
         f"tier{n}": {
@@ -155,7 +166,7 @@ def start_aco(
     path.write_text(yaml.safe_dump(cfg))
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("ACO_")}
-    env["PYTHONPATH"] = str(ROOT)
+    env["PYTHONPATH"] = str(root)
     env["ACO_SERVER_API_KEYS"] = KEY
     proc = subprocess.Popen(
         [sys.executable, "-c", "from aco_langchain.cli import main; main()", "serve"]
@@ -247,11 +258,14 @@ def _pct(xs: list[float], q: float) -> float:
     return xs[min(len(xs) - 1, int(q * len(xs)))] * 1000.0
 
 
-def measure(base: str, model: str, name: str, n: int, concurrency: int) -> dict[str, Any]:
-    asyncio.run(_load(base, model, 100, min(concurrency, 8), f"{name}-warm"))
+def measure(
+    base: str, model: str, name: str, n: int, concurrency: int, rnd: int = 0
+) -> dict[str, Any]:
+    asyncio.run(_load(base, model, 100, min(concurrency, 8), f"{name}-warm{rnd}"))
     out: dict[str, Any] = {}
     for label, count, conc in (("loaded", n, concurrency), ("sequential", 300, 1)):
-        lat, wall, errors = asyncio.run(_load(base, model, count, conc, f"{name}-{label}"))
+        tag = f"{name}-{label}-r{rnd}"
+        lat, wall, errors = asyncio.run(_load(base, model, count, conc, tag))
         out[label] = {
             "requests": count,
             "concurrency": conc,
@@ -263,10 +277,31 @@ def measure(base: str, model: str, name: str, n: int, concurrency: int) -> dict[
         }
         r = out[label]
         print(
-            f"  {name:8s} {label:10s} n={count:5d} c={conc:2d}  p50 {r['p50_ms']:8.2f} ms  "
+            f"  {name:12s} {label:10s} n={count:5d} c={conc:2d}  p50 {r['p50_ms']:8.2f} ms  "
             f"p99 {r['p99_ms']:8.2f} ms  {r['req_per_s']:7.1f} req/s  errors {errors}",
             flush=True,
         )
+    return out
+
+
+def median_of(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """One target's figures over several rounds: the median of each (pure)."""
+    if len(rounds) == 1:
+        return rounds[0]
+    out: dict[str, Any] = {}
+    for label in rounds[0]:
+        runs = [r[label] for r in rounds]
+        out[label] = {
+            k: (
+                round(statistics.median(x[k] for x in runs), 3)
+                if k.endswith(("_ms", "_per_s"))
+                else sum(x[k] for x in runs)
+                if k == "errors"
+                else runs[0][k]
+            )
+            for k in runs[0]
+        }
+        out[label]["rounds"] = len(runs)
     return out
 
 
@@ -274,9 +309,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--requests", type=int, default=2000)
     ap.add_argument("--concurrency", type=int, default=16)
-    ap.add_argument("--litellm", default="/work/litellm-venv/bin/litellm")
+    ap.add_argument("--rounds", type=int, default=1, help="Interleaved rounds per target.")
+    ap.add_argument("--litellm", default="/work/venvs/litellm/bin/litellm")
     ap.add_argument("--no-pg", action="store_true", help="Skip the Postgres-ledger target.")
     ap.add_argument("--no-workers2", action="store_true", help="Skip --workers 2.")
+    ap.add_argument(
+        "--compare-root",
+        type=Path,
+        default=None,
+        help="Another checkout of the package: its aco (and aco_pg) are measured too.",
+    )
     args = ap.parse_args()
     pg_prefix = f"aco_bsrv{os.getpid()}_"
     use_pg = not args.no_pg and _pg_ok()
@@ -302,25 +344,50 @@ def main() -> None:
                 w2, w2_url = start_aco(upstream, tmp, sqlite_url, "aco_w2", workers=2)
                 procs.append(w2)
                 targets.append(("aco_w2", w2_url, "aco"))
+            if args.compare_root is not None:
+                other = args.compare_root.resolve()
+                base_url = f"sqlite:///{tmp / 'base-ledger.db'}"
+                bp, bp_url = start_aco(upstream, tmp, base_url, "base", root=other)
+                procs.append(bp)
+                targets.append(("base", bp_url, "aco"))
+                if use_pg:
+                    bpg, bpg_url = start_aco(
+                        upstream,
+                        tmp,
+                        f"{PG_URL}?table_prefix={pg_prefix}b_",
+                        "base_pg",
+                        root=other,
+                    )
+                    procs.append(bpg)
+                    targets.append(("base_pg", bpg_url, "aco"))
             if Path(args.litellm).exists():
                 lite, lite_url = start_litellm(args.litellm, upstream, tmp)
                 procs.append(lite)
                 targets.append(("litellm", lite_url, "bench"))
             else:
                 print(f"LiteLLM not found at {args.litellm}: measuring without it")
-            print(f"load: {os.getloadavg()[0]:.1f} (1-min average) on {os.cpu_count()} cores")
-            for name, url, model in targets:
-                results[name] = measure(url, model, name, args.requests, args.concurrency)
-            # The direct call again at the end: how much the machine drifted during the run.
-            results["direct_again"] = measure(
-                upstream, "up-2", "direct", args.requests, args.concurrency
-            )
+            load_start = os.getloadavg()[0]
+            print(f"load: {load_start:.1f} (1-min average) on {os.cpu_count()} cores")
+            rounds: dict[str, list[dict[str, Any]]] = {name: [] for name, _, _ in targets}
+            rounds["direct_again"] = []
+            for rnd in range(max(1, args.rounds)):
+                for name, url, model in targets:
+                    got = measure(url, model, name, args.requests, args.concurrency, rnd)
+                    rounds[name].append(got)
+                # The direct call again at the end: how much the machine drifted meanwhile.
+                rounds["direct_again"].append(
+                    measure(upstream, "up-2", "direct", args.requests, args.concurrency, rnd)
+                )
+            for name, runs in rounds.items():
+                results[name] = median_of(runs)
         finally:
             for p in reversed(procs):
                 _stop(p)
             if use_pg:
                 _drop_pg(pg_prefix)
-    names = [n for n in ("aco", "aco_pg", "aco_w2", "litellm") if n in results]
+                if args.compare_root is not None:
+                    _drop_pg(f"{pg_prefix}b_")
+    names = [n for n in ("aco", "aco_pg", "aco_w2", "base", "base_pg", "litellm") if n in results]
     for label in ("loaded", "sequential"):
         base50 = statistics.median(
             [results["direct"][label]["p50_ms"], results["direct_again"][label]["p50_ms"]]
@@ -341,12 +408,12 @@ def main() -> None:
         for name in names:
             r = results[name][label]
             print(
-                f"  {name:8s} {label:10s} +p50 {r['added_p50_ms']:8.2f} ms  "
+                f"  {name:12s} {label:10s} +p50 {r['added_p50_ms']:8.2f} ms  "
                 f"+p99 {r['added_p99_ms']:8.2f} ms  {r['req_per_s']:7.1f} req/s "
                 f"({r['throughput_vs_direct']:.2f}x direct)"
             )
     targets_met = {}
-    for name in (n for n in names if n != "litellm"):
+    for name in (n for n in names if n not in ("litellm", "base", "base_pg")):
         targets_met[name] = {
             "added_p50_le_2ms_at_1": results[name]["sequential"]["added_p50_ms"] <= 2.0,
             "throughput_ge_half_direct_at_16": results[name]["loaded"]["throughput_vs_direct"]
@@ -369,7 +436,10 @@ def main() -> None:
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
+        "load_avg_1m_start": round(load_start, 2),
         "load_avg_1m_end": round(os.getloadavg()[0], 2),
+        "rounds": max(1, args.rounds),
+        "compare_root": str(args.compare_root) if args.compare_root else None,
         "upstream": "tests/fault_server.FaultServer (loopback fake, own process, TCP_NODELAY)",
         "client": "httpx.AsyncClient, keep-alive",
     }
