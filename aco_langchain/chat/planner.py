@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +25,7 @@ from langchain_core.messages import BaseMessage
 
 from aco_langchain.chat.messages import message_text
 from aco_langchain.chat.options import CallOptions
-from aco_langchain.config import TIER_NUMBERS, ACOConfig
+from aco_langchain.config import ACOConfig
 from aco_langchain.errors import BudgetExceededError, InvalidRequestError, RoutingError
 from aco_langchain.pricing import DEFAULT_OUTPUT_TOKENS, estimate_tokens, input_token_bound
 from aco_langchain.providers.deadline import Deadline, call_deadline
@@ -165,13 +165,21 @@ class CallPlan:
     """The call's one deadline: every attempt, retry, fallback and cascade step shares it."""
     caps: dict[int, int] = field(default_factory=dict)
     """Output cap per tier (the tier's ``max_output_tokens`` default when the call set no
-    ``max_tokens``); tiers not named use :attr:`cap`."""
+    ``max_tokens``); tiers not named use :attr:`cap`, or :attr:`tier_cap` when it is set."""
+    tier_cap: Callable[[int], int] | None = None
+    """The call set no ``max_tokens``: each tier's own default cap
+    (``ACOConfig.output_cap``), read for the tiers a call holds and calls (one or two), not
+    for all five up front."""
     attempt_share: float = 1.0
     """``routing.attempt_share``: the deadline's share an attempt with a fallback may take."""
 
     def cap_for(self, tier: int) -> int:
         """Output tokens ``tier`` is told to stop at (sent, and held at its price)."""
-        return self.caps.get(tier, self.cap)
+        got = self.caps.get(tier)
+        if got is None:
+            got = self.cap if self.tier_cap is None else self.tier_cap(tier)
+            self.caps[tier] = got
+        return got
 
     def new_tab(self) -> Tab:
         """The call's budget tab (its holds live there, not in the plan)."""
@@ -360,7 +368,7 @@ class Planner:
             who=call.who,
             limits=budget_limits(config, call.who),
             cap=int(max_tokens or config.routing.max_output_tokens),
-            caps={} if max_tokens else {n: config.output_cap(n) for n in TIER_NUMBERS},
+            tier_cap=None if max_tokens else config.output_cap,
             attempt_share=config.routing.attempt_share,
             in_bound=input_token_bound(request.text, len(messages), tools),
             ttl_s=self._ttl,

@@ -30,6 +30,7 @@ from uuid import UUID
 
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.runnables import RunnableConfig, ensure_config
+from langchain_core.runnables.config import var_child_runnable_config
 from langchain_core.tracers.context import register_configure_hook
 
 #: Runs tracked at most at once (a safety net for runs that never report their end).
@@ -159,6 +160,13 @@ def call_run_key(
     of the caller's run tree, or, at top level, this call's own run id (set in the config so
     LangChain uses it). Returns the root run id as the trace id.
     """
+    if config is None and var_child_runnable_config.get() is None:
+        # A bare top-level call (the common case): no parent, no thread, no tags; LangChain
+        # fills in the rest of the config itself.
+        run_id = uuid.uuid4()
+        trace_id = str(run_id)
+        kwargs.setdefault(option, trace_id)
+        return {"run_id": run_id}, trace_id
     cfg = ensure_config(config)
     parent = getattr(cfg.get("callbacks"), "parent_run_id", None)
     if parent is not None:
@@ -169,13 +177,14 @@ def call_run_key(
             run_id = uuid.uuid4()
             cfg["run_id"] = run_id
         trace = run_id
+    trace_id = str(trace)
     configurable = cfg.get("configurable") or {}
     if option not in kwargs:
         if "thread_id" in configurable:
             kwargs[option] = str(configurable["thread_id"])
         else:
-            kwargs[option] = str(trace)
-    return cfg, str(trace)
+            kwargs[option] = trace_id
+    return cfg, trace_id
 
 
 __all__ = [

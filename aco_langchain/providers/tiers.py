@@ -16,7 +16,6 @@ import logging
 import sys
 import weakref
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from aco_langchain.config import TIER_NUMBERS, ACOConfig, TierSpec
@@ -299,7 +298,10 @@ class TierRegistry:
         recorded = adapter.recorded_cost(message)
         if recorded is not None:
             return recorded
-        used = replace(adapter.read_usage(message), input=input_tokens, output=output_tokens)
+        read = adapter.read_usage(message)  # cached and reasoning tokens: its own counts
+        used = TokenUsage(
+            input_tokens, output_tokens, read.cache_read, read.cache_write, read.reasoning
+        )
         return usage_cost_usd(self.spec(tier), used)
 
     def logprobs(self, tier: int, message: Any, generation_info: Any = None) -> Any:

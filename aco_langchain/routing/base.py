@@ -176,6 +176,52 @@ class Assessment(BaseModel):
         "deploy, payment, credentials...); a per-call ``risk`` wins over it.",
     )
 
+    @classmethod
+    def trusted(
+        cls,
+        *,
+        task_type: str,
+        difficulty: int,
+        complexity: Complexity,
+        suggested_tier: int,
+        confidence: float,
+        p_success: dict[int, float],
+        reason: str,
+        router: str,
+        risk: Risk | None,
+    ) -> Assessment:
+        """An assessment from values a router built from validated parts (every field
+        given, already typed): ``model_construct`` without its per-field work, for the
+        routing hot path. Anything else should construct (and validate) normally.
+
+        Returns:
+            The assessment, equal to ``Assessment(**same values)``.
+
+        Example:
+            ```python
+            Assessment.trusted(task_type="general", difficulty=1, complexity="simple",
+                               suggested_tier=1, confidence=0.9, p_success={1: 0.9},
+                               reason="", router="mine", risk=None)
+            ```
+        """
+        values = {
+            "task_type": task_type,
+            "difficulty": difficulty,
+            "complexity": complexity,
+            "suggested_tier": suggested_tier,
+            "confidence": confidence,
+            "p_success": p_success,
+            "reason": reason,
+            "router": router,
+            "risk": risk,
+        }
+        obj = cls.__new__(cls)
+        object.__setattr__(obj, "__dict__", values)
+        object.__setattr__(obj, "__pydantic_fields_set__", set(values))
+        object.__setattr__(obj, "__pydantic_extra__", None)
+        object.__setattr__(obj, "__pydantic_private__", None)
+        return obj
+
 
 class RouteDecision(BaseModel):
     """The routed tier and why: what ``aco route`` prints and response_metadata carries.

@@ -111,9 +111,16 @@ class LearnedRouter:
     def _config_terms(
         self, config: ACOConfig
     ) -> tuple[np.ndarray, np.ndarray, float, float, float, float]:
-        prices = [price_per_1k(config.tier(t)) for t in _TIERS]  # config, else genai-prices
-        pin = [p[0] for p in prices]
-        pout = [p[1] for p in prices]
+        # The key is the prices themselves (a config is mutable): a tier priced in the
+        # config is read as is; only an unpriced one asks price_per_1k (genai-prices, cached).
+        pin: list[float] = []
+        pout: list[float] = []
+        for spec in map(config.tier, _TIERS):
+            i, o = spec.cost_per_1k_input, spec.cost_per_1k_output
+            if i is None or o is None:
+                i, o = price_per_1k(spec)
+            pin.append(i)
+            pout.append(o)
         cal = config.learning.calibration  # aco calibrate's knob, on the user's own data
         knob = (cal.lam, cal.lam_next, cal.mix) if cal else ()
         key = (config.routing.quality_target, *knob, *pin, *pout)
@@ -157,7 +164,10 @@ class LearnedRouter:
     def _predict(self, request: RouteRequest, ask: str) -> tuple[np.ndarray, float, float, float]:
         fz = self.featurizer
         idx, w = fz.hashed(ask, ask if fz.spec.normalize else None)
-        dense = fz.dense(ask, request.roles, request.n_tools, ask)
+        # a normalised ask is lower-cased already: dense() need not lower it again
+        dense = fz.dense(
+            ask, request.roles, request.n_tools, ask, ask if fz.spec.normalize else None
+        )
         dz = (dense - self._mean) * self._inv_std
         # np.clip's Python wrapper costs ~2 us on five numbers; the two ufuncs do the same
         np.minimum(np.maximum(dz, -DENSE_CLIP, out=dz), DENSE_CLIP, out=dz)
@@ -223,7 +233,7 @@ class LearnedRouter:
         difficulty = min(5, max(1, 1 + sum(1 for e in self._edges if mean_p < e)))
         # Built from validated parts (tiers 1-5, probabilities in [0, 1]): no re-validation
         # on the routing hot path.
-        return Assessment.model_construct(
+        return Assessment.trusted(
             task_type=task_type,
             difficulty=difficulty,
             complexity=_COMPLEXITY[difficulty],
