@@ -38,6 +38,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field
 
@@ -145,13 +146,18 @@ def call_deadline(
     Returns:
         A started :class:`Deadline` naming the setting that won.
     """
-    choices: list[tuple[float, str]] = [(config_s, f"routing.max_latency_per_call_s={config_s:g}")]
-    if model_timeout_s is not None and model_timeout_s > 0:
-        choices.append((model_timeout_s, f"timeout={model_timeout_s:g}"))
-    if max_latency_ms is not None and max_latency_ms > 0:
-        choices.append((max_latency_ms / 1000.0, f"max_latency_ms={max_latency_ms:g}"))
-    budget, source = min(choices, key=lambda c: c[0])
-    return Deadline.start(budget, source)
+    budget, source, given = config_s, "routing.max_latency_per_call_s", config_s
+    if model_timeout_s is not None and 0 < model_timeout_s < budget:
+        budget, source, given = model_timeout_s, "timeout", model_timeout_s
+    if max_latency_ms is not None and 0 < max_latency_ms / 1000.0 < budget:
+        budget, source, given = max_latency_ms / 1000.0, "max_latency_ms", max_latency_ms
+    # the first of equal budgets wins; the label is formatted once per setting and value
+    return Deadline.start(budget, _label(source, given))
+
+
+@functools.lru_cache(maxsize=64)
+def _label(setting: str, value: float) -> str:
+    return f"{setting}={value:g}"
 
 
 __all__ = [

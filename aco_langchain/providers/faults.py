@@ -227,13 +227,13 @@ def fallback_order(
     tier: int, candidates: Iterable[int], *, allow_cloud: bool, local: Iterable[int]
 ) -> list[int]:
     """The routed tier, then stronger tiers ascending, then cheaper tiers descending."""
-    cands = set(candidates) | {tier}
-    local_set = set(local)
-    up = sorted(n for n in cands if n > tier)
-    down = sorted((n for n in cands if n < tier), reverse=True)
-    order = [tier, *up, *down]
-    if tier in local_set and not allow_cloud:
-        order = [n for n in order if n in local_set]
+    ranked = sorted({*candidates, tier})
+    at = ranked.index(tier)
+    order = [tier, *ranked[at + 1 :], *reversed(ranked[:at])]
+    if not allow_cloud:
+        local_set = set(local)
+        if tier in local_set:
+            order = [n for n in order if n in local_set]
     return order
 
 

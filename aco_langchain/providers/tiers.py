@@ -105,6 +105,7 @@ class TierRegistry:
         )
         self._loop_bound: set[int] = set()  # shared instances an event loop has used
         self._names: dict[int, tuple[str, str | None]] = {}
+        self._instance_adapter = adapter_for("instance")  # given tiers' (read per answer)
         for n in self._instances:
             if n not in TIER_NUMBERS:
                 raise ConfigError(f"tier_models key {n!r} is not a tier: use 1 to 5")
@@ -244,7 +245,9 @@ class TierRegistry:
 
     def _adapter(self, tier: int) -> ProviderAdapter:
         """The adapter reading the tier's answers (a passed-in model: the instance adapter)."""
-        return adapter_for("instance" if tier in self._given else self.spec(tier))
+        if tier in self._given:
+            return self._instance_adapter
+        return adapter_for(self.spec(tier))
 
     def usage(self, tier: int, message: Any) -> TokenUsage:
         """The tier's answer's billed tokens, read by its provider's adapter."""
