@@ -72,6 +72,7 @@ from aco_langchain.config import (
 )
 from aco_langchain.errors import ConfigError
 from aco_langchain.providers.tiers import TierRegistry
+from aco_langchain.routing.online import snapshot_routing
 from aco_langchain.spend.gateway import BudgetGateway
 from aco_langchain.spend.ledger import SpendLedger
 from aco_langchain.spend.outcomes import Outcome, OutcomeStore, outcome_store_for
@@ -429,7 +430,11 @@ class ACORouterChatModel(BaseChatModel):
         call = self._call_options(rt, kwargs)
         spent = await rt.gateway.aspent(call.run_key)
         snapshot = BudgetSnapshot(spent, unavailable(rt, messages))
-        return rt.planner.plan(messages, call, snapshot, streaming=streaming)
+        if rt.refresh is None:
+            return rt.planner.plan(messages, call, snapshot, streaming=streaming)
+        await rt.refresh()  # online learning: posteriors read off the loop, then no I/O
+        with snapshot_routing():
+            return rt.planner.plan(messages, call, snapshot, streaming=streaming)
 
     # -- sync I/O: the tier caller's flows under the sync driver ----------------------------
 

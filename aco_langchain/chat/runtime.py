@@ -13,7 +13,7 @@ Example:
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,6 +49,9 @@ class Runtime:
     identifying: dict[str, Any]
     token: object = field(default_factory=object)
     """This instance's key for the run of its latest call (``chat/runs.py``)."""
+    refresh: Callable[[], Awaitable[None]] | None = None
+    """What an async call awaits before planning so the router reads nothing on the loop
+    (an online router's ``arefresh``); None for routers that do no I/O."""
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,7 @@ def build_runtime(config: ACOConfig, settings: RuntimeSettings) -> Runtime:
             "router": getattr(router, "name", type(router).__name__),
             "cascade": settings.cascade,
         },
+        refresh=getattr(router, "arefresh", None),
     )
 
 
