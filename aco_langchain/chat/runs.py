@@ -38,10 +38,17 @@ _MAX_TRACKED = 200_000
 
 
 class RootRunTracker(BaseCallbackHandler):
-    """Maps every started run id to the id of its root run; cheap, never raises."""
+    """Maps every started run id to the id of its root run; cheap, never raises.
+
+    Only runs that can have children are tracked (chains, tools): a model call is a leaf,
+    and its run key comes from its parent, so LangChain skips this handler for LLM and chat
+    model events (two handler dispatches fewer on every model call in the process).
+    """
 
     run_inline = True
     raise_error = False
+    ignore_llm = True
+    ignore_chat_model = True
 
     def __init__(self) -> None:
         self._root: dict[UUID, UUID] = {}
@@ -66,18 +73,6 @@ class RootRunTracker(BaseCallbackHandler):
     ) -> None:  # fmt: skip
         self._start(run_id, parent_run_id)
 
-    def on_chat_model_start(
-        self, serialized: Any, messages: Any, *, run_id: UUID,
-        parent_run_id: UUID | None = None, **kwargs: Any,
-    ) -> None:  # fmt: skip
-        self._start(run_id, parent_run_id)
-
-    def on_llm_start(
-        self, serialized: Any, prompts: Any, *, run_id: UUID, parent_run_id: UUID | None = None,
-        **kwargs: Any,
-    ) -> None:  # fmt: skip
-        self._start(run_id, parent_run_id)
-
     def on_tool_start(
         self, serialized: Any, input_str: Any, *, run_id: UUID,
         parent_run_id: UUID | None = None, **kwargs: Any,
@@ -88,12 +83,6 @@ class RootRunTracker(BaseCallbackHandler):
         self._end(run_id)
 
     def on_chain_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
-        self._end(run_id)
-
-    def on_llm_end(self, response: Any, *, run_id: UUID, **kwargs: Any) -> None:
-        self._end(run_id)
-
-    def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         self._end(run_id)
 
     def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
