@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import math
 import zlib
+from collections.abc import Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
@@ -104,13 +105,13 @@ class LearnedRouter:
         self._tok_in = man.token_reference.get("input", 500.0)
         self._tok_out = man.token_reference.get("output", 100.0)
         self._cfg_cache: dict[
-            tuple[float, ...], tuple[np.ndarray, np.ndarray, float, float, float, float]
+            tuple[float, ...], tuple[list[float], list[float], float, float, float, float]
         ] = {}
 
     # -- per-config precomputation (prices, knob), cached on the instance
     def _config_terms(
         self, config: ACOConfig
-    ) -> tuple[np.ndarray, np.ndarray, float, float, float, float]:
+    ) -> tuple[list[float], list[float], float, float, float, float]:
         # The key is the prices themselves (a config is mutable): a tier priced in the
         # config is read as is; only an unpriced one asks price_per_1k (genai-prices, cached).
         pin: list[float] = []
@@ -137,7 +138,9 @@ class LearnedRouter:
             op = _pick_operating_point(self._points, config.routing.quality_target)
             lam, lam_next, mix = op.lam, op.lam_next, op.mix
         nxt = lam_next if lam_next is not None else lam
-        terms = (pin_a, pout_a, ref if ref > 0 else 1.0, lam, nxt, mix)
+        # USD per token as Python floats: the five-tier arithmetic per call is Python's (the
+        # same IEEE operations numpy did, without its per-call overhead on 5 numbers)
+        terms = (pin_a.tolist(), pout_a.tolist(), ref if ref > 0 else 1.0, lam, nxt, mix)
         if len(self._cfg_cache) > 32:
             self._cfg_cache.clear()
         self._cfg_cache[key] = terms
@@ -200,18 +203,22 @@ class LearnedRouter:
         words = prompt_words(norm.lower())
         task_type, risk = text_signals(norm, words)
         fam = familiarity(dist)
+        # Python floats from here: five numbers each, the same IEEE operations in the same
+        # order as numpy's elementwise ones (bit for bit), without numpy's per-call overhead
+        ps = p.tolist()
         blend = ""
         if fam < 1.0:
             curve = success_curve(rule_difficulty(norm, words)[1])
-            prior = np.array([curve[t] for t in _TIERS])
-            p = fam * p + (1.0 - fam) * prior
+            keep = 1.0 - fam
+            ps = [fam * a + keep * curve[t] for a, t in zip(ps, _TIERS, strict=True)]
             blend = (
                 f"; unlike the training prompts (structure distance {dist:.1f}): "
                 f"{1.0 - fam:.0%} rule-router prior"
             )
-        cost = pin * tok_in + pout * tok_out  # predicted output: a cap never enters
-        best = int(np.argmax(p - lam * cost / ref))
-        ps = p.tolist()  # Python floats from here: numpy scalars format and compare slowly
+        # predicted output: a cap never enters
+        cost = [i * tok_in + o * tok_out for i, o in zip(pin, pout, strict=True)]
+        scores = [a - lam * c / ref for a, c in zip(ps, cost, strict=True)]
+        best = scores.index(max(scores))  # the first best, as argmax
         target = config.routing.quality_target
         reason = (
             f"learned: tier {best + 1} maximises p - {lam:.3g} x cost/ref "
@@ -222,7 +229,7 @@ class LearnedRouter:
             # The calibrated knob was measured on prompts like the training ones; for the
             # others the cheapest tier predicted to meet the quality target is taken when it
             # is cheaper than the knob's choice (cost only orders the tiers there).
-            cheap = cheapest_meeting(p, cost, target)
+            cheap = cheapest_meeting(ps, cost, target)
             if cost[cheap] < cost[best]:
                 best = cheap
                 reason += (
@@ -255,7 +262,9 @@ FAMILIAR_DISTANCE = 3.7
 UNFAMILIAR_DISTANCE = 6.0
 
 
-def cheapest_meeting(p: np.ndarray, cost: np.ndarray, share: float) -> int:
+def cheapest_meeting(
+    p: Sequence[float] | np.ndarray, cost: Sequence[float] | np.ndarray, share: float
+) -> int:
     """Index of the cheapest tier whose ``p`` reaches ``share`` of the best ``p`` (ties:
     the lower tier).
 
@@ -264,8 +273,8 @@ def cheapest_meeting(p: np.ndarray, cost: np.ndarray, share: float) -> int:
         cheapest_meeting(np.array([0.8, 0.96, 0.99]), np.array([0.0, 1.0, 2.0]), 0.95)  # 1
         ```
     """
-    need = share * float(p.max())
-    ok = [i for i in range(p.shape[0]) if p[i] >= need]
+    need = share * float(max(p))
+    ok = [i for i in range(len(p)) if p[i] >= need]
     return min(ok, key=lambda i: (float(cost[i]), i))
 
 

@@ -60,9 +60,13 @@ _SPACED = st.text(
 )
 
 
+_ASCII_SPACED = st.text(alphabet=st.sampled_from(list("aZ9-' \t\n")), max_size=40)
+
+
 @settings(max_examples=600, deadline=None)
-@given(_SPACED)
+@given(_SPACED | _ASCII_SPACED)
 def test_normalize_prompt_is_the_per_line_rule(text: str) -> None:
+    # both ways: any whitespace (the general path) and ASCII spaces/tabs/newlines (the fast one)
     assert normalize_prompt(text) == _normalize_by_loop(text)
 
 
