@@ -34,6 +34,7 @@ Usage::
 
 from __future__ import annotations
 
+import bisect
 import math
 import zlib
 from collections.abc import Sequence
@@ -101,6 +102,7 @@ class LearnedRouter:
         # nothing about how unlike the training prompts a prompt is).
         self._varied = a["dense_std"] != 1.0
         self._edges = list(man.difficulty_edges)
+        self._edges_sorted = sorted(self._edges)  # for a bisect: how many edges are above
         self._points = man.tier_operating_points or man.operating_points
         self._tok_in = man.token_reference.get("input", 500.0)
         self._tok_out = man.token_reference.get("output", 100.0)
@@ -175,8 +177,12 @@ class LearnedRouter:
         # np.clip's Python wrapper costs ~2 us on five numbers; the two ufuncs do the same
         np.minimum(np.maximum(dz, -DENSE_CLIP, out=dz), DENSE_CLIP, out=dz)
         zd = dz @ self._w_dense + self._bias
-        z = w @ np.take(self._w_hash, idx, axis=0) + zd[:5]
-        p = 1.0 / (1.0 + np.exp(-z))
+        z = w @ np.take(self._w_hash, idx, axis=0) + zd[:5]  # float32 + float64: float64
+        # in place from here: the same operations, no temporaries
+        np.negative(z, out=z)
+        np.exp(z, out=z)
+        z += 1.0
+        p = np.divide(1.0, z, out=z)
         # the ask's tokens: what the trade-off was trained on; a system prompt or history
         # is priced by the policy's constraints, it does not change which tier is right
         tok_in = max(1.0, len(ask) / CHARS_PER_TOKEN)
@@ -200,7 +206,8 @@ class LearnedRouter:
         # The keyword rules read the normalised ask once: task type and risk always, the
         # complexity curve only when the prediction is blended toward it.
         norm = ask if self.featurizer.spec.normalize else normalize_prompt(request.routing_text)
-        words = prompt_words(norm.lower())
+        # norm is lower-cased already (normalize_prompt); lowering ASCII again is a no-op
+        words = prompt_words(norm if norm.isascii() else norm.lower())
         task_type, risk = text_signals(norm, words)
         fam = familiarity(dist)
         # Python floats from here: five numbers each, the same IEEE operations in the same
@@ -237,7 +244,8 @@ class LearnedRouter:
                     f"of the best tier (p={ps[best]:.2f}, max {max(ps):.2f})"
                 )
         mean_p = sum(ps) / len(ps)
-        difficulty = min(5, max(1, 1 + sum(1 for e in self._edges if mean_p < e)))
+        above = len(self._edges_sorted) - bisect.bisect_right(self._edges_sorted, mean_p)
+        difficulty = min(5, max(1, 1 + above))  # 1 + the edges mean_p is below
         # Built from validated parts (tiers 1-5, probabilities in [0, 1]): no re-validation
         # on the routing hot path.
         return Assessment.trusted(
