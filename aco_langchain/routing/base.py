@@ -315,6 +315,18 @@ class RouteDecision(BaseModel):
         0, ge=0, description="Prompt token estimate plus the output tokens it was sized for."
     )
 
+    @classmethod
+    def trusted(cls, values: dict[str, Any]) -> RouteDecision:
+        """A decision from values the policy built and checked (every field, in field
+        order), without a second validation pass (``policy.decide``'s hot path).
+
+        Example:
+            ```python
+            RouteDecision.trusted(decision.model_dump())
+            ```
+        """
+        return _trusted(cls, values)
+
     @property
     def predicted_success(self) -> float | None:
         """The router's predicted success at the chosen tier (``confidence``)."""
