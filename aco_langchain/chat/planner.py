@@ -353,14 +353,15 @@ class Planner:
             self.settings.timeout,
             request.constraints.max_latency_ms,
         )
-        logger.debug(
-            "tier %s (order %s, deadline %gs by %s): %s",
-            decision.tier,
-            order,
-            deadline.budget_s,
-            deadline.source,
-            decision.reason,
-        )
+        if logger.isEnabledFor(logging.DEBUG):  # no argument packing per call when off
+            logger.debug(
+                "tier %s (order %s, deadline %gs by %s): %s",
+                decision.tier,
+                order,
+                deadline.budget_s,
+                deadline.source,
+                decision.reason,
+            )
         return CallPlan(
             decision,
             order,
