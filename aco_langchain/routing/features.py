@@ -262,7 +262,7 @@ class Featurizer:
         maths = cls[7] + _count(low, _MATH_MARKERS)
         # the four "\nX)" markers never overlap: one regex pass counts them all
         choices = len(_CHOICES.findall(low)) if ")" in low else 0
-        n_user = sum(1 for r in roles if r in ("human", "user"))
+        n_user = roles.count("human") + roles.count("user")
         out = np.array(
             [
                 len(text),

@@ -133,7 +133,8 @@ def prompt_words(low: str) -> frozenset[str]:
     # with one (a C pass over the distinct runs, not two scans of the prompt).
     if not runs or min(runs) >= "0":
         return runs
-    return frozenset(r if r[0] not in "-'" else r.lstrip("-'") for r in runs) - {""}
+    led = [r for r in runs if r < "0"]  # the runs that start with "'" or "-"
+    return runs.difference(led).union(r.lstrip("-'") for r in led) - {""}
 
 
 def _alpha_words(words: frozenset[str]) -> set[str]:
