@@ -152,10 +152,10 @@ def call_run_key(
     if config is None and var_child_runnable_config.get() is None:
         # A bare top-level call (the common case): no parent, no thread, no tags; LangChain
         # fills in the rest of the config itself.
-        run_id = uuid.uuid4()
-        trace_id = str(run_id)
+        new_id = uuid.uuid4()
+        trace_id = str(new_id)
         kwargs.setdefault(option, trace_id)
-        return {"run_id": run_id}, trace_id
+        return {"run_id": new_id}, trace_id
     cfg = ensure_config(config)
     parent = getattr(cfg.get("callbacks"), "parent_run_id", None)
     if parent is not None:

@@ -120,11 +120,23 @@ class _Sql:
         ]
 
     def all_posteriors(self) -> dict[str, dict[int, Posterior]]:
-        """Cluster -> tier -> observed outcomes, every cluster in one read."""
+        """Cluster -> tier -> observed outcomes, every cluster in one read.
+
+        Example:
+            ```python
+            store.all_posteriors()   # {"coding:d3": {2: Posterior(successes=1.0, ...)}}
+            ```
+        """
         return _by_cluster(self._run(self._rows_sql(), fetch=True))
 
     async def aall_posteriors(self) -> dict[str, dict[int, Posterior]]:
-        """Async :meth:`all_posteriors` (native async I/O: nothing blocks the event loop)."""
+        """Async :meth:`all_posteriors` (native async I/O: nothing blocks the event loop).
+
+        Example:
+            ```python
+            snapshot = await store.aall_posteriors()
+            ```
+        """
         return _by_cluster(await self._arun(self._rows_sql(), fetch=True))
 
     def _note_sql(self) -> str:
