@@ -1,7 +1,7 @@
 """Cascade vs always using the top tier: cost, latency and kept-answer accuracy.
 
 Every question of ``benchmarks/data/cascade_calibration.jsonl`` goes through
-``ACORouterChatModel(cascade=True)``: the real local tier (SmolLM2-135M on llama.cpp) answers
+``cascade.enabled``: the real local tier (SmolLM2-135M on llama.cpp) answers
 first with logprobs, and a low confidence escalates. This machine has no cloud keys, so the
 tiers above 1 are *stand-ins*: scripted models that return the reference answer. What is
 measured and what is modelled:
@@ -62,7 +62,10 @@ def run(limit: int | None) -> dict[str, Any]:
     cfg = ACOConfig(router="rules")
     stand_ins = {n: _stand_in(items, n) for n in range(2, 6)}
     cascade = ACORouterChatModel(
-        config=cfg, tier_models=stand_ins, cascade=True, max_tokens=48, temperature=0.0
+        config=cfg.model_copy(update={"cascade": cfg.cascade.model_copy(update={"enabled": True})}),
+        tier_models=stand_ins,
+        max_tokens=48,
+        temperature=0.0,
     )
     top = ACORouterChatModel(config=cfg, tier_models=stand_ins, max_tokens=48)
     rows = []

@@ -12,15 +12,15 @@ from aco_langchain.config import config_from_dict
 from aco_langchain.errors import AllTiersFailedError, BudgetExceededError, TierUnavailableError
 from aco_langchain.routing import RuleRouter
 from aco_langchain.testing import ScriptedChatModel
+from tests.settings import NO_WAIT, configured
 
 #: Tier 1 without tool calling (the default local tier has it), so tools go to tier 2.
 _TOOLLESS_LOCAL = config_from_dict({"models": {"tier1": {"capabilities": ["chat", "logprobs"]}}})
 
 
-def _llm(tiers, **kw) -> ACORouterChatModel:
-    kw.setdefault("router", RuleRouter())
-    kw.setdefault("retry_base_delay_s", 0.0)
-    return ACORouterChatModel(tier_models=tiers, **kw)
+def _llm(tiers, config=None, **routing) -> ACORouterChatModel:
+    cfg = configured(config, routing={**NO_WAIT, **routing})
+    return ACORouterChatModel(tier_models=tiers, router=RuleRouter(), config=cfg)
 
 
 def test_routes_simple_and_critical_prompts(fake_tiers) -> None:

@@ -18,6 +18,7 @@ from aco_langchain.config import ACOConfig
 from aco_langchain.errors import DataError
 from aco_langchain.routing.training.collect import load_prompts
 from aco_langchain.routing.training.scorers import JudgeSpec, judge_verdict, parse_scorer
+from aco_langchain.spend.ledger import open_ledger
 from aco_langchain.testing import ScriptedChatModel
 
 
@@ -61,8 +62,7 @@ def patched(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
             config=cfg,
             tier_models=tiers(),
             run_key=run_key,
-            cascade=False,
-            ledger=ledger,
+            ledger=open_ledger(ledger),
             max_tokens=max_tokens,
         )
 
