@@ -121,7 +121,7 @@ def run_notes(router: Any, config: ACOConfig) -> RunNotes | None:
         return None
     store = getattr(router, "store", None)
     if hasattr(store, "note") and hasattr(store, "anote"):
-        return store  # type: ignore[no-any-return]
+        return store
     from aco_langchain.routing.online_store import open_learning
 
     try:

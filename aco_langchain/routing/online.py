@@ -33,12 +33,13 @@ import logging
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from aco_langchain.routing.base import Assessment, RouteRequest
+from aco_langchain.routing.base import Assessment, Router, RouteRequest
 
 if TYPE_CHECKING:
-    from aco_langchain.config import ACOConfig, LearningSettings
+    from aco_langchain.config import ACOConfig
+    from aco_langchain.config_learning import LearningSettings
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +196,7 @@ class OnlineRouter:
 
     name = "learned+online"
 
-    def __init__(self, inner: Any, store: PosteriorSource, settings: LearningSettings) -> None:
+    def __init__(self, inner: Router, store: PosteriorSource, settings: LearningSettings) -> None:
         self.inner = inner
         self.store = store
         self.settings = settings
@@ -224,7 +225,7 @@ class OnlineRouter:
         return adjusted
 
 
-def with_online(router: Any, config: ACOConfig) -> Any:
+def with_online(router: Router, config: ACOConfig) -> Router:
     """``router`` wrapped by ``OnlineRouter`` over the config's ledger database; the
     router itself (saying so) when that database cannot be opened.
 

@@ -365,7 +365,9 @@ def open_outcomes(url: str | None = None, config: Any = None) -> OutcomeStore:
         return store
 
 
-def outcome_figures(run_costs: Mapping[str, float], outcomes: Mapping[str, Outcome]) -> dict:
+def outcome_figures(
+    run_costs: Mapping[str, float], outcomes: Mapping[str, Outcome]
+) -> dict[str, Any]:
     """Success rate and cost per successful task over the runs with an observed outcome.
 
     Args:
