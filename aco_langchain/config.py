@@ -344,10 +344,6 @@ def seed_priced_models() -> dict[str, TierSpec]:
     }
 
 
-#: What ACOConfig's ``models`` start from (tests swap in ``seed_priced_models``).
-_default_models = default_models
-
-
 def _default_floors() -> dict[str, int]:
     return {"legal_regulated": 4, "long_horizon": 3, "coding": 3, "quick_answer": 1}
 
@@ -363,7 +359,7 @@ class ACOConfig(_Strict):
     """
 
     routing: RoutingSettings = Field(default_factory=RoutingSettings)
-    models: dict[str, TierSpec] = Field(default_factory=lambda: _default_models())
+    models: dict[str, TierSpec] = Field(default_factory=default_models)
     task_floors: dict[str, int] = Field(default_factory=_default_floors)
     router_model_path: str | None = Field(
         None, description="Directory of a learned-router bundle; None uses the shipped one."
@@ -396,7 +392,7 @@ class ACOConfig(_Strict):
             return value
         from aco_langchain.provider_families import same_default_model
 
-        merged: dict[str, Any] = {k: v.model_dump() for k, v in _default_models().items()}
+        merged: dict[str, Any] = {k: v.model_dump() for k, v in default_models().items()}
         for key, spec in value.items():
             if key not in TIER_KEYS:
                 raise ValueError(f"unknown tier {key!r}: tiers are named {', '.join(TIER_KEYS)}")

@@ -8,12 +8,12 @@ from langchain_core.messages.ai import UsageMetadata
 from langchain_core.runnables import RunnableLambda
 
 from aco_langchain import ACORouterChatModel
-from aco_langchain.config import config_from_dict
 from aco_langchain.errors import BudgetExceededError
 from aco_langchain.providers.tiers import output_cap_kwargs
 from aco_langchain.routing import RuleRouter
 from aco_langchain.spend.ledger import MemoryLedger
 from aco_langchain.testing import ScriptedChatModel
+from tests.prices import config_at_seed_prices
 from tests.settings import NO_WAIT
 
 
@@ -28,7 +28,7 @@ def _tiers(**override) -> dict[int, ScriptedChatModel]:
 
 def _llm(tiers, routing=None, **kw) -> tuple[ACORouterChatModel, MemoryLedger]:
     ledger = MemoryLedger()
-    cfg = config_from_dict({"routing": {**NO_WAIT, **(routing or {})}, **kw.pop("cfg", {})})
+    cfg = config_at_seed_prices({"routing": {**NO_WAIT, **(routing or {})}, **kw.pop("cfg", {})})
     llm = ACORouterChatModel(
         config=cfg, tier_models=tiers, router=RuleRouter(), ledger=ledger, **kw
     )  # fmt: skip

@@ -18,9 +18,10 @@ from aco_langchain.spend.ledger import Limit, MemoryLedger, Refusal, SpendRecord
 from aco_langchain.testing import ScriptedChatModel
 from aco_langchain.tracing import InMemoryTraceSink
 from aco_langchain.tracing.callback import ACOTraceCallbackHandler
+from tests.prices import at_seed_prices
 from tests.settings import configured
 
-PRICED = ACOConfig(router="rules")  # the seed's tier table: tiers 2-5 priced
+PRICED = at_seed_prices(router="rules")  # the seed's tier table: tiers 2-5 priced
 
 
 def _tiers() -> dict[int, ScriptedChatModel]:

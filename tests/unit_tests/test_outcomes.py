@@ -22,6 +22,7 @@ from aco_langchain.spend.outcomes import (
     outcome_figures,
 )
 from aco_langchain.testing import ScriptedChatModel
+from tests.ledger_backends import drop_pg
 
 PG = "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -37,7 +38,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OutcomeSto
         s = open_outcomes(f"{PG}?table_prefix={prefix}")
         assert isinstance(s, PostgresOutcomes)
         yield s
-        s.drop_table()
+        drop_pg(prefix)
 
 
 def test_one_row_per_run_last_report_wins(store: OutcomeStore) -> None:
