@@ -19,7 +19,7 @@ The model keeps only the LangChain surface and composes plain objects, one conce
   of typed ops (``ops.py``), performed by a sync or an async driver (``drivers.py``). Tiers
   are called through their own ``_generate``/``_stream`` with this run's callback manager, so
   usage is counted once and the tier's ``model_name``, ``logprobs`` and ``token_usage``
-  survive. With ``cascade=True`` the cheap tier answers first with logprobs and a low
+  survive. With ``config.cascade.enabled`` the cheap tier answers first with logprobs and a low
   confidence escalates (``cascade.py``); streams are buffered until the decision unless
   ``config.cascade.buffer_stream`` is false (then streams skip the cascade).
 - **reporter** (``reporter.py``): prices each tier call from its real ``usage_metadata`` and
@@ -70,6 +70,7 @@ from aco_langchain.config import (
     format_validation_error,
     load_config,
 )
+from aco_langchain.config_deprecations import move_model_kwargs
 from aco_langchain.errors import ConfigError
 from aco_langchain.providers.tiers import TierRegistry
 from aco_langchain.routing.online import snapshot_routing
@@ -87,7 +88,9 @@ class ACORouterChatModel(BaseChatModel):
         llm = ACORouterChatModel(tier_models={1: local_llm, 4: ChatOpenAI(model="gpt-4.1")})
         llm.bind_tools([search]).invoke("Find the release notes")
         llm.invoke("hi", config={"configurable": {"max_cost_usd": 0.01}})
-        llm = ACORouterChatModel(cache="sqlite:///aco-cache.db")   # repeats: no tier call, $0
+        llm = ACORouterChatModel(config={"cache": {"url": "sqlite:///aco-cache.db"}})  # repeats: $0
+        llm = ACORouterChatModel(timeout=10, max_retries=1)   # = routing.max_latency_per_call_s
+        llm.config.routing.max_retries                        # 1: the one value every part reads
         ```
     """
 
@@ -99,13 +102,10 @@ class ACORouterChatModel(BaseChatModel):
     """Ready-made chat models per tier number; they win over the config's providers."""
     router: Any = None
     """A ``Router``; None uses the config's (the shipped learned router by default)."""
-    cascade: bool | None = None
-    """Ask the cheap tier first and escalate on low confidence; None follows the config."""
     ledger: Any = None
-    """Where budgets are held and spend recorded: a ``SpendLedger`` or a URL (``memory://``,
-    ``sqlite:///path``, ``postgresql://...``). None: ``$ACO_LEDGER_URL``, else the config's
-    ``ledger.url``, else the SQLite file under the user data dir
-    (``~/.local/share/aco-langchain/ledger.db``)."""
+    """A ``SpendLedger`` to hold budgets and record spend on (``open_ledger(url)``). None:
+    ``$ACO_LEDGER_URL``, else the config's ``ledger.url``, else the SQLite file under the
+    user data dir (``~/.local/share/aco-langchain/ledger.db``)."""
     run_key: str | None = None
     """Budget key for every call of this instance; None: each call's own run key
     (``aco_run_id``, ``thread_id``, or the root run of the LangChain call tree)."""
@@ -113,13 +113,11 @@ class ACORouterChatModel(BaseChatModel):
     temperature: float | None = None
     max_tokens: int | None = Field(default=None, alias="max_tokens")
     stop: list[str] | None = Field(default=None, alias="stop_sequences")
-    timeout: float | None = None
-    max_retries: int | None = None
-    """Retries per tier; None uses ``config.routing.max_retries``."""
-    retry_base_delay_s: float = 0.5
     streaming: bool = False
-    cooldown_after: int = 2
-    cooldown_s: float = 30.0
+    # Settings live in the config, once each (routing.*, cascade.*, ledger.url, cache.url).
+    # LangChain's standard timeout= and max_retries= set routing.max_latency_per_call_s and
+    # routing.max_retries of this model's config; old argument spellings (cascade=,
+    # cooldown_s=, a ledger/cache URL...) still load with a warning (config_deprecations.py).
 
     # One plain holder: pydantic private-attribute access costs ~1 us each on the hot path.
     _rt: Runtime = PrivateAttr()
@@ -129,11 +127,12 @@ class ACORouterChatModel(BaseChatModel):
         """Build the router model; every bad argument is one :class:`ConfigError`.
 
         Raises:
-            ConfigError: a bad ``config`` (dict, path or object) or another bad field; the
-                message names each field and the fix, and never repeats input values.
+            ConfigError: a bad ``config`` (dict, path or object) or another bad field, or an
+                argument that sets a config setting to another value than the config does;
+                the message names each field and the fix, and never repeats input values.
         """
         try:
-            super().__init__(**kwargs)
+            super().__init__(**move_model_kwargs(kwargs))
         except ValidationError as err:
             # from None: pydantic's error repeats input values (a config dict may hold keys).
             raise ConfigError(format_validation_error(err, "ACORouterChatModel")) from None
@@ -147,33 +146,16 @@ class ACORouterChatModel(BaseChatModel):
             return config_from_dict(value)
         return value
 
-    @field_validator("cache", mode="before")
-    @classmethod
-    def _coerce_cache(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            from aco_langchain.spend.cache import cache_from_url
-
-            return cache_from_url(value)
-        return value
-
     def model_post_init(self, context: Any) -> None:
         super().model_post_init(context)
         track_runs()  # run keys by call tree (chat/runs.py): from the first router model on
-        retries = self.config.routing.max_retries if self.max_retries is None else self.max_retries
+        if self.cache is None and self.config.cache.url:  # cache=False: none; an object wins
+            from aco_langchain.spend.cache import cache_from_url
+
+            self.cache = cache_from_url(self.config.cache.url, ttl_s=self.config.cache.ttl_s)
         self._rt = build_runtime(
             self.config,
-            RuntimeSettings(
-                tier_models=self.tier_models,
-                router=self.router,
-                ledger=self.ledger,
-                model_name=self.model_name,
-                cascade=self._cascade_enabled,
-                timeout=self.timeout,
-                retries=retries,
-                retry_base_delay_s=self.retry_base_delay_s,
-                cooldown_after=self.cooldown_after,
-                cooldown_s=self.cooldown_s,
-            ),
+            RuntimeSettings(self.tier_models, self.router, self.ledger, self.model_name),
         )
 
     @property
@@ -312,10 +294,6 @@ class ACORouterChatModel(BaseChatModel):
         """Async :meth:`record_outcome` (native async I/O)."""
         key = self._default_run(run_id)
         return await self.outcomes.arecord(key or "", success=success, score=score, source=source)
-
-    @property
-    def _cascade_enabled(self) -> bool:
-        return self.config.cascade.enabled if self.cascade is None else self.cascade
 
     # -- per-call options from RunnableConfig -----------------------------------------------
 

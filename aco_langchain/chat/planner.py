@@ -6,7 +6,7 @@ plan comes out of the sync and the async path.
 
 Example:
     ```python
-    planner = Planner(config, registry, router, settings)
+    planner = Planner(config, registry, router)
     call = split_call_options(kwargs, model_name="aco-router", fixed_run_key=None)
     plan = planner.plan(messages, call, BudgetSnapshot(spent_usd=0.0, unavailable={}))
     plan.decision.tier, plan.order, plan.deadline.budget_s
@@ -133,14 +133,6 @@ class BudgetSnapshot:
     unavailable: Mapping[int, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class PlannerSettings:
-    """The router model's own fields the planner needs (copied once at construction)."""
-
-    cascade: bool
-    timeout: float | None = None
-
-
 @dataclass
 class CallPlan:
     """Everything decided before any I/O for one call."""
@@ -202,16 +194,12 @@ class Planner:
         config: the model's config.
         registry: the tiers (names, tool support; no model is built).
         router: the router that assesses requests.
-        settings: the router model's cascade and timeout fields.
     """
 
-    def __init__(
-        self, config: ACOConfig, registry: TierRegistry, router: Router, settings: PlannerSettings
-    ) -> None:
+    def __init__(self, config: ACOConfig, registry: TierRegistry, router: Router) -> None:
         self.config = config
         self.registry = registry
         self.router = router
-        self.settings = settings
         self._local = [n for n in _TIERS if config.tier(n).is_local]
         rs = config.routing
         self._ttl = (
@@ -342,16 +330,14 @@ class Planner:
             local=self._local,
         )
         cascade = (
-            self.settings.cascade
+            config.cascade.enabled
             and decision.tier < 5
             and not (streaming and not config.cascade.buffer_stream)
             and options.get("force_tier") is None
             and options.get("force_model") is None
         )
         deadline = call_deadline(
-            config.routing.max_latency_per_call_s,
-            self.settings.timeout,
-            request.constraints.max_latency_ms,
+            config.routing.max_latency_per_call_s, request.constraints.max_latency_ms
         )
         if logger.isEnabledFor(logging.DEBUG):  # no argument packing per call when off
             logger.debug(
@@ -383,4 +369,4 @@ class Planner:
         )
 
 
-__all__ = ["BudgetSnapshot", "CallPlan", "Planner", "PlannerSettings", "build_route_request"]
+__all__ = ["BudgetSnapshot", "CallPlan", "Planner", "build_route_request"]

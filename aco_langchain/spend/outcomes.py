@@ -319,13 +319,6 @@ class PostgresOutcomes(OutcomeStore):
                 cur = await conn.execute(f"{sql} WHERE run_key = ANY(%s)", (run_keys,))
             return [_row(r) for r in await cur.fetchall()]
 
-    def drop_table(self) -> None:
-        """Drop the outcomes table (tests clean up with it)."""
-        import psycopg
-
-        with psycopg.connect(self.dsn, autocommit=True) as conn:
-            conn.execute(f"DROP TABLE IF EXISTS {self.table}")
-
 
 _OPEN: dict[str, OutcomeStore] = {}
 _OPEN_LOCK = threading.Lock()
