@@ -36,10 +36,13 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+# The whole package type-checks; the chat core, spend and routing also under --strict (issue 18).
+STRICT := aco_langchain/chat aco_langchain/spend aco_langchain/routing
 typecheck: install
 	$(VENV)/bin/mypy aco_langchain
+	$(VENV)/bin/mypy --strict --follow-imports=silent $(STRICT)
 
-test: install local-model browser lint
+test: install local-model browser lint typecheck
 	$(VENV)/bin/pytest -q tests
 
 bench: install local-model

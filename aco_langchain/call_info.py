@@ -142,12 +142,16 @@ class AcoCallInfo(BaseModel):
         Returns:
             A new dict of the fields that were given or set, in the documented order.
         """
-        out: dict[str, Any] = {}
         given = self.model_fields_set  # a record read from a partial dict stays partial
-        for key, value in self.__dict__.items():
-            if key not in given or (value is None and key in _OPTIONAL):
-                continue
-            out[key] = value
+        values = self.__dict__
+        if given.issuperset(values):  # every field given (the router's own records)
+            out = {k: v for k, v in values.items() if v is not None or k not in _OPTIONAL}
+        else:
+            out = {
+                k: v
+                for k, v in values.items()
+                if k in given and (v is not None or k not in _OPTIONAL)
+            }
         if "calls" in out:
             out["calls"] = [
                 {"tier": c.tier, "model_id": c.model_id, "cost_usd": c.cost_usd, "usage": c.usage}

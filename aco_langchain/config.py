@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from aco_langchain.config_deprecations import moved_config_keys, reading
 from aco_langchain.config_learning import LearningSettings
 from aco_langchain.errors import ConfigError, LedgerURLError
 from aco_langchain.ledger_url import parse_ledger_url
@@ -31,6 +32,7 @@ from aco_langchain.server_settings import CacheSettings, ServerSettings
 
 TIER_NUMBERS = (1, 2, 3, 4, 5)
 TIER_KEYS = tuple(f"tier{n}" for n in TIER_NUMBERS)
+_TIER_KEY = dict(zip(TIER_NUMBERS, TIER_KEYS, strict=True))
 
 #: Task types the routers know. Floors may only name these.
 TASK_TYPES = (
@@ -72,10 +74,15 @@ class RoutingSettings(_Strict):
         description="At or above this predicted success a cheaper tier is taken (downgrade).",
     )
     max_retries: int = Field(3, ge=0, le=20, description="Retries per tier before fallback.")
+    retry_base_delay_s: float = Field(0.5, ge=0.0, description="First retry's backoff, seconds.")
+    cooldown_after: int = Field(2, gt=0, description="Exhausted calls in a row before cooldown.")
+    cooldown_s: float = Field(30.0, ge=0.0, description="How long a failing tier sits out, s.")
     max_cost_per_task: float = Field(5.0, ge=0.0, description="USD budget for one run/task.")
     prefer_local: bool = Field(True, description="Take the local tier when it is good enough.")
     allow_cloud_fallback: bool = Field(True, description="May a failed local call go to cloud?")
-    max_latency_per_call_s: float = Field(30.0, gt=0.0, description="Per-call timeout, seconds.")
+    max_latency_per_call_s: float = Field(
+        30.0, gt=0.0, description="Deadline of one call (and of one `aco serve` request), s."
+    )
     max_tokens_per_task: int = Field(100_000, gt=0, description="Token budget for one run.")
     attempt_share: float = Field(0.5, gt=0.0, le=1.0, description="Deadline share per attempt.")
     max_output_tokens: int = Field(
@@ -96,7 +103,9 @@ class RoutingSettings(_Strict):
         description="Learned router: fraction of the best tier's quality to keep.",
     )
     strict: bool = Field(
-        False, description="Raise instead of using the nearest tier when a tier is unavailable."
+        False,
+        description="Raise instead of using the nearest tier (up or down) when the decided "
+        "tier is unavailable; allow_degrade governs only going down.",
     )
     allow_degrade: bool | None = Field(
         None,
@@ -336,10 +345,6 @@ def seed_priced_models() -> dict[str, TierSpec]:
     }
 
 
-#: What ACOConfig's ``models`` start from (tests swap in ``seed_priced_models``).
-_default_models = default_models
-
-
 def _default_floors() -> dict[str, int]:
     return {"legal_regulated": 4, "long_horizon": 3, "coding": 3, "quick_answer": 1}
 
@@ -355,7 +360,7 @@ class ACOConfig(_Strict):
     """
 
     routing: RoutingSettings = Field(default_factory=RoutingSettings)
-    models: dict[str, TierSpec] = Field(default_factory=lambda: _default_models())
+    models: dict[str, TierSpec] = Field(default_factory=default_models)
     task_floors: dict[str, int] = Field(default_factory=_default_floors)
     router_model_path: str | None = Field(
         None, description="Directory of a learned-router bundle; None uses the shipped one."
@@ -372,6 +377,12 @@ class ACOConfig(_Strict):
     cache: CacheSettings = Field(default_factory=CacheSettings)
     learning: LearningSettings = Field(default_factory=LearningSettings)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _old_spellings(cls, data: Any) -> Any:
+        # Keys that moved to their one home load for a release, warning (config_deprecations).
+        return moved_config_keys(data)
+
     @field_validator("models", mode="before")
     @classmethod
     def _merge_models(cls, value: Any) -> Any:
@@ -382,7 +393,7 @@ class ACOConfig(_Strict):
             return value
         from aco_langchain.provider_families import same_default_model
 
-        merged: dict[str, Any] = {k: v.model_dump() for k, v in _default_models().items()}
+        merged: dict[str, Any] = {k: v.model_dump() for k, v in default_models().items()}
         for key, spec in value.items():
             if key not in TIER_KEYS:
                 raise ValueError(f"unknown tier {key!r}: tiers are named {', '.join(TIER_KEYS)}")
@@ -437,9 +448,11 @@ class ACOConfig(_Strict):
 
     def tier(self, number: int) -> TierSpec:
         """The spec of tier ``number`` (1-5)."""
-        if number not in TIER_NUMBERS:
+        # A dict lookup, not a format per call: the routing hot path asks ~25 times a call.
+        key = _TIER_KEY.get(number)
+        if key is None or isinstance(number, bool):
             raise ConfigError(f"tier {number} does not exist: tiers are 1 to 5")
-        return self.models[f"tier{number}"]
+        return self.models[key]
 
     def api_key_envs(self) -> list[str]:
         """The env vars holding the tiers' API keys (their values are masked in any output)."""
@@ -491,7 +504,8 @@ def config_from_dict(data: dict[str, Any], source: str = "config") -> ACOConfig:
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: the top level must be a mapping (routing:, models:, ...)")
     try:
-        return ACOConfig.model_validate(data)
+        with reading(source):
+            return ACOConfig.model_validate(data)
     except ValidationError as err:
         raise ConfigError(format_validation_error(err, source)) from None
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aco_langchain.config import ACOConfig, config_from_dict, read_config_file
+from aco_langchain.config_deprecations import move_file_keys
 from aco_langchain.ledger_url import ENV_VAR as LEDGER_ENV
 from aco_langchain.ledger_url import default_ledger_url
 
@@ -32,7 +33,8 @@ SERVER_KEYS_ENV = "ACO_SERVER_API_KEYS"
 class SettingSource:
     """One effective setting: its dotted key, its value and where the value came from.
 
-    ``source`` is ``default``, ``file <path>`` or ``env <VAR>``.
+    ``source`` is ``default``, ``file <path>`` or ``env <VAR>``; a value the file gives under
+    an old spelling says so: ``file <path> (deprecated: server.request_timeout_s)``.
     """
 
     key: str
@@ -66,12 +68,16 @@ def setting_sources(
     file = path or env.get("ACO_CONFIG") or None
     data = read_config_file(file) if file else {}
     cfg: ACOConfig = config_from_dict(data, source=file) if file else ACOConfig()
+    moved_data, moved = move_file_keys(data)
+    old_spelling = {m.new: m.old for m in moved}
     out: list[SettingSource] = []
     for key, value in _leaves(cfg.model_dump(mode="json")):
         var = ENV_OVERRIDES.get(key)
         if key == "ledger.url" and env.get(LEDGER_ENV):
             out.append(SettingSource(key, env[LEDGER_ENV], f"env {LEDGER_ENV}"))
-        elif _given(data, key):
+        elif key in old_spelling:
+            out.append(SettingSource(key, value, f"file {file} (deprecated: {old_spelling[key]})"))
+        elif _given(moved_data, key):
             out.append(SettingSource(key, value, f"file {file}"))
         elif var is not None and env.get(var):
             out.append(SettingSource(key, env[var], f"env {var}"))

@@ -278,6 +278,19 @@ class DegradedAnswerWarning(UserWarning):
     """
 
 
+class SettingMovedWarning(DeprecationWarning):
+    """A setting was given under an old spelling (a config key or a model argument that now
+    lives elsewhere): it still works for one release, and the message names the new spelling
+    (``aco_langchain.config_deprecations`` lists them all).
+
+    Example:
+        ```python
+        import warnings
+        warnings.simplefilter("error", SettingMovedWarning)   # find every old spelling
+        ```
+    """
+
+
 class StreamInterruptedError(ACOError, RuntimeError):
     """A stream failed after part of the answer was delivered; it is not retried or re-routed
     (a second answer would duplicate the first part). Raised ``from`` the transport error.
@@ -312,7 +325,7 @@ class LedgerError(ACOError, RuntimeError):
 
     Example:
         ```python
-        ACORouterChatModel(ledger="sqlite:////read-only/ledger.db")
+        ACORouterChatModel(config={"ledger": {"url": "sqlite:////read-only/ledger.db"}})
         # LedgerError: cannot open the spend ledger at sqlite:////read-only/ledger.db ...
         ```
     """
@@ -413,6 +426,7 @@ __all__ = [
     "TierUnavailableError",
     "UnparsedReplyError",
     "DegradedAnswerWarning",
+    "SettingMovedWarning",
     "TrainError",
 ]
 

@@ -186,17 +186,23 @@ class TokenUsage:
         """Read a ``usage_metadata`` mapping (its ``*_token_details`` too; missing is 0)."""
         if not usage:
             return cls()
-        ins = usage.get("input_token_details") or {}
-        outs = usage.get("output_token_details") or {}
-        write = int(ins.get("cache_creation") or 0) or sum(
-            int(ins.get(k) or 0) for k in ("ephemeral_5m_input_tokens", "ephemeral_1h_input_tokens")
-        )
+        ins = usage.get("input_token_details")
+        outs = usage.get("output_token_details")
+        read = write = reasoning = 0
+        if ins:  # most answers carry no details: nothing more to read
+            read = int(ins.get("cache_read") or 0)
+            write = int(ins.get("cache_creation") or 0) or sum(
+                int(ins.get(k) or 0)
+                for k in ("ephemeral_5m_input_tokens", "ephemeral_1h_input_tokens")
+            )
+        if outs:
+            reasoning = int(outs.get("reasoning") or 0)
         return cls(
-            input=int(usage.get("input_tokens") or 0),
-            output=int(usage.get("output_tokens") or 0),
-            cache_read=int(ins.get("cache_read") or 0),
-            cache_write=write,
-            reasoning=int(outs.get("reasoning") or 0),
+            int(usage.get("input_tokens") or 0),
+            int(usage.get("output_tokens") or 0),
+            read,
+            write,
+            reasoning,
         )
 
 
@@ -255,6 +261,9 @@ def _linear_total(rates: tuple[Decimal, ...], counts: tuple[int, ...]) -> Decima
     write, non-reasoning output, reasoning), in genai-prices' Decimal arithmetic."""
     i, o, cr, cw, r = counts
     a, b, c, d, e = rates
+    if not (cr or cw or r):
+        # The other terms are exact zeros: adding them changes no digit of the value.
+        return a * i + d * o
     return a * (i - cr - cw) + b * cr + c * cw + d * (o - r) + e * r
 
 

@@ -21,7 +21,8 @@ class _Strict(BaseModel):
 
 
 class ApiKeySpec(_Strict):
-    """One bearer key of ``aco serve``, stored as its SHA-256 (never the key itself)."""
+    """One bearer key of ``aco serve``, stored as its SHA-256 (never the key itself); its
+    budget is ``budgets.keys.<name>``."""
 
     name: str = Field(..., min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
     sha256: str = Field(
@@ -29,25 +30,18 @@ class ApiKeySpec(_Strict):
         pattern=r"^[0-9a-f]{64}$",
         description="Hex SHA-256 of the key (`aco serve --hash-key KEY` prints it).",
     )
-    budget_usd: float | None = Field(
-        None,
-        ge=0.0,
-        description="USD this key may spend per budgets.budget_duration (a budgets.keys entry).",
-    )
     admin: bool = Field(False, description="Reads every key's spend, budgets and runs.")
 
 
 class ServerSettings(_Strict):
-    """``aco serve``: auth, limits and timeouts of the OpenAI-compatible server."""
+    """``aco serve``: auth and limits of the OpenAI-compatible server (a request's deadline is
+    ``routing.max_latency_per_call_s``)."""
 
     api_keys: list[ApiKeySpec] = Field(
         default_factory=list,
         description="Bearer keys (hashed); ACO_SERVER_API_KEYS adds plain keys from the env.",
     )
     max_body_bytes: int = Field(1_048_576, gt=0, description="Larger request bodies get 413.")
-    request_timeout_s: float | None = Field(
-        None, gt=0.0, description="Deadline of one request; None: routing.max_latency_per_call_s."
-    )
     allow_unauthenticated: bool = Field(
         False, description="Serve without keys on a non-loopback address (not recommended)."
     )
@@ -58,7 +52,7 @@ class ServerSettings(_Strict):
     def _no_plain_keys(cls, value: Any) -> Any:
         if isinstance(value, list) and any(isinstance(v, str) for v in value):
             raise ValueError(
-                "api_keys entries are {name, sha256, budget_usd}: store the key's SHA-256, "
+                "api_keys entries are {name, sha256, admin}: store the key's SHA-256, "
                 "never the key (`aco serve --hash-key KEY` prints it), or pass plain keys in "
                 "ACO_SERVER_API_KEYS"
             )
@@ -66,7 +60,8 @@ class ServerSettings(_Strict):
 
 
 class CacheSettings(_Strict):
-    """The response cache shared by ``aco serve`` and ``ACORouterChatModel(cache=...)``."""
+    """The response cache: ``aco serve`` keys it on each request's body; an
+    ``ACORouterChatModel`` whose config sets ``url`` uses it as its LangChain cache."""
 
     url: str | None = Field(
         None, description="sqlite:///path/to/cache.db or redis://host:6379/0; None: no cache."

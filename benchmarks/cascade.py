@@ -1,7 +1,7 @@
 """Cascade vs always using the top tier: cost, latency and kept-answer accuracy.
 
 Every question of ``benchmarks/data/cascade_calibration.jsonl`` goes through
-``ACORouterChatModel(cascade=True)``: the real local tier (SmolLM2-135M on llama.cpp) answers
+``cascade.enabled``: the real local tier (SmolLM2-135M on llama.cpp) answers
 first with logprobs, and a low confidence escalates. This machine has no cloud keys, so the
 tiers above 1 are *stand-ins*: scripted models that return the reference answer. What is
 measured and what is modelled:
@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from calibrate_cascade import DATA, is_correct  # noqa: E402
 
-from aco_langchain import ACORouterChatModel  # noqa: E402
+from aco_langchain import AcoCallInfo, ACORouterChatModel  # noqa: E402
 from aco_langchain.config import ACOConfig  # noqa: E402
 from aco_langchain.providers import local as lm  # noqa: E402
 from aco_langchain.testing import ScriptedChatModel  # noqa: E402
@@ -62,7 +62,10 @@ def run(limit: int | None) -> dict[str, Any]:
     cfg = ACOConfig(router="rules")
     stand_ins = {n: _stand_in(items, n) for n in range(2, 6)}
     cascade = ACORouterChatModel(
-        config=cfg, tier_models=stand_ins, cascade=True, max_tokens=48, temperature=0.0
+        config=cfg.model_copy(update={"cascade": cfg.cascade.model_copy(update={"enabled": True})}),
+        tier_models=stand_ins,
+        max_tokens=48,
+        temperature=0.0,
     )
     top = ACORouterChatModel(config=cfg, tier_models=stand_ins, max_tokens=48)
     rows = []
@@ -71,26 +74,27 @@ def run(limit: int | None) -> dict[str, Any]:
         t0 = time.perf_counter()
         msg = cascade.invoke(msgs)
         wall_ms = (time.perf_counter() - t0) * 1000
-        meta = msg.response_metadata["aco"]
-        first = meta.get("first_tier", meta["tier"])
-        escalated = bool(meta["escalated"])
-        modelled_ms = wall_ms + (cfg.tier(meta["tier"]).avg_latency_ms if escalated else 0.0)
-        if not escalated and meta["tier"] != 1:
-            modelled_ms = cfg.tier(meta["tier"]).avg_latency_ms
-        base = top.invoke(msgs, force_tier=5).response_metadata["aco"]
+        info = _info(msg)
+        first = info.first_tier or info.tier
+        escalated = info.escalated
+        modelled_ms = wall_ms + (cfg.tier(info.tier).avg_latency_ms if escalated else 0.0)
+        if not escalated and info.tier != 1:
+            modelled_ms = cfg.tier(info.tier).avg_latency_ms
+        base = _info(top.invoke(msgs, force_tier=5))
         rows.append(
             {
                 "id": it["id"],
                 "first_tier": first,
-                "final_tier": meta["tier"],
+                "final_tier": info.tier,
                 "escalated": escalated,
-                "confidence": meta["confidence"],
+                # the cheap answer's confidence (an escalated call's own is the final tier's)
+                "confidence": info.first_confidence if escalated else info.confidence,
                 "correct": is_correct(it, str(msg.content)) if not escalated else True,
-                "local_correct": None if first != 1 else is_correct(it, _first_answer(meta, msg)),
-                "cost_usd": meta["cost_usd"],
+                "local_correct": None if first != 1 else is_correct(it, _first_answer(info, msg)),
+                "cost_usd": info.cost_usd,
                 "latency_ms": modelled_ms,
                 "local_wall_ms": wall_ms,
-                "top_cost_usd": base["cost_usd"],
+                "top_cost_usd": base.cost_usd,
                 "top_latency_ms": cfg.tier(5).avg_latency_ms,
             }
         )
@@ -115,8 +119,15 @@ def run(limit: int | None) -> dict[str, Any]:
     return {"summary": summary, "rows": rows}
 
 
-def _first_answer(meta: dict[str, Any], msg: Any) -> str:
-    return str(msg.content) if not meta["escalated"] else ""
+def _info(msg: Any) -> AcoCallInfo:
+    info = AcoCallInfo.from_message(msg)
+    if info is None:
+        raise RuntimeError("the router's answer carries no response_metadata['aco'] record")
+    return info
+
+
+def _first_answer(info: AcoCallInfo, msg: Any) -> str:
+    return str(msg.content) if not info.escalated else ""
 
 
 def _threshold() -> float | None:

@@ -70,7 +70,7 @@ def main() -> None:
     llm = ACORouterChatModel(
         config=ACOConfig(router="rules"),
         tier_models={n: tier for n in range(1, 6)},
-        ledger="memory://",
+        ledger=MemoryLedger(),
         router=ConstantRouter(),
     )
     plan = llm.plan([HumanMessage(PROMPT)], {"aco_run_id": "plan"})

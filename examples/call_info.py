@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 
 from aco_langchain import AcoCallInfo, ACOConfig, ACORouterChatModel
+from aco_langchain.spend.ledger import MemoryLedger
 from aco_langchain.testing import ScriptedChatModel
 
 
@@ -23,7 +24,7 @@ def main() -> None:
         for n in range(1, 6)
     }
     llm = ACORouterChatModel(
-        config=ACOConfig(router="rules"), tier_models=tiers, ledger="memory://"
+        config=ACOConfig(router="rules"), tier_models=tiers, ledger=MemoryLedger()
     )
 
     msg = llm.invoke("Summarise this ticket: the export button does nothing", aco_run_id="job-1")

@@ -16,6 +16,7 @@ from aco_langchain import ACORouterChatModel
 from aco_langchain.config import config_from_dict
 from aco_langchain.errors import AllTiersFailedError, BudgetExceededError
 from aco_langchain.routing import RuleRouter
+from aco_langchain.spend.ledger import open_ledger
 
 #: Made-up prices ($/1K tokens) for the loopback tiers; the test bills with the same.
 PRICES = {2: (0.001, 0.002), 3: (0.003, 0.006), 4: (0.01, 0.03), 5: (0.02, 0.04)}
@@ -40,6 +41,7 @@ def config(base_url: str, hold_ttl_s: float = 60.0, deadline_s: float = 20.0) ->
             "max_cost_per_task": BUDGET,
             "max_output_tokens": CAP,
             "max_retries": 1,
+            "retry_base_delay_s": 0.0,
             "max_tokens_per_task": 10**9,
             "max_latency_per_call_s": deadline_s,
         },
@@ -54,7 +56,7 @@ def main(argv: list[str]) -> None:
     # A hold's TTL covers the call's deadline (validated): the hanging worker gets 2 s of both.
     ttl = 2.0 if hang else 60.0
     cfg = config_from_dict(config(base_url, hold_ttl_s=ttl, deadline_s=min(ttl, 20.0)))
-    llm = ACORouterChatModel(config=cfg, router=RuleRouter(), ledger=url, retry_base_delay_s=0.0)
+    llm = ACORouterChatModel(config=cfg, router=RuleRouter(), ledger=open_ledger(url))
     out = {"answered": 0, "refused": 0, "failed": 0, "streams": 0}
     for i in range(2 if hang else calls):
         prompt = f"Write a long essay number {i} about ledgers"

@@ -59,8 +59,9 @@ class ACOOptimizer:
 
     ``unavailable``: tiers to treat as unavailable when routing (e.g.
     ``TierRegistry(cfg).unavailable()``); by default routing says what is optimal.
-    ``ledger``: the spend ledger (an object or a URL); None opens the one
+    ``ledger``: the spend ledger object (``open_ledger(url)``); None opens the one
     ``ACORouterChatModel`` would (``$ACO_LEDGER_URL``, ``ledger.url``, else the SQLite default).
+    A URL string is the deprecated spelling of the config's ``ledger.url`` (it warns).
 
     Example:
         ```python
@@ -78,8 +79,13 @@ class ACOOptimizer:
         unavailable: Mapping[int, str] | None = None,
         ledger: SpendLedger | str | None = None,
     ) -> None:
+        from aco_langchain.config_deprecations import move_model_kwargs
         from aco_langchain.spend.ledger import open_ledger
 
+        if isinstance(ledger, str):  # one home: ledger.url (the URL still wins over the env)
+            config = move_model_kwargs({"config": config, "ledger": ledger}, "ACOOptimizer")[
+                "config"
+            ]
         self.config = config or ACOConfig()
         self.ledger: SpendLedger = (
             ledger

@@ -213,6 +213,10 @@ class TierCaller:
 
     # -- one fallback run ---------------------------------------------------------------
 
+    def _expected_s(self, tier: int) -> float:
+        """The tier's expected latency in seconds (``avg_latency_ms``)."""
+        return self.config.tier(tier).avg_latency_ms / 1000.0
+
     def _fallback_run(self, plan: CallPlan, order: list[int]) -> FallbackRun:
         return FallbackRun(
             order,
@@ -222,7 +226,7 @@ class TierCaller:
             plan.deadline,
             lowest=plan.decision.lowest_tier,
             share=plan.attempt_share,
-            expected_s={n: self.config.tier(n).avg_latency_ms / 1000.0 for n in order},
+            expected_s=self._expected_s,
         )
 
     def _stage(

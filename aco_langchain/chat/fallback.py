@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Callable, Mapping
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
@@ -97,7 +98,7 @@ class FallbackRun:
         lowest: int = 1,
         *,
         share: float = 1.0,
-        expected_s: dict[int, float] | None = None,
+        expected_s: Mapping[int, float] | Callable[[int], float] | None = None,
     ) -> None:
         self.order = list(order)
         #: A provider fault never falls back below this tier (a forced tier or a risk
@@ -114,7 +115,11 @@ class FallbackRun:
         #: routing.attempt_share and each tier's expected latency: an attempt with a tier
         #: after it gets a slice of the time left, so a hanging tier leaves time to fall back.
         self.share = share
-        self.expected_s = dict(expected_s or {})
+        if callable(expected_s):  # read per attempted tier (the caller's config)
+            self._expected_s: Callable[[int], float] = expected_s
+        else:
+            table = dict(expected_s or {})
+            self._expected_s = lambda tier: table.get(tier, 1.0)
         self._sliced = False
         self._i = 0
         self._attempt = 0
@@ -160,7 +165,7 @@ class FallbackRun:
         left = self.deadline.remaining()
         budget = attempt_slice(
             left,
-            expected_s=self.expected_s.get(self.tier, 1.0),
+            expected_s=self._expected_s(self.tier),
             # Only tiers a fault may fall back to (never below a forced tier or risk floor).
             has_fallback=any(n >= self.lowest for n in self.order[self._i + 1 :]),
             share=self.share,

@@ -19,7 +19,7 @@ The model keeps only the LangChain surface and composes plain objects, one conce
   of typed ops (``ops.py``), performed by a sync or an async driver (``drivers.py``). Tiers
   are called through their own ``_generate``/``_stream`` with this run's callback manager, so
   usage is counted once and the tier's ``model_name``, ``logprobs`` and ``token_usage``
-  survive. With ``cascade=True`` the cheap tier answers first with logprobs and a low
+  survive. With ``config.cascade.enabled`` the cheap tier answers first with logprobs and a low
   confidence escalates (``cascade.py``); streams are buffered until the decision unless
   ``config.cascade.buffer_stream`` is false (then streams skip the cascade).
 - **reporter** (``reporter.py``): prices each tier call from its real ``usage_metadata`` and
@@ -71,8 +71,10 @@ from aco_langchain.config import (
     format_validation_error,
     load_config,
 )
+from aco_langchain.config_deprecations import move_model_kwargs
 from aco_langchain.errors import ConfigError
 from aco_langchain.providers.tiers import TierRegistry
+from aco_langchain.routing.online import snapshot_routing
 from aco_langchain.spend.gateway import BudgetGateway
 from aco_langchain.spend.ledger import SpendLedger
 from aco_langchain.spend.outcomes import Outcome, OutcomeStore, outcome_store_for
@@ -87,7 +89,9 @@ class ACORouterChatModel(BaseChatModel):
         llm = ACORouterChatModel(tier_models={1: local_llm, 4: ChatOpenAI(model="gpt-4.1")})
         llm.bind_tools([search]).invoke("Find the release notes")
         llm.invoke("hi", config={"configurable": {"max_cost_usd": 0.01}})
-        llm = ACORouterChatModel(cache="sqlite:///aco-cache.db")   # repeats: no tier call, $0
+        llm = ACORouterChatModel(config={"cache": {"url": "sqlite:///aco-cache.db"}})  # repeats: $0
+        llm = ACORouterChatModel(timeout=10, max_retries=1)   # = routing.max_latency_per_call_s
+        llm.config.routing.max_retries                        # 1: the one value every part reads
         ```
     """
 
@@ -99,13 +103,10 @@ class ACORouterChatModel(BaseChatModel):
     """Ready-made chat models per tier number; they win over the config's providers."""
     router: Any = None
     """A ``Router``; None uses the config's (the shipped learned router by default)."""
-    cascade: bool | None = None
-    """Ask the cheap tier first and escalate on low confidence; None follows the config."""
     ledger: Any = None
-    """Where budgets are held and spend recorded: a ``SpendLedger`` or a URL (``memory://``,
-    ``sqlite:///path``, ``postgresql://...``). None: ``$ACO_LEDGER_URL``, else the config's
-    ``ledger.url``, else the SQLite file under the user data dir
-    (``~/.local/share/aco-langchain/ledger.db``)."""
+    """A ``SpendLedger`` to hold budgets and record spend on (``open_ledger(url)``). None:
+    ``$ACO_LEDGER_URL``, else the config's ``ledger.url``, else the SQLite file under the
+    user data dir (``~/.local/share/aco-langchain/ledger.db``)."""
     run_key: str | None = None
     """Budget key for every call of this instance; None: each call's own run key
     (``aco_run_id``, ``thread_id``, or the root run of the LangChain call tree)."""
@@ -113,13 +114,11 @@ class ACORouterChatModel(BaseChatModel):
     temperature: float | None = None
     max_tokens: int | None = Field(default=None, alias="max_tokens")
     stop: list[str] | None = Field(default=None, alias="stop_sequences")
-    timeout: float | None = None
-    max_retries: int | None = None
-    """Retries per tier; None uses ``config.routing.max_retries``."""
-    retry_base_delay_s: float = 0.5
     streaming: bool = False
-    cooldown_after: int = 2
-    cooldown_s: float = 30.0
+    # Settings live in the config, once each (routing.*, cascade.*, ledger.url, cache.url).
+    # LangChain's standard timeout= and max_retries= set routing.max_latency_per_call_s and
+    # routing.max_retries of this model's config; old argument spellings (cascade=,
+    # cooldown_s=, a ledger/cache URL...) still load with a warning (config_deprecations.py).
 
     # One plain holder: pydantic private-attribute access costs ~1 us each on the hot path.
     _rt: Runtime = PrivateAttr()
@@ -129,11 +128,12 @@ class ACORouterChatModel(BaseChatModel):
         """Build the router model; every bad argument is one :class:`ConfigError`.
 
         Raises:
-            ConfigError: a bad ``config`` (dict, path or object) or another bad field; the
-                message names each field and the fix, and never repeats input values.
+            ConfigError: a bad ``config`` (dict, path or object) or another bad field, or an
+                argument that sets a config setting to another value than the config does;
+                the message names each field and the fix, and never repeats input values.
         """
         try:
-            super().__init__(**kwargs)
+            super().__init__(**move_model_kwargs(kwargs))
         except ValidationError as err:
             # from None: pydantic's error repeats input values (a config dict may hold keys).
             raise ConfigError(format_validation_error(err, "ACORouterChatModel")) from None
@@ -147,34 +147,23 @@ class ACORouterChatModel(BaseChatModel):
             return config_from_dict(value)
         return value
 
-    @field_validator("cache", mode="before")
-    @classmethod
-    def _coerce_cache(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            from aco_langchain.spend.cache import cache_from_url
-
-            return cache_from_url(value)
-        return value
-
     def model_post_init(self, context: Any) -> None:
         super().model_post_init(context)
         track_runs()  # run keys by call tree (chat/runs.py): from the first router model on
-        retries = self.config.routing.max_retries if self.max_retries is None else self.max_retries
+        if self.cache is None and self.config.cache.url:  # cache=False: none; an object wins
+            from aco_langchain.spend.cache import cache_from_url
+
+            self.cache = cache_from_url(self.config.cache.url, ttl_s=self.config.cache.ttl_s)
         self._rt = build_runtime(
             self.config,
-            RuntimeSettings(
-                tier_models=self.tier_models,
-                router=self.router,
-                ledger=self.ledger,
-                model_name=self.model_name,
-                cascade=self._cascade_enabled,
-                timeout=self.timeout,
-                retries=retries,
-                retry_base_delay_s=self.retry_base_delay_s,
-                cooldown_after=self.cooldown_after,
-                cooldown_s=self.cooldown_s,
-            ),
+            RuntimeSettings(self.tier_models, self.router, self.ledger, self.model_name),
         )
+
+    @property
+    def _parts(self) -> Runtime:
+        """``self._rt`` without pydantic's ``__getattr__`` for private attributes (~1.3 us
+        a read, several reads a call)."""
+        return self.__pydantic_private__["_rt"]  # type: ignore[index, no-any-return]
 
     # -- LangChain plumbing --------------------------------------------------------------
 
@@ -184,7 +173,7 @@ class ACORouterChatModel(BaseChatModel):
 
     @property
     def _identifying_params(self) -> dict[str, Any]:
-        return self._rt.identifying
+        return self._parts.identifying
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
         params = LangSmithParams(
@@ -215,21 +204,21 @@ class ACORouterChatModel(BaseChatModel):
     @property
     def registry(self) -> TierRegistry:
         """The tiers of this model (their chat models are built on first use)."""
-        return self._rt.registry
+        return self._parts.registry
 
     @property
     def spend_ledger(self) -> SpendLedger:
         """The ledger this model holds and settles on."""
-        return self._rt.gateway.ledger
+        return self._parts.gateway.ledger
 
     @property
     def budget(self) -> BudgetGateway:
         """The budget gateway: every hold, settlement, release and spend read of this model's
         calls goes through it (sync and async)."""
-        return self._rt.gateway
+        return self._parts.gateway
 
     def _default_run(self, run_key: str | None) -> str | None:
-        return run_key or self.run_key or last_run(self._rt.token)
+        return run_key or self.run_key or last_run(self._parts.token)
 
     def spent(self, run_key: str | None = None) -> float:
         """USD settled in the ledger by a run.
@@ -243,25 +232,25 @@ class ACORouterChatModel(BaseChatModel):
             The run's settled USD (0.0 before any call).
         """
         key = self._default_run(run_key)
-        return self._rt.gateway.spent(key) if key else 0.0
+        return self._parts.gateway.spent(key) if key else 0.0
 
     async def aspent(self, run_key: str | None = None) -> float:
         """Async :meth:`spent` (the ledger's native async read; the event loop never blocks)."""
         key = self._default_run(run_key)
-        return await self._rt.gateway.aspent(key) if key else 0.0
+        return await self._parts.gateway.aspent(key) if key else 0.0
 
     def reset_budget(self, run_key: str | None = None) -> None:
         """Start the budget of ``run_key`` (default as in :meth:`spent`) from zero; its spend
         rows are removed from the ledger too."""
         key = self._default_run(run_key)
         if key:
-            self._rt.gateway.ledger.reset(key)
+            self._parts.gateway.ledger.reset(key)
 
     @property
     def outcomes(self) -> OutcomeStore:
         """Observed run outcomes, in this model's ledger database (``spend/outcomes.py``)."""
         if self._outcomes is None:
-            self._outcomes = outcome_store_for(self.ledger, self._rt.gateway.ledger, self.config)
+            self._outcomes = outcome_store_for(self.ledger, self._parts.gateway.ledger, self.config)
         return self._outcomes
 
     def record_outcome(
@@ -306,10 +295,6 @@ class ACORouterChatModel(BaseChatModel):
         """Async :meth:`record_outcome` (native async I/O)."""
         key = self._default_run(run_id)
         return await self.outcomes.arecord(key or "", success=success, score=score, source=source)
-
-    @property
-    def _cascade_enabled(self) -> bool:
-        return self.config.cascade.enabled if self.cascade is None else self.cascade
 
     # -- per-call options from RunnableConfig -----------------------------------------------
 
@@ -364,8 +349,8 @@ class ACORouterChatModel(BaseChatModel):
         """Per-call options from ``configurable``, and the run key: ``aco_run_id``, else
         ``thread_id``, else the root run of the LangChain call tree (see ``chat/runs.py``).
         Returns the config to run with (it may carry the call's run id)."""
-        configurable = (config or {}).get("configurable") or {}
-        merge_configurable(configurable, kwargs)
+        if config and (configurable := config.get("configurable")):
+            merge_configurable(configurable, kwargs)
         if self.run_key is not None and RUN_KEY_OPTION not in kwargs:
             kwargs[RUN_KEY_OPTION] = self.run_key
         cfg, trace = call_run_key(config, kwargs, RUN_KEY_OPTION)
@@ -373,7 +358,7 @@ class ACORouterChatModel(BaseChatModel):
         if cfg.get("tags") and "aco_tags" not in kwargs:
             kwargs["aco_tags"] = list(cfg["tags"])
         # In the caller's context: llm.spent() after this call reads this call's run.
-        remember_run(self._rt.token, str(kwargs[RUN_KEY_OPTION]))
+        remember_run(self._parts.token, str(kwargs[RUN_KEY_OPTION]))
         return cfg
 
     # -- planning: the world read first (spend, availability), then the pure planner -----------
@@ -411,7 +396,7 @@ class ACORouterChatModel(BaseChatModel):
             llm.plan([HumanMessage("Fix the auth bug")], {"max_cost_usd": 0.01}).decision.tier
             ```
         """
-        rt = self._rt  # one private-attribute read per call (each costs ~1 us)
+        rt = self._parts
         call = self._call_options(rt, kwargs)
         spent = 0.0 if call.new_run else rt.gateway.spent(call.run_key)
         snapshot = BudgetSnapshot(spent, unavailable(rt, messages))
@@ -421,12 +406,16 @@ class ACORouterChatModel(BaseChatModel):
         self, messages: Sequence[BaseMessage], kwargs: dict[str, Any], *, streaming: bool = False
     ) -> CallPlan:
         """Async :meth:`plan` (the spend read does not block the event loop)."""
-        rt = self._rt
+        rt = self._parts
         call = self._call_options(rt, kwargs)
         # A run the caller just minted has spent nothing: no ledger round trip to say so.
         spent = 0.0 if call.new_run else await rt.gateway.aspent(call.run_key)
         snapshot = BudgetSnapshot(spent, unavailable(rt, messages))
-        return rt.planner.plan(messages, call, snapshot, streaming=streaming)
+        if rt.refresh is None:
+            return rt.planner.plan(messages, call, snapshot, streaming=streaming)
+        await rt.refresh()  # online learning: posteriors read off the loop, then no I/O
+        with snapshot_routing():
+            return rt.planner.plan(messages, call, snapshot, streaming=streaming)
 
     # -- sync I/O: the tier caller's flows under the sync driver ----------------------------
 
@@ -447,7 +436,7 @@ class ACORouterChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None,
     ) -> ChatResult:
         """The answer of an already planned call (a buffered cascade stream plans once)."""
-        rt = self._rt
+        rt = self._parts
         tab = plan.new_tab()
         driver = SyncDriver(rt.gateway, messages, stop or self.stop or None, run_manager)
         return driver.run(
@@ -468,7 +457,7 @@ class ACORouterChatModel(BaseChatModel):
             # plan is reused: the call is routed (and its budget held) once.
             yield from result_as_chunks(self._answer(plan, messages, stop, None))
             return
-        rt = self._rt
+        rt = self._parts
         tab = plan.new_tab()
         driver = SyncDriver(rt.gateway, messages, stop or self.stop or None, None)
         yield from driver.stream(
@@ -496,7 +485,7 @@ class ACORouterChatModel(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None,
     ) -> ChatResult:
         """The async answer of an already planned call."""
-        rt = self._rt
+        rt = self._parts
         tab = plan.new_tab()
         driver = AsyncDriver(rt.gateway, messages, stop or self.stop or None, run_manager)
         return await driver.run(
@@ -516,7 +505,7 @@ class ACORouterChatModel(BaseChatModel):
             for chunk in result_as_chunks(await self._aanswer(plan, messages, stop, None)):
                 yield chunk
             return
-        rt = self._rt
+        rt = self._parts
         tab = plan.new_tab()
         driver = AsyncDriver(rt.gateway, messages, stop or self.stop or None, None)
         chunks = driver.stream(

@@ -144,7 +144,7 @@ def split_call_options(
         run_key=run_key,
         user=_opt_str(kw.pop("aco_user", None)),
         api_key=_opt_str(kw.pop("aco_api_key", None)),
-        tags=tuple(str(t) for t in ([tags] if isinstance(tags, str) else tags)),
+        tags=tuple(str(t) for t in ([tags] if isinstance(tags, str) else tags)) if tags else (),
         trace_id=_opt_str(kw.pop(TRACE_KEY, None)),
     )
     new_run = kw.pop(NEW_RUN_OPTION, None) is True

@@ -6,7 +6,7 @@ plan comes out of the sync and the async path.
 
 Example:
     ```python
-    planner = Planner(config, registry, router, settings)
+    planner = Planner(config, registry, router)
     call = split_call_options(kwargs, model_name="aco-router", fixed_run_key=None)
     plan = planner.plan(messages, call, BudgetSnapshot(spent_usd=0.0, unavailable={}))
     plan.decision.tier, plan.order, plan.deadline.budget_s
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +25,7 @@ from langchain_core.messages import BaseMessage
 
 from aco_langchain.chat.messages import message_text
 from aco_langchain.chat.options import CallOptions
-from aco_langchain.config import TIER_NUMBERS, ACOConfig
+from aco_langchain.config import ACOConfig
 from aco_langchain.errors import BudgetExceededError, InvalidRequestError, RoutingError
 from aco_langchain.pricing import DEFAULT_OUTPUT_TOKENS, estimate_tokens, input_token_bound
 from aco_langchain.providers.deadline import Deadline, call_deadline
@@ -33,7 +33,7 @@ from aco_langchain.providers.faults import fallback_order
 from aco_langchain.providers.tiers import TierRegistry
 from aco_langchain.routing import RouteConstraints, RouteDecision, Router, RouteRequest, decide
 from aco_langchain.routing.base import OPTION_VALUES
-from aco_langchain.routing.policy import needs_assessment, tiers_that_fit
+from aco_langchain.routing.policy import needs_assessment
 from aco_langchain.spend.budgets import (
     MIN_OUTPUT_TOKENS,
     CallIdentity,
@@ -49,7 +49,7 @@ _TIERS = (1, 2, 3, 4, 5)
 
 
 def _has_content(message: BaseMessage, text: str) -> bool:
-    if text.strip() or getattr(message, "tool_calls", None):
+    if (text and not text.isspace()) or getattr(message, "tool_calls", None):  # no copy
         return True
     content = message.content
     # a non-text block (an image, a file) is content too
@@ -89,10 +89,12 @@ def build_route_request(
         raise InvalidRequestError(
             f"the prompt is empty ({len(messages)} message(s), all blank): pass the text to answer"
         )
-    last_user = next(
-        (t for m, t in zip(reversed(messages), reversed(texts), strict=True) if m.type == "human"),
-        None,
-    )
+    roles = [m.type for m in messages]
+    last_user = None
+    for i in range(len(roles) - 1, -1, -1):  # the latest human turn
+        if roles[i] == "human":
+            last_user = texts[i]
+            break
     max_tokens = options.pop("max_tokens", None)
     if max_tokens is not None and (
         isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens <= 0
@@ -105,12 +107,12 @@ def build_route_request(
         raise InvalidRequestError(
             f"option max_tokens{shown} is not accepted: give {OPTION_VALUES['max_tokens']}"
         )
-    # Validation is cheaper than model_construct in pydantic 2.13 (measured: 2.4 vs 4.0 us),
-    # and it checks the user's per-call options (force_tier=9 is a clear error).
-    return RouteRequest(
+    # The user's per-call options are validated (force_tier=9 is a clear error); the rest
+    # is what this function built and checked, so the request skips a second pass.
+    return RouteRequest.trusted(
         text="\n".join(texts),
         last_user_text=last_user,
-        roles=[m.type for m in messages],
+        roles=roles,
         n_tools=n_tools,
         expected_output_tokens=max_tokens,
         constraints=RouteConstraints.from_options(options),
@@ -129,14 +131,6 @@ class BudgetSnapshot:
 
     spent_usd: float = 0.0
     unavailable: Mapping[int, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class PlannerSettings:
-    """The router model's own fields the planner needs (copied once at construction)."""
-
-    cascade: bool
-    timeout: float | None = None
 
 
 @dataclass
@@ -165,13 +159,21 @@ class CallPlan:
     """The call's one deadline: every attempt, retry, fallback and cascade step shares it."""
     caps: dict[int, int] = field(default_factory=dict)
     """Output cap per tier (the tier's ``max_output_tokens`` default when the call set no
-    ``max_tokens``); tiers not named use :attr:`cap`."""
+    ``max_tokens``); tiers not named use :attr:`cap`, or :attr:`tier_cap` when it is set."""
+    tier_cap: Callable[[int], int] | None = None
+    """The call set no ``max_tokens``: each tier's own default cap
+    (``ACOConfig.output_cap``), read for the tiers a call holds and calls (one or two), not
+    for all five up front."""
     attempt_share: float = 1.0
     """``routing.attempt_share``: the deadline's share an attempt with a fallback may take."""
 
     def cap_for(self, tier: int) -> int:
         """Output tokens ``tier`` is told to stop at (sent, and held at its price)."""
-        return self.caps.get(tier, self.cap)
+        got = self.caps.get(tier)
+        if got is None:
+            got = self.cap if self.tier_cap is None else self.tier_cap(tier)
+            self.caps[tier] = got
+        return got
 
     def new_tab(self) -> Tab:
         """The call's budget tab (its holds live there, not in the plan)."""
@@ -192,16 +194,12 @@ class Planner:
         config: the model's config.
         registry: the tiers (names, tool support; no model is built).
         router: the router that assesses requests.
-        settings: the router model's cascade and timeout fields.
     """
 
-    def __init__(
-        self, config: ACOConfig, registry: TierRegistry, router: Router, settings: PlannerSettings
-    ) -> None:
+    def __init__(self, config: ACOConfig, registry: TierRegistry, router: Router) -> None:
         self.config = config
         self.registry = registry
         self.router = router
-        self.settings = settings
         self._local = [n for n in _TIERS if config.tier(n).is_local]
         rs = config.routing
         self._ttl = (
@@ -314,11 +312,14 @@ class Planner:
                 spent_usd=err.spent_usd,
                 held_usd=err.held_usd,
             ) from err
-        fit = tiers_that_fit(config, request)
+        # tiers_that_fit(config, request), from the need the decision already sized
+        need = decision.context_tokens
         candidates = {
             n
             for n in _TIERS
-            if n not in unavailable and n in fit and (not tools or self.registry.takes_tools(n))
+            if n not in unavailable
+            and need <= config.tier(n).max_context
+            and (not tools or self.registry.takes_tools(n))
         }
         if decision.budget_exceeded:
             candidates = {n for n in candidates if config.tier(n).is_local}
@@ -329,25 +330,24 @@ class Planner:
             local=self._local,
         )
         cascade = (
-            self.settings.cascade
+            config.cascade.enabled
             and decision.tier < 5
             and not (streaming and not config.cascade.buffer_stream)
             and options.get("force_tier") is None
             and options.get("force_model") is None
         )
         deadline = call_deadline(
-            config.routing.max_latency_per_call_s,
-            self.settings.timeout,
-            request.constraints.max_latency_ms,
+            config.routing.max_latency_per_call_s, request.constraints.max_latency_ms
         )
-        logger.debug(
-            "tier %s (order %s, deadline %gs by %s): %s",
-            decision.tier,
-            order,
-            deadline.budget_s,
-            deadline.source,
-            decision.reason,
-        )
+        if logger.isEnabledFor(logging.DEBUG):  # no argument packing per call when off
+            logger.debug(
+                "tier %s (order %s, deadline %gs by %s): %s",
+                decision.tier,
+                order,
+                deadline.budget_s,
+                deadline.source,
+                decision.reason,
+            )
         return CallPlan(
             decision,
             order,
@@ -360,7 +360,7 @@ class Planner:
             who=call.who,
             limits=budget_limits(config, call.who),
             cap=int(max_tokens or config.routing.max_output_tokens),
-            caps={} if max_tokens else {n: config.output_cap(n) for n in TIER_NUMBERS},
+            tier_cap=None if max_tokens else config.output_cap,
             attempt_share=config.routing.attempt_share,
             in_bound=input_token_bound(request.text, len(messages), tools),
             ttl_s=self._ttl,
@@ -369,4 +369,4 @@ class Planner:
         )
 
 
-__all__ = ["BudgetSnapshot", "CallPlan", "Planner", "PlannerSettings", "build_route_request"]
+__all__ = ["BudgetSnapshot", "CallPlan", "Planner", "build_route_request"]

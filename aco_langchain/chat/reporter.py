@@ -201,6 +201,8 @@ class Reporter:
         *,
         run_spent_usd: float,
         final_logprobs: Any = None,
+        usage_estimated: bool | None = None,
+        escalation_skipped: str | None = None,
     ) -> AcoCallInfo:
         """The record of an answer.
 
@@ -211,14 +213,18 @@ class Reporter:
             verdict: the cascade's verdict when a cascade ran.
             run_spent_usd: the run's settled spend after the call.
             final_logprobs: the answer's logprobs (its own confidence), if any.
+            usage_estimated: True when the tier sent no usage (the cost is an estimate).
+            escalation_skipped: why a cascade did not escalate although it wanted to.
 
         Returns:
             The typed record (``to_metadata()`` gives ``response_metadata["aco"]``).
         """
-        calls = [c for c in (cheap, final) if c is not None]
+        calls = [final] if cheap is None else [cheap, final]
+        # the sum of the calls' costs, in call order (as sum() would add them)
+        cost = final.cost_usd if cheap is None else cheap.cost_usd + final.cost_usd
         decision = plan.decision
         routed = decision.tier
-        failures = {**(cheap.failures if cheap else {}), **final.failures}
+        failures = final.failures if cheap is None else {**cheap.failures, **final.failures}
         first = cheap.tier if cheap else final.tier  # the first tier that answered
         escalated = bool(cheap is not None and final.tier != cheap.tier)
         confidence = first_confidence = None
@@ -247,7 +253,7 @@ class Reporter:
                     None if decision.confidence is None else round(decision.confidence, 4)
                 ),
                 reason=decision.reason + (f"; cascade: {verdict.reason}" if verdict else ""),
-                cost_usd=round(sum(c.cost_usd for c in calls), 8),
+                cost_usd=round(cost, 8),
                 estimated_cost_usd=decision.cost_estimate,
                 escalated=escalated,
                 fallback_from=routed if first != routed else None,
@@ -260,7 +266,7 @@ class Reporter:
                 confidence=confidence,
                 first_confidence=first_confidence,
                 degraded_from=degraded_from,
-                failures={str(k): v for k, v in failures.items()} or None,
+                failures={str(k): v for k, v in failures.items()} if failures else None,
                 # Always present (one entry when nothing escalated): the keys never depend on
                 # the path.
                 calls=[
@@ -275,8 +281,8 @@ class Reporter:
                     for c in calls
                 ],
                 first_tier=cheap.tier if cheap else routed,
-                usage_estimated=None,
-                escalation_skipped=None,
+                usage_estimated=usage_estimated,
+                escalation_skipped=escalation_skipped,
                 cache_hit=None,
                 cached_cost_usd=None,
                 saved_cost_usd=None,
@@ -301,27 +307,29 @@ class Reporter:
             ``result``, decorated in place.
         """
         gen = result.generations[0]
+        msg = gen.message
+        estimated = None
+        if isinstance(msg, AIMessage):
+            if msg.usage_metadata is None:
+                # The tier reported no usage: carry the estimate the cost was computed from.
+                msg.usage_metadata = final.usage
+                estimated = True
+            if cheap is not None and cheap.usage:
+                # Both calls were really spent through this model: report their sum.
+                msg.usage_metadata = add_usage(cheap.usage, msg.usage_metadata)
         info = self.info(
             plan,
             final,
             cheap,
             verdict,
             run_spent_usd=run_spent_usd,
-            final_logprobs=self.registry.logprobs(final.tier, gen.message, gen.generation_info),
+            final_logprobs=self.registry.logprobs(final.tier, msg, gen.generation_info),
+            usage_estimated=estimated,
+            escalation_skipped=escalation_skipped,
         )
-        info.escalation_skipped = escalation_skipped
-        msg = gen.message
         model, provider = self.names(final.tier)
         msg.response_metadata.setdefault("model_name", model)
         msg.response_metadata["model_provider"] = provider
-        if isinstance(msg, AIMessage):
-            if msg.usage_metadata is None:
-                # The tier reported no usage: carry the estimate the cost was computed from.
-                msg.usage_metadata = final.usage
-                info.usage_estimated = True
-            if cheap is not None and cheap.usage:
-                # Both calls were really spent through this model: report their sum.
-                msg.usage_metadata = add_usage(cheap.usage, msg.usage_metadata)
         meta = info.to_metadata()
         msg.response_metadata["aco"] = meta
         if result.llm_output is None:
@@ -339,6 +347,9 @@ class Reporter:
     ) -> ChatGenerationChunk:
         """The last chunk of a stream: no content, the record, the model that answered, and
         the estimated usage when the tier sent none."""
+        usage = None
+        if message.usage_metadata is None and call.usage is not None:
+            usage = call.usage  # estimated: the tier sent none
         info = self.info(
             plan,
             call,
@@ -346,11 +357,8 @@ class Reporter:
             None,
             run_spent_usd=run_spent_usd,
             final_logprobs=message.response_metadata.get("logprobs"),
+            usage_estimated=True if usage is not None else None,
         )
-        usage = None
-        if message.usage_metadata is None and call.usage is not None:
-            usage = call.usage  # estimated: the tier sent none
-            info.usage_estimated = True
         rm: dict[str, Any] = {"aco": info.to_metadata()}
         model, provider = self.names(call.tier)
         if "model_name" not in message.response_metadata:

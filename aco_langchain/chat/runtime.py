@@ -5,7 +5,7 @@ access costs ~1 us each on the hot path.
 
 Example:
     ```python
-    rt = build_runtime(config, RuntimeSettings(ledger="memory://"))
+    rt = build_runtime(config, RuntimeSettings(ledger=open_ledger("memory://")))
     rt.planner, rt.caller, rt.gateway.spent("job-7")
     ```
 """
@@ -13,7 +13,7 @@ Example:
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +22,7 @@ from langchain_core.messages import BaseMessage
 
 from aco_langchain.chat.caller import TierCaller
 from aco_langchain.chat.ops import RunNotes
-from aco_langchain.chat.planner import Planner, PlannerSettings
+from aco_langchain.chat.planner import Planner
 from aco_langchain.chat.reporter import Reporter
 from aco_langchain.config import ACOConfig
 from aco_langchain.errors import LedgerError
@@ -49,22 +49,20 @@ class Runtime:
     identifying: dict[str, Any]
     token: object = field(default_factory=object)
     """This instance's key for the run of its latest call (``chat/runs.py``)."""
+    refresh: Callable[[], Awaitable[None]] | None = None
+    """What an async call awaits before planning so the router reads nothing on the loop
+    (an online router's ``arefresh``); None for routers that do no I/O."""
 
 
 @dataclass(frozen=True)
 class RuntimeSettings:
-    """The router model's fields its parts are built from (read once, at construction)."""
+    """The router model's objects its parts are built from (read once, at construction);
+    every setting (retries, deadline, cascade, cooldown) is read from the config."""
 
     tier_models: Mapping[int, BaseChatModel] = field(default_factory=dict)
     router: Any = None
     ledger: Any = None
     model_name: str = "aco-router"
-    cascade: bool = False
-    timeout: float | None = None
-    retries: int = 2
-    retry_base_delay_s: float = 0.5
-    cooldown_after: int = 2
-    cooldown_s: float = 30.0
 
 
 def build_runtime(config: ACOConfig, settings: RuntimeSettings) -> Runtime:
@@ -83,33 +81,30 @@ def build_runtime(config: ACOConfig, settings: RuntimeSettings) -> Runtime:
     router = settings.router if settings.router is not None else _default_router(config)
     registry = TierRegistry(config, settings.tier_models)
     registry.warm()  # provider imports now, not inside the first call's deadline
-    health = TierHealth(cooldown_after=settings.cooldown_after, cooldown_s=settings.cooldown_s)
+    rs = config.routing
+    health = TierHealth(cooldown_after=rs.cooldown_after, cooldown_s=rs.cooldown_s)
     return Runtime(
         registry=registry,
         router=router,
         gateway=BudgetGateway(ledger_of(settings.ledger, config)),
         health=health,
-        planner=Planner(
-            config,
-            registry,
-            router,
-            PlannerSettings(cascade=settings.cascade, timeout=settings.timeout),
-        ),
+        planner=Planner(config, registry, router),
         caller=TierCaller(
             config,
             registry,
             Reporter(config, registry),
             health,
-            retries=settings.retries,
-            base_delay_s=settings.retry_base_delay_s,
+            retries=rs.max_retries,
+            base_delay_s=rs.retry_base_delay_s,
             notes=run_notes(router, config),
         ),
         identifying={
             "model_name": settings.model_name,
             "tiers": {n: config.tier(n).model_id for n in range(1, 6)},
             "router": getattr(router, "name", type(router).__name__),
-            "cascade": settings.cascade,
+            "cascade": config.cascade.enabled,
         },
+        refresh=getattr(router, "arefresh", None),
     )
 
 
@@ -121,7 +116,7 @@ def run_notes(router: Any, config: ACOConfig) -> RunNotes | None:
         return None
     store = getattr(router, "store", None)
     if hasattr(store, "note") and hasattr(store, "anote"):
-        return store  # type: ignore[no-any-return]
+        return store
     from aco_langchain.routing.online_store import open_learning
 
     try:
@@ -138,7 +133,9 @@ def unavailable(rt: Runtime, messages: Sequence[BaseMessage]) -> dict[int, str]:
 
 
 def ledger_of(value: Any, config: ACOConfig) -> SpendLedger:
-    """The model's ledger from its ``ledger`` field (an instance, a URL, or None).
+    """The model's ledger from its ``ledger`` field: an instance; None (``$ACO_LEDGER_URL``,
+    the config's ``ledger.url``, the default); or a URL, the deprecated spelling (moved into
+    ``ledger.url`` by ``config_deprecations``), which still wins over the env for a release.
 
     Raises:
         LedgerError: ``value`` is neither.
@@ -148,7 +145,8 @@ def ledger_of(value: Any, config: ACOConfig) -> SpendLedger:
     if not isinstance(value, SpendLedger):
         raise LedgerError(
             f"ledger={type(value).__name__} is not a SpendLedger (hold/settle/release/...): "
-            "pass a URL (sqlite:///path, postgresql://...) or a ledger from open_ledger()"
+            "set the config's ledger.url (sqlite:///path, postgresql://...) or pass a ledger "
+            "from open_ledger(url)"
         )
     return value
 

@@ -32,10 +32,12 @@ def _tiers(raw: str, as_json: bool) -> list[int]:
 
 
 def build_llm(cfg: Any, run_key: str, max_tokens: int | None) -> Any:
-    """The router model every collected call goes through (forced tiers, one budget)."""
+    """The router model every collected call goes through (forced tiers, one budget; each
+    answer is the tier's own: no cascade, no response cache)."""
     from aco_langchain.chat.model import ACORouterChatModel
 
-    return ACORouterChatModel(config=cfg, run_key=run_key, cascade=False, max_tokens=max_tokens)
+    cfg = cfg.model_copy(update={"cascade": cfg.cascade.model_copy(update={"enabled": False})})
+    return ACORouterChatModel(config=cfg, run_key=run_key, max_tokens=max_tokens, cache=False)
 
 
 def collect_cmd(

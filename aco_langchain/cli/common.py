@@ -41,14 +41,28 @@ def fail(message: str, as_json: bool = False) -> NoReturn:
 
 
 def load_or_fail(path: str | None, as_json: bool = False) -> Any:
-    """The ACOConfig at ``path`` (None: ``$ACO_CONFIG`` or defaults), or a clean exit 1."""
-    from aco_langchain.config import load_config
-    from aco_langchain.errors import ConfigError
+    """The ACOConfig at ``path`` (None: ``$ACO_CONFIG`` or defaults), or a clean exit 1.
 
-    try:
-        return load_config(path)
-    except ConfigError as err:
-        fail(str(err), as_json)
+    Old spellings of settings (``SettingMovedWarning``) are printed as one ``warning:`` line
+    each on stderr: the config still loads.
+    """
+    import warnings
+
+    from aco_langchain.config import load_config
+    from aco_langchain.errors import ConfigError, SettingMovedWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", SettingMovedWarning)
+        try:
+            cfg = load_config(path)
+        except ConfigError as err:
+            fail(str(err), as_json)
+    for w in caught:
+        if issubclass(w.category, SettingMovedWarning):
+            typer.echo(f"warning: {w.message}", err=True)
+        else:  # not ours: as it would have been shown
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    return cfg
 
 
 def checked_or_fail(cfg: Any, as_json: bool = False) -> Any:

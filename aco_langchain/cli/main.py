@@ -195,12 +195,16 @@ def config_show(
 
 
 def _show_sources(config: str | None, as_json: bool) -> None:
+    import warnings
+
     from aco_langchain.config_sources import setting_sources
-    from aco_langchain.errors import ConfigError
+    from aco_langchain.errors import ConfigError, SettingMovedWarning
     from aco_langchain.redact import mask_obj
 
     try:
-        rows = setting_sources(config)
+        with warnings.catch_warnings():  # _load printed them; the rows say "deprecated"
+            warnings.simplefilter("ignore", SettingMovedWarning)
+            rows = setting_sources(config)
     except ConfigError as err:  # _load already checked the file: this is a race, say it
         fail(str(err), as_json)
     found = [mask_obj({"key": r.key, "value": r.value, "source": r.source}) for r in rows]

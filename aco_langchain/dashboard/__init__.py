@@ -80,7 +80,6 @@ def collect(
         collect(cfg, month="2026-12")["days"]
         ```
     """
-    from aco_langchain.spend.budgets import with_key_budgets
     from aco_langchain.spend.ledger import month_bounds, open_ledger
     from aco_langchain.spend.ledger.postgres import mask_url
 
@@ -89,7 +88,7 @@ def collect(
     if month:
         since, until = month_bounds(month)
     rows = led.records(since=since, until=until)
-    key_budgets = with_key_budgets(config).budgets.keys
+    key_budgets = config.budgets.keys
     if tenant is not None:
         rows = [r for r in rows if r.api_key == tenant]
         key_budgets = {k: v for k, v in key_budgets.items() if k == tenant}

@@ -1,7 +1,7 @@
 """One deadline per call, and the HTTP transport that makes a tier's request keep it.
 
-The deadline of a call is the smallest of ``routing.max_latency_per_call_s``, the router
-model's ``timeout`` field and the call's ``max_latency_ms``. It covers the whole call: every
+The deadline of a call is ``routing.max_latency_per_call_s``, or the call's
+``max_latency_ms`` when that is shorter. It covers the whole call: every
 attempt, retry, fallback and cascade step gets only what is left of it. Building a tier's
 client the first time it is used (imports, TLS setup) is setup, not call time: it is not
 counted.
@@ -38,6 +38,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field
 
@@ -132,26 +133,31 @@ def attempt_slice(
     return min(remaining_s, max(share * remaining_s, by_latency))
 
 
-def call_deadline(
-    config_s: float, model_timeout_s: float | None, max_latency_ms: float | None
-) -> Deadline:
-    """The deadline of a call: the smallest of the settings that set one.
+def call_deadline(config_s: float, max_latency_ms: float | None) -> Deadline:
+    """The deadline of a call: the setting, or the call's own option when it is shorter.
 
     Args:
         config_s: ``routing.max_latency_per_call_s``.
-        model_timeout_s: the router model's ``timeout`` field (None: unset).
         max_latency_ms: the call's ``max_latency_ms`` option (None: unset).
 
     Returns:
         A started :class:`Deadline` naming the setting that won.
+
+    Example:
+        ```python
+        call_deadline(30.0, 500).source     # 'max_latency_ms=500'
+        ```
     """
-    choices: list[tuple[float, str]] = [(config_s, f"routing.max_latency_per_call_s={config_s:g}")]
-    if model_timeout_s is not None and model_timeout_s > 0:
-        choices.append((model_timeout_s, f"timeout={model_timeout_s:g}"))
-    if max_latency_ms is not None and max_latency_ms > 0:
-        choices.append((max_latency_ms / 1000.0, f"max_latency_ms={max_latency_ms:g}"))
-    budget, source = min(choices, key=lambda c: c[0])
-    return Deadline.start(budget, source)
+    budget, source, given = config_s, "routing.max_latency_per_call_s", config_s
+    if max_latency_ms is not None and 0 < max_latency_ms / 1000.0 < budget:
+        budget, source, given = max_latency_ms / 1000.0, "max_latency_ms", max_latency_ms
+    # the first of equal budgets wins; the label is formatted once per setting and value
+    return Deadline.start(budget, _label(source, given))
+
+
+@functools.lru_cache(maxsize=64)
+def _label(setting: str, value: float) -> str:
+    return f"{setting}={value:g}"
 
 
 __all__ = [

@@ -2,15 +2,16 @@
 
 Policy (documented in README "Faults"):
 
-- Retried on the same tier, up to ``routing.max_retries`` times with exponential backoff and
-  jitter: HTTP 429, 5xx, timeouts, refused or dropped connections.
+- Retried on the same tier, up to ``routing.max_retries`` times with exponential backoff
+  (from ``routing.retry_base_delay_s``) and jitter: HTTP 429, 5xx, timeouts, refused or
+  dropped connections.
 - Not retried, straight to fallback: other provider errors (401/403 bad key, 404 unknown
   model, 400 the provider rejects), since a retry would fail the same way.
 - Fallback order from the routed tier: the stronger tiers first (ascending), then the cheaper
   ones (descending). A local routed tier only falls back to cloud tiers when
   ``routing.allow_cloud_fallback`` is true.
-- A tier that exhausts its retries ``cooldown_after`` times in a row cools down for
-  ``cooldown_s`` seconds: routing treats it as unavailable meanwhile.
+- A tier that exhausts its retries ``routing.cooldown_after`` times in a row cools down for
+  ``routing.cooldown_s`` seconds: routing treats it as unavailable meanwhile.
 - A stream that fails after its first chunk was delivered is not retried or re-routed:
   the caller already holds part of an answer, and a second answer would be a duplicate.
 
@@ -227,13 +228,13 @@ def fallback_order(
     tier: int, candidates: Iterable[int], *, allow_cloud: bool, local: Iterable[int]
 ) -> list[int]:
     """The routed tier, then stronger tiers ascending, then cheaper tiers descending."""
-    cands = set(candidates) | {tier}
-    local_set = set(local)
-    up = sorted(n for n in cands if n > tier)
-    down = sorted((n for n in cands if n < tier), reverse=True)
-    order = [tier, *up, *down]
-    if tier in local_set and not allow_cloud:
-        order = [n for n in order if n in local_set]
+    ranked = sorted({*candidates, tier})
+    at = ranked.index(tier)
+    order = [tier, *ranked[at + 1 :], *reversed(ranked[:at])]
+    if not allow_cloud:
+        local_set = set(local)
+        if tier in local_set:
+            order = [n for n in order if n in local_set]
     return order
 
 

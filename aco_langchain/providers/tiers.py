@@ -16,7 +16,6 @@ import logging
 import sys
 import weakref
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from aco_langchain.config import TIER_NUMBERS, ACOConfig, TierSpec
@@ -106,6 +105,7 @@ class TierRegistry:
         )
         self._loop_bound: set[int] = set()  # shared instances an event loop has used
         self._names: dict[int, tuple[str, str | None]] = {}
+        self._instance_adapter = adapter_for("instance")  # given tiers' (read per answer)
         for n in self._instances:
             if n not in TIER_NUMBERS:
                 raise ConfigError(f"tier_models key {n!r} is not a tier: use 1 to 5")
@@ -245,7 +245,9 @@ class TierRegistry:
 
     def _adapter(self, tier: int) -> ProviderAdapter:
         """The adapter reading the tier's answers (a passed-in model: the instance adapter)."""
-        return adapter_for("instance" if tier in self._given else self.spec(tier))
+        if tier in self._given:
+            return self._instance_adapter
+        return adapter_for(self.spec(tier))
 
     def usage(self, tier: int, message: Any) -> TokenUsage:
         """The tier's answer's billed tokens, read by its provider's adapter."""
@@ -299,7 +301,10 @@ class TierRegistry:
         recorded = adapter.recorded_cost(message)
         if recorded is not None:
             return recorded
-        used = replace(adapter.read_usage(message), input=input_tokens, output=output_tokens)
+        read = adapter.read_usage(message)  # cached and reasoning tokens: its own counts
+        used = TokenUsage(
+            input_tokens, output_tokens, read.cache_read, read.cache_write, read.reasoning
+        )
         return usage_cost_usd(self.spec(tier), used)
 
     def logprobs(self, tier: int, message: Any, generation_info: Any = None) -> Any:

@@ -122,8 +122,11 @@ def replay_prompts(
     """
     if llm is None:
         from aco_langchain.chat.model import ACORouterChatModel
+        from aco_langchain.spend.ledger import open_ledger
 
-        llm = ACORouterChatModel(config=config, ledger=ledger_url or "memory://")
+        # A replay measures the tiers' answers: never from a response cache.
+        ledger = open_ledger(ledger_url or "memory://", config)
+        llm = ACORouterChatModel(config=config, ledger=ledger, cache=False)
     prefix = f"replay-{uuid.uuid4().hex[:8]}-"
     started = time.time() - 1.0
     choices: list[Choice] = []

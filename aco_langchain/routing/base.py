@@ -16,7 +16,7 @@ Usage::
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator
 
@@ -27,6 +27,21 @@ if TYPE_CHECKING:
     from aco_langchain.config import ACOConfig
 
 Risk = Literal["low", "medium", "high", "critical"]
+_M = TypeVar("_M", bound=BaseModel)
+
+
+def _trusted(cls: type[_M], values: dict[str, Any], given: bool = True) -> _M:
+    """An instance from values our own code built and checked (every field, in field
+    order): ``model_construct`` without its per-field work, for the routing hot path.
+    ``given``: the values count as passed in (``model_fields_set``), else as defaults."""
+    obj = cls.__new__(cls)
+    object.__setattr__(obj, "__dict__", values)
+    object.__setattr__(obj, "__pydantic_fields_set__", set(values) if given else set())
+    object.__setattr__(obj, "__pydantic_extra__", None)
+    object.__setattr__(obj, "__pydantic_private__", None)
+    return obj
+
+
 Complexity = Literal["simple", "moderate", "complex", "critical"]
 
 
@@ -93,6 +108,8 @@ class RouteConstraints(BaseModel):
             RouteConstraints.from_options({"force_tier": True})   # InvalidRequestError
             ```
         """
+        if not options:  # nothing to check: every option unset
+            return _trusted(cls, dict.fromkeys(cls.model_fields), given=False)
         try:
             return cls(**options)
         except ValidationError as err:
@@ -144,6 +161,39 @@ class RouteRequest(BaseModel):
             constraints=RouteConstraints.from_options(constraints),
         )
 
+    @classmethod
+    def trusted(
+        cls,
+        *,
+        text: str,
+        last_user_text: str | None,
+        roles: list[str],
+        n_tools: int,
+        expected_output_tokens: int | None,
+        constraints: RouteConstraints,
+    ) -> RouteRequest:
+        """A request from parts the caller already checked (the chat model's: texts it
+        joined, roles it read, a positive ``max_tokens``, validated constraints), without a
+        second validation pass. Anything else should construct (and validate) normally.
+
+        Example:
+            ```python
+            RouteRequest.trusted(text="hi", last_user_text="hi", roles=["human"], n_tools=0,
+                                 expected_output_tokens=None, constraints=RouteConstraints())
+            ```
+        """
+        return _trusted(
+            cls,
+            {
+                "text": text,
+                "last_user_text": last_user_text,
+                "roles": roles,
+                "n_tools": n_tools,
+                "expected_output_tokens": expected_output_tokens,
+                "constraints": constraints,
+            },
+        )
+
     @property
     def routing_text(self) -> str:
         """The text the task is judged by: the latest user turn when known."""
@@ -175,6 +225,49 @@ class Assessment(BaseModel):
         description="Risk inferred from the request (seed 3's critical markers: production, "
         "deploy, payment, credentials...); a per-call ``risk`` wins over it.",
     )
+
+    @classmethod
+    def trusted(
+        cls,
+        *,
+        task_type: str,
+        difficulty: int,
+        complexity: Complexity,
+        suggested_tier: int,
+        confidence: float,
+        p_success: dict[int, float],
+        reason: str,
+        router: str,
+        risk: Risk | None,
+    ) -> Assessment:
+        """An assessment from values a router built from validated parts (every field
+        given, already typed): ``model_construct`` without its per-field work, for the
+        routing hot path. Anything else should construct (and validate) normally.
+
+        Returns:
+            The assessment, equal to ``Assessment(**same values)``.
+
+        Example:
+            ```python
+            Assessment.trusted(task_type="general", difficulty=1, complexity="simple",
+                               suggested_tier=1, confidence=0.9, p_success={1: 0.9},
+                               reason="", router="mine", risk=None)
+            ```
+        """
+        return _trusted(
+            cls,
+            {
+                "task_type": task_type,
+                "difficulty": difficulty,
+                "complexity": complexity,
+                "suggested_tier": suggested_tier,
+                "confidence": confidence,
+                "p_success": p_success,
+                "reason": reason,
+                "router": router,
+                "risk": risk,
+            },
+        )
 
 
 class RouteDecision(BaseModel):
@@ -221,6 +314,18 @@ class RouteDecision(BaseModel):
     context_tokens: int = Field(
         0, ge=0, description="Prompt token estimate plus the output tokens it was sized for."
     )
+
+    @classmethod
+    def trusted(cls, values: dict[str, Any]) -> RouteDecision:
+        """A decision from values the policy built and checked (every field, in field
+        order), without a second validation pass (``policy.decide``'s hot path).
+
+        Example:
+            ```python
+            RouteDecision.trusted(decision.model_dump())
+            ```
+        """
+        return _trusted(cls, values)
 
     @property
     def predicted_success(self) -> float | None:

@@ -20,6 +20,7 @@ Usage::
 from __future__ import annotations
 
 import math
+import re
 from typing import Literal
 
 import numpy as np
@@ -28,6 +29,11 @@ from pydantic import BaseModel, ConfigDict, Field
 _P = np.uint64(0x100000001B3)  # odd, so invertible mod 2**64
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 _U64 = 1 << 64
+_BLANK_RUNS = re.compile("\n{3,}")
+_SPACE_RUNS = re.compile("  +")
+#: ASCII whitespace besides space, tab and "\n" (line breaks for ``splitlines``, or a
+#: separator for ``split``): text holding any is normalised the general way.
+_RARE_SPACES = ("\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x1f")
 
 #: Standardised dense features are clipped to +-this (training and inference alike).
 DENSE_CLIP = 4.0
@@ -102,12 +108,23 @@ def normalize_prompt(text: str) -> str:
         normalize_prompt("  What IS  2+2? \n")   # 'what is 2+2?'
         ```
     """
-    out: list[str] = []
-    for line in text.lower().splitlines():
-        line = " ".join(line.split())
-        if line or (out and out[-1]):
-            out.append(line)
-    return "\n".join(out).strip()
+    # Exactly the per-line loop (tests/unit_tests/test_rule_words.py checks it against it),
+    # without a Python step per line: a collapsed line holds no line break, so blank-line
+    # runs are runs of 3+ "\n" here, and the final strip drops leading and trailing ones.
+    low = text.lower()
+    if low.isascii() and not any(c in low for c in _RARE_SPACES):
+        # Only spaces, tabs and "\n": a tab is a space, runs of spaces collapse (one C
+        # pass over the runs only), then each line's ends are stripped; no word split.
+        if "\t" in low:
+            low = low.replace("\t", " ")
+        if "  " in low:
+            low = _SPACE_RUNS.sub(" ", low)
+        out = "\n".join(map(str.strip, low.split("\n")))
+    else:
+        out = "\n".join(map(" ".join, map(str.split, low.splitlines())))
+    if "\n\n\n" in out:
+        out = _BLANK_RUNS.sub("\n\n", out)
+    return out.strip()
 
 
 class Featurizer:
@@ -241,11 +258,11 @@ class Featurizer:
         nf = float(max(len(text), 1))
         roles = roles or []
         last = last_user_text if last_user_text is not None else text
-        code = sum(low.count(m) for m in _CODE_MARKERS)
-        maths = cls[7] + sum(low.count(m) for m in _MATH_MARKERS)
-        # most prompts have no "\nX)" at all: one scan for ")" first
-        choices = sum(low.count(m) for m in _CHOICE_MARKERS) if ")" in low else 0
-        n_user = sum(1 for r in roles if r in ("human", "user"))
+        code = _count(low, _CODE_MARKERS)
+        maths = cls[7] + _count(low, _MATH_MARKERS)
+        # the four "\nX)" markers never overlap: one regex pass counts them all
+        choices = len(_CHOICES.findall(low)) if ")" in low else 0
+        n_user = roles.count("human") + roles.count("user")
         out = np.array(
             [
                 len(text),
@@ -292,6 +309,19 @@ _LOG_COLS = np.array(
         for n in DENSE_NAMES
     ]
 )
-_CODE_MARKERS = ("```", "def ", "return", "{\n", "import ")
-_MATH_MARKERS = ("\\frac", "solve")  # plus the bytes '=' and '+' (see _byte_classes)
-_CHOICE_MARKERS = ("\na)", "\nb)", "\nc)", "\nd)")
+#: (marker, a rare character of it or None): a marker whose rare character is absent
+#: counts 0 without a scan for the whole marker.
+_CODE_MARKERS = (("```", "`"), ("def ", None), ("return", None), ("{\n", "{"), ("import ", None))
+#: plus the bytes '=' and '+' (see _byte_classes)
+_MATH_MARKERS = (("\\frac", "\\"), ("solve", None))
+#: "\na)", "\nb)", "\nc)", "\nd)"
+_CHOICES = re.compile("\n[a-d]\\)")
+
+
+def _count(low: str, markers: tuple[tuple[str, str | None], ...]) -> int:
+    """Occurrences of every marker in ``low`` (each counted as ``str.count`` does)."""
+    n = 0
+    for marker, rare in markers:
+        if rare is None or rare in low:
+            n += low.count(marker)
+    return n

@@ -34,8 +34,10 @@ Usage::
 
 from __future__ import annotations
 
+import bisect
 import math
 import zlib
+from collections.abc import Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
@@ -99,21 +101,32 @@ class LearnedRouter:
         # has_system on single-turn benchmark prompts, was stored with std 1 and says
         # nothing about how unlike the training prompts a prompt is).
         self._varied = a["dense_std"] != 1.0
+        # the same features by index (a take is cheaper than a boolean mask per call)
+        self._varied_at = np.flatnonzero(self._varied)
+        self._n_varied = max(1, int(self._varied_at.shape[0]))
         self._edges = list(man.difficulty_edges)
+        self._edges_sorted = sorted(self._edges)  # for a bisect: how many edges are above
         self._points = man.tier_operating_points or man.operating_points
         self._tok_in = man.token_reference.get("input", 500.0)
         self._tok_out = man.token_reference.get("output", 100.0)
         self._cfg_cache: dict[
-            tuple[float, ...], tuple[np.ndarray, np.ndarray, float, float, float, float]
+            tuple[float, ...], tuple[list[float], list[float], float, float, float, float]
         ] = {}
 
     # -- per-config precomputation (prices, knob), cached on the instance
     def _config_terms(
         self, config: ACOConfig
-    ) -> tuple[np.ndarray, np.ndarray, float, float, float, float]:
-        prices = [price_per_1k(config.tier(t)) for t in _TIERS]  # config, else genai-prices
-        pin = [p[0] for p in prices]
-        pout = [p[1] for p in prices]
+    ) -> tuple[list[float], list[float], float, float, float, float]:
+        # The key is the prices themselves (a config is mutable): a tier priced in the
+        # config is read as is; only an unpriced one asks price_per_1k (genai-prices, cached).
+        pin: list[float] = []
+        pout: list[float] = []
+        for spec in map(config.tier, _TIERS):
+            i, o = spec.cost_per_1k_input, spec.cost_per_1k_output
+            if i is None or o is None:
+                i, o = price_per_1k(spec)
+            pin.append(i)
+            pout.append(o)
         cal = config.learning.calibration  # aco calibrate's knob, on the user's own data
         knob = (cal.lam, cal.lam_next, cal.mix) if cal else ()
         key = (config.routing.quality_target, *knob, *pin, *pout)
@@ -130,7 +143,9 @@ class LearnedRouter:
             op = _pick_operating_point(self._points, config.routing.quality_target)
             lam, lam_next, mix = op.lam, op.lam_next, op.mix
         nxt = lam_next if lam_next is not None else lam
-        terms = (pin_a, pout_a, ref if ref > 0 else 1.0, lam, nxt, mix)
+        # USD per token as Python floats: the five-tier arithmetic per call is Python's (the
+        # same IEEE operations numpy did, without its per-call overhead on 5 numbers)
+        terms = (pin_a.tolist(), pout_a.tolist(), ref if ref > 0 else 1.0, lam, nxt, mix)
         if len(self._cfg_cache) > 32:
             self._cfg_cache.clear()
         self._cfg_cache[key] = terms
@@ -157,21 +172,30 @@ class LearnedRouter:
     def _predict(self, request: RouteRequest, ask: str) -> tuple[np.ndarray, float, float, float]:
         fz = self.featurizer
         idx, w = fz.hashed(ask, ask if fz.spec.normalize else None)
-        dense = fz.dense(ask, request.roles, request.n_tools, ask)
-        dz = (dense - self._mean) * self._inv_std
+        # a normalised ask is lower-cased already: dense() need not lower it again
+        dense = fz.dense(
+            ask, request.roles, request.n_tools, ask, ask if fz.spec.normalize else None
+        )
+        dz = dense  # a fresh array: standardised in place (the same two operations)
+        dz -= self._mean
+        dz *= self._inv_std
         # np.clip's Python wrapper costs ~2 us on five numbers; the two ufuncs do the same
         np.minimum(np.maximum(dz, -DENSE_CLIP, out=dz), DENSE_CLIP, out=dz)
         zd = dz @ self._w_dense + self._bias
-        z = w @ np.take(self._w_hash, idx, axis=0) + zd[:5]
-        p = 1.0 / (1.0 + np.exp(-z))
+        z = w @ np.take(self._w_hash, idx, axis=0) + zd[:5]  # float32 + float64: float64
+        # in place from here: the same operations, no temporaries
+        np.negative(z, out=z)
+        np.exp(z, out=z)
+        z += 1.0
+        p = np.divide(1.0, z, out=z)
         # the ask's tokens: what the trade-off was trained on; a system prompt or history
         # is priced by the policy's constraints, it does not change which tier is right
         tok_in = max(1.0, len(ask) / CHARS_PER_TOKEN)
         tok_out = math.exp(min(12.0, float(zd[5])))
         # distance from the training prompts: mean squared z of the structure features
         # (about 1 on the training data by construction, see familiarity())
-        dv = dz[self._varied]
-        return p, tok_in, tok_out, float(dv @ dv) / max(1, dv.shape[0])
+        dv = dz.take(self._varied_at)
+        return p, tok_in, tok_out, float(dv @ dv) / self._n_varied
 
     def assess(self, request: RouteRequest, config: ACOConfig) -> Assessment:
         """Per-tier success, difficulty and the cost-aware suggested tier (no I/O).
@@ -187,21 +211,26 @@ class LearnedRouter:
         # The keyword rules read the normalised ask once: task type and risk always, the
         # complexity curve only when the prediction is blended toward it.
         norm = ask if self.featurizer.spec.normalize else normalize_prompt(request.routing_text)
-        words = prompt_words(norm.lower())
+        # norm is lower-cased already (normalize_prompt); lowering ASCII again is a no-op
+        words = prompt_words(norm if norm.isascii() else norm.lower())
         task_type, risk = text_signals(norm, words)
         fam = familiarity(dist)
+        # Python floats from here: five numbers each, the same IEEE operations in the same
+        # order as numpy's elementwise ones (bit for bit), without numpy's per-call overhead
+        ps = p.tolist()
         blend = ""
         if fam < 1.0:
             curve = success_curve(rule_difficulty(norm, words)[1])
-            prior = np.array([curve[t] for t in _TIERS])
-            p = fam * p + (1.0 - fam) * prior
+            keep = 1.0 - fam
+            ps = [fam * a + keep * curve[t] for a, t in zip(ps, _TIERS, strict=True)]
             blend = (
                 f"; unlike the training prompts (structure distance {dist:.1f}): "
                 f"{1.0 - fam:.0%} rule-router prior"
             )
-        cost = pin * tok_in + pout * tok_out  # predicted output: a cap never enters
-        best = int(np.argmax(p - lam * cost / ref))
-        ps = p.tolist()  # Python floats from here: numpy scalars format and compare slowly
+        # predicted output: a cap never enters
+        cost = [i * tok_in + o * tok_out for i, o in zip(pin, pout, strict=True)]
+        scores = [a - lam * c / ref for a, c in zip(ps, cost, strict=True)]
+        best = scores.index(max(scores))  # the first best, as argmax
         target = config.routing.quality_target
         reason = (
             f"learned: tier {best + 1} maximises p - {lam:.3g} x cost/ref "
@@ -212,7 +241,7 @@ class LearnedRouter:
             # The calibrated knob was measured on prompts like the training ones; for the
             # others the cheapest tier predicted to meet the quality target is taken when it
             # is cheaper than the knob's choice (cost only orders the tiers there).
-            cheap = cheapest_meeting(p, cost, target)
+            cheap = cheapest_meeting(ps, cost, target)
             if cost[cheap] < cost[best]:
                 best = cheap
                 reason += (
@@ -220,10 +249,11 @@ class LearnedRouter:
                     f"of the best tier (p={ps[best]:.2f}, max {max(ps):.2f})"
                 )
         mean_p = sum(ps) / len(ps)
-        difficulty = min(5, max(1, 1 + sum(1 for e in self._edges if mean_p < e)))
+        above = len(self._edges_sorted) - bisect.bisect_right(self._edges_sorted, mean_p)
+        difficulty = min(5, max(1, 1 + above))  # 1 + the edges mean_p is below
         # Built from validated parts (tiers 1-5, probabilities in [0, 1]): no re-validation
         # on the routing hot path.
-        return Assessment.model_construct(
+        return Assessment.trusted(
             task_type=task_type,
             difficulty=difficulty,
             complexity=_COMPLEXITY[difficulty],
@@ -245,7 +275,9 @@ FAMILIAR_DISTANCE = 3.7
 UNFAMILIAR_DISTANCE = 6.0
 
 
-def cheapest_meeting(p: np.ndarray, cost: np.ndarray, share: float) -> int:
+def cheapest_meeting(
+    p: Sequence[float] | np.ndarray, cost: Sequence[float] | np.ndarray, share: float
+) -> int:
     """Index of the cheapest tier whose ``p`` reaches ``share`` of the best ``p`` (ties:
     the lower tier).
 
@@ -254,8 +286,8 @@ def cheapest_meeting(p: np.ndarray, cost: np.ndarray, share: float) -> int:
         cheapest_meeting(np.array([0.8, 0.96, 0.99]), np.array([0.0, 1.0, 2.0]), 0.95)  # 1
         ```
     """
-    need = share * float(p.max())
-    ok = [i for i in range(p.shape[0]) if p[i] >= need]
+    need = share * float(max(p))
+    ok = [i for i in range(len(p)) if p[i] >= need]
     return min(ok, key=lambda i: (float(cost[i]), i))
 
 

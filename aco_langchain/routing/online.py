@@ -20,29 +20,63 @@ one tier down from the adjusted choice when that tier's posterior is still uncer
 assessed), risk floors, a task floor at or above the choice, or calls with a cost or
 latency cap (``explore_allowed``).
 
+Reads: a synchronous call reads its cluster's posteriors from the store as it routes. An
+async call never does I/O on the event loop: the chat model awaits :meth:`OnlineRouter.arefresh`
+first (every cluster's posteriors in one native async read, at most once per
+``REFRESH_S``) and routes on that snapshot (:func:`snapshot_routing`).
+
 Usage::
 
     from aco_langchain.routing.online import OnlineRouter
     router = OnlineRouter(load_router(), open_learning(config), config.learning)
     router.assess(request, config)        # the bundle's assessment, adjusted
+    await router.arefresh()               # async callers: read posteriors off the loop first
 """
 
 from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Mapping
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from aco_langchain.routing.base import Assessment, RouteRequest
+from aco_langchain.routing.base import Assessment, Router, RouteRequest
 
 if TYPE_CHECKING:
-    from aco_langchain.config import ACOConfig, LearningSettings
+    from aco_langchain.config import ACOConfig
+    from aco_langchain.config_learning import LearningSettings
 
 log = logging.getLogger(__name__)
 
 _RISK_FLOORED = ("high", "critical")
+
+#: Seconds an async call may route on posteriors read this long ago (then read again).
+REFRESH_S = 1.0
+#: Set while an async call routes: assessments read the snapshot, never the store.
+_SNAPSHOT_ONLY: ContextVar[bool] = ContextVar("aco_online_snapshot_only", default=False)
+
+
+@contextmanager
+def snapshot_routing() -> Iterator[None]:
+    """Route on :class:`OnlineRouter` snapshots inside the block (no store read): what an
+    async call does between ``await router.arefresh()`` and its (synchronous) planning.
+
+    Example:
+        ```python
+        await router.arefresh()
+        with snapshot_routing():
+            router.assess(request, config)     # no I/O
+        ```
+    """
+    token = _SNAPSHOT_ONLY.set(True)
+    try:
+        yield
+    finally:
+        _SNAPSHOT_ONLY.reset(token)
 
 
 @dataclass(frozen=True)
@@ -182,6 +216,14 @@ class PosteriorSource(Protocol):
         """Tier -> observed outcomes for ``cluster``."""
         ...
 
+    def all_posteriors(self) -> dict[str, dict[int, Posterior]]:
+        """Cluster -> tier -> observed outcomes (blocking I/O)."""
+        ...
+
+    async def aall_posteriors(self) -> dict[str, dict[int, Posterior]]:
+        """The same, native async I/O."""
+        ...
+
 
 class OnlineRouter:
     """A router whose assessments are adjusted by observed outcomes (``adjust``).
@@ -195,19 +237,52 @@ class OnlineRouter:
 
     name = "learned+online"
 
-    def __init__(self, inner: Any, store: PosteriorSource, settings: LearningSettings) -> None:
+    def __init__(self, inner: Router, store: PosteriorSource, settings: LearningSettings) -> None:
         self.inner = inner
         self.store = store
         self.settings = settings
         self._rng = random.Random()
+        self._snapshot: dict[str, dict[int, Posterior]] | None = None
+        self._snapshot_at = 0.0
+
+    async def arefresh(self, max_age_s: float = REFRESH_S) -> None:
+        """Read every cluster's posteriors with native async I/O when the snapshot async
+        calls route on is older than ``max_age_s`` (a store that cannot be read leaves the
+        last snapshot, said in the log).
+
+        Example:
+            ```python
+            await router.arefresh()     # before an async call's planning
+            ```
+        """
+        if self._snapshot is not None and time.monotonic() - self._snapshot_at < max_age_s:
+            return
+        started = time.monotonic()
+        try:
+            snapshot = await self.store.aall_posteriors()
+        except Exception as err:  # noqa: BLE001 - learning is optional: route without it
+            log.warning("online learning: posteriors not read (%s)", type(err).__name__)
+            return
+        self._snapshot, self._snapshot_at = snapshot, started
+
+    def _posteriors(self, cluster: str) -> dict[int, Posterior] | None:
+        if not _SNAPSHOT_ONLY.get():
+            return self.store.posteriors(cluster)
+        if self._snapshot is None:
+            log.debug("online learning: no posteriors read yet; routing on the bundle")
+            return None
+        return self._snapshot.get(cluster, {})
 
     def assess(self, request: RouteRequest, config: ACOConfig) -> Assessment:
-        """The inner router's assessment, adjusted by this cluster's observed outcomes."""
+        """The inner router's assessment, adjusted by this cluster's observed outcomes (read
+        from the store, or inside :func:`snapshot_routing` from the last :meth:`arefresh`)."""
         a = self.inner.assess(request, config)
         try:
-            posteriors = self.store.posteriors(cluster_of(a))
+            posteriors = self._posteriors(cluster_of(a))
         except Exception as err:  # noqa: BLE001 - learning is optional: route without it
             log.warning("online learning skipped (store unreadable: %s)", type(err).__name__)
+            return a
+        if posteriors is None:
             return a
         adjusted, explored = adjust(
             a,
@@ -224,7 +299,7 @@ class OnlineRouter:
         return adjusted
 
 
-def with_online(router: Any, config: ACOConfig) -> Any:
+def with_online(router: Router, config: ACOConfig) -> Router:
     """``router`` wrapped by ``OnlineRouter`` over the config's ledger database; the
     router itself (saying so) when that database cannot be opened.
 

@@ -17,6 +17,7 @@ Usage::
     store.observe_message(ai_message, 1.0)           # an answer judged good, directly
     store.note_message(ai_message)                   # or: remember the run's cluster/tier
     await store.anote("run-7", "coding:d3", 2)       # the same, native async (async calls)
+    await store.aall_posteriors()                    # every cluster's, native async
     store.sync(outcome_store)                        # apply observed outcomes once
     store.posteriors("coding:d3")                    # {2: Posterior(successes=1.0, ...)}
 """
@@ -71,7 +72,7 @@ class _Sql:
     def _run(self, sql: str, params: tuple[Any, ...] = (), fetch: bool = False) -> list[Any]:
         raise NotImplementedError
 
-    async def _arun(self, sql: str, params: tuple[Any, ...] = ()) -> None:
+    async def _arun(self, sql: str, params: tuple[Any, ...] = (), fetch: bool = False) -> list[Any]:
         raise NotImplementedError
 
     def _schema(self) -> list[str]:
@@ -105,14 +106,38 @@ class _Sql:
         )
         return {int(t): Posterior(float(s), float(f)) for t, s, f in rows}
 
+    def _rows_sql(self) -> str:
+        return (
+            f"SELECT cluster, tier, successes, failures FROM {self.prefix}learn "
+            "ORDER BY cluster, tier"
+        )
+
     def rows(self) -> list[Row]:
         """Every posterior (``aco learn status``)."""
-        rows = self._run(
-            f"SELECT cluster, tier, successes, failures FROM {self.prefix}learn "
-            "ORDER BY cluster, tier",
-            fetch=True,
-        )
-        return [Row(str(c), int(t), float(s), float(f)) for c, t, s, f in rows]
+        return [
+            Row(str(c), int(t), float(s), float(f))
+            for c, t, s, f in self._run(self._rows_sql(), fetch=True)
+        ]
+
+    def all_posteriors(self) -> dict[str, dict[int, Posterior]]:
+        """Cluster -> tier -> observed outcomes, every cluster in one read.
+
+        Example:
+            ```python
+            store.all_posteriors()   # {"coding:d3": {2: Posterior(successes=1.0, ...)}}
+            ```
+        """
+        return _by_cluster(self._run(self._rows_sql(), fetch=True))
+
+    async def aall_posteriors(self) -> dict[str, dict[int, Posterior]]:
+        """Async :meth:`all_posteriors` (native async I/O: nothing blocks the event loop).
+
+        Example:
+            ```python
+            snapshot = await store.aall_posteriors()
+            ```
+        """
+        return _by_cluster(await self._arun(self._rows_sql(), fetch=True))
 
     def _note_sql(self) -> str:
         q = self.ph
@@ -206,18 +231,19 @@ class SqliteLearning(_Sql):
         except sqlite3.Error as err:
             raise LedgerError(f"learning store {self.path}: {err}") from err
 
-    async def _arun(self, sql: str, params: tuple[Any, ...] = ()) -> None:
+    async def _arun(self, sql: str, params: tuple[Any, ...] = (), fetch: bool = False) -> list[Any]:
         if self.path == ":memory:":
             # One shared in-process connection (no file to open asynchronously): its lock may
             # be held by another thread, so the statement runs off the loop.
-            await asyncio.to_thread(self._run, sql, params)
-            return
+            return await asyncio.to_thread(self._run, sql, params, fetch)
         import aiosqlite
 
         try:
             async with aiosqlite.connect(self.path, timeout=30.0) as conn:
-                await conn.execute(sql, params)
+                cur = await conn.execute(sql, params)
+                rows = list(await cur.fetchall()) if fetch else []
                 await conn.commit()
+                return rows
         except sqlite3.Error as err:
             raise LedgerError(f"learning store {self.path}: {err}") from err
 
@@ -258,11 +284,12 @@ class PostgresLearning(_Sql):
                 self._conn = None
                 raise LedgerError(f"learning store (postgres): {type(err).__name__}") from err
 
-    async def _arun(self, sql: str, params: tuple[Any, ...] = ()) -> None:
+    async def _arun(self, sql: str, params: tuple[Any, ...] = (), fetch: bool = False) -> list[Any]:
         try:
             conn = await self._psycopg.AsyncConnection.connect(self.dsn, autocommit=True)
             async with conn:
-                await conn.execute(sql, params)
+                cur = await conn.execute(sql, params)
+                return list(await cur.fetchall()) if fetch else []
         except self._psycopg.Error as err:
             raise LedgerError(f"learning store (postgres): {type(err).__name__}") from err
 
@@ -270,6 +297,13 @@ class PostgresLearning(_Sql):
         """Close the connection."""
         if self._conn is not None:
             self._conn.close()
+
+
+def _by_cluster(rows: Iterable[Any]) -> dict[str, dict[int, Posterior]]:
+    out: dict[str, dict[int, Posterior]] = {}
+    for c, t, s, f in rows:
+        out.setdefault(str(c), {})[int(t)] = Posterior(float(s), float(f))
+    return out
 
 
 _MEMORY: dict[str, SqliteLearning] = {}

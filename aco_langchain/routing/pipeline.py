@@ -35,7 +35,7 @@ from aco_langchain.errors import (
     RoutingError,
     TierUnavailableError,
 )
-from aco_langchain.pricing import cost_usd
+from aco_langchain.pricing import DEFAULT_OUTPUT_TOKENS, cost_usd, estimate_tokens
 from aco_langchain.routing.base import Assessment, RouteRequest
 from aco_langchain.routing.limits import (
     RISK_FLOORS,
@@ -45,7 +45,6 @@ from aco_langchain.routing.limits import (
     forced_tier,
     nearest_available,
     no_tier_message,
-    tiers_that_fit,
 )
 from aco_langchain.routing.rules import text_signals
 
@@ -130,8 +129,6 @@ class StageRules:
 
 
 def _call_tokens(request: RouteRequest) -> tuple[int, int]:
-    from aco_langchain.pricing import DEFAULT_OUTPUT_TOKENS, estimate_tokens
-
     return estimate_tokens(request.text), request.expected_output_tokens or DEFAULT_OUTPUT_TOKENS
 
 
@@ -166,7 +163,12 @@ class RouteInputs:
             ValueError: no assessment for an unforced call.
         """
         need = context_tokens(request, config)
-        fit = frozenset(tiers_that_fit(config, request) if rules.fit_context else TIER_NUMBERS)
+        # tiers_that_fit(config, request), from the need just computed
+        fit = frozenset(
+            [n for n in TIER_NUMBERS if need <= config.tier(n).max_context]
+            if rules.fit_context
+            else TIER_NUMBERS
+        )
         if not fit:
             raise ContextTooLongError(
                 context_error(request, config, list(TIER_NUMBERS)),

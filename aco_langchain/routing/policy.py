@@ -39,9 +39,10 @@ Usage::
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any, get_args
 
 from aco_langchain.config import ACOConfig
-from aco_langchain.routing.base import Assessment, RouteDecision, RouteRequest
+from aco_langchain.routing.base import Assessment, Complexity, RouteDecision, RouteRequest
 from aco_langchain.routing.limits import (
     RISK_FLOORS,
     context_tokens,
@@ -103,21 +104,42 @@ def decide(
     if unforced is not None:
         p = unforced.p_success.get(d.tier)
         confidence = max(0.0, min(1.0, unforced.confidence if p is None else p))
-    return RouteDecision(
-        tier=d.tier,
-        model_id=config.tier(d.tier).model_id,
-        confidence=confidence,
-        reason="; ".join(r for r in d.reasons if r),
-        cost_estimate=round(estimate_call_cost(config, d.tier, request), 6),
-        task_type=d.task_type,
-        difficulty=unforced.difficulty if unforced is not None else None,
-        complexity=unforced.complexity if unforced is not None else None,
-        unavailable=dict(inputs.unavailable),
-        budget_exceeded=d.budget_exceeded,
-        forced=inputs.forced is not None,
-        degraded_from=d.degraded_from,
-        lowest_tier=min(d.lowest, d.tier),
-        context_tokens=inputs.need,
+    values = {
+        "tier": d.tier,
+        "model_id": config.tier(d.tier).model_id,
+        "confidence": confidence,
+        "reason": "; ".join(r for r in d.reasons if r),
+        "cost_estimate": round(estimate_call_cost(config, d.tier, request), 6),
+        "task_type": d.task_type,
+        "difficulty": unforced.difficulty if unforced is not None else None,
+        "complexity": unforced.complexity if unforced is not None else None,
+        "unavailable": dict(inputs.unavailable),
+        "budget_exceeded": d.budget_exceeded,
+        "forced": inputs.forced is not None,
+        "degraded_from": d.degraded_from,
+        "lowest_tier": min(d.lowest, d.tier),
+        "context_tokens": inputs.need,
+    }
+    if _well_formed(values):
+        return RouteDecision.trusted(values)
+    return RouteDecision(**values)
+
+
+_COMPLEXITIES = frozenset({None, *get_args(Complexity)})
+
+
+def _well_formed(values: dict[str, Any]) -> bool:
+    """Every value is the pipeline's own (tiers 1-5, a clamped confidence, a rounded cost)
+    but the assessment's task, difficulty and complexity and the caller's ``unavailable``:
+    when those have their exact types too, the decision needs no second validation pass;
+    else it validates (coercing, or raising on a custom router's malformed assessment, as
+    ever)."""
+    diff = values["difficulty"]
+    return (
+        (diff is None or (type(diff) is int and 1 <= diff <= 5))
+        and values["complexity"] in _COMPLEXITIES
+        and type(values["task_type"]) is str
+        and all(type(k) is int and type(v) is str for k, v in values["unavailable"].items())
     )
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import re
 from functools import lru_cache
+from itertools import filterfalse
 
 from aco_langchain.config import TIER_NUMBERS, ACOConfig
 from aco_langchain.routing.base import Assessment, Complexity, Risk, RouteRequest
@@ -128,17 +129,22 @@ def prompt_words(low: str) -> frozenset[str]:
     """
     spaced = " " + low.encode("ascii", "replace").translate(_SEPARATE).decode("ascii")
     runs = frozenset(spaced.split())
-    if " -" not in spaced and " '" not in spaced:  # no run starts with - or ': all words
+    # "'" and "-" sort below digits and letters: the least run says whether any run starts
+    # with one (a C pass over the distinct runs, not two scans of the prompt).
+    if not runs or min(runs) >= "0":
         return runs
-    return frozenset(r if r[0] not in "-'" else r.lstrip("-'") for r in runs) - {""}
+    led = [r for r in runs if r < "0"]  # the runs that start with "'" or "-"
+    return runs.difference(led).union(r.lstrip("-'") for r in led) - {""}
 
 
 def _alpha_words(words: frozenset[str]) -> set[str]:
     """``set(_ALPHA_WORD.findall(low))`` from ``prompt_words(low)``: a word of letters is
     itself; any other word is split by the same regex (digits break it)."""
-    out = {w for w in words if w.isalpha()}
-    for w in words:
-        if not w.isalpha():
+    odd = list(filterfalse(str.isalpha, words))  # a C pass; usually few or none
+    out = set(words)
+    if odd:
+        out.difference_update(odd)
+        for w in odd:
             out.update(_ALPHA_WORD.findall(w))
     return out
 

@@ -1,9 +1,10 @@
 """Bearer keys of ``aco serve``: stored hashed, checked per request, each with a budget.
 
-Keys come from config ``server.api_keys`` (entries ``{name, sha256, budget_usd}``: the
-SHA-256 of the key, never the key) and from env ``ACO_SERVER_API_KEYS`` (comma-separated
-plain keys, hashed in memory on start; named ``env-1``, ``env-2``...). A request without a
-valid ``Authorization: Bearer <key>`` gets a 401 in OpenAI's error format.
+Keys come from config ``server.api_keys`` (entries ``{name, sha256, admin}``: the SHA-256
+of the key, never the key; a key's budget is ``budgets.keys.<name>``) and from env
+``ACO_SERVER_API_KEYS`` (comma-separated plain keys, hashed in memory on start; named
+``env-1``, ``env-2``...). A request without a valid ``Authorization: Bearer <key>`` gets a
+401 in OpenAI's error format.
 
 With no key configured the server answers only loopback clients (and the CLI binds only to
 a loopback address) unless ``--allow-unauthenticated`` / ``server.allow_unauthenticated``.
@@ -48,7 +49,8 @@ def is_loopback(host: str | None) -> bool:
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: a key's name (its non-secret id), budget, and whether it is an admin.
+    """Who is calling: a key's name (its non-secret id; its budget is ``budgets.keys.<name>``)
+    and whether it is an admin.
 
     A keyed caller is a tenant: the run keys and users it sends are namespaced by its name
     (:meth:`scoped`) and it reads only its own spend. An admin key and the anonymous caller
@@ -56,7 +58,6 @@ class Principal:
     """
 
     name: str
-    budget_usd: float | None = None
     admin: bool = False
     tenant: bool = True
 
@@ -154,7 +155,7 @@ class KeyRing:
             The key ring.
         """
         env = os.environ if env is None else env
-        keys = {k.sha256: Principal(k.name, k.budget_usd, admin=k.admin) for k in settings.api_keys}
+        keys = {k.sha256: Principal(k.name, admin=k.admin) for k in settings.api_keys}
         plain = [k.strip() for k in env.get(ENV_KEYS, "").split(",") if k.strip()]
         for i, key in enumerate(plain, 1):
             keys.setdefault(hash_key(key), Principal(f"env-{i}"))

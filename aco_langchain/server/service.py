@@ -42,7 +42,7 @@ from aco_langchain.server.errors import APIError, from_aco_error, validation_err
 from aco_langchain.server.hygiene import check_identifier
 from aco_langchain.server.schemas import ChatCompletionRequest
 from aco_langchain.server.wire import ChunkWriter, aco_object, sse, to_messages
-from aco_langchain.spend.budgets import run_scope, with_key_budgets
+from aco_langchain.spend.budgets import run_scope
 from aco_langchain.spend.cache import ResponseCache, as_hit_of, cache_from_url, full_quality
 from aco_langchain.spend.ledger.base import Limit, Refusal, SpendRecord
 
@@ -113,14 +113,12 @@ class ServerState:
         keys: KeyRing | None = None,
         allow_unauthenticated: bool | None = None,
     ) -> None:
-        config = with_key_budgets(config)
         self.config = config
-        self.timeout_s = config.server.request_timeout_s or config.routing.max_latency_per_call_s
+        self.timeout_s = config.routing.max_latency_per_call_s
         # The request's deadline is the call's: the router stops trying tiers at it and says
         # so (DeadlineExceededError, 504); the server's own timer is a backstop just after.
-        self.llm = (
-            llm if llm is not None else ACORouterChatModel(config=config, timeout=self.timeout_s)
-        )
+        # The server caches whole requests itself (below), not the model's calls.
+        self.llm = llm if llm is not None else ACORouterChatModel(config=config, cache=False)
         self._backstop_s = self.timeout_s + _BACKSTOP_GRACE_S
         if cache is None and config.cache.url:
             cache = cache_from_url(config.cache.url, ttl_s=config.cache.ttl_s)
@@ -362,7 +360,7 @@ class ServerState:
         return APIError(
             504,
             f"no answer within the request deadline ({self.timeout_s:g}s): raise "
-            "server.request_timeout_s or routing.max_latency_per_call_s",
+            "routing.max_latency_per_call_s",
             type="timeout",
             code="timeout",
             headers={"x-should-retry": "false"},
@@ -560,5 +558,4 @@ __all__ = [
     "RouterCall",
     "ServerState",
     "tenant_rows",
-    "with_key_budgets",
 ]

@@ -122,27 +122,6 @@ def caps_within_cost(
     return sorted(caps, reverse=True)
 
 
-def with_key_budgets(config: ACOConfig) -> ACOConfig:
-    """``config`` with each ``server.api_keys[].budget_usd`` as a ``budgets.keys`` entry (an
-    entry already in ``budgets.keys`` wins): one view of key budgets for the server, the
-    dashboard and ``/v1/spend``.
-
-    Example:
-        ```python
-        with_key_budgets(cfg).budgets.keys     # {'team-a': 10.0, ...}
-        ```
-    """
-    extra = {
-        k.name: k.budget_usd
-        for k in config.server.api_keys
-        if k.budget_usd is not None and k.name not in config.budgets.keys
-    }
-    if not extra:
-        return config
-    budgets = config.budgets.model_copy(update={"keys": {**config.budgets.keys, **extra}})
-    return config.model_copy(update={"budgets": budgets})
-
-
 __all__ = [
     "MIN_OUTPUT_TOKENS",
     "CallIdentity",
@@ -150,5 +129,4 @@ __all__ = [
     "caps_within_cost",
     "period",
     "run_scope",
-    "with_key_budgets",
 ]

@@ -1,7 +1,8 @@
 """Response cache: an identical request is answered from storage, at no cost and no tier call.
 
 One store serves both faces: ``aco serve`` (which keys each request on its whole body) and
-``ACORouterChatModel(cache=...)`` (LangChain's ``BaseCache`` API: LangChain keys the call
+an ``ACORouterChatModel`` whose config sets ``cache.url`` or that is given ``cache=`` a
+:class:`ResponseCache` (LangChain's ``BaseCache`` API: LangChain keys the call
 on its messages and parameters, looks it up before ``_generate`` and stores the answer after
 a success, so errors are never cached). Backends: a SQLite file (WAL, safe for several
 processes) or Redis. Entries are JSON (``message_to_dict``), never pickle.

@@ -319,13 +319,6 @@ class PostgresOutcomes(OutcomeStore):
                 cur = await conn.execute(f"{sql} WHERE run_key = ANY(%s)", (run_keys,))
             return [_row(r) for r in await cur.fetchall()]
 
-    def drop_table(self) -> None:
-        """Drop the outcomes table (tests clean up with it)."""
-        import psycopg
-
-        with psycopg.connect(self.dsn, autocommit=True) as conn:
-            conn.execute(f"DROP TABLE IF EXISTS {self.table}")
-
 
 _OPEN: dict[str, OutcomeStore] = {}
 _OPEN_LOCK = threading.Lock()
@@ -372,7 +365,9 @@ def open_outcomes(url: str | None = None, config: Any = None) -> OutcomeStore:
         return store
 
 
-def outcome_figures(run_costs: Mapping[str, float], outcomes: Mapping[str, Outcome]) -> dict:
+def outcome_figures(
+    run_costs: Mapping[str, float], outcomes: Mapping[str, Outcome]
+) -> dict[str, Any]:
     """Success rate and cost per successful task over the runs with an observed outcome.
 
     Args:

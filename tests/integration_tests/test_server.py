@@ -145,13 +145,14 @@ def server(upstream: FaultServer, tmp_path_factory: pytest.TempPathFactory) -> I
         tmp,
         upstream,
         cache={"url": f"sqlite:///{tmp / 'cache.db'}"},
+        routing={"max_retries": 0, "on_budget_exceeded": "raise", "max_latency_per_call_s": 2.0},
+        budgets={"keys": {"broke": 0.0}},
         server={
             "api_keys": [
                 {"name": "team-a", "sha256": hash_key(KEY)},
-                {"name": "broke", "sha256": hash_key(BROKE_KEY), "budget_usd": 0.0},
+                {"name": "broke", "sha256": hash_key(BROKE_KEY)},
             ],
             "max_body_bytes": 65536,
-            "request_timeout_s": 2.0,
         },
     )
     served = serve(cfg)
@@ -667,7 +668,8 @@ def test_workers_share_one_ledger_and_key_budget(upstream: FaultServer, tmp_path
     cfg = _config(
         tmp_path,
         upstream,
-        server={"api_keys": [{"name": "capped", "sha256": hash_key(KEY), "budget_usd": budget}]},
+        budgets={"keys": {"capped": budget}},
+        server={"api_keys": [{"name": "capped", "sha256": hash_key(KEY)}]},
     )
     served = serve(cfg, "--workers", "2")
     try:

@@ -12,11 +12,11 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from aco_langchain import ACORouterChatModel
-from aco_langchain.config import config_from_dict
 from aco_langchain.errors import LedgerError
 from aco_langchain.routing import RuleRouter
 from aco_langchain.spend.ledger import MemoryLedger
 from aco_langchain.testing import ScriptedChatModel
+from tests.prices import config_at_seed_prices
 
 BUDGET = 5.0
 LONG_ANSWER = "word " * 2000  # ~2,500 tokens: far past the 256-token estimate
@@ -32,7 +32,7 @@ def _tiers() -> dict[int, ScriptedChatModel]:
 
 
 def test_concurrent_long_answers_never_overspend_the_run_budget() -> None:
-    cfg = config_from_dict(
+    cfg = config_at_seed_prices(
         {
             "routing": {
                 "max_cost_per_task": BUDGET,

@@ -8,12 +8,13 @@ from langchain_core.messages.ai import UsageMetadata
 from langchain_core.runnables import RunnableLambda
 
 from aco_langchain import ACORouterChatModel
-from aco_langchain.config import config_from_dict
 from aco_langchain.errors import BudgetExceededError
 from aco_langchain.providers.tiers import output_cap_kwargs
 from aco_langchain.routing import RuleRouter
 from aco_langchain.spend.ledger import MemoryLedger
 from aco_langchain.testing import ScriptedChatModel
+from tests.prices import config_at_seed_prices
+from tests.settings import NO_WAIT
 
 
 def _tiers(**override) -> dict[int, ScriptedChatModel]:
@@ -27,10 +28,9 @@ def _tiers(**override) -> dict[int, ScriptedChatModel]:
 
 def _llm(tiers, routing=None, **kw) -> tuple[ACORouterChatModel, MemoryLedger]:
     ledger = MemoryLedger()
-    cfg = config_from_dict({"routing": routing or {}, **kw.pop("cfg", {})})
+    cfg = config_at_seed_prices({"routing": {**NO_WAIT, **(routing or {})}, **kw.pop("cfg", {})})
     llm = ACORouterChatModel(
-        config=cfg, tier_models=tiers, router=RuleRouter(), ledger=ledger,
-        retry_base_delay_s=0.0, **kw,
+        config=cfg, tier_models=tiers, router=RuleRouter(), ledger=ledger, **kw
     )  # fmt: skip
     return llm, ledger
 
@@ -124,7 +124,7 @@ def test_every_answered_call_is_one_row_with_its_figures() -> None:
 def test_cascade_escalation_takes_its_own_hold_and_row() -> None:
     tiers = _tiers()
     tiers[1] = ScriptedChatModel(script=["Paris"], model="t1", logprob=-3.0)
-    llm, ledger = _llm(tiers, cascade=True)
+    llm, ledger = _llm(tiers, cfg={"cascade": {"enabled": True}})
     msg = llm.invoke("What is the capital of France?", aco_run_id="r")
     assert msg.response_metadata["aco"]["escalated"]
     assert [r.tier for r in ledger.records()] == [1, 2]

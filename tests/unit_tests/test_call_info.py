@@ -18,8 +18,10 @@ from aco_langchain.spend.ledger import Limit, MemoryLedger, Refusal, SpendRecord
 from aco_langchain.testing import ScriptedChatModel
 from aco_langchain.tracing import InMemoryTraceSink
 from aco_langchain.tracing.callback import ACOTraceCallbackHandler
+from tests.prices import at_seed_prices
+from tests.settings import configured
 
-PRICED = ACOConfig(router="rules")  # the seed's tier table: tiers 2-5 priced
+PRICED = at_seed_prices(router="rules")  # the seed's tier table: tiers 2-5 priced
 
 
 def _tiers() -> dict[int, ScriptedChatModel]:
@@ -55,7 +57,7 @@ def test_a_trace_predicted_tier_is_what_the_routing_router_predicted(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     spy = SpyRouter()
-    llm = ACORouterChatModel(config=PRICED, tier_models=_tiers(), router=spy, ledger="memory://")
+    llm = ACORouterChatModel(config=PRICED, tier_models=_tiers(), router=spy, ledger=MemoryLedger())
     # Tracing must not route again (with the rule router or any other).
     monkeypatch.setattr(
         RuleRouter, "assess", lambda *a, **k: pytest.fail("the trace builder re-routed")
@@ -73,7 +75,7 @@ def test_a_trace_predicted_tier_is_what_the_routing_router_predicted(
 
 
 def test_call_info_round_trips_response_metadata() -> None:
-    llm = ACORouterChatModel(config=PRICED, tier_models=_tiers(), ledger="memory://")
+    llm = ACORouterChatModel(config=PRICED, tier_models=_tiers(), ledger=MemoryLedger())
     msg = llm.invoke("Summarise the release notes", aco_run_id="job-1")
     meta = msg.response_metadata["aco"]
     info = AcoCallInfo.from_message(msg)
@@ -87,7 +89,7 @@ def test_call_info_round_trips_response_metadata() -> None:
 
 
 def test_spent_without_a_key_is_each_callers_own_run_on_a_shared_model() -> None:
-    llm = ACORouterChatModel(config=PRICED, tier_models=_tiers(), ledger="memory://")
+    llm = ACORouterChatModel(config=PRICED, tier_models=_tiers(), ledger=MemoryLedger())
     first_done, second_done = threading.Event(), threading.Event()
     seen: dict[str, float] = {}
 
@@ -165,7 +167,8 @@ async def test_async_paths_use_only_the_ledgers_async_methods() -> None:
     ledger = AsyncOnlyLedger()
     tiers = _tiers()
     tiers[3] = ScriptedChatModel(model="fake-t3", script=[RuntimeError("down"), "late"])
-    llm = ACORouterChatModel(config=PRICED, tier_models=tiers, ledger=ledger, max_retries=0)
+    cfg = configured(PRICED, routing={"max_retries": 0})
+    llm = ACORouterChatModel(config=cfg, tier_models=tiers, ledger=ledger)
     msg = await llm.ainvoke("Refactor this function", force_tier=3, aco_run_id="r")
     assert msg.response_metadata["aco"]["fallback_from"] == 3  # a release, then a new hold
     chunks = [c async for c in llm.astream("Tell me a story", aco_run_id="r", force_tier=2)]
@@ -219,7 +222,7 @@ def test_async_gateway_runs_a_sync_only_ledger_in_a_thread() -> None:
 
 
 def test_model_plan_and_aplan_agree() -> None:
-    llm = ACORouterChatModel(config=PRICED, tier_models=_tiers(), ledger="memory://")
+    llm = ACORouterChatModel(config=PRICED, tier_models=_tiers(), ledger=MemoryLedger())
     msgs = [HumanMessage("Prove that sqrt(2) is irrational")]
     plan = llm.plan(msgs, {"aco_run_id": "p"})
     aplan = asyncio.run(llm.aplan(msgs, {"aco_run_id": "p"}))

@@ -12,15 +12,19 @@ from aco_langchain.config import config_from_dict
 from aco_langchain.errors import AllTiersFailedError, BudgetExceededError, TierUnavailableError
 from aco_langchain.routing import RuleRouter
 from aco_langchain.testing import ScriptedChatModel
+from tests.prices import at_seed_prices, config_at_seed_prices
+from tests.settings import NO_WAIT, configured
 
 #: Tier 1 without tool calling (the default local tier has it), so tools go to tier 2.
 _TOOLLESS_LOCAL = config_from_dict({"models": {"tier1": {"capabilities": ["chat", "logprobs"]}}})
 
 
-def _llm(tiers, **kw) -> ACORouterChatModel:
-    kw.setdefault("router", RuleRouter())
-    kw.setdefault("retry_base_delay_s", 0.0)
-    return ACORouterChatModel(tier_models=tiers, **kw)
+def _llm(tiers, config=None, **routing) -> ACORouterChatModel:
+    # figures at the seed's prices unless the test gives its own config
+    cfg = configured(
+        config if config is not None else at_seed_prices(), routing={**NO_WAIT, **routing}
+    )
+    return ACORouterChatModel(tier_models=tiers, router=RuleRouter(), config=cfg)
 
 
 def test_routes_simple_and_critical_prompts(fake_tiers) -> None:
@@ -151,7 +155,7 @@ def test_stream_failure_before_first_chunk_falls_back(fake_tiers) -> None:
 
 
 def test_run_budget_forces_local_then_raises_when_configured(fake_tiers) -> None:
-    cfg = config_from_dict({"routing": {"max_cost_per_task": 1.0}})
+    cfg = config_at_seed_prices({"routing": {"max_cost_per_task": 1.0}})
     llm = _llm(fake_tiers, config=cfg)
     first = llm.invoke("hello there", force_tier=4, aco_run_id="r")
     assert first.response_metadata["aco"]["cost_usd"] > 0
@@ -159,7 +163,7 @@ def test_run_budget_forces_local_then_raises_when_configured(fake_tiers) -> None
     second = llm.invoke("Fix the auth bug in production", aco_run_id="r")
     assert second.response_metadata["aco"]["tier"] == 1
     assert "budget_exceeded" in second.response_metadata["aco"]["reason"]
-    raising = config_from_dict(
+    raising = config_at_seed_prices(
         {"routing": {"max_cost_per_task": 1.0, "on_budget_exceeded": "raise"}}
     )
     llm = _llm(fake_tiers, config=raising)
@@ -171,7 +175,7 @@ def test_run_budget_forces_local_then_raises_when_configured(fake_tiers) -> None
 
 
 def test_call_projected_to_overrun_budget_is_not_started(fake_tiers) -> None:
-    cfg = config_from_dict({"routing": {"max_cost_per_task": 0.01}})
+    cfg = config_at_seed_prices({"routing": {"max_cost_per_task": 0.01}})
     msg = _llm(fake_tiers, config=cfg).invoke("hello there", force_tier=4)
     meta = msg.response_metadata["aco"]
     assert meta["tier"] < 4 and "budget remaining" in meta["reason"]
@@ -180,7 +184,7 @@ def test_call_projected_to_overrun_budget_is_not_started(fake_tiers) -> None:
 
 def test_budget_is_per_run_key(fake_tiers) -> None:
     # Tier 5's worst case (1024 output tokens at the seed's $1.50/1K) is about $1.6.
-    cfg = config_from_dict({"routing": {"max_cost_per_task": 2.0}})
+    cfg = config_at_seed_prices({"routing": {"max_cost_per_task": 2.0}})
     llm = _llm(fake_tiers, config=cfg)
     llm.spend_ledger.add("a", 2.0)
     other = llm.invoke("Fix the auth bug in production", aco_run_id="b")

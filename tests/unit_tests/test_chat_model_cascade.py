@@ -1,4 +1,4 @@
-"""ACORouterChatModel(cascade=True): the cheap tier answers first; doubt escalates."""
+"""cascade.enabled: the cheap tier answers first; doubt escalates."""
 
 from __future__ import annotations
 
@@ -9,12 +9,14 @@ from aco_langchain.config import config_from_dict
 from aco_langchain.providers.tiers import TierRegistry
 from aco_langchain.routing import RuleRouter
 from aco_langchain.testing import ScriptedChatModel
+from tests.settings import configured
 
 
 def _llm(cheap_logprob: float | None, **kw) -> tuple[ACORouterChatModel, dict]:
     tiers = {n: ScriptedChatModel(script=[f"tier {n} answer"], model=f"t{n}") for n in range(1, 6)}
     tiers[1] = ScriptedChatModel(script=["Paris"], model="t1", logprob=cheap_logprob)
-    llm = ACORouterChatModel(tier_models=tiers, router=RuleRouter(), cascade=True, **kw)
+    cfg = configured(kw.pop("config", None), cascade={"enabled": kw.pop("cascade", True)})
+    llm = ACORouterChatModel(tier_models=tiers, router=RuleRouter(), config=cfg, **kw)
     return llm, tiers
 
 
@@ -84,8 +86,7 @@ def test_calls_is_always_in_the_metadata() -> None:
     """README: ``msg.response_metadata["aco"]["calls"]`` works whether or not it escalated."""
     kept, _ = _llm(-0.01)
     escalated, _ = _llm(-3.0)
-    plain, _ = _llm(-0.01)
-    plain.cascade = False
+    plain, _ = _llm(-0.01, cascade=False)
     metas = {
         "kept": kept.invoke("What is the capital of France?").response_metadata["aco"],
         "escalated": escalated.invoke("What is the capital of France?").response_metadata["aco"],

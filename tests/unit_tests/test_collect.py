@@ -18,7 +18,9 @@ from aco_langchain.config import ACOConfig
 from aco_langchain.errors import DataError
 from aco_langchain.routing.training.collect import load_prompts
 from aco_langchain.routing.training.scorers import JudgeSpec, judge_verdict, parse_scorer
+from aco_langchain.spend.ledger import open_ledger
 from aco_langchain.testing import ScriptedChatModel
+from tests.prices import write_seed_config
 
 
 def _solve(messages: list) -> str:
@@ -61,8 +63,7 @@ def patched(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
             config=cfg,
             tier_models=tiers(),
             run_key=run_key,
-            cascade=False,
-            ledger=ledger,
+            ledger=open_ledger(ledger),
             max_tokens=max_tokens,
         )
 
@@ -111,17 +112,19 @@ def test_collect_writes_scored_replay_rows_and_resumes(patched: Path) -> None:
 def test_collect_stops_at_its_budget(patched: Path) -> None:
     prompts = write_prompts(patched / "p.jsonl", 30)
     out = patched / "out.jsonl"
+    seed = str(write_seed_config(patched / "seed.yaml"))  # tier 4 at the seed's $1/$3 per 1K
     code, rep = _collect(
         [str(prompts), "--tiers", "4", "--scorer", "numeric", "--out", str(out), "--budget",
-         "0.2", "--concurrency", "1"]
+         "0.2", "--concurrency", "1", "--config", seed]
     )  # fmt: skip
     assert code == 1 and rep["stopped_by_budget"] is True
     assert 0 < rep["written"] < 30
     assert rep["cost_usd"] <= 0.2
     # the budget key is per output file: a bigger budget resumes where it stopped
     code, rep = _collect(
-        [str(prompts), "--tiers", "4", "--scorer", "numeric", "--out", str(out), "--budget", "5"]
-    )
+        [str(prompts), "--tiers", "4", "--scorer", "numeric", "--out", str(out), "--budget", "5",
+         "--config", seed]
+    )  # fmt: skip
     assert code == 0 and rep["written"] + rep["skipped"] == 30
 
 

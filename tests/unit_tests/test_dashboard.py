@@ -216,14 +216,11 @@ def test_aco_serve_mounts_the_dashboard(tmp_path: Path, monkeypatch: pytest.Monk
     cfg = config_from_dict(
         {
             "ledger": {"url": url},
+            "budgets": {"keys": {"k-alpha": 1.0}},
             "server": {
                 "api_keys": [
                     {"name": "ops", "sha256": digest, "admin": True},
-                    {
-                        "name": "k-alpha",
-                        "sha256": hashlib.sha256(b"sk-alpha").hexdigest(),
-                        "budget_usd": 1.0,
-                    },
+                    {"name": "k-alpha", "sha256": hashlib.sha256(b"sk-alpha").hexdigest()},
                 ]
             },
         }
@@ -261,14 +258,9 @@ def test_standalone_dashboard_keeps_aco_serves_rules(
     cfg = config_from_dict(
         {
             "ledger": {"url": url},
+            "budgets": {"keys": {"k-alpha": 2.0}},
             "server": {
-                "api_keys": [
-                    {
-                        "name": "k-alpha",
-                        "sha256": hashlib.sha256(b"sk-alpha").hexdigest(),
-                        "budget_usd": 2.0,
-                    }
-                ]
+                "api_keys": [{"name": "k-alpha", "sha256": hashlib.sha256(b"sk-alpha").hexdigest()}]
             },
         }
     )

@@ -42,14 +42,11 @@ def _models(servers: dict[int, FaultServer]) -> dict[str, dict[str, Any]]:
     }
 
 
-def _llm(servers: dict[int, FaultServer], *, deadline_s: float = 2.0, **kw: Any):
-    cfg = config_from_dict(
-        {
-            "routing": {"max_retries": 2, "max_latency_per_call_s": deadline_s},
-            "models": _models(servers),
-        }
-    )
-    kw.setdefault("retry_base_delay_s", 0.01)
+def _llm(servers: dict[int, FaultServer], *, deadline_s: float | None = 2.0, **kw: Any):
+    routing: dict[str, Any] = {"max_retries": 2, "retry_base_delay_s": 0.01}
+    if deadline_s is not None:
+        routing["max_latency_per_call_s"] = deadline_s
+    cfg = config_from_dict({"routing": routing, "models": _models(servers)})
     llm = ACORouterChatModel(config=cfg, router=RuleRouter(), **kw)
     for n in range(1, 6):
         llm.registry.model(n)  # build the clients first: the wall times below are call time
@@ -111,12 +108,15 @@ def test_trickling_server_is_cut(servers, mode: str) -> None:
     assert wall <= 1.5 + SLACK_S
 
 
-def test_model_timeout_field_is_the_deadline(servers) -> None:
+def test_model_timeout_argument_sets_the_deadline_setting(servers) -> None:
+    # LangChain's standard timeout= argument is a spelling of the one deadline setting.
     for n in (2, 3, 4, 5):
         servers[n].push("hang")
-    llm = _llm(servers, deadline_s=30.0, timeout=1.0)
+    llm = _llm(servers, deadline_s=None, timeout=1.0)
+    assert llm.config.routing.max_latency_per_call_s == 1.0
     out, wall = _timed(lambda: llm.invoke("hi", force_tier=2))
-    assert isinstance(out, DeadlineExceededError) and out.source == "timeout=1"
+    assert isinstance(out, DeadlineExceededError)
+    assert out.source == "routing.max_latency_per_call_s=1"
     assert wall <= 1.0 + SLACK_S
 
 

@@ -25,11 +25,16 @@ def _llm(servers: dict[int, FaultServer], **routing) -> ACORouterChatModel:
     }
     cfg = config_from_dict(
         {
-            "routing": {"max_retries": 2, "max_latency_per_call_s": 0.5, **routing},
+            "routing": {
+                "max_retries": 2,
+                "max_latency_per_call_s": 0.5,
+                "retry_base_delay_s": 0.01,
+                **routing,
+            },
             "models": models,
         }
     )
-    llm = ACORouterChatModel(config=cfg, router=RuleRouter(), retry_base_delay_s=0.01)
+    llm = ACORouterChatModel(config=cfg, router=RuleRouter())
     for n in servers:
         llm.registry.model(n)  # build the clients first: these tests time faults, not setup
     return llm

@@ -6,6 +6,7 @@ import pytest
 
 from aco_langchain.agent.gates import gate, tool_cost, tool_kind, verify
 from aco_langchain.config import ACOConfig
+from tests.prices import at_seed_prices  # the gate weighs a tool's cost against tier prices
 
 
 def test_a_tool_with_no_configured_cost_runs_whatever_its_usefulness():
@@ -15,7 +16,7 @@ def test_a_tool_with_no_configured_cost_runs_whatever_its_usefulness():
 
 
 def test_a_priced_tool_is_weighed_and_the_decline_names_the_setting():
-    cfg = ACOConfig(agent={"tool_costs": {"web_search": 0.01}})
+    cfg = at_seed_prices(agent={"tool_costs": {"web_search": 0.01}})
     assert gate("web_search", "research", config=cfg).allowed
     no = gate("web_search", "quick_answer", config=cfg)
     assert not no.allowed and "unlikely to help" in no.reason
@@ -23,7 +24,7 @@ def test_a_priced_tool_is_weighed_and_the_decline_names_the_setting():
 
 
 def test_tool_costs_come_from_config():
-    cfg = ACOConfig(agent={"tool_costs": {"web_search": 5.0}})
+    cfg = at_seed_prices(agent={"tool_costs": {"web_search": 5.0}})
     assert tool_cost("web_search", cfg) == 5.0
     assert tool_cost("web_search") == 0.0
     d = gate("web_search", "research", config=cfg)
@@ -32,7 +33,7 @@ def test_tool_costs_come_from_config():
 
 
 def test_repeated_calls_lose_value_and_budget_is_respected():
-    cfg = ACOConfig(agent={"tool_costs": {"web_search": 0.01}})
+    cfg = at_seed_prices(agent={"tool_costs": {"web_search": 0.01}})
     assert gate("web_search", "research", config=cfg, prior_calls=1).allowed
     third = gate("web_search", "research", config=cfg, prior_calls=2)
     assert not third.allowed and "prior call" in third.reason

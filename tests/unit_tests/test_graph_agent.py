@@ -17,6 +17,7 @@ from aco_langchain.config import ACOConfig
 from aco_langchain.integrations.langgraph import create_aco_agent, open_checkpointer
 from aco_langchain.testing import ScriptedChatModel
 from aco_langchain.tracing.callback import VERIFIER_TAG
+from tests.prices import config_at_seed_prices
 
 TASK = "Fix the parse bug in utils.py"
 
@@ -53,7 +54,8 @@ def tiers(**scripts: list[Any]) -> dict[int, ScriptedChatModel]:
 
 
 def cfg(**agent: Any) -> ACOConfig:
-    return ACOConfig(router="rules", agent=agent or {})
+    """The rule router at the seed's prices (the budget figures below assume them)."""
+    return config_at_seed_prices({"router": "rules", "agent": agent or {}})
 
 
 def events(out: dict[str, Any], kind: str) -> list[dict[str, Any]]:

@@ -144,3 +144,16 @@ def test_the_graph_counts_type_checking_imports_not_lazy_ones(tmp_path: Path) ->
 def test_the_package_has_no_import_cycle() -> None:
     found = cycles(import_graph())
     assert not found, "import cycles: " + "; ".join(" <-> ".join(c) for c in found)
+
+
+#: One concept per module: a module past this many lines is doing two things (issue 18).
+MAX_MODULE_LINES = 600
+
+
+def test_no_module_is_over_the_line_cap() -> None:
+    over = {
+        str(path.relative_to(ROOT.parent)): n
+        for path in ROOT.rglob("*.py")
+        if (n := len(path.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES
+    }
+    assert not over, f"modules over {MAX_MODULE_LINES} lines (split by concept): {over}"

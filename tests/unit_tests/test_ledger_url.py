@@ -122,9 +122,12 @@ def test_memory_urls_are_private_and_files_are_shared(tmp_path: Path) -> None:
     assert isinstance(open_ledger("memory://"), MemoryLedger)
 
 
-def test_model_takes_a_url(tmp_path: Path) -> None:
+def test_model_opens_its_configs_ledger_url(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ACO_LEDGER_URL")
     url = f"sqlite:///{tmp_path / 'm.db'}"
-    llm = ACORouterChatModel(router=RuleRouter(), ledger=url)
+    llm = ACORouterChatModel(router=RuleRouter(), config={"ledger": {"url": url}})
     assert llm.spend_ledger.url == url
 
 

@@ -15,9 +15,10 @@ from aco_langchain.config import ACOConfig
 from aco_langchain.integrations.middleware import ACOMiddleware
 from aco_langchain.testing import ScriptedChatModel
 from aco_langchain.tracing.callback import ACOTraceCallbackHandler
+from tests.prices import at_seed_prices
 from tests.unit_tests.agent_helpers import call, deploy_service, read_file, run_tests, tiers
 
-CFG = ACOConfig(router="rules")
+CFG = at_seed_prices(router="rules")
 TASK = "Fix the parse bug in utils.py"
 
 
@@ -93,7 +94,7 @@ def test_unparseable_tool_call_escalates() -> None:
 
 
 def test_doom_stop_jumps_to_end_with_a_message() -> None:
-    cfg = ACOConfig(router="rules", agent={"max_repeated_failures": 2})
+    cfg = at_seed_prices(router="rules", agent={"max_repeated_failures": 2})
     t = tiers(t3=[call("run_tests", {"target": "t"}, "c1")])
     h = ACOTraceCallbackHandler(config=cfg)
     out = agent(t, [run_tests], cfg).invoke(
@@ -120,7 +121,7 @@ def test_budget_stop() -> None:
 
 
 def test_budget_low_stop_policy_in_wrap_model_call() -> None:
-    cfg = ACOConfig(router="rules", agent={"on_low_budget": "stop"})
+    cfg = at_seed_prices(router="rules", agent={"on_low_budget": "stop"})
     out = agent(tiers(), [], cfg, max_budget=0.0001).invoke({"messages": [HumanMessage(TASK)]})
     assert events(out, "stop")[0]["kind"] == "budget_low"
     assert out["messages"][-1].name == "aco"
@@ -133,7 +134,7 @@ def test_tool_gate_skips() -> None:
         raise AssertionError("gated")
 
     t = tiers(t1=[call("web_search", {"query": "2+2"}, "c1"), "4"])
-    priced = ACOConfig(router="rules", agent={"tool_costs": {"web_search": 0.01}})
+    priced = at_seed_prices(router="rules", agent={"tool_costs": {"web_search": 0.01}})
     out = agent(t, [web_search], priced, verify_answers=False).invoke(
         {"messages": [HumanMessage("What is 2+2?")]}
     )

@@ -207,6 +207,45 @@ async def test_online_notes_and_observed_outcomes_never_block(
 
 
 @pytest.fixture
+def online(db_ledger: tuple[SpendLedger, str], monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The shipped learned router with ``learning.online`` (an ``OnlineRouter`` reading
+    posteriors from the ledger's database), and a prompt whose routed tier the observed
+    outcomes move: that tier failed 40 times on the prompt's cluster."""
+    from aco_langchain import ACORouterChatModel
+    from aco_langchain.config import config_from_dict
+    from aco_langchain.routing import RouteRequest
+    from aco_langchain.routing.learned import load_router
+    from aco_langchain.routing.online import OnlineRouter, cluster_of
+
+    ledger, url = db_ledger
+    monkeypatch.delenv("ACO_LEDGER_URL", raising=False)
+    cfg = config_from_dict({"ledger": {"url": url}, "learning": {"online": True}})
+    llm = ACORouterChatModel(config=cfg, tier_models=_tiers(), ledger=ledger)
+    router = llm._rt.router
+    assert isinstance(router, OnlineRouter)
+    prompt = "Write a Python function that merges two sorted lists, with unit tests"
+    bundle = load_router().assess(RouteRequest.from_text(prompt), cfg)
+    for _ in range(40):
+        router.store.observe(cluster_of(bundle), bundle.suggested_tier, 0.0)
+    return llm, prompt, bundle.suggested_tier
+
+
+async def test_online_learning_reads_posteriors_without_blocking(
+    online: Any, blockbuster: BlockBuster
+) -> None:
+    llm, prompt, bundle_tier = online
+    # A SQLite read on the loop raises BlockingError, which the router logs and routes
+    # around: the observed failures moving the tier show they were read, off the loop.
+    # (psycopg's synchronous calls block inside libpq, out of the detector's sight: the
+    # Postgres case checks the native async read, not the detector.)
+    msg = await llm.ainvoke(prompt, aco_run_id="nb-online")
+    aco = msg.response_metadata["aco"]
+    assert "online: tier" in aco["reason"] and aco["routed_tier"] != bundle_tier
+    chunks = [c async for c in llm.astream(prompt, aco_run_id="nb-online-2")]
+    assert chunks[-1].response_metadata["aco"]["routed_tier"] == aco["routed_tier"]
+
+
+@pytest.fixture
 def app(llm: Any, tmp_path: Path) -> Any:
     """The ``aco serve`` app with what does file I/O per request: a SQLite response cache and
     a trace file (built off the loop, as the server's start-up does)."""

@@ -223,7 +223,6 @@ def test_chat_model_routes_up_after_observed_failures(
     llm = ACORouterChatModel(
         config=cfg,
         tier_models={n: ScriptedChatModel(script=[f"t{n}"]) for n in range(1, 6)},
-        cascade=False,
     )
     prompt = "What is the capital of France?"
     first = llm.invoke(prompt).response_metadata["aco"]

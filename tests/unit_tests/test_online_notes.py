@@ -38,7 +38,6 @@ def _llm(cfg: ACOConfig) -> ACORouterChatModel:
     return ACORouterChatModel(
         config=cfg,
         tier_models={n: ScriptedChatModel(script=[f"t{n}"]) for n in range(1, 6)},
-        cascade=False,
     )
 
 

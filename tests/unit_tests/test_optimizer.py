@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from aco_langchain.agent.optimizer import ACOOptimizer
-from aco_langchain.config import ACOConfig
 from aco_langchain.tracing import InMemoryTraceSink, read_traces
+from tests.prices import at_seed_prices
 
-RULES = ACOConfig(router="rules")
+RULES = at_seed_prices(router="rules")
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "cost_aware_agent.py"
 
 
@@ -22,7 +22,7 @@ def _logprobs(p: float, n: int = 6) -> dict:
 
 
 def test_seed_basic_routing_shape():
-    opt = ACOOptimizer(ACOConfig(router="rules", router_model_path="router_models/x"))
+    opt = ACOOptimizer(at_seed_prices(router="rules", router_model_path="router_models/x"))
     result = opt.start_run("Debug this critical production bug")
     assert set(result) == {"run_id", "routing", "context_budget"}
     assert {"tier", "model_id", "confidence", "cost_estimate"} <= set(result["routing"])
@@ -39,7 +39,7 @@ def test_default_constructor_works():
 
 def test_langchain_integration_example_routes_without_end_run(tmp_path):
     path = tmp_path / "t.jsonl"
-    opt = ACOOptimizer(ACOConfig(router="rules", trace_path=str(path)))
+    opt = ACOOptimizer(at_seed_prices(router="rules", trace_path=str(path)))
 
     class ACORouter:
         def route(self, prompt: str) -> str:
@@ -53,7 +53,7 @@ def test_langchain_integration_example_routes_without_end_run(tmp_path):
 
 def test_full_run_records_and_writes_trace(tmp_path):
     path = tmp_path / "traces" / "aco.jsonl"
-    opt = ACOOptimizer(ACOConfig(router="rules", trace_path=str(path)))
+    opt = ACOOptimizer(at_seed_prices(router="rules", trace_path=str(path)))
     r = opt.start_run("Fix the typo in README")
     call = opt.record_model_call(
         model_id=r["routing"]["model_id"], input_tokens=1000, output_tokens=200
@@ -125,7 +125,7 @@ def test_check_doom_uses_given_total_spent_and_repeated_failures():
 
 
 def test_gate_and_verify_use_the_run_state():
-    opt = ACOOptimizer(ACOConfig(router="rules", agent={"tool_costs": {"web_search": 0.01}}))
+    opt = ACOOptimizer(at_seed_prices(router="rules", agent={"tool_costs": {"web_search": 0.01}}))
     opt.start_run("Research transformer advances")
     assert opt.gate("web_search").allowed  # task type research from routing
     opt.record_model_call(tier=1)

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from aco_langchain import ACORouterChatModel
 from aco_langchain.cli import app
 from aco_langchain.routing import RuleRouter
+from aco_langchain.spend.ledger import open_ledger
 from aco_langchain.spend.outcomes import (
     Outcome,
     OutcomeStore,
@@ -21,6 +22,7 @@ from aco_langchain.spend.outcomes import (
     outcome_figures,
 )
 from aco_langchain.testing import ScriptedChatModel
+from tests.ledger_backends import drop_pg
 
 PG = "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -36,7 +38,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OutcomeSto
         s = open_outcomes(f"{PG}?table_prefix={prefix}")
         assert isinstance(s, PostgresOutcomes)
         yield s
-        s.drop_table()
+        drop_pg(prefix)
 
 
 def test_one_row_per_run_last_report_wins(store: OutcomeStore) -> None:
@@ -76,7 +78,7 @@ def test_two_handles_on_one_sqlite_file_see_the_same_outcomes(tmp_path: Path) ->
 async def test_llm_record_outcome_sync_and_async(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'ledger.db'}"
     tiers = {n: ScriptedChatModel(script=["ok"], model=f"t{n}") for n in range(1, 6)}
-    llm = ACORouterChatModel(tier_models=tiers, router=RuleRouter(), ledger=url)
+    llm = ACORouterChatModel(tier_models=tiers, router=RuleRouter(), ledger=open_ledger(url))
     llm.invoke("hello", aco_run_id="job-1")
     llm.record_outcome("job-1", success=True, score=0.9)
     await llm.arecord_outcome("job-2", success=False)
@@ -91,7 +93,7 @@ async def test_llm_record_outcome_sync_and_async(tmp_path: Path) -> None:
 def test_cli_outcome_and_spend_report(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'ledger.db'}"
     tiers = {n: ScriptedChatModel(script=["ok"], model=f"t{n}") for n in range(1, 6)}
-    llm = ACORouterChatModel(tier_models=tiers, router=RuleRouter(), ledger=url)
+    llm = ACORouterChatModel(tier_models=tiers, router=RuleRouter(), ledger=open_ledger(url))
     for run in ("a", "b", "c"):
         llm.invoke("hello there", force_tier=3, aco_run_id=run)
     res = CliRunner().invoke(app, ["spend", "--json", "--ledger", url])

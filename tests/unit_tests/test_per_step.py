@@ -7,6 +7,7 @@ import pytest
 from aco_langchain.agent.per_step import PerStepRouter, classify_action
 from aco_langchain.agent.per_step import PerStepRouter as SeedAlias
 from aco_langchain.config import ACOConfig
+from tests.prices import at_seed_prices
 
 
 def test_seed_alias_module():
@@ -47,7 +48,7 @@ def test_estimates_are_reserved_until_actual_spend_replaces_them():
 
 
 def test_budget_steps_down_then_drops_to_local():
-    ps = PerStepRouter(max_budget=1.0)
+    ps = PerStepRouter(max_budget=1.0, config=at_seed_prices())
     d = ps.route_step("Deploy the fix", 1)  # tier 4 estimate $3.50 does not fit
     assert d.adjusted_tier < 4 and "remaining" in d.reason
     ps.record_spend(0.98, step_num=1)
@@ -56,7 +57,7 @@ def test_budget_steps_down_then_drops_to_local():
 
 
 def test_budget_stop_policy():
-    ps = PerStepRouter(max_budget=1.0, config=ACOConfig(agent={"on_low_budget": "stop"}))
+    ps = PerStepRouter(max_budget=1.0, config=at_seed_prices(agent={"on_low_budget": "stop"}))
     ps.record_spend(0.99)
     d = ps.route_step("Fix the token check", 1)
     assert d.stop and "stop" in d.reason

@@ -7,6 +7,7 @@ from aco_langchain.config import ACOConfig
 from aco_langchain.routing import RouteRequest, RuleRouter, decide
 from aco_langchain.routing.base import Assessment
 from aco_langchain.routing.pipeline import STAGES, RouteInputs, StageRules, run_stages
+from tests.prices import at_seed_prices
 
 
 class _SpyRouter:
@@ -74,7 +75,7 @@ def test_the_reason_is_the_stages_reasons_in_order() -> None:
 
 
 def test_a_step_and_a_call_share_the_budget_stage() -> None:
-    cfg = ACOConfig()
+    cfg = at_seed_prices()
     step = decide_step(cfg, "Deploy the fix", 1, max_budget=0.01, spent=0.0)
     assert step.adjusted_tier < 4 and "budget" in step.reason
     spent = decide_step(cfg, "Deploy the fix", 2, max_budget=1.0, spent=1.0)

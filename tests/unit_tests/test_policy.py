@@ -5,8 +5,9 @@ import pytest
 from aco_langchain.config import ACOConfig, config_from_dict
 from aco_langchain.errors import BudgetExceededError, RoutingError, TierUnavailableError
 from aco_langchain.routing import Assessment, RouteRequest, RuleRouter, decide, route
+from tests.prices import at_seed_prices
 
-CFG = ACOConfig(router="rules")
+CFG = at_seed_prices(router="rules")  # the budget figures assume the seed's prices
 
 
 def _assessment(

@@ -18,7 +18,7 @@ from aco_langchain.provider_families import family, model_profile
 SEED_CONFIG = Path(__file__).resolve().parents[2] / "examples" / "seed-config.yaml"
 
 
-def test_default_tiers_are_priced_by_genai_prices(real_prices: None) -> None:
+def test_default_tiers_are_priced_by_genai_prices() -> None:
     cfg = ACOConfig()
     for n in TIER_NUMBERS[1:]:
         spec = cfg.tier(n)
@@ -30,7 +30,7 @@ def test_default_tiers_are_priced_by_genai_prices(real_prices: None) -> None:
     assert price_per_1k(cfg.tier(1)) == (0.0, 0.0)
 
 
-def test_default_ladder_rises_in_price_and_context(real_prices: None) -> None:
+def test_default_ladder_rises_in_price_and_context() -> None:
     """Each tier costs strictly more than the one below, input and output, as the router
     weighs it and at short-prompt list prices: no tier is a free upgrade. A tier holds at
     least the context of the one below (a long prompt never has to skip to a dearer tier
@@ -59,7 +59,7 @@ def test_seed_config_gives_the_seed_table() -> None:
         assert price_per_1k(cfg.tier(n)) == prices
 
 
-def test_seed_config_reproduces_the_seed_route_figures(real_prices: None) -> None:
+def test_seed_config_reproduces_the_seed_route_figures() -> None:
     prompt = "Debug this critical production bug in the payment service"
     runner = CliRunner()
     seed = json.loads(

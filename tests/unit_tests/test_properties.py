@@ -26,6 +26,7 @@ from aco_langchain.config import (
 from aco_langchain.errors import ACOError
 from aco_langchain.routing import RuleRouter
 from aco_langchain.testing import ScriptedChatModel
+from tests.settings import NO_WAIT, configured
 
 SETTINGS = settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -139,7 +140,9 @@ options = st.dictionaries(
 )
 
 _TIERS = {n: ScriptedChatModel(model=f"t{n}", script=[f"answer {n}"]) for n in range(1, 6)}
-_LLM = ACORouterChatModel(tier_models=_TIERS, router=RuleRouter(), retry_base_delay_s=0.0)
+_LLM = ACORouterChatModel(
+    tier_models=_TIERS, router=RuleRouter(), config=configured(routing=NO_WAIT)
+)
 
 
 def _an_answer(text: str) -> bool:

@@ -17,6 +17,7 @@ from aco_langchain.errors import (
 )
 from aco_langchain.providers.replay import ReplayChatModel
 from aco_langchain.replay.recording import open_recording
+from aco_langchain.spend.ledger import MemoryLedger
 
 MODELS = ("small-model", "big-model")
 PRICES = {"small-model": (0.001, 0.002), "big-model": (0.3, 0.9)}
@@ -75,7 +76,7 @@ def _config(recording: Path, **routing: object) -> ACOConfig:
 
 
 def _llm(recording: Path, **routing: object) -> ACORouterChatModel:
-    return ACORouterChatModel(config=_config(recording, **routing), ledger="memory://")
+    return ACORouterChatModel(config=_config(recording, **routing), ledger=MemoryLedger())
 
 
 def _expected(i: int, model: str) -> dict[str, object]:
@@ -140,7 +141,7 @@ def test_a_miss_makes_the_tier_unavailable_with_the_reason(recording: Path, tmp_
     other.write_text(json.dumps(_line(99, "small-model")) + "\n")
     cfg = _config(recording)
     cfg.models["tier1"] = cfg.models["tier1"].model_copy(update={"recording": str(other)})
-    llm = ACORouterChatModel(config=cfg, ledger="memory://")
+    llm = ACORouterChatModel(config=cfg, ledger=MemoryLedger())
     assert "prompt not in the replay recording" in llm.registry.unavailable(
         "Question number 1: what is 1 + 1?"
     ).get(1, "")
@@ -162,7 +163,7 @@ def test_budgets_hold_and_stop_on_replay_tiers(recording: Path) -> None:
     # A big-model answer costs ~$0.0081 and holds ~$0.041 (prompt bytes + chat template +
     # 16-token cap at its price): a $0.045 run budget takes one, not two.
     cfg = _config(recording, max_cost_per_task=0.045, on_budget_exceeded="raise")
-    llm = ACORouterChatModel(config=cfg, ledger="memory://", max_tokens=16)
+    llm = ACORouterChatModel(config=cfg, ledger=MemoryLedger(), max_tokens=16)
     run = {"configurable": {"aco_run_id": "budget-run", "force_tier": 5}}
     llm.invoke("Question number 1: what is 1 + 1?", config=run)
     with pytest.raises(BudgetExceededError):
@@ -183,7 +184,7 @@ def test_replay_tier_config_errors(tmp_path: Path) -> None:
 
 def test_a_missing_recording_file_makes_the_tier_unavailable(tmp_path: Path) -> None:
     cfg = _config(tmp_path / "nope.jsonl")
-    llm = ACORouterChatModel(config=cfg, ledger="memory://")
+    llm = ACORouterChatModel(config=cfg, ledger=MemoryLedger())
     assert "not found" in llm.registry.unavailable()[1]
 
 
@@ -194,7 +195,7 @@ def test_a_hold_covers_the_recorded_cost_when_the_price_says_less(recording: Pat
     cfg.models["tier5"] = cfg.models["tier5"].model_copy(
         update={"cost_per_1k_input": 0.0, "cost_per_1k_output": 0.0}
     )
-    llm = ACORouterChatModel(config=cfg, ledger="memory://", max_tokens=16)
+    llm = ACORouterChatModel(config=cfg, ledger=MemoryLedger(), max_tokens=16)
     with pytest.raises(BudgetExceededError):
         llm.invoke("Question number 1: what is 1 + 1?", force_tier=5, aco_run_id="tight")
     assert llm.spend_ledger.spent("tight") == 0.0
@@ -203,7 +204,7 @@ def test_a_hold_covers_the_recorded_cost_when_the_price_says_less(recording: Pat
 def test_ledger_baseline_is_the_baseline_tiers_recorded_cost(recording: Path) -> None:
     cfg = _config(recording)
     cfg = cfg.model_copy(update={"ledger": cfg.ledger.model_copy(update={"baseline_tier": 5})})
-    llm = ACORouterChatModel(config=cfg, ledger="memory://")
+    llm = ACORouterChatModel(config=cfg, ledger=MemoryLedger())
     llm.invoke("Question number 4: what is 4 + 4?", force_tier=1)
     (row,) = llm.spend_ledger.records()
     assert row.cost_usd == pytest.approx(_cost("small-model", 4))

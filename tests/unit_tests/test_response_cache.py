@@ -125,8 +125,10 @@ def test_broken_store_is_a_miss_not_a_failure(tmp_path: Path) -> None:
 
 
 def _router(cache: object) -> tuple[ACORouterChatModel, ScriptedChatModel]:
+    """A model over one scripted tier; ``cache`` a URL (its config's cache.url) or a cache."""
     tier = ScriptedChatModel(script=["Lima."], cycle=True)
-    llm = ACORouterChatModel(tier_models={n: tier for n in range(1, 6)}, cache=cache, temperature=0)
+    given = {"config": {"cache": {"url": cache}}} if isinstance(cache, str) else {"cache": cache}
+    llm = ACORouterChatModel(tier_models={n: tier for n in range(1, 6)}, temperature=0, **given)
     return llm, tier
 
 

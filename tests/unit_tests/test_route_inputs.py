@@ -9,6 +9,7 @@ from aco_langchain import ACOConfig, ACORouterChatModel
 from aco_langchain.errors import AllTiersFailedError, ContextTooLongError, InvalidRequestError
 from aco_langchain.routing import Assessment, RouteRequest, RuleRouter, decide, route
 from aco_langchain.testing import ScriptedChatModel
+from tests.settings import NO_WAIT, configured
 
 
 class CountingRouter(RuleRouter):
@@ -114,7 +115,9 @@ def test_long_prompt_goes_to_a_tier_whose_context_holds_it() -> None:
     tiers = _tiers()
     for n in range(2, 6):
         tiers[n] = ScriptedChatModel(script=[RuntimeError("down")])
-    llm = ACORouterChatModel(tier_models=tiers, router=RuleRouter(), retry_base_delay_s=0)
+    llm = ACORouterChatModel(
+        tier_models=tiers, router=RuleRouter(), config=configured(routing=NO_WAIT)
+    )
     with pytest.raises(AllTiersFailedError):
         llm.invoke(long)
     assert not tiers[1].calls
@@ -146,7 +149,8 @@ def test_a_cascade_stream_routes_once() -> None:
     tiers = _tiers()
     tiers[1] = ScriptedChatModel(model="fake-t1", script=["4"], logprob=-0.01)
     router = CountingRouter()
-    llm = ACORouterChatModel(tier_models=tiers, router=router, cascade=True)
+    cfg = configured(cascade={"enabled": True})
+    llm = ACORouterChatModel(tier_models=tiers, router=router, config=cfg)
     chunks = list(llm.stream("What is 2+2?"))
     assert "".join(str(c.content) for c in chunks) == "4"
     assert router.assessed == 1

@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aco_langchain.routing import rules
+from aco_langchain.routing.features import normalize_prompt
 from aco_langchain.routing.rules import classify_complexity, prompt_words, text_signals
 
 _TEXT = st.text(alphabet=st.sampled_from(list("abkz09-' \n\t.,_!?`éİK€")), max_size=60)
@@ -42,3 +43,34 @@ def test_edge_words() -> None:
     assert classify_complexity("2-deploy now") == "critical"  # digits break a word
     assert text_signals("Please refactor this module")[0] == "coding"  # a prefix rule
     assert text_signals("the regulators asked")[0] == "legal_regulated"
+
+
+def _normalize_by_loop(text: str) -> str:
+    """``normalize_prompt`` as it was written first: one Python step per line."""
+    out: list[str] = []
+    for line in text.lower().splitlines():
+        line = " ".join(line.split())
+        if line or (out and out[-1]):
+            out.append(line)
+    return "\n".join(out).strip()
+
+
+_SPACED = st.text(
+    alphabet=st.sampled_from(list("ab Z9-'\n\n\t\r\x0b\x0c\x1c\x1f\x85\u2028\xa0é")), max_size=40
+)
+
+
+_ASCII_SPACED = st.text(alphabet=st.sampled_from(list("aZ9-' \t\n")), max_size=40)
+
+
+@settings(max_examples=600, deadline=None)
+@given(_SPACED | _ASCII_SPACED)
+def test_normalize_prompt_is_the_per_line_rule(text: str) -> None:
+    # both ways: any whitespace (the general path) and ASCII spaces/tabs/newlines (the fast one)
+    assert normalize_prompt(text) == _normalize_by_loop(text)
+
+
+def test_normalize_prompt_edges() -> None:
+    for text in ("", "\n\n\n", "  a \n\n\n\n b  ", "\r\n\r\nx\r\n", "a\u2028\u2028\u2028b"):
+        assert normalize_prompt(text) == _normalize_by_loop(text)
+    assert normalize_prompt("  What IS  2+2? \n\n\n\nNext\tline ") == "what is 2+2?\n\nnext line"

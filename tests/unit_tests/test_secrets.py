@@ -27,6 +27,7 @@ from aco_langchain.routing import RuleRouter
 from aco_langchain.testing import ScriptedChatModel
 from aco_langchain.tracing.callback import ACOTraceCallbackHandler
 from tests.fault_server import FaultServer
+from tests.settings import NO_WAIT
 
 ENV = "ACME_PROVIDER_CRED"
 
@@ -62,9 +63,12 @@ def test_a_run_writes_the_key_nowhere(
             for n, srv in servers.items()
         }
         cfg = config_from_dict(
-            {"routing": {"max_retries": 0, "max_latency_per_call_s": 5}, "models": models}
+            {
+                "routing": {"max_retries": 0, "max_latency_per_call_s": 5, **NO_WAIT},
+                "models": models,
+            }
         )
-        llm = ACORouterChatModel(config=cfg, router=RuleRouter(), retry_base_delay_s=0.0)
+        llm = ACORouterChatModel(config=cfg, router=RuleRouter())
         handler = ACOTraceCallbackHandler(str(tmp_path / "traces.jsonl"))
         with pytest.raises(AllTiersFailedError) as info:
             llm.invoke("hi", force_tier=2, config={"callbacks": [handler]})

@@ -59,10 +59,11 @@ def _config(tmp: Path, upstream: FaultServer, **routing: Any) -> dict[str, Any]:
         "cache": {"url": f"sqlite:///{tmp / 'cache.db'}"},
         "router": "rules",
         "models": models,
+        "budgets": {"keys": {"bob": 1.0}},
         "server": {
             "api_keys": [
                 {"name": "alice", "sha256": hash_key(ALICE)},
-                {"name": "bob", "sha256": hash_key(BOB), "budget_usd": 1.0},
+                {"name": "bob", "sha256": hash_key(BOB)},
                 {"name": "ops", "sha256": hash_key(ADMIN), "admin": True},
             ]
         },

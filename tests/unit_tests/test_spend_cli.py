@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from aco_langchain import ACORouterChatModel
 from aco_langchain.cli import app
 from aco_langchain.routing import RuleRouter
+from aco_langchain.spend.ledger import open_ledger
 from aco_langchain.testing import ScriptedChatModel
 
 
@@ -19,7 +20,7 @@ from aco_langchain.testing import ScriptedChatModel
 def url(tmp_path: Path) -> str:
     url = f"sqlite:///{tmp_path / 'ledger.db'}"
     tiers = {n: ScriptedChatModel(script=["a fine answer"], model=f"t{n}") for n in range(1, 6)}
-    llm = ACORouterChatModel(tier_models=tiers, router=RuleRouter(), ledger=url)
+    llm = ACORouterChatModel(tier_models=tiers, router=RuleRouter(), ledger=open_ledger(url))
     for tier, run in ((1, "a"), (2, "a"), (4, "b")):
         llm.invoke("hello there", force_tier=tier, aco_run_id=run)
     assert llm.spent("a") > 0

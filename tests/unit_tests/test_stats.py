@@ -7,6 +7,10 @@ import pytest
 from aco_langchain.config import ACOConfig
 from aco_langchain.tracing import JsonlTraceSink, Trace, TraceRecorder
 from aco_langchain.tracing.stats import compute_stats, stats_from_files
+from tests.prices import at_seed_prices
+
+#: The frontier baseline (tier 4) at the seed's $1/$3 per 1K: the figures below assume it.
+SEED = at_seed_prices()
 
 
 def _run(
@@ -42,7 +46,7 @@ def test_core_metrics():
         _run(False, 3, cost=0.3, claimed_done=True),
         _run(True, 2, cost=0.1, verified=True),
     ]
-    r = compute_stats(traces)
+    r = compute_stats(traces, SEED)
     assert r.runs == 4 and r.successes == 3 and r.success_rate == 0.75
     assert r.total_cost == pytest.approx(0.7)
     assert r.cost_per_successful_task == pytest.approx(0.7 / 3, abs=1e-6)
@@ -85,14 +89,14 @@ def test_in_progress_traces_are_skipped():
     ],
 )
 def test_seed_alerts(traces, metric, hint):
-    alerts = {a.metric: a for a in compute_stats(traces).alerts}
+    alerts = {a.metric: a for a in compute_stats(traces, SEED).alerts}
     assert metric in alerts and hint in alerts[metric].message
 
 
 def test_thresholds_are_strict_at_the_boundary():
     # exactly 70% success and exactly 30% escalation do not alert
     traces = [_run(True, escalated=i < 3) for i in range(7)] + [_run(False) for _ in range(3)]
-    r = compute_stats(traces)
+    r = compute_stats(traces, SEED)
     assert r.success_rate == 0.7 and r.escalation_rate == 0.3
     assert not {"success_rate", "escalation_rate"} & {a.metric for a in r.alerts}
 

@@ -21,12 +21,12 @@ from aco_langchain.errors import AllTiersFailedError, TierReplyError
 from aco_langchain.providers.faults import classify_error
 from aco_langchain.routing import RuleRouter
 from aco_langchain.testing import ScriptedChatModel
+from tests.settings import NO_WAIT, configured
 
 
-def _llm(tiers: dict[int, Any], **kw: Any) -> ACORouterChatModel:
-    return ACORouterChatModel(
-        tier_models=tiers, router=RuleRouter(), retry_base_delay_s=0.0, max_retries=1, **kw
-    )
+def _llm(tiers: dict[int, Any], routing: Any = None, **settings: Any) -> ACORouterChatModel:
+    cfg = configured(routing={**NO_WAIT, "max_retries": 1, **(routing or {})}, **settings)
+    return ACORouterChatModel(tier_models=tiers, router=RuleRouter(), config=cfg)
 
 
 class _BadBinding(ScriptedChatModel):
@@ -96,7 +96,7 @@ def test_reply_without_content_or_tool_calls_falls_back(bad: AIMessage) -> None:
 def test_empty_choices_falls_back_and_marks_the_tier_unhealthy() -> None:
     tiers = {n: ScriptedChatModel(script=[f"answer {n}"]) for n in range(1, 6)}
     tiers[2] = _NoChoices(script=["x"])
-    llm = _llm(tiers, cooldown_after=1)
+    llm = _llm(tiers, routing={"cooldown_after": 1})
     msg = llm.invoke("hi", force_tier=2)
     assert msg.content == "answer 3"
     assert "TierReplyError" in msg.response_metadata["aco"]["failures"]["2"]
@@ -160,9 +160,11 @@ async def test_no_time_to_escalate_keeps_the_cheap_answer(use_async: bool) -> No
 
     tiers = {n: ScriptedChatModel(script=[slow_fault]) for n in range(1, 6)}
     tiers[1] = ScriptedChatModel(script=["Paris"], logprob=-3.0)  # doubtful: escalates
-    llm = _llm(tiers, cascade=True, timeout=0.5)
+    llm = _llm(tiers, routing={"max_latency_per_call_s": 0.5}, cascade={"enabled": True})
     q = "What is the capital of France?"
     msg = await llm.ainvoke(q) if use_async else llm.invoke(q)
     meta = msg.response_metadata["aco"]
     assert msg.content == "Paris" and meta["tier"] == 1 and not meta["escalated"]
-    assert meta["escalation_skipped"] == "deadline 0.5s (timeout=0.5) spent"
+    assert meta["escalation_skipped"] == (
+        "deadline 0.5s (routing.max_latency_per_call_s=0.5) spent"
+    )

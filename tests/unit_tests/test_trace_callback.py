@@ -14,7 +14,6 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
 
 from aco_langchain.chat.model import ACORouterChatModel
-from aco_langchain.config import ACOConfig
 from aco_langchain.integrations.langgraph import create_aco_agent
 from aco_langchain.spend.outcomes import OutcomeStore
 from aco_langchain.testing import ScriptedChatModel
@@ -25,9 +24,10 @@ from aco_langchain.tracing.callback import (
     AsyncACOTraceCallbackHandler,
 )
 from aco_langchain.tracing.stats import compute_stats
+from tests.prices import at_seed_prices
 from tests.unit_tests.agent_helpers import call, deploy_service, read_file, run_tests, tiers
 
-CFG = ACOConfig(router="rules")
+CFG = at_seed_prices(router="rules")
 
 
 def test_agent_run_becomes_one_seed_format_trace() -> None:
@@ -72,7 +72,7 @@ def test_verifier_call_and_verdict_are_recorded() -> None:
 
 def test_doomed_run_trace() -> None:
     t = tiers(t3=[call("run_tests", {"target": "t"}, "c1")])
-    cfg = ACOConfig(router="rules", agent={"max_repeated_failures": 2})
+    cfg = at_seed_prices(router="rules", agent={"max_repeated_failures": 2})
     graph = create_aco_agent(cfg, [run_tests], tier_models=t)
     h = ACOTraceCallbackHandler(config=cfg)
     graph.invoke({"messages": [HumanMessage("Fix the failing unit tests")]}, {"callbacks": [h]})
@@ -85,7 +85,7 @@ def test_doomed_run_trace() -> None:
 
 
 def test_budget_stop_trace() -> None:
-    cfg = ACOConfig(router="rules", agent={"on_low_budget": "stop"})
+    cfg = at_seed_prices(router="rules", agent={"on_low_budget": "stop"})
     graph = create_aco_agent(cfg, [], tier_models=tiers(), max_budget=0.0001)
     h = ACOTraceCallbackHandler(config=cfg)
     graph.invoke({"messages": [HumanMessage("Fix it")]}, {"callbacks": [h]})

@@ -16,11 +16,12 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from aco_langchain.config import ACOConfig, TierSpec
@@ -205,9 +206,16 @@ class InstanceAdapter(ProviderAdapter):
 
     def recorded_cost(self, message: Any) -> float | None:
         # A passed-in model may be a ReplayChatModel: its answers carry their recorded cost.
-        from aco_langchain.providers.replay import recorded_cost
+        return _replay_recorded_cost()(message)
 
-        return recorded_cost(message)
+
+@functools.cache
+def _replay_recorded_cost() -> Callable[[Any], float | None]:
+    """``providers.replay.recorded_cost``, imported on first use (replay imports the
+    recordings, which import routing) and not again per call."""
+    from aco_langchain.providers.replay import recorded_cost
+
+    return recorded_cost
 
 
 __all__ = ["InstanceAdapter", "PackageAdapter", "ProviderAdapter", "accepts"]

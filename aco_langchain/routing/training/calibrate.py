@@ -187,7 +187,8 @@ def knob_choices(pred: Predictions, s: Setting) -> np.ndarray:
     """The knob's suggestion per prompt (step 1)."""
     lam_next = s.lam_next if s.lam_next is not None else s.lam
     lam = np.where(pred.u < s.mix, lam_next, s.lam)
-    return np.argmax(pred.p - lam[:, None] * pred.c_norm, axis=1)
+    choices: np.ndarray = np.argmax(pred.p - lam[:, None] * pred.c_norm, axis=1)
+    return choices
 
 
 def apply_thresholds(

@@ -141,7 +141,8 @@ def pgr_curve(scores: np.ndarray, correct: np.ndarray, strong: int, weak: int) -
     a_w, a_s = correct[:, weak].mean(), correct[:, strong].mean()
     if a_s == a_w:
         return np.zeros(n + 1)
-    return (acc - a_w) / (a_s - a_w)
+    share: np.ndarray = (acc - a_w) / (a_s - a_w)
+    return share
 
 
 def apgr(scores: np.ndarray, correct: np.ndarray, strong: int, weak: int) -> dict[str, float]:

@@ -295,7 +295,7 @@ def tier_map_for(data: OutcomeSet, config: ACOConfig | None) -> tuple[dict[str, 
             for t in range(1, 6):
                 below = [k for k in named if k is not None and k <= t]
                 above = [k for k in named if k is not None and k > t]
-                k = max(below) if below else min(above)  # type: ignore[type-var]
+                k = max(below) if below else min(above)
                 out[str(t)] = named[k]
             return out, "config tier_of_model (unnamed tiers take the nearest lower tier)"
     singles = ev.single_model_points(data.correct, data.cost)

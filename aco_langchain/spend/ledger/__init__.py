@@ -7,8 +7,9 @@ Backends behind one interface (:class:`SpendLedger`), chosen by URL (:func:`open
   shared by the processes of one host: :class:`SQLiteLedger`;
 - ``postgresql://user@host:5432/db`` — many processes and hosts: :class:`PostgresLedger`.
 
-The URL comes from ``ACORouterChatModel(ledger=...)``, else ``$ACO_LEDGER_URL``, else the
-config's ``ledger.url``, else the SQLite default.
+The URL comes from ``$ACO_LEDGER_URL``, else the config's ``ledger.url``, else the SQLite
+default; a model given a ledger object (``ACORouterChatModel(ledger=open_ledger(url))``) uses
+that one.
 
 API for other parts (server, dashboard, CLI)::
 

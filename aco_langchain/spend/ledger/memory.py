@@ -7,9 +7,9 @@ ledger exists, so expired holds are always released.
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
-import uuid
 from collections.abc import Sequence
 
 from aco_langchain.spend.ledger.base import (
@@ -47,6 +47,7 @@ class MemoryLedger(RecordsSummaryMixin):
         self._holds: dict[str, Hold] = {}
         self._rows: list[SpendRecord] = []
         self._touched: dict[str, float] = {}
+        self._hold_ids = itertools.count(1)
 
     def _usage(self, scope: str) -> ScopeUsage:
         return self._scopes.get(scope) or ScopeUsage(scope)
@@ -106,7 +107,9 @@ class MemoryLedger(RecordsSummaryMixin):
                     break
                 if attempt or not self._purge_expired(now):
                     return refusal
-            h = Hold(uuid.uuid4().hex, tuple(lim.scope for lim in limits), usd, tokens, now + ttl_s)
+            # an id unique in this ledger (its holds live only here): no urandom syscall
+            hid = f"h{next(self._hold_ids)}"
+            h = Hold(hid, tuple(lim.scope for lim in limits), usd, tokens, now + ttl_s)
             self._holds[h.id] = h
             for s in h.scopes:
                 self._bump(s, held=usd, held_tok=tokens)

@@ -535,16 +535,6 @@ class PostgresLedger(RecordsSummaryMixin):
         self._exec(Query("reset", f"DELETE FROM {p}holds WHERE %s = ANY(scopes)", (scope,)))
         self._exec(Query("reset", f"DELETE FROM {p}spend WHERE run_key = %s", (run_key,)))
 
-    def drop_tables(self) -> None:
-        """Drop this prefix's tables (tests clean up with it)."""
-        p = self.prefix
-        self._exec(
-            Query(
-                "drop tables",
-                f"DROP TABLE IF EXISTS {p}budgets, {p}holds, {p}spend, {p}schema_version",
-            )
-        )
-
     async def aclose(self) -> None:
         """Close the running event loop's async pool (``close`` closes the others it can)."""
         pool = self._apools.pop(asyncio.get_running_loop(), None)

@@ -1,9 +1,10 @@
 """Choosing a ledger by URL: ``memory://``, ``sqlite:///path``, ``postgresql://...``.
 
-Which URL is used (first that is set): the ``ledger=`` argument, ``$ACO_LEDGER_URL``, the
-config's ``ledger.url``, else the SQLite default ``<data dir>/aco-langchain/ledger.db``
-(``$XDG_DATA_HOME`` or ``~/.local/share``). The environment wins over the config file so a
-deployment or a test run can redirect every model without editing files.
+Which URL is used (first that is set): the ``url`` argument of :func:`open_ledger`,
+``$ACO_LEDGER_URL``, the config's ``ledger.url``, else the SQLite default
+``<data dir>/aco-langchain/ledger.db`` (``$XDG_DATA_HOME`` or ``~/.local/share``). The
+environment wins over the config file so a deployment or a test run can redirect every model
+without editing files.
 
 Parsing lives at config level (``aco_langchain.ledger_url``, re-exported here).
 """
