@@ -58,17 +58,8 @@ class OpenAIAdapter(ProviderAdapter):
         return super().api_key(spec)
 
     def chat_class_for(self, spec: TierSpec) -> type[BaseChatModel]:
-        """ChatOpenAI, as :class:`~aco_langchain.providers.openai_chat.TierChatOpenAI`
-        (answers parsed on the event loop); ``LocalServerAdapter``: the local server's own
-        subclass."""
-        cls = self.chat_class()
-        from langchain_openai import ChatOpenAI
-
-        if cls is ChatOpenAI:
-            from aco_langchain.providers.openai_chat import tier_chat_class
-
-            return tier_chat_class()
-        return cls
+        """ChatOpenAI (``LocalServerAdapter``: the local server's own subclass)."""
+        return self.chat_class()
 
     def build(self, spec: TierSpec, config: ACOConfig) -> BaseChatModel:
         from aco_langchain.providers.transport import async_http_client, deadline_http_client
@@ -129,7 +120,7 @@ class LocalServerAdapter(OpenAIAdapter):
 
     def chat_class_for(self, spec: TierSpec) -> type[BaseChatModel]:
         if spec.base_url:
-            return super().chat_class_for(spec)
+            return self.chat_class()
         # The embedded llama-server: tool calls and JSON output by constrained decoding.
         from aco_langchain.providers.local.chat import ChatLlamaServer
 
