@@ -27,7 +27,9 @@ queueing). Distinct prompts, so nothing can be served from a cache. With ``--rou
 target is measured N times, the targets interleaved round by round (the host's load drifts
 on a shared machine), and each figure is the median over the rounds. Printed and written to
 ``benchmarks/results/server.json``: p50/p99 latency, requests/s, the *added* p50/p99 over the
-direct call and the throughput as a share of the direct one, measured in the same run.
+direct call and the throughput as a share of the direct one, measured in the same run, and
+each server's own CPU time per request (its process and workers, from ``/proc``: far steadier
+than latency on a shared host, and what bounds one worker's throughput).
 Targets (issue 18): added p50 at 1 in flight <= 2 ms; throughput at 16 in flight >= 0.5x
 direct; ``--workers 2`` not slower than one.
 
@@ -258,14 +260,46 @@ def _pct(xs: list[float], q: float) -> float:
     return xs[min(len(xs) - 1, int(q * len(xs)))] * 1000.0
 
 
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) used so far by process ``pid`` and its live children
+    (``--workers 2``'s worker processes); Linux ``/proc``."""
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def own(p: int) -> float:
+        try:
+            f = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(f[11]) + int(f[12])) / tick
+
+    total = own(pid)
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                ppid = int(d.joinpath("stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            if ppid == pid:
+                total += own(int(d.name))
+    return total
+
+
 def measure(
-    base: str, model: str, name: str, n: int, concurrency: int, rnd: int = 0
+    base: str,
+    model: str,
+    name: str,
+    n: int,
+    concurrency: int,
+    rnd: int = 0,
+    pid: int | None = None,
 ) -> dict[str, Any]:
     asyncio.run(_load(base, model, 100, min(concurrency, 8), f"{name}-warm{rnd}"))
     out: dict[str, Any] = {}
     for label, count, conc in (("loaded", n, concurrency), ("sequential", 300, 1)):
         tag = f"{name}-{label}-r{rnd}"
+        cpu0 = _cpu_s(pid) if pid else 0.0
         lat, wall, errors = asyncio.run(_load(base, model, count, conc, tag))
+        cpu = (_cpu_s(pid) - cpu0) / count * 1000.0 if pid else None
         out[label] = {
             "requests": count,
             "concurrency": conc,
@@ -274,11 +308,15 @@ def measure(
             "p99_ms": round(_pct(lat, 0.99), 3),
             "mean_ms": round(statistics.fmean(lat) * 1000.0, 3) if lat else None,
             "req_per_s": round(len(lat) / wall, 1),
+            # The server process's own CPU per request: what the load on the host does not
+            # change much (latency and req/s on a shared 2-core machine swing +-20%).
+            "cpu_ms_per_req": None if cpu is None else round(cpu, 3),
         }
         r = out[label]
         print(
             f"  {name:12s} {label:10s} n={count:5d} c={conc:2d}  p50 {r['p50_ms']:8.2f} ms  "
-            f"p99 {r['p99_ms']:8.2f} ms  {r['req_per_s']:7.1f} req/s  errors {errors}",
+            f"p99 {r['p99_ms']:8.2f} ms  {r['req_per_s']:7.1f} req/s  "
+            f"cpu {r['cpu_ms_per_req'] or 0:5.2f} ms/req  errors {errors}",
             flush=True,
         )
     return out
@@ -294,7 +332,7 @@ def median_of(rounds: list[dict[str, Any]]) -> dict[str, Any]:
         out[label] = {
             k: (
                 round(statistics.median(x[k] for x in runs), 3)
-                if k.endswith(("_ms", "_per_s"))
+                if k.endswith(("_ms", "_per_s", "_per_req")) and runs[0][k] is not None
                 else sum(x[k] for x in runs)
                 if k == "errors"
                 else runs[0][k]
@@ -333,23 +371,23 @@ def main() -> None:
             sqlite_url = f"sqlite:///{tmp / 'ledger.db'}"
             aco, aco_url = start_aco(upstream, tmp, sqlite_url, "aco")
             procs.append(aco)
-            targets = [("direct", upstream, "up-2"), ("aco", aco_url, "aco")]
+            targets = [("direct", upstream, "up-2", up.pid), ("aco", aco_url, "aco", aco.pid)]
             if use_pg:
                 pg, pg_url = start_aco(
                     upstream, tmp, f"{PG_URL}?table_prefix={pg_prefix}", "aco_pg"
                 )
                 procs.append(pg)
-                targets.append(("aco_pg", pg_url, "aco"))
+                targets.append(("aco_pg", pg_url, "aco", pg.pid))
             if not args.no_workers2:
                 w2, w2_url = start_aco(upstream, tmp, sqlite_url, "aco_w2", workers=2)
                 procs.append(w2)
-                targets.append(("aco_w2", w2_url, "aco"))
+                targets.append(("aco_w2", w2_url, "aco", w2.pid))
             if args.compare_root is not None:
                 other = args.compare_root.resolve()
                 base_url = f"sqlite:///{tmp / 'base-ledger.db'}"
                 bp, bp_url = start_aco(upstream, tmp, base_url, "base", root=other)
                 procs.append(bp)
-                targets.append(("base", bp_url, "aco"))
+                targets.append(("base", bp_url, "aco", bp.pid))
                 if use_pg:
                     bpg, bpg_url = start_aco(
                         upstream,
@@ -359,24 +397,26 @@ def main() -> None:
                         root=other,
                     )
                     procs.append(bpg)
-                    targets.append(("base_pg", bpg_url, "aco"))
+                    targets.append(("base_pg", bpg_url, "aco", bpg.pid))
             if Path(args.litellm).exists():
                 lite, lite_url = start_litellm(args.litellm, upstream, tmp)
                 procs.append(lite)
-                targets.append(("litellm", lite_url, "bench"))
+                targets.append(("litellm", lite_url, "bench", lite.pid))
             else:
                 print(f"LiteLLM not found at {args.litellm}: measuring without it")
             load_start = os.getloadavg()[0]
             print(f"load: {load_start:.1f} (1-min average) on {os.cpu_count()} cores")
-            rounds: dict[str, list[dict[str, Any]]] = {name: [] for name, _, _ in targets}
+            rounds: dict[str, list[dict[str, Any]]] = {name: [] for name, *_ in targets}
             rounds["direct_again"] = []
             for rnd in range(max(1, args.rounds)):
-                for name, url, model in targets:
-                    got = measure(url, model, name, args.requests, args.concurrency, rnd)
+                for name, url, model, pid in targets:
+                    got = measure(url, model, name, args.requests, args.concurrency, rnd, pid)
                     rounds[name].append(got)
                 # The direct call again at the end: how much the machine drifted meanwhile.
                 rounds["direct_again"].append(
-                    measure(upstream, "up-2", "direct", args.requests, args.concurrency, rnd)
+                    measure(
+                        upstream, "up-2", "direct", args.requests, args.concurrency, rnd, up.pid
+                    )
                 )
             for name, runs in rounds.items():
                 results[name] = median_of(runs)
@@ -410,7 +450,8 @@ def main() -> None:
             print(
                 f"  {name:12s} {label:10s} +p50 {r['added_p50_ms']:8.2f} ms  "
                 f"+p99 {r['added_p99_ms']:8.2f} ms  {r['req_per_s']:7.1f} req/s "
-                f"({r['throughput_vs_direct']:.2f}x direct)"
+                f"({r['throughput_vs_direct']:.2f}x direct)  "
+                f"cpu {r['cpu_ms_per_req'] or 0:.2f} ms/req"
             )
     targets_met = {}
     for name in (n for n in names if n not in ("litellm", "base", "base_pg")):
