@@ -113,13 +113,15 @@ def normalize_prompt(text: str) -> str:
     # runs are runs of 3+ "\n" here, and the final strip drops leading and trailing ones.
     low = text.lower()
     if low.isascii() and not any(c in low for c in _RARE_SPACES):
-        # Only spaces, tabs and "\n": a tab is a space, runs of spaces collapse (one C
-        # pass over the runs only), then each line's ends are stripped; no word split.
+        # Only spaces, tabs and "\n": a tab is a space, each line's ends are stripped, then
+        # runs of spaces collapse (one C pass over the runs only); no word split. Stripping
+        # first gives the same text as collapsing first (a run at a line's end goes either
+        # way) and skips the regex pass when the only runs were indentation, as in code.
         if "\t" in low:
             low = low.replace("\t", " ")
-        if "  " in low:
-            low = _SPACE_RUNS.sub(" ", low)
         out = "\n".join(map(str.strip, low.split("\n")))
+        if "  " in out:
+            out = _SPACE_RUNS.sub(" ", out)
     else:
         out = "\n".join(map(" ".join, map(str.split, low.splitlines())))
     if "\n\n\n" in out:
@@ -173,8 +175,9 @@ class Featurizer:
         # every 4-byte window: four uint32 views at offsets 0..3 (order is irrelevant to a
         # bag of n-grams); shorter n-grams are masks of the same windows (so the last
         # 4 - k positions of a k-gram family are skipped)
-        grams = np.concatenate(
-            [np.frombuffer(raw, dtype="<u4", count=(n - j) // 4, offset=j) for j in range(4)]
+        # (the four runs of whole windows joined as bytes: one frombuffer, no concatenate)
+        grams = np.frombuffer(
+            b"".join([raw[j : j + (n - j) // 4 * 4] for j in range(4)]), dtype="<u4"
         )
         w = np.float32(1.0 / math.sqrt(grams.shape[0]))
         hashes = []
@@ -183,7 +186,9 @@ class Featurizer:
             h >>= self._shift32
             hashes.append(h)
         allh = hashes[0] if len(hashes) == 1 else np.concatenate(hashes)
-        return allh.astype(np.intp), np.full(allh.shape[0], w, dtype=np.float32)
+        weights = np.empty(allh.shape[0], dtype=np.float32)
+        weights.fill(w)  # np.full's wrapper costs twice this
+        return allh.astype(np.intp), weights
 
     def _bytes(self, low: str) -> np.ndarray:
         raw = low.encode("utf-8", "replace")

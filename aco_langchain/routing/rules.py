@@ -24,11 +24,15 @@ from aco_langchain.routing.markers import CRITICAL_WORDS
 
 # One list with per-step routing and human approval (routing/markers.py).
 _CRITICAL = CRITICAL_WORDS
-_COMPLEX = {
+_COMPLEX = frozenset({
     "research", "analyze", "analyse", "compare", "design", "architect", "architecture",
     "security", "audit", "optimize", "prove", "trade-offs", "tradeoffs", "strategy",
-}  # fmt: skip
-_SIMPLE = {"summarize", "translate", "hello", "hi", "define", "explain", "list", "what", "who"}
+})  # fmt: skip
+_SIMPLE = frozenset(
+    {"summarize", "translate", "hello", "hi", "define", "explain", "list", "what", "who"}
+)
+_COMPLEX_LETTERS = frozenset(filter(str.isalpha, _COMPLEX))  # the markers made of letters
+_CODE_WORDS = frozenset({"code", "function"})
 
 #: What a word is (``prompt_words`` computes exactly its matches, without the regex).
 _WORD = re.compile(r"[a-z0-9][a-z0-9\-']*")
@@ -129,9 +133,9 @@ def prompt_words(low: str) -> frozenset[str]:
     """
     spaced = " " + low.encode("ascii", "replace").translate(_SEPARATE).decode("ascii")
     runs = frozenset(spaced.split())
-    # "'" and "-" sort below digits and letters: the least run says whether any run starts
-    # with one (a C pass over the distinct runs, not two scans of the prompt).
-    if not runs or min(runs) >= "0":
+    # Every run follows a space: a run starts with "-" or "'" exactly when one follows a
+    # space (two C searches; not a pass over the distinct runs).
+    if " -" not in spaced and " '" not in spaced:
         return runs
     led = [r for r in runs if r < "0"]  # the runs that start with "'" or "-"
     return runs.difference(led).union(r.lstrip("-'") for r in led) - {""}
@@ -176,14 +180,25 @@ def classify_complexity(text: str, words: frozenset[str] | None = None) -> Compl
 
     ``words`` is ``prompt_words(text.lower())`` when the caller has them.
     """
-    alpha = _alpha_words(prompt_words(text.lower()) if words is None else words)
-    if not alpha.isdisjoint(_CRITICAL):
+    words = prompt_words(text.lower()) if words is None else words
+    # The letter words (``_alpha_words``) without copying the word set: a word of letters is
+    # one of them; the others (usually few or none) are split by the regex into ``extra``.
+    # Every marker below is a whole ``_ALPHA_WORD`` match, so a marker is a letter word
+    # when it is in ``extra``, or in ``words`` and made of letters only.
+    extra: set[str] = set()
+    for w in filterfalse(str.isalpha, words):
+        extra.update(_ALPHA_WORD.findall(w))
+
+    def has(letters: frozenset[str], markers: frozenset[str]) -> bool:
+        return not letters.isdisjoint(words) or not markers.isdisjoint(extra)
+
+    if has(_CRITICAL, _CRITICAL):
         return "critical"
-    if not alpha.isdisjoint(_COMPLEX):
+    if has(_COMPLEX_LETTERS, _COMPLEX):
         return "complex"
-    if len(text) > 400 or "```" in text or "code" in alpha or "function" in alpha:
+    if len(text) > 400 or "```" in text or has(_CODE_WORDS, _CODE_WORDS):
         return "moderate"
-    if not alpha.isdisjoint(_SIMPLE) or len(text) <= 100:
+    if has(_SIMPLE, _SIMPLE) or len(text) <= 100:
         return "simple"
     return "moderate"
 
@@ -211,6 +226,17 @@ def rule_difficulty(text: str, words: frozenset[str] | None = None) -> tuple[Com
 def success_curve(difficulty: int) -> dict[int, float]:
     """Heuristic P(success) per tier: a logistic in (tier - difficulty)."""
     return dict(zip(TIER_NUMBERS, _curve(difficulty), strict=True))
+
+
+def success_values(difficulty: int) -> tuple[float, ...]:
+    """``success_curve(difficulty)``'s values for tiers 1-5, as a tuple (computed once).
+
+    Example:
+        ```python
+        success_values(1)[0] == success_curve(1)[1]   # True
+        ```
+    """
+    return _curve(difficulty)
 
 
 @lru_cache(maxsize=8)

@@ -43,6 +43,12 @@ def test_edge_words() -> None:
     assert classify_complexity("2-deploy now") == "critical"  # digits break a word
     assert text_signals("Please refactor this module")[0] == "coding"  # a prefix rule
     assert text_signals("the regulators asked")[0] == "legal_regulated"
+    # markers reached only through a word the regex splits (digits, a leading quote), or
+    # hidden in a longer word
+    for text in ("weigh the trade-offs2 now", "x9trade-offs", "'deploy it", "rm-rf it", "4code"):
+        assert classify_complexity(text) == _complexity_by_regex(text), text
+    assert classify_complexity("weigh the trade-offs2 now") == "complex"
+    assert classify_complexity("rm-rf it") == "simple"
 
 
 def _normalize_by_loop(text: str) -> str:
