@@ -58,16 +58,7 @@ class _TaskRule:
         # A word starting with a prefix: " prefix" in the words joined with a leading space
         # (a C substring search; a regex search was ~8 us and a generator over every word
         # of a long prompt ~240 Python steps per rule). Prefixes start with a letter.
-        self._spaced = tuple(" " + p for p in prefixes)
-
-    def matches(self, low: str, words: frozenset[str], joined: str) -> bool:
-        """Does the prompt (``low``, its ``words``, and ``joined``: a space before each of
-        the words) match?"""
-        if not self.words.isdisjoint(words):
-            return True
-        if any(sub in low for sub in self.substrings):
-            return True
-        return any(p in joined for p in self._spaced)
+        self._spaced = tuple(zip(prefixes, (" " + p for p in prefixes), strict=True))
 
 
 # First match wins, in this order (a legal question about code is legal first).
@@ -103,10 +94,32 @@ _BASE_TIER: dict[Complexity, int] = {"simple": 1, "moderate": 3, "complex": 4, "
 _DIFFICULTY: dict[Complexity, int] = {"simple": 1, "moderate": 3, "complex": 4, "critical": 5}
 
 
+#: Each rule word and the first rule (by index) that names it.
+_RULE_OF_WORD = {w: i for i in reversed(range(len(_TASK_RULES))) for w in _TASK_RULES[i].words}
+_RULE_WORDS = frozenset(_RULE_OF_WORD)
+
+
 def _task_of(text: str, low: str, words: frozenset[str]) -> str:
-    joined = " " + " ".join(words)
-    for rule in _TASK_RULES:
-        if rule.matches(low, words, joined) or (rule.name == "math" and _MATH_OP.search(low)):
+    """The first rule (in ``_TASK_RULES`` order) whose words, substrings or prefixes the
+    prompt has; ``words`` are ``prompt_words(low)``."""
+    # the first rule matched by a whole word, from one set intersection
+    hits = _RULE_WORDS.intersection(words)
+    first = min(map(_RULE_OF_WORD.__getitem__, hits)) if hits else len(_TASK_RULES)
+    joined = ""
+    for i, rule in enumerate(_TASK_RULES):
+        if i == first:
+            return rule.name
+        for sub in rule.substrings:
+            if sub in low:
+                return rule.name
+        for prefix, spaced in rule._spaced:
+            # a word can start with the prefix only where the prompt has it: the words are
+            # joined (once) only then
+            if prefix in low:
+                joined = joined or " " + " ".join(words)
+                if spaced in joined:
+                    return rule.name
+        if rule.name == "math" and _MATH_OP.search(low):
             return rule.name
     if len(text) < 120 and text.rstrip().endswith("?"):
         return "quick_answer"
@@ -133,9 +146,10 @@ def prompt_words(low: str) -> frozenset[str]:
     """
     spaced = " " + low.encode("ascii", "replace").translate(_SEPARATE).decode("ascii")
     runs = frozenset(spaced.split())
-    # Every run follows a space: a run starts with "-" or "'" exactly when one follows a
-    # space (two C searches; not a pass over the distinct runs).
-    if " -" not in spaced and " '" not in spaced:
+    # "'" and "-" sort below digits and letters: the least run says whether any run starts
+    # with one (a C pass over the distinct runs; a search for " -" in the prompt is slower:
+    # its first character is everywhere).
+    if not runs or min(runs) >= "0":
         return runs
     led = [r for r in runs if r < "0"]  # the runs that start with "'" or "-"
     return runs.difference(led).union(r.lstrip("-'") for r in led) - {""}
