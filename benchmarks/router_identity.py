@@ -7,7 +7,9 @@ words led by ``-`` or ``'``, prompts under 4 bytes and over the 4,096-byte hash 
 multi-turn requests with a system turn and tools) and records, for each prompt and each of
 three configs (the seed's prices, genai-prices' defaults, a calibrated mixed knob): the
 learned router's ``assess`` (every field, floats by ``repr``), ``predict``, its features
-(dense list, hashed indices/weights digest) and the rule router's ``assess``.
+(dense list, hashed indices/weights digest) and the rule router's ``assess``. Every 4th
+request also goes through the shipped weights read with a not-normalised and a
+rolling-hash feature spec (the code paths of other bundles).
 
 ``--against DIR`` runs the same recording with ``PYTHONPATH=DIR`` in a subprocess (another
 checkout, e.g. ``git worktree add ../base main``) and with this checkout, and compares
@@ -31,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = ROOT / "tests" / "data" / "router_golden.jsonl"
@@ -154,14 +157,10 @@ def _requests(prompts: list[str], seed: int = 7) -> list[dict]:
 
 
 def record(n_synthetic: int, dump: Path) -> int:
-    """Write one JSON line per (request, config); returns how many."""
-    import numpy as np
-
+    """Write one JSON line per (request, router variant, config); returns how many."""
     from aco_langchain.config import ACOConfig, seed_priced_models
     from aco_langchain.config_learning import CalibratedKnob
     from aco_langchain.routing.base import RouteRequest
-    from aco_langchain.routing.learned import load_router
-    from aco_langchain.routing.rules import RuleRouter
 
     golden = [json.loads(line)["prompt"] for line in GOLDEN.read_text().splitlines()]
     reqs = [{"from_text": p} for p in golden] + _requests(synthetic_prompts(n_synthetic))
@@ -169,32 +168,69 @@ def record(n_synthetic: int, dump: Path) -> int:
     mixed.learning.calibration = CalibratedKnob(lam=0.4, lam_next=0.05, mix=0.5, target=0.9)
     configs = {"seed_prices": ACOConfig(models=seed_priced_models()), "default": ACOConfig()}
     configs["calibrated_mix"] = mixed
-    router, rules = load_router(), RuleRouter()
-    fz = router.featurizer
+    routers = {v: _router(v) for v in VARIANTS}
     n = 0
     with dump.open("w") as fh:
         for i, r in enumerate(reqs):
             text = r.get("from_text")
             req = RouteRequest(**r) if text is None else RouteRequest.from_text(text)
-            ask = router.ask_text(req)
-            idx, w = fz.hashed(ask, ask if fz.spec.normalize else None)
-            dense = fz.dense(ask, req.roles, req.n_tools, ask)
-            p, tin, tout = router.predict(req)
-            feats = {
-                "ask_sha": hashlib.sha256(ask.encode("utf-8", "surrogatepass")).hexdigest(),
-                "dense": [repr(x) for x in dense.tolist()],
-                "hashed": hashlib.sha256(idx.tobytes() + w.tobytes()).hexdigest(),
-                "predict": [repr(x) for x in np.asarray(p).tolist()] + [repr(tin), repr(tout)],
-            }
-            for name, cfg in configs.items():
-                a = router.assess(req, cfg).model_dump()
-                a["confidence"] = repr(a["confidence"])
-                a["p_success"] = {k: repr(v) for k, v in a["p_success"].items()}
-                b = rules.assess(req, cfg).model_dump()
-                row = {"i": i, "config": name, "learned": a, "rules": b, **feats}
-                fh.write(json.dumps(row, sort_keys=True) + "\n")
-                n += 1
+            # the shipped bundle; every 4th request also through the other feature paths
+            for variant in VARIANTS if i % 4 == 0 else VARIANTS[:1]:
+                for row in _rows(routers[variant], req, configs):
+                    fh.write(json.dumps({"i": i, "v": variant, **row}, sort_keys=True) + "\n")
+                    n += 1
     return n
+
+
+#: The shipped router, and the shipped weights read with other feature specs (not useful
+#: routers: the other code paths, for bundles trained without normalising or with rolling
+#: hashes).
+VARIANTS = ("shipped", "not_normalized", "rolling")
+
+
+def _router(variant: str) -> Any:
+    from aco_langchain.routing.bundle import Bundle, load_bundle
+    from aco_langchain.routing.learned import LearnedRouter, load_router
+
+    if variant == "shipped":
+        return load_router()
+    base = load_bundle()
+    spec = base.manifest.feature_spec
+    if variant == "not_normalized":
+        spec = spec.model_copy(update={"normalize": False})
+    else:  # rolling hashes of char 3- and 4-grams and word uni/bigrams
+        spec = spec.model_copy(
+            update={"ngram_hash": "rolling", "char_ngrams": (3, 4), "word_ngrams": (1, 2)}
+        )
+    man = base.manifest.model_copy(update={"feature_spec": spec})
+    return LearnedRouter(Bundle(manifest=man, arrays=base.arrays))
+
+
+def _rows(router: Any, req: Any, configs: dict[str, Any]) -> list[dict[str, Any]]:
+    """One request's records: features and predictions once, assessments per config."""
+    import numpy as np
+
+    from aco_langchain.routing.rules import RuleRouter
+
+    fz = router.featurizer
+    ask = router.ask_text(req)
+    idx, w = fz.hashed(ask, ask if fz.spec.normalize else None)
+    dense = fz.dense(ask, req.roles, req.n_tools, ask)
+    p, tin, tout = router.predict(req)
+    feats = {
+        "ask_sha": hashlib.sha256(ask.encode("utf-8", "surrogatepass")).hexdigest(),
+        "dense": [repr(x) for x in dense.tolist()],
+        "hashed": hashlib.sha256(idx.tobytes() + w.tobytes()).hexdigest(),
+        "predict": [repr(x) for x in np.asarray(p).tolist()] + [repr(tin), repr(tout)],
+    }
+    rows = []
+    for name, cfg in configs.items():
+        a = router.assess(req, cfg).model_dump()
+        a["confidence"] = repr(a["confidence"])
+        a["p_success"] = {k: repr(v) for k, v in a["p_success"].items()}
+        b = RuleRouter().assess(req, cfg).model_dump()
+        rows.append({"config": name, "learned": a, "rules": b, **feats})
+    return rows
 
 
 def main() -> None:
@@ -222,7 +258,7 @@ def main() -> None:
     for i in diff[:5]:
         print("DIFFERENT:\n  base", base[i][:600], "\n  now ", now[i][:600])
     print(
-        f"{len(now)} records ({len(now) // 3} requests x 3 configs): "
+        f"{len(now)} records (requests x router variants x 3 configs): "
         f"{'all identical' if same else f'{len(diff)} differ'} to {args.against}"
     )
     OUT.parent.mkdir(parents=True, exist_ok=True)

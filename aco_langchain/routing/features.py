@@ -164,8 +164,7 @@ class Featurizer:
             for i, k in enumerate(spec.char_ngrams)
         }
 
-    def _hashed_packed(self, low: str) -> tuple[np.ndarray, np.ndarray]:
-        raw = low.encode("utf-8", "replace")
+    def _hashed_packed(self, raw: bytes) -> tuple[np.ndarray, np.ndarray]:
         head, tail = self.spec.head_chars, self.spec.tail_chars
         if len(raw) > head + tail:
             raw = raw[:head] + raw[-tail:]
@@ -205,7 +204,7 @@ class Featurizer:
         """
         low = text.lower() if low is None else low
         if self._packed:
-            return self._hashed_packed(low)
+            return self._hashed_packed(low.encode("utf-8", "replace"))
         b = self._bytes(low)
         n = b.shape[0]
         if n == 0:
@@ -254,7 +253,35 @@ class Featurizer:
         low: str | None = None,
     ) -> np.ndarray:
         """The structure features, in the order of ``DENSE_NAMES`` (raw, not standardised)."""
-        raw = text.encode("utf-8", "replace")
+        return self._dense(
+            text, text.encode("utf-8", "replace"), roles, n_tools, last_user_text, low
+        )
+
+    def lowered_features(
+        self, low: str, roles: list[str], n_tools: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, bytes]:
+        """``hashed(low, low)``, ``dense(low, roles, n_tools, low, low)`` and the UTF-8 bytes
+        of ``low`` they read, from one encoding: the features of a lower-cased text (a
+        normalised ask) that is also its own last user turn.
+
+        Example:
+            ```python
+            idx, w, dense, raw = fz.lowered_features("what is 2+2?", ["human"], 0)
+            ```
+        """
+        raw = low.encode("utf-8", "replace")
+        idx, w = self._hashed_packed(raw) if self._packed else self.hashed(low, low)
+        return idx, w, self._dense(low, raw, roles, n_tools, low, low), raw
+
+    def _dense(
+        self,
+        text: str,
+        raw: bytes,
+        roles: list[str] | None,
+        n_tools: int,
+        last_user_text: str | None,
+        low: str | None,
+    ) -> np.ndarray:
         # byte classes (space, newline, '?', digit, upper, punct, non-ASCII, '=+'): one matvec;
         # Python floats from here (numpy scalars divide, add and convert slowly)
         counts = np.bincount(np.frombuffer(raw, dtype=np.uint8), minlength=256)

@@ -107,6 +107,7 @@ class LearnedRouter:
         man = bundle.manifest
         a = bundle.arrays
         self.featurizer = Featurizer(man.feature_spec)
+        self._normalize = man.feature_spec.normalize
         cols = [man.models.index(man.tier_model(t)) for t in _TIERS]
         self.tier_models = [man.tier_model(t) for t in _TIERS]
         # Per-tier contiguous weights: the gather touches 5 columns, not all models.
@@ -203,14 +204,21 @@ class LearnedRouter:
         The output tokens are the model's prediction, never the call's cap: a cap bounds
         what an answer may cost, it does not make a stronger tier preferable.
         """
-        p, tok_in, tok_out, _ = self._predict(request, self.ask_text(request))
+        p, tok_in, tok_out, _, _ = self._predict(request, self.ask_text(request))
         return np.array(p, dtype=np.float64), tok_in, tok_out
 
-    def _predict(self, request: RouteRequest, ask: str) -> tuple[list[float], float, float, float]:
+    def _predict(
+        self, request: RouteRequest, ask: str
+    ) -> tuple[list[float], float, float, float, bytes]:
+        """P(success) per tier, input and predicted output tokens, structure distance, and
+        the ask's UTF-8 bytes."""
         fz = self.featurizer
-        low = ask if fz.spec.normalize else None  # a normalised ask is lower-cased already
-        idx, w = fz.hashed(ask, low)
-        dz = fz.dense(ask, request.roles, request.n_tools, ask, low)
+        if self._normalize:  # a normalised ask is lower-cased already: one encoding
+            idx, w, dz, raw = fz.lowered_features(ask, request.roles, request.n_tools)
+        else:
+            idx, w = fz.hashed(ask)
+            dz = fz.dense(ask, request.roles, request.n_tools, ask)
+            raw = ask.encode("utf-8", "replace")
         # a fresh array: standardised in place (the same two operations)
         dz -= self._mean
         dz *= self._inv_std
@@ -231,7 +239,7 @@ class LearnedRouter:
         # distance from the training prompts: mean squared z of the structure features
         # (about 1 on the training data by construction, see familiarity())
         dv = dz.take(self._varied_at)
-        return p, tok_in, tok_out, float(dv @ dv) / self._n_varied
+        return p, tok_in, tok_out, float(dv @ dv) / self._n_varied, raw
 
     def assess(self, request: RouteRequest, config: ACOConfig) -> Assessment:
         """Per-tier success, difficulty and the cost-aware suggested tier (no I/O).
@@ -240,15 +248,15 @@ class LearnedRouter:
         blended toward the rule router's, by ``1 - familiarity``; the reason says so.
         """
         ask = self.ask_text(request)
-        ps, tok_in, tok_out, dist = self._predict(request, ask)
+        ps, tok_in, tok_out, dist, raw = self._predict(request, ask)
         terms = self._config_terms(config)
         pin, pout, ref, lam, lam_next, mix, lam_s, next_s, target, target_s = terms
-        if mix > 0.0 and zlib.crc32(ask.encode("utf-8", "replace")) < mix * 2**32:
+        if mix > 0.0 and zlib.crc32(raw) < mix * 2**32:
             # mixed operating point: this prompt's coin takes the next knob
             lam, lam_s = lam_next, next_s
         # The keyword rules read the normalised ask once: task type and risk always, the
         # complexity curve only when the prediction is blended toward it.
-        norm = ask if self.featurizer.spec.normalize else normalize_prompt(request.routing_text)
+        norm = ask if self._normalize else normalize_prompt(request.routing_text)
         # norm is lower-cased already (normalize_prompt); lowering ASCII again is a no-op
         words = prompt_words(norm if norm.isascii() else norm.lower())
         task_type, risk = text_signals(norm, words)

@@ -199,9 +199,9 @@ def classify_complexity(text: str, words: frozenset[str] | None = None) -> Compl
     # one of them; the others (usually few or none) are split by the regex into ``extra``.
     # Every marker below is a whole ``_ALPHA_WORD`` match, so a marker is a letter word
     # when it is in ``extra``, or in ``words`` and made of letters only.
-    extra: set[str] = set()
-    for w in filterfalse(str.isalpha, words):
-        extra.update(_ALPHA_WORD.findall(w))
+    # (one regex pass over the odd words joined by spaces: a match never spans a space)
+    odd = " ".join(filterfalse(str.isalpha, words))
+    extra = set(_ALPHA_WORD.findall(odd)) if odd else set()
 
     def has(letters: frozenset[str], markers: frozenset[str]) -> bool:
         return not letters.isdisjoint(words) or not markers.isdisjoint(extra)
