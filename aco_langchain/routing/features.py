@@ -290,8 +290,16 @@ class Featurizer:
         nf = float(max(len(text), 1))
         roles = roles or []
         last = last_user_text if last_user_text is not None else text
-        code = _count(low, _CODE_MARKERS)
-        maths = cls[7] + _count(low, _MATH_MARKERS)
+        # code and math markers, each counted as str.count does; a marker whose rarest
+        # character is absent counts 0 without a scan for the whole marker
+        code = (
+            (low.count("```") if "`" in low else 0)
+            + low.count("def ")
+            + low.count("return")
+            + (low.count("{\n") if "{" in low else 0)
+            + low.count("import ")
+        )
+        maths = cls[7] + (low.count("\\frac") if "\\" in low else 0) + low.count("solve")
         # the four "\nX)" markers never overlap: one regex pass counts them all
         choices = len(_CHOICES.findall(low)) if ")" in low else 0
         n_user = roles.count("human") + roles.count("user")
@@ -341,19 +349,5 @@ _LOG_COLS = np.array(
         for n in DENSE_NAMES
     ]
 )
-#: (marker, a rare character of it or None): a marker whose rare character is absent
-#: counts 0 without a scan for the whole marker.
-_CODE_MARKERS = (("```", "`"), ("def ", None), ("return", None), ("{\n", "{"), ("import ", None))
-#: plus the bytes '=' and '+' (see _byte_classes)
-_MATH_MARKERS = (("\\frac", "\\"), ("solve", None))
 #: "\na)", "\nb)", "\nc)", "\nd)"
 _CHOICES = re.compile("\n[a-d]\\)")
-
-
-def _count(low: str, markers: tuple[tuple[str, str | None], ...]) -> int:
-    """Occurrences of every marker in ``low`` (each counted as ``str.count`` does)."""
-    n = 0
-    for marker, rare in markers:
-        if rare is None or rare in low:
-            n += low.count(marker)
-    return n

@@ -130,6 +130,7 @@ def _task_of(text: str, low: str, words: frozenset[str]) -> str:
 _WORD_BYTES = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789-'")
 _SEPARATE = bytes(b if b in _WORD_BYTES else 0x20 for b in range(256))
 _ALPHA_WORD = re.compile(r"[a-z][a-z\-']*")
+_BELOW_DIGITS = "0".__gt__  # a run that sorts below "0" starts with "'" or "-"
 
 
 def prompt_words(low: str) -> frozenset[str]:
@@ -146,13 +147,15 @@ def prompt_words(low: str) -> frozenset[str]:
     """
     spaced = " " + low.encode("ascii", "replace").translate(_SEPARATE).decode("ascii")
     runs = frozenset(spaced.split())
-    # "'" and "-" sort below digits and letters: the least run says whether any run starts
-    # with one (a C pass over the distinct runs; a search for " -" in the prompt is slower:
-    # its first character is everywhere).
-    if not runs or min(runs) >= "0":
+    # "'" and "-" sort below digits and letters: the runs that start with one are those
+    # below "0" (a C pass over the distinct runs; a search for " -" in the prompt is
+    # slower: its first character is everywhere)
+    led = list(filter(_BELOW_DIGITS, runs))
+    if not led:
         return runs
-    led = [r for r in runs if r < "0"]  # the runs that start with "'" or "-"
-    return runs.difference(led).union(r.lstrip("-'") for r in led) - {""}
+    fixed = {r.lstrip("-'") for r in led}
+    fixed.discard("")  # a run of only "-" and "'" is no word
+    return runs.difference(led).union(fixed) if fixed else runs.difference(led)
 
 
 def _alpha_words(words: frozenset[str]) -> set[str]:
