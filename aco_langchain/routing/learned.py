@@ -258,8 +258,9 @@ class LearnedRouter:
         # complexity curve only when the prediction is blended toward it.
         norm = ask if self._normalize else normalize_prompt(request.routing_text)
         # norm is lower-cased already (normalize_prompt); lowering ASCII again is a no-op
-        words = prompt_words(norm if norm.isascii() else norm.lower())
-        task_type, risk = text_signals(norm, words)
+        low = norm if norm.isascii() else norm.lower()
+        words = prompt_words(low)
+        task_type, risk = text_signals(norm, words, low)
         fam = familiarity(dist)
         # Python floats: five numbers each, the same IEEE operations in the same order as
         # numpy's elementwise ones (bit for bit), without numpy's per-call overhead

@@ -170,18 +170,21 @@ def _alpha_words(words: frozenset[str]) -> set[str]:
     return out
 
 
-def text_signals(text: str, words: frozenset[str] | None = None) -> tuple[str, Risk | None]:
+def text_signals(
+    text: str, words: frozenset[str] | None = None, low: str | None = None
+) -> tuple[str, Risk | None]:
     """(task type, inferred risk) from one pass over the prompt's words.
 
     Args:
         text: The prompt.
         words: ``prompt_words(text.lower())`` when the caller has them.
+        low: ``text.lower()`` when the caller has it (a normalised prompt is its own).
 
     Usage::
 
         text_signals("Deploy the payment fix")   # ('general', 'critical')
     """
-    low = text.lower()
+    low = text.lower() if low is None else low
     words = prompt_words(low) if words is None else words
     risk: Risk | None = None if _CRITICAL.isdisjoint(words) else "critical"
     return _task_of(text, low, words), risk
