@@ -28,6 +28,7 @@ The model keeps only the LangChain surface and composes plain objects, one conce
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import aclosing
 from pathlib import Path
@@ -558,6 +559,14 @@ class ACORouterChatModel(BaseChatModel):
         return structured_output(
             self, schema, include_raw=include_raw, method=method, strict=strict
         )
+
+
+# LangChain asks ``inspect.signature(self._generate)`` on every call (does it take a
+# run_manager?); a signature computed once answers that in ~4 instead of ~12 us. The
+# signature is the methods' own, so the answer is the same.
+for _name in ("_generate", "_agenerate"):
+    _method = getattr(ACORouterChatModel, _name)
+    _method.__signature__ = inspect.signature(_method)
 
 
 __all__ = [

@@ -113,13 +113,15 @@ def normalize_prompt(text: str) -> str:
     # runs are runs of 3+ "\n" here, and the final strip drops leading and trailing ones.
     low = text.lower()
     if low.isascii() and not any(c in low for c in _RARE_SPACES):
-        # Only spaces, tabs and "\n": a tab is a space, runs of spaces collapse (one C
-        # pass over the runs only), then each line's ends are stripped; no word split.
+        # Only spaces, tabs and "\n": a tab is a space, each line's ends are stripped, then
+        # runs of spaces collapse (one C pass over the runs only); no word split. Stripping
+        # first gives the same text as collapsing first (a run at a line's end goes either
+        # way) and skips the regex pass when the only runs were indentation, as in code.
         if "\t" in low:
             low = low.replace("\t", " ")
-        if "  " in low:
-            low = _SPACE_RUNS.sub(" ", low)
         out = "\n".join(map(str.strip, low.split("\n")))
+        if "  " in out:
+            out = _SPACE_RUNS.sub(" ", out)
     else:
         out = "\n".join(map(" ".join, map(str.split, low.splitlines())))
     if "\n\n\n" in out:
@@ -162,8 +164,7 @@ class Featurizer:
             for i, k in enumerate(spec.char_ngrams)
         }
 
-    def _hashed_packed(self, low: str) -> tuple[np.ndarray, np.ndarray]:
-        raw = low.encode("utf-8", "replace")
+    def _hashed_packed(self, raw: bytes) -> tuple[np.ndarray, np.ndarray]:
         head, tail = self.spec.head_chars, self.spec.tail_chars
         if len(raw) > head + tail:
             raw = raw[:head] + raw[-tail:]
@@ -173,8 +174,9 @@ class Featurizer:
         # every 4-byte window: four uint32 views at offsets 0..3 (order is irrelevant to a
         # bag of n-grams); shorter n-grams are masks of the same windows (so the last
         # 4 - k positions of a k-gram family are skipped)
-        grams = np.concatenate(
-            [np.frombuffer(raw, dtype="<u4", count=(n - j) // 4, offset=j) for j in range(4)]
+        # (the four runs of whole windows joined as bytes: one frombuffer, no concatenate)
+        grams = np.frombuffer(
+            b"".join([raw[j : j + (n - j) // 4 * 4] for j in range(4)]), dtype="<u4"
         )
         w = np.float32(1.0 / math.sqrt(grams.shape[0]))
         hashes = []
@@ -183,7 +185,9 @@ class Featurizer:
             h >>= self._shift32
             hashes.append(h)
         allh = hashes[0] if len(hashes) == 1 else np.concatenate(hashes)
-        return allh.astype(np.intp), np.full(allh.shape[0], w, dtype=np.float32)
+        weights = np.empty(allh.shape[0], dtype=np.float32)
+        weights.fill(w)  # np.full's wrapper costs twice this
+        return allh.astype(np.intp), weights
 
     def _bytes(self, low: str) -> np.ndarray:
         raw = low.encode("utf-8", "replace")
@@ -200,7 +204,7 @@ class Featurizer:
         """
         low = text.lower() if low is None else low
         if self._packed:
-            return self._hashed_packed(low)
+            return self._hashed_packed(low.encode("utf-8", "replace"))
         b = self._bytes(low)
         n = b.shape[0]
         if n == 0:
@@ -249,7 +253,35 @@ class Featurizer:
         low: str | None = None,
     ) -> np.ndarray:
         """The structure features, in the order of ``DENSE_NAMES`` (raw, not standardised)."""
-        raw = text.encode("utf-8", "replace")
+        return self._dense(
+            text, text.encode("utf-8", "replace"), roles, n_tools, last_user_text, low
+        )
+
+    def lowered_features(
+        self, low: str, roles: list[str], n_tools: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, bytes]:
+        """``hashed(low, low)``, ``dense(low, roles, n_tools, low, low)`` and the UTF-8 bytes
+        of ``low`` they read, from one encoding: the features of a lower-cased text (a
+        normalised ask) that is also its own last user turn.
+
+        Example:
+            ```python
+            idx, w, dense, raw = fz.lowered_features("what is 2+2?", ["human"], 0)
+            ```
+        """
+        raw = low.encode("utf-8", "replace")
+        idx, w = self._hashed_packed(raw) if self._packed else self.hashed(low, low)
+        return idx, w, self._dense(low, raw, roles, n_tools, low, low), raw
+
+    def _dense(
+        self,
+        text: str,
+        raw: bytes,
+        roles: list[str] | None,
+        n_tools: int,
+        last_user_text: str | None,
+        low: str | None,
+    ) -> np.ndarray:
         # byte classes (space, newline, '?', digit, upper, punct, non-ASCII, '=+'): one matvec;
         # Python floats from here (numpy scalars divide, add and convert slowly)
         counts = np.bincount(np.frombuffer(raw, dtype=np.uint8), minlength=256)
@@ -258,8 +290,16 @@ class Featurizer:
         nf = float(max(len(text), 1))
         roles = roles or []
         last = last_user_text if last_user_text is not None else text
-        code = _count(low, _CODE_MARKERS)
-        maths = cls[7] + _count(low, _MATH_MARKERS)
+        # code and math markers, each counted as str.count does; a marker whose rarest
+        # character is absent counts 0 without a scan for the whole marker
+        code = (
+            (low.count("```") if "`" in low else 0)
+            + low.count("def ")
+            + low.count("return")
+            + (low.count("{\n") if "{" in low else 0)
+            + low.count("import ")
+        )
+        maths = cls[7] + (low.count("\\frac") if "\\" in low else 0) + low.count("solve")
         # the four "\nX)" markers never overlap: one regex pass counts them all
         choices = len(_CHOICES.findall(low)) if ")" in low else 0
         n_user = roles.count("human") + roles.count("user")
@@ -309,19 +349,5 @@ _LOG_COLS = np.array(
         for n in DENSE_NAMES
     ]
 )
-#: (marker, a rare character of it or None): a marker whose rare character is absent
-#: counts 0 without a scan for the whole marker.
-_CODE_MARKERS = (("```", "`"), ("def ", None), ("return", None), ("{\n", "{"), ("import ", None))
-#: plus the bytes '=' and '+' (see _byte_classes)
-_MATH_MARKERS = (("\\frac", "\\"), ("solve", None))
 #: "\na)", "\nb)", "\nc)", "\nd)"
 _CHOICES = re.compile("\n[a-d]\\)")
-
-
-def _count(low: str, markers: tuple[tuple[str, str | None], ...]) -> int:
-    """Occurrences of every marker in ``low`` (each counted as ``str.count`` does)."""
-    n = 0
-    for marker, rare in markers:
-        if rare is None or rare in low:
-            n += low.count(marker)
-    return n

@@ -39,10 +39,12 @@ import math
 import zlib
 from collections.abc import Sequence
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from operator import attrgetter
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
+from aco_langchain.config import TIER_KEYS
 from aco_langchain.pricing import price_per_1k
 from aco_langchain.routing.base import Assessment, Complexity, RouteRequest
 from aco_langchain.routing.bundle import Bundle, OperatingPoint, load_bundle
@@ -50,7 +52,7 @@ from aco_langchain.routing.features import DENSE_CLIP, Featurizer, normalize_pro
 from aco_langchain.routing.rules import (
     prompt_words,
     rule_difficulty,
-    success_curve,
+    success_values,
     text_signals,
 )
 from aco_langchain.routing.training.datasets import CHARS_PER_TOKEN
@@ -59,6 +61,10 @@ if TYPE_CHECKING:
     from aco_langchain.config import ACOConfig
 
 _TIERS = (1, 2, 3, 4, 5)
+#: What a tier's price per token is computed from (``price_per_1k``).
+_PRICED_BY = attrgetter(
+    "cost_per_1k_input", "cost_per_1k_output", "is_local", "provider", "model", "model_id"
+)
 _COMPLEXITY: dict[int, Complexity] = {
     1: "simple",
     2: "simple",
@@ -66,6 +72,21 @@ _COMPLEXITY: dict[int, Complexity] = {
     4: "complex",
     5: "critical",
 }
+
+
+class _ConfigTerms(NamedTuple):
+    """What ``assess`` needs of a config, computed once per distinct config."""
+
+    pin: list[float]  # USD per input token, tiers 1-5
+    pout: list[float]  # USD per output token
+    ref: float  # the top tier's cost of an average training prompt
+    lam: float
+    lam_next: float  # the mixed share's knob (lam when not mixed)
+    mix: float
+    lam_s: str  # lam as the reason prints it
+    next_s: str
+    target: float  # routing.quality_target
+    target_s: str
 
 
 def _pick_operating_point(points: list[OperatingPoint], target: float) -> OperatingPoint:
@@ -86,6 +107,7 @@ class LearnedRouter:
         man = bundle.manifest
         a = bundle.arrays
         self.featurizer = Featurizer(man.feature_spec)
+        self._normalize = man.feature_spec.normalize
         cols = [man.models.index(man.tier_model(t)) for t in _TIERS]
         self.tier_models = [man.tier_model(t) for t in _TIERS]
         # Per-tier contiguous weights: the gather touches 5 columns, not all models.
@@ -106,33 +128,37 @@ class LearnedRouter:
         self._n_varied = max(1, int(self._varied_at.shape[0]))
         self._edges = list(man.difficulty_edges)
         self._edges_sorted = sorted(self._edges)  # for a bisect: how many edges are above
+        self._n_edges = len(self._edges_sorted)
         self._points = man.tier_operating_points or man.operating_points
         self._tok_in = man.token_reference.get("input", 500.0)
         self._tok_out = man.token_reference.get("output", 100.0)
-        self._cfg_cache: dict[
-            tuple[float, ...], tuple[list[float], list[float], float, float, float, float]
-        ] = {}
+        self._cfg_cache: dict[tuple[object, ...], _ConfigTerms] = {}
 
     # -- per-config precomputation (prices, knob), cached on the instance
-    def _config_terms(
-        self, config: ACOConfig
-    ) -> tuple[list[float], list[float], float, float, float, float]:
-        # The key is the prices themselves (a config is mutable): a tier priced in the
-        # config is read as is; only an unpriced one asks price_per_1k (genai-prices, cached).
-        pin: list[float] = []
-        pout: list[float] = []
-        for spec in map(config.tier, _TIERS):
-            i, o = spec.cost_per_1k_input, spec.cost_per_1k_output
-            if i is None or o is None:
-                i, o = price_per_1k(spec)
-            pin.append(i)
-            pout.append(o)
+    def _config_terms(self, config: ACOConfig) -> _ConfigTerms:
+        # The key is what the terms are computed from (a config is mutable, so not its
+        # identity): each tier's prices and what an unpriced tier's price is looked up by,
+        # the quality target and the calibrated knob.
+        models = config.models
+        try:
+            specs = [models[k] for k in TIER_KEYS]
+        except KeyError:
+            specs = list(map(config.tier, _TIERS))  # raises the ConfigError naming the tier
+        key: tuple[object, ...] = tuple(map(_PRICED_BY, specs))
+        target = config.routing.quality_target
         cal = config.learning.calibration  # aco calibrate's knob, on the user's own data
-        knob = (cal.lam, cal.lam_next, cal.mix) if cal else ()
-        key = (config.routing.quality_target, *knob, *pin, *pout)
+        key += (target, cal.lam, cal.lam_next, cal.mix) if cal else (target,)
         hit = self._cfg_cache.get(key)
         if hit is not None:
             return hit
+        pin: list[float] = []
+        pout: list[float] = []
+        for spec in specs:
+            i, o = spec.cost_per_1k_input, spec.cost_per_1k_output
+            if i is None or o is None:
+                i, o = price_per_1k(spec)  # genai-prices (cached), $0 for a local tier
+            pin.append(i)
+            pout.append(o)
         pin_a = np.array(pin) / 1000.0
         pout_a = np.array(pout) / 1000.0
         ref_costs = pin_a * self._tok_in + pout_a * self._tok_out
@@ -140,12 +166,24 @@ class LearnedRouter:
         if cal is not None:
             lam, lam_next, mix = cal.lam, cal.lam_next, cal.mix
         else:
-            op = _pick_operating_point(self._points, config.routing.quality_target)
+            op = _pick_operating_point(self._points, target)
             lam, lam_next, mix = op.lam, op.lam_next, op.mix
         nxt = lam_next if lam_next is not None else lam
         # USD per token as Python floats: the five-tier arithmetic per call is Python's (the
-        # same IEEE operations numpy did, without its per-call overhead on 5 numbers)
-        terms = (pin_a.tolist(), pout_a.tolist(), ref if ref > 0 else 1.0, lam, nxt, mix)
+        # same IEEE operations numpy did, without its per-call overhead on 5 numbers); the
+        # knobs and the target as the reason prints them
+        terms = _ConfigTerms(
+            pin_a.tolist(),
+            pout_a.tolist(),
+            ref if ref > 0 else 1.0,
+            lam,
+            nxt,
+            mix,
+            f"{lam:.3g}",
+            f"{nxt:.3g}",
+            target,
+            f"{target:.0%}",
+        )
         if len(self._cfg_cache) > 32:
             self._cfg_cache.clear()
         self._cfg_cache[key] = terms
@@ -166,28 +204,34 @@ class LearnedRouter:
         The output tokens are the model's prediction, never the call's cap: a cap bounds
         what an answer may cost, it does not make a stronger tier preferable.
         """
-        p, tok_in, tok_out, _ = self._predict(request, self.ask_text(request))
-        return p, tok_in, tok_out
+        p, tok_in, tok_out, _, _ = self._predict(request, self.ask_text(request))
+        return np.array(p, dtype=np.float64), tok_in, tok_out
 
-    def _predict(self, request: RouteRequest, ask: str) -> tuple[np.ndarray, float, float, float]:
+    def _predict(
+        self, request: RouteRequest, ask: str
+    ) -> tuple[list[float], float, float, float, bytes]:
+        """P(success) per tier, input and predicted output tokens, structure distance, and
+        the ask's UTF-8 bytes."""
         fz = self.featurizer
-        idx, w = fz.hashed(ask, ask if fz.spec.normalize else None)
-        # a normalised ask is lower-cased already: dense() need not lower it again
-        dense = fz.dense(
-            ask, request.roles, request.n_tools, ask, ask if fz.spec.normalize else None
-        )
-        dz = dense  # a fresh array: standardised in place (the same two operations)
+        if self._normalize:  # a normalised ask is lower-cased already: one encoding
+            idx, w, dz, raw = fz.lowered_features(ask, request.roles, request.n_tools)
+        else:
+            idx, w = fz.hashed(ask)
+            dz = fz.dense(ask, request.roles, request.n_tools, ask)
+            raw = ask.encode("utf-8", "replace")
+        # a fresh array: standardised in place (the same two operations)
         dz -= self._mean
         dz *= self._inv_std
-        # np.clip's Python wrapper costs ~2 us on five numbers; the two ufuncs do the same
+        # np.clip's Python wrapper costs ~2 us on 16 numbers; the two ufuncs do the same
         np.minimum(np.maximum(dz, -DENSE_CLIP, out=dz), DENSE_CLIP, out=dz)
-        zd = dz @ self._w_dense + self._bias
-        z = w @ np.take(self._w_hash, idx, axis=0) + zd[:5]  # float32 + float64: float64
-        # in place from here: the same operations, no temporaries
+        zd = dz @ self._w_dense
+        zd += self._bias
+        zh = w @ self._w_hash.take(idx, axis=0)  # float32 (the same gather and sgemv)
+        z = zh + zd[:5]  # float32 + float64: float64
         np.negative(z, out=z)
-        np.exp(z, out=z)
-        z += 1.0
-        p = np.divide(1.0, z, out=z)
+        np.exp(z, out=z)  # numpy's exp (its SIMD exp may differ from libm's in the last bit)
+        # 1 / (1 + e) in Python floats: the same two correctly rounded IEEE operations
+        p = [1.0 / (1.0 + e) for e in z.tolist()]
         # the ask's tokens: what the trade-off was trained on; a system prompt or history
         # is priced by the policy's constraints, it does not change which tier is right
         tok_in = max(1.0, len(ask) / CHARS_PER_TOKEN)
@@ -195,7 +239,7 @@ class LearnedRouter:
         # distance from the training prompts: mean squared z of the structure features
         # (about 1 on the training data by construction, see familiarity())
         dv = dz.take(self._varied_at)
-        return p, tok_in, tok_out, float(dv @ dv) / self._n_varied
+        return p, tok_in, tok_out, float(dv @ dv) / self._n_varied, raw
 
     def assess(self, request: RouteRequest, config: ACOConfig) -> Assessment:
         """Per-tier success, difficulty and the cost-aware suggested tier (no I/O).
@@ -204,38 +248,39 @@ class LearnedRouter:
         blended toward the rule router's, by ``1 - familiarity``; the reason says so.
         """
         ask = self.ask_text(request)
-        p, tok_in, tok_out, dist = self._predict(request, ask)
-        pin, pout, ref, lam, lam_next, mix = self._config_terms(config)
-        if mix > 0.0 and zlib.crc32(ask.encode("utf-8", "replace")) < mix * 2**32:
-            lam = lam_next  # mixed operating point: this prompt's coin takes the next knob
+        ps, tok_in, tok_out, dist, raw = self._predict(request, ask)
+        terms = self._config_terms(config)
+        pin, pout, ref, lam, lam_next, mix, lam_s, next_s, target, target_s = terms
+        if mix > 0.0 and zlib.crc32(raw) < mix * 2**32:
+            # mixed operating point: this prompt's coin takes the next knob
+            lam, lam_s = lam_next, next_s
         # The keyword rules read the normalised ask once: task type and risk always, the
         # complexity curve only when the prediction is blended toward it.
-        norm = ask if self.featurizer.spec.normalize else normalize_prompt(request.routing_text)
+        norm = ask if self._normalize else normalize_prompt(request.routing_text)
         # norm is lower-cased already (normalize_prompt); lowering ASCII again is a no-op
-        words = prompt_words(norm if norm.isascii() else norm.lower())
-        task_type, risk = text_signals(norm, words)
+        low = norm if norm.isascii() else norm.lower()
+        words = prompt_words(low)
+        task_type, risk = text_signals(norm, words, low)
         fam = familiarity(dist)
-        # Python floats from here: five numbers each, the same IEEE operations in the same
-        # order as numpy's elementwise ones (bit for bit), without numpy's per-call overhead
-        ps = p.tolist()
+        # Python floats: five numbers each, the same IEEE operations in the same order as
+        # numpy's elementwise ones (bit for bit), without numpy's per-call overhead
         blend = ""
         if fam < 1.0:
-            curve = success_curve(rule_difficulty(norm, words)[1])
+            curve = success_values(rule_difficulty(norm, words)[1])
             keep = 1.0 - fam
-            ps = [fam * a + keep * curve[t] for a, t in zip(ps, _TIERS, strict=True)]
+            ps = [fam * a + keep * c for a, c in zip(ps, curve, strict=True)]
             blend = (
                 f"; unlike the training prompts (structure distance {dist:.1f}): "
-                f"{1.0 - fam:.0%} rule-router prior"
+                f"{keep:.0%} rule-router prior"
             )
         # predicted output: a cap never enters
         cost = [i * tok_in + o * tok_out for i, o in zip(pin, pout, strict=True)]
         scores = [a - lam * c / ref for a, c in zip(ps, cost, strict=True)]
         best = scores.index(max(scores))  # the first best, as argmax
-        target = config.routing.quality_target
         reason = (
-            f"learned: tier {best + 1} maximises p - {lam:.3g} x cost/ref "
+            f"learned: tier {best + 1} maximises p - {lam_s} x cost/ref "
             f"(p(t{best + 1})={ps[best]:.2f}, p(t5)={ps[-1]:.2f}, "
-            f"lam calibrated for {target:.0%} of best-tier quality){blend}"
+            f"lam calibrated for {target_s} of best-tier quality){blend}"
         )
         if fam < 1.0:
             # The calibrated knob was measured on prompts like the training ones; for the
@@ -245,11 +290,11 @@ class LearnedRouter:
             if cost[cheap] < cost[best]:
                 best = cheap
                 reason += (
-                    f"; tier {best + 1} is the cheapest predicted to reach {target:.0%} "
+                    f"; tier {best + 1} is the cheapest predicted to reach {target_s} "
                     f"of the best tier (p={ps[best]:.2f}, max {max(ps):.2f})"
                 )
-        mean_p = sum(ps) / len(ps)
-        above = len(self._edges_sorted) - bisect.bisect_right(self._edges_sorted, mean_p)
+        mean_p = sum(ps) / 5
+        above = self._n_edges - bisect.bisect_right(self._edges_sorted, mean_p)
         difficulty = min(5, max(1, 1 + above))  # 1 + the edges mean_p is below
         # Built from validated parts (tiers 1-5, probabilities in [0, 1]): no re-validation
         # on the routing hot path.
@@ -287,8 +332,13 @@ def cheapest_meeting(
         ```
     """
     need = share * float(max(p))
-    ok = [i for i in range(len(p)) if p[i] >= need]
-    return min(ok, key=lambda i: (float(cost[i]), i))
+    best = -1
+    for i in range(len(p)):  # the lowest cost among those meeting it; ties: the lower i
+        if p[i] >= need and (best < 0 or float(cost[i]) < float(cost[best])):
+            best = i
+    if best < 0:
+        raise ValueError(f"no tier reaches {share} of the best p")
+    return best
 
 
 def familiarity(distance: float) -> float:

@@ -24,11 +24,15 @@ from aco_langchain.routing.markers import CRITICAL_WORDS
 
 # One list with per-step routing and human approval (routing/markers.py).
 _CRITICAL = CRITICAL_WORDS
-_COMPLEX = {
+_COMPLEX = frozenset({
     "research", "analyze", "analyse", "compare", "design", "architect", "architecture",
     "security", "audit", "optimize", "prove", "trade-offs", "tradeoffs", "strategy",
-}  # fmt: skip
-_SIMPLE = {"summarize", "translate", "hello", "hi", "define", "explain", "list", "what", "who"}
+})  # fmt: skip
+_SIMPLE = frozenset(
+    {"summarize", "translate", "hello", "hi", "define", "explain", "list", "what", "who"}
+)
+_COMPLEX_LETTERS = frozenset(filter(str.isalpha, _COMPLEX))  # the markers made of letters
+_CODE_WORDS = frozenset({"code", "function"})
 
 #: What a word is (``prompt_words`` computes exactly its matches, without the regex).
 _WORD = re.compile(r"[a-z0-9][a-z0-9\-']*")
@@ -54,16 +58,7 @@ class _TaskRule:
         # A word starting with a prefix: " prefix" in the words joined with a leading space
         # (a C substring search; a regex search was ~8 us and a generator over every word
         # of a long prompt ~240 Python steps per rule). Prefixes start with a letter.
-        self._spaced = tuple(" " + p for p in prefixes)
-
-    def matches(self, low: str, words: frozenset[str], joined: str) -> bool:
-        """Does the prompt (``low``, its ``words``, and ``joined``: a space before each of
-        the words) match?"""
-        if not self.words.isdisjoint(words):
-            return True
-        if any(sub in low for sub in self.substrings):
-            return True
-        return any(p in joined for p in self._spaced)
+        self._spaced = tuple(zip(prefixes, (" " + p for p in prefixes), strict=True))
 
 
 # First match wins, in this order (a legal question about code is legal first).
@@ -99,10 +94,32 @@ _BASE_TIER: dict[Complexity, int] = {"simple": 1, "moderate": 3, "complex": 4, "
 _DIFFICULTY: dict[Complexity, int] = {"simple": 1, "moderate": 3, "complex": 4, "critical": 5}
 
 
+#: Each rule word and the first rule (by index) that names it.
+_RULE_OF_WORD = {w: i for i in reversed(range(len(_TASK_RULES))) for w in _TASK_RULES[i].words}
+_RULE_WORDS = frozenset(_RULE_OF_WORD)
+
+
 def _task_of(text: str, low: str, words: frozenset[str]) -> str:
-    joined = " " + " ".join(words)
-    for rule in _TASK_RULES:
-        if rule.matches(low, words, joined) or (rule.name == "math" and _MATH_OP.search(low)):
+    """The first rule (in ``_TASK_RULES`` order) whose words, substrings or prefixes the
+    prompt has; ``words`` are ``prompt_words(low)``."""
+    # the first rule matched by a whole word, from one set intersection
+    hits = _RULE_WORDS.intersection(words)
+    first = min(map(_RULE_OF_WORD.__getitem__, hits)) if hits else len(_TASK_RULES)
+    joined = ""
+    for i, rule in enumerate(_TASK_RULES):
+        if i == first:
+            return rule.name
+        for sub in rule.substrings:
+            if sub in low:
+                return rule.name
+        for prefix, spaced in rule._spaced:
+            # a word can start with the prefix only where the prompt has it: the words are
+            # joined (once) only then
+            if prefix in low:
+                joined = joined or " " + " ".join(words)
+                if spaced in joined:
+                    return rule.name
+        if rule.name == "math" and _MATH_OP.search(low):
             return rule.name
     if len(text) < 120 and text.rstrip().endswith("?"):
         return "quick_answer"
@@ -113,6 +130,7 @@ def _task_of(text: str, low: str, words: frozenset[str]) -> str:
 _WORD_BYTES = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789-'")
 _SEPARATE = bytes(b if b in _WORD_BYTES else 0x20 for b in range(256))
 _ALPHA_WORD = re.compile(r"[a-z][a-z\-']*")
+_BELOW_DIGITS = "0".__gt__  # a run that sorts below "0" starts with "'" or "-"
 
 
 def prompt_words(low: str) -> frozenset[str]:
@@ -129,12 +147,15 @@ def prompt_words(low: str) -> frozenset[str]:
     """
     spaced = " " + low.encode("ascii", "replace").translate(_SEPARATE).decode("ascii")
     runs = frozenset(spaced.split())
-    # "'" and "-" sort below digits and letters: the least run says whether any run starts
-    # with one (a C pass over the distinct runs, not two scans of the prompt).
-    if not runs or min(runs) >= "0":
+    # "'" and "-" sort below digits and letters: the runs that start with one are those
+    # below "0" (a C pass over the distinct runs; a search for " -" in the prompt is
+    # slower: its first character is everywhere)
+    led = list(filter(_BELOW_DIGITS, runs))
+    if not led:
         return runs
-    led = [r for r in runs if r < "0"]  # the runs that start with "'" or "-"
-    return runs.difference(led).union(r.lstrip("-'") for r in led) - {""}
+    fixed = {r.lstrip("-'") for r in led}
+    fixed.discard("")  # a run of only "-" and "'" is no word
+    return runs.difference(led).union(fixed) if fixed else runs.difference(led)
 
 
 def _alpha_words(words: frozenset[str]) -> set[str]:
@@ -149,18 +170,21 @@ def _alpha_words(words: frozenset[str]) -> set[str]:
     return out
 
 
-def text_signals(text: str, words: frozenset[str] | None = None) -> tuple[str, Risk | None]:
+def text_signals(
+    text: str, words: frozenset[str] | None = None, low: str | None = None
+) -> tuple[str, Risk | None]:
     """(task type, inferred risk) from one pass over the prompt's words.
 
     Args:
         text: The prompt.
         words: ``prompt_words(text.lower())`` when the caller has them.
+        low: ``text.lower()`` when the caller has it (a normalised prompt is its own).
 
     Usage::
 
         text_signals("Deploy the payment fix")   # ('general', 'critical')
     """
-    low = text.lower()
+    low = text.lower() if low is None else low
     words = prompt_words(low) if words is None else words
     risk: Risk | None = None if _CRITICAL.isdisjoint(words) else "critical"
     return _task_of(text, low, words), risk
@@ -176,14 +200,25 @@ def classify_complexity(text: str, words: frozenset[str] | None = None) -> Compl
 
     ``words`` is ``prompt_words(text.lower())`` when the caller has them.
     """
-    alpha = _alpha_words(prompt_words(text.lower()) if words is None else words)
-    if not alpha.isdisjoint(_CRITICAL):
+    words = prompt_words(text.lower()) if words is None else words
+    # The letter words (``_alpha_words``) without copying the word set: a word of letters is
+    # one of them; the others (usually few or none) are split by the regex into ``extra``.
+    # Every marker below is a whole ``_ALPHA_WORD`` match, so a marker is a letter word
+    # when it is in ``extra``, or in ``words`` and made of letters only.
+    # (one regex pass over the odd words joined by spaces: a match never spans a space)
+    odd = " ".join(filterfalse(str.isalpha, words))
+    extra = set(_ALPHA_WORD.findall(odd)) if odd else set()
+
+    def has(letters: frozenset[str], markers: frozenset[str]) -> bool:
+        return not letters.isdisjoint(words) or not markers.isdisjoint(extra)
+
+    if has(_CRITICAL, _CRITICAL):
         return "critical"
-    if not alpha.isdisjoint(_COMPLEX):
+    if has(_COMPLEX_LETTERS, _COMPLEX):
         return "complex"
-    if len(text) > 400 or "```" in text or "code" in alpha or "function" in alpha:
+    if len(text) > 400 or "```" in text or has(_CODE_WORDS, _CODE_WORDS):
         return "moderate"
-    if not alpha.isdisjoint(_SIMPLE) or len(text) <= 100:
+    if has(_SIMPLE, _SIMPLE) or len(text) <= 100:
         return "simple"
     return "moderate"
 
@@ -211,6 +246,17 @@ def rule_difficulty(text: str, words: frozenset[str] | None = None) -> tuple[Com
 def success_curve(difficulty: int) -> dict[int, float]:
     """Heuristic P(success) per tier: a logistic in (tier - difficulty)."""
     return dict(zip(TIER_NUMBERS, _curve(difficulty), strict=True))
+
+
+def success_values(difficulty: int) -> tuple[float, ...]:
+    """``success_curve(difficulty)``'s values for tiers 1-5, as a tuple (computed once).
+
+    Example:
+        ```python
+        success_values(1)[0] == success_curve(1)[1]   # True
+        ```
+    """
+    return _curve(difficulty)
 
 
 @lru_cache(maxsize=8)

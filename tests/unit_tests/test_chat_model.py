@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import asyncio
+
 import openai
 import pytest
 from langchain_core.callbacks import get_usage_metadata_callback
@@ -70,6 +72,32 @@ def test_usage_is_counted_once(fake_tiers) -> None:
     totals = list(cb.usage_metadata.values())
     assert len(totals) == 1
     assert totals[0]["total_tokens"] == msg.usage_metadata["total_tokens"]
+
+
+class _RunManagerSpy(ScriptedChatModel):
+    """Says whether each call came with a run manager (the caller's callbacks)."""
+
+    seen: list[str] = []
+
+    def _generate(self, messages, stop=None, run_manager=None, **kwargs):
+        self.seen.append(f"sync:{run_manager is not None}")
+        return super()._generate(messages, stop, run_manager, **kwargs)
+
+    async def _agenerate(self, messages, stop=None, run_manager=None, **kwargs):
+        self.seen.append(f"async:{run_manager is not None}")
+        return super()._generate(messages, stop, run_manager, **kwargs)
+
+
+def test_tier_reports_under_the_callers_run_manager() -> None:
+    # LangChain passes run_manager only to a _generate whose signature takes one (the
+    # router model's signature is precomputed); the tier reports under it.
+    spy = _RunManagerSpy(script=["ok", "ok"])
+    llm = _llm({n: spy for n in range(1, 6)})
+    with get_usage_metadata_callback() as cb:
+        llm.invoke("hi", force_tier=2)
+        asyncio.run(llm.ainvoke("hi", force_tier=2))
+    assert spy.seen == ["sync:True", "async:True"]
+    assert len(cb.usage_metadata) == 1  # both calls counted, under the tier's model name
 
 
 def test_per_call_options_through_runnable_config(fake_tiers) -> None:

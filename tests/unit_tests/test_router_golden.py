@@ -30,6 +30,14 @@ def test_features_and_assessments_are_unchanged(row: dict) -> None:
     dense = router.featurizer.dense(ask, req.roles, req.n_tools, ask)
     assert dense.tolist() == row["dense"]
     assert hashlib.sha256(idx.tobytes() + w.tobytes()).hexdigest() == row["hashed_sha256"]
+    # the router's path: both groups from one encoding of the (lower-cased) ask
+    idx2, w2, dense2, raw = router.featurizer.lowered_features(ask, req.roles, req.n_tools)
+    assert (idx2.tobytes(), w2.tobytes(), dense2.tolist()) == (
+        idx.tobytes(),
+        w.tobytes(),
+        row["dense"],
+    )
+    assert raw == ask.encode("utf-8", "replace")
     assert router.assess(req, cfg).model_dump(mode="json") == row["learned"]
     assert RuleRouter().assess(req, cfg).model_dump(mode="json") == row["rules"]
 

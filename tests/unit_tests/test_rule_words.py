@@ -43,6 +43,12 @@ def test_edge_words() -> None:
     assert classify_complexity("2-deploy now") == "critical"  # digits break a word
     assert text_signals("Please refactor this module")[0] == "coding"  # a prefix rule
     assert text_signals("the regulators asked")[0] == "legal_regulated"
+    # markers reached only through a word the regex splits (digits, a leading quote), or
+    # hidden in a longer word
+    for text in ("weigh the trade-offs2 now", "x9trade-offs", "'deploy it", "rm-rf it", "4code"):
+        assert classify_complexity(text) == _complexity_by_regex(text), text
+    assert classify_complexity("weigh the trade-offs2 now") == "complex"
+    assert classify_complexity("rm-rf it") == "simple"
 
 
 def _normalize_by_loop(text: str) -> str:
@@ -74,3 +80,40 @@ def test_normalize_prompt_edges() -> None:
     for text in ("", "\n\n\n", "  a \n\n\n\n b  ", "\r\n\r\nx\r\n", "a\u2028\u2028\u2028b"):
         assert normalize_prompt(text) == _normalize_by_loop(text)
     assert normalize_prompt("  What IS  2+2? \n\n\n\nNext\tline ") == "what is 2+2?\n\nnext line"
+
+
+def _task_by_rules(text: str) -> str:
+    """The task rules read one by one, as first written: whole words, substrings, then any
+    word starting with a prefix (and the math operator pattern), first match wins."""
+    low = text.lower()
+    words = set(rules._WORD.findall(low))
+    for rule in rules._TASK_RULES:
+        if (
+            rule.words & words
+            or any(sub in low for sub in rule.substrings)
+            or any(w.startswith(p) for w in words for p in rule.prefixes)
+            or (rule.name == "math" and rules._MATH_OP.search(low))
+        ):
+            return rule.name
+    if len(text) < 120 and text.rstrip().endswith("?"):
+        return "quick_answer"
+    return "general"
+
+
+_MARKERS = sorted(
+    {w for r in rules._TASK_RULES for w in r.words}
+    | {p + "x" for r in rules._TASK_RULES for p in r.prefixes}
+    | {s for r in rules._TASK_RULES for s in r.substrings}
+    | {"the", "-regulation", "'debugging", "x9refactor", "2 + 3", "why?", "Bug", "?"}
+)
+_TASK_TEXT = st.lists(
+    st.sampled_from(_MARKERS) | st.text(alphabet="ab -'\n?", max_size=4), max_size=6
+).map(" ".join)
+
+
+@settings(max_examples=600, deadline=None)
+@given(_TASK_TEXT)
+def test_task_type_is_the_first_matching_rule(text: str) -> None:
+    assert text_signals(text)[0] == _task_by_rules(text)
+    # the lower-cased text passed in gives the same answer
+    assert text_signals(text, None, text.lower()) == text_signals(text)
