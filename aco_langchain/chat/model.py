@@ -75,6 +75,7 @@ from aco_langchain.config import (
 from aco_langchain.config_deprecations import move_model_kwargs
 from aco_langchain.errors import ConfigError
 from aco_langchain.providers.tiers import TierRegistry
+from aco_langchain.routing import RouteDecision, RouteRequest, route
 from aco_langchain.routing.online import snapshot_routing
 from aco_langchain.spend.gateway import BudgetGateway
 from aco_langchain.spend.ledger import SpendLedger
@@ -417,6 +418,26 @@ class ACORouterChatModel(BaseChatModel):
         await rt.refresh()  # online learning: posteriors read off the loop, then no I/O
         with snapshot_routing():
             return rt.planner.plan(messages, call, snapshot, streaming=streaming)
+
+    async def aroute(self, request: RouteRequest) -> RouteDecision:
+        """Decide ``request`` with this model's own router and config, ignoring the tiers'
+        availability and the run's spend (what ``aco serve``'s ``/route`` answers). An online
+        router's posteriors are read off the event loop first, as for ``ainvoke``.
+
+        Raises:
+            RoutingError: no tier can serve the request under its constraints.
+
+        Example:
+            ```python
+            (await llm.aroute(RouteRequest.from_text("Fix the auth bug"))).tier
+            ```
+        """
+        rt = self._parts
+        if rt.refresh is None:
+            return route(request, self.config, router=rt.router)
+        await rt.refresh()
+        with snapshot_routing():
+            return route(request, self.config, router=rt.router)
 
     # -- sync I/O: the tier caller's flows under the sync driver ----------------------------
 

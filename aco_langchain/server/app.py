@@ -172,8 +172,6 @@ async def route(body: RouteRequestBody, state: State, caller: Caller) -> RouteRe
     from langchain_core.messages import HumanMessage
 
     from aco_langchain.chat.planner import build_route_request
-    from aco_langchain.routing import get_router
-    from aco_langchain.routing import route as decide_route
 
     check_text(body.model_dump(exclude_none=True))
     options: dict[str, Any] = {}
@@ -184,8 +182,7 @@ async def route(body: RouteRequestBody, state: State, caller: Caller) -> RouteRe
     llm = state.llm
     try:
         request = build_route_request([HumanMessage(body.prompt)], options, 0)
-        router = llm.router if llm.router is not None else get_router(llm.config)
-        d = decide_route(request, llm.config, router=router)
+        d = await llm.aroute(request)  # the router the model routes with, read off the loop
     except ACOError as err:
         raise from_aco_error(err) from err
     down = llm.registry.unavailable()

@@ -245,6 +245,25 @@ async def test_online_learning_reads_posteriors_without_blocking(
     assert chunks[-1].response_metadata["aco"]["routed_tier"] == aco["routed_tier"]
 
 
+async def test_the_servers_route_uses_the_online_router_without_blocking(
+    online: Any, blockbuster: BlockBuster
+) -> None:
+    """``/route`` decides with the router the model routes with (here the online one), and
+    reads its posteriors off the loop: it used to build the config's router per request."""
+    import httpx
+
+    from aco_langchain.server.app import create_app
+    from aco_langchain.server.service import ServerState
+
+    llm, prompt, bundle_tier = online
+    app = create_app(state=ServerState(llm.config, llm=llm))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+        r = await client.post("/route", json={"prompt": prompt})
+    assert r.status_code == 200, r.text
+    assert "online: tier" in r.json()["route_reason"] and r.json()["tier"] != bundle_tier
+
+
 @pytest.fixture
 def app(llm: Any, tmp_path: Path) -> Any:
     """The ``aco serve`` app with what does file I/O per request: a SQLite response cache and
