@@ -6,13 +6,20 @@ benchmarks/results/overhead.json. Targets: ratio <= 1.3x, `aco route` <= 1.0 s.
 
 Usage::
 
-    .venv/bin/python benchmarks/overhead.py [--rounds 2000]
+    .venv/bin/python benchmarks/overhead.py [--rounds 2000] [--cli-runs 7]
+        [--local-rounds 20] [--first-invoke-runs 5]
+
+``0`` skips a part (``--rounds 0``: the in-process invoke and forced-step parts); a skipped
+part keeps its previous entry in the JSON, and ``measured`` records when and at what load
+each part was last measured. Only the CLI part: ``--rounds 0 --local-rounds 0
+--first-invoke-runs 0``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -193,43 +200,66 @@ def bench_cli(runs: int) -> dict[str, float]:
         t0 = time.perf_counter()
         subprocess.run([str(aco), "route", "What is 2+2?"], check=True, capture_output=True)
         times.append(time.perf_counter() - t0)
-    return {"runs": runs, "median_s": statistics.median(times), "max_s": max(times)}
+    return {
+        "runs": runs,
+        "median_s": statistics.median(times),
+        "min_s": min(times),
+        "max_s": max(times),
+    }
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rounds", type=int, default=2000)
-    ap.add_argument("--cli-runs", type=int, default=7)
+    ap.add_argument("--rounds", type=int, default=2000, help="0 skips invoke and forced step")
+    ap.add_argument("--cli-runs", type=int, default=7, help="0 skips `aco route`")
     ap.add_argument("--local-rounds", type=int, default=20, help="0 skips the local tier")
     ap.add_argument("--first-invoke-runs", type=int, default=5, help="0 skips it")
     args = ap.parse_args()
+    dest = Path(__file__).parent / "results" / "overhead.json"
+    prev = json.loads(dest.read_text()) if dest.exists() else {}
+    stamp = {
+        "utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
+        "load_avg_1m": round(os.getloadavg()[0], 2),
+    }
     first = bench_first_invoke(args.first_invoke_runs) if args.first_invoke_runs else None
-    runs = {r: bench_invoke(args.rounds, r) for r in ("learned", "rules")}
-    step = bench_forced_step(args.rounds)
-    cli = bench_cli(args.cli_runs)
+    runs = {r: bench_invoke(args.rounds, r) for r in ("learned", "rules")} if args.rounds else {}
+    step = bench_forced_step(args.rounds) if args.rounds else None
+    cli = bench_cli(args.cli_runs) if args.cli_runs else None
     local = bench_local(args.local_rounds) if args.local_rounds else None
-    out = {
-        "invoke": runs,
+    stamp["load_avg_1m_end"] = round(os.getloadavg()[0], 2)
+    fresh = {
+        "invoke": runs or None,
         "local_tier": local,
         "forced_step": step,
         "aco_route_process": cli,
         "first_invoke": first,
-        "targets": {"ratio": 1.3, "cli_s": 1.0, "first_invoke_ms": 50},
     }
+    measured = dict(prev.get("measured", {}))
+    out = {}
+    for key, value in fresh.items():
+        if value is not None:
+            out[key] = value
+            measured[key] = stamp
+        else:  # skipped (or no local tier built): keep what an earlier run measured
+            out[key] = prev.get(key)
+    out["measured"] = measured
+    out["targets"] = {"ratio": 1.3, "cli_s": 1.0, "first_invoke_ms": 50}
     for name, inv in runs.items():
         print(f"router: {name}")
         print(f"  tier.invoke median            {inv['tier_invoke_median_us']:9.1f} us")
         print(f"  ACORouterChatModel.invoke     {inv['router_invoke_median_us']:9.1f} us")
         print(f"  median ratio (router / tier)  {inv['median_of_ratios']:9.3f} x  (target <= 1.3)")
-    print("per-step decision (plan) of a forced-tier call, learned router configured")
-    print(f"  now (no assessment)           {step['forced_plan_median_us']:9.1f} us")
-    before = step["forced_plan_with_assessment_median_us"]
-    print(f"  before (with the assessment)  {before:9.1f} us")
-    print(f"  unforced call, for reference  {step['unforced_plan_median_us']:9.1f} us")
-    print(
-        f"`aco route` whole process     {cli['median_s']:9.3f} s  median of {cli['runs']}"
-        f" (max {cli['max_s']:.3f}; target <= 1.0)"
-    )
+    if step:
+        print("per-step decision (plan) of a forced-tier call, learned router configured")
+        print(f"  now (no assessment)           {step['forced_plan_median_us']:9.1f} us")
+        before = step["forced_plan_with_assessment_median_us"]
+        print(f"  before (with the assessment)  {before:9.1f} us")
+        print(f"  unforced call, for reference  {step['unforced_plan_median_us']:9.1f} us")
+    if cli:
+        print(
+            f"`aco route` whole process     {cli['median_s']:9.3f} s  median of {cli['runs']}"
+            f" (min {cli['min_s']:.3f}, max {cli['max_s']:.3f}; target <= 1.0)"
+        )
     if first:
         print("first invoke after construction, fresh interpreter (target <= 50 ms)")
         for which, f in first.items():
@@ -245,7 +275,9 @@ def main() -> None:
         print(f"  tier.invoke median            {local['tier_invoke_median_ms']:9.1f} ms")
         print(f"  ACORouterChatModel.invoke     {local['router_invoke_median_ms']:9.1f} ms")
         print(f"  ratio of medians              {local['ratio_of_medians']:9.3f} x")
-    dest = Path(__file__).parent / "results" / "overhead.json"
+    print(
+        f"load average (1 min) at start / end: {stamp['load_avg_1m']} / {stamp['load_avg_1m_end']}"
+    )
     dest.parent.mkdir(parents=True, exist_ok=True)
     dest.write_text(json.dumps(out, indent=2))
     print(f"wrote {dest}")
