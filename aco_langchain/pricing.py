@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from bisect import bisect_left
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -229,12 +230,14 @@ def usage_cost_usd(spec: TierSpec, usage: TokenUsage) -> float:
         min(usage.reasoning, usage.output),
     )
     if spec.cost_per_1k_input is None and spec.cost_per_1k_output is None:
-        # A flat (untiered) price is linear in the token counts: its per-token rates, read
-        # from genai-prices once a minute, give the same Decimal total for ~1 us instead of
-        # ~150 us per call. Tiered or unverifiable prices take genai-prices' own path.
-        rates = _linear_rates(spec.provider, spec.provider_model, int(time.time() // 60))
-        if rates is not None:
-            return float(_linear_total(rates, counts))
+        # A price is linear in the token counts within each input-token band (genai-prices'
+        # tiers are cliffs on the input count): the band's per-token rates, read from
+        # genai-prices once a minute, give the same Decimal total for ~1 us instead of
+        # ~150-250 us per call. Unverifiable prices take genai-prices' own path.
+        bands = _banded_rates(spec.provider, spec.provider_model, int(time.time() // 60))
+        if bands is not None:
+            starts, rates = bands
+            return float(_linear_total(rates[bisect_left(starts, counts[0])], counts))
     found = _genai_price(spec.provider, spec.provider_model, _usage(counts))
     if found is None or spec.cost_per_1k_input is not None or spec.cost_per_1k_output is not None:
         return cost_usd(spec, usage.input, usage.output)  # half-configured: raises or mixes
@@ -268,32 +271,79 @@ def _linear_total(rates: tuple[Decimal, ...], counts: tuple[int, ...]) -> Decima
 
 
 @lru_cache(maxsize=64)
-def _linear_rates(provider: str, model: str, minute: int) -> tuple[Decimal, ...] | None:
-    """Per-token rates of a model whose genai-prices price is flat (no token tiers), or
-    None. ``minute`` keys the cache: prices that depend on the time of day (off-peak rates)
-    are read again each minute. The rates are checked against genai-prices on a mixed
-    usage: a model whose price is not linear in the counts is never priced by them."""
+def _banded_rates(
+    provider: str, model: str, minute: int
+) -> tuple[tuple[int, ...], tuple[tuple[Decimal, ...], ...]] | None:
+    """A model's per-token rates per input-token band, or None when they cannot be trusted.
+
+    genai-prices' tiers are cliffs: once the call's input tokens exceed a tier's start, every
+    token of that kind pays the tier's rate. So the price is linear in the counts within each
+    band ``(start_k, start_k+1]``; a flat price is one band. Returns the sorted band starts and
+    one rate tuple per band (band ``bisect_left(starts, input_tokens)``). Each band's rates are
+    read at its top input count and checked against genai-prices on a mixed usage at another
+    count in the band: a band whose price is not linear (a per-request fee, say) is never
+    priced by them. ``minute`` keys the cache: prices that depend on the time of day
+    (off-peak rates) are read again each minute.
+    """
     del minute
-    probes = ((1, 0, 0, 0, 0), (1, 0, 1, 0, 0), (1, 0, 0, 1, 0), (0, 1, 0, 0, 0), (0, 1, 0, 0, 1))
+    first = _genai_price(provider, model, _usage((1, 0, 0, 0, 0)))
+    if first is None:
+        return None
+    starts = _tier_starts(first.model_price)
+    if starts and starts[0] < _MIN_BAND:
+        return None  # a band too narrow to read rates in: genai-prices prices each call
     rates = []
-    for probe in probes:
-        found = _genai_price(provider, model, _usage(tuple(n * _PROBE for n in probe)))
-        if found is None or not _is_flat(found.model_price):
+    for k in range(len(starts) + 1):
+        low = starts[k - 1] if k else 0
+        top = starts[k] if k < len(starts) else low + _PROBE
+        band = _band_rates(provider, model, low, top)
+        if band is None:
             return None
-        rates.append(Decimal(found.total_price) / _PROBE)
-    mixed = (7919, 1231, 1013, 557, 331)
+        rates.append(band)
+    return starts, tuple(rates)
+
+
+#: The narrowest first band read as linear (genai-prices' tiers start at 128k-272k tokens).
+_MIN_BAND = 10_000
+
+
+def _band_rates(provider: str, model: str, low: int, top: int) -> tuple[Decimal, ...] | None:
+    """Per-token rates (see ``_linear_total``) of the band ``(low, top]``, read at ``top``
+    and checked at another input count inside the band."""
+    inside = top - 7919
+    if inside <= low:
+        return None
+    probes = ((1, 0, 0, 0, 0), (1, 0, 1, 0, 0), (1, 0, 0, 1, 0), (1, 1, 0, 0, 0), (1, 1, 0, 0, 1))
+    totals = []
+    for probe in probes:
+        found = _genai_price(provider, model, _usage(tuple(n * top for n in probe)))
+        if found is None:
+            return None
+        totals.append(Decimal(found.total_price))
+    a, b, c, with_out, with_reasoning = totals
+    rates = (a / top, b / top, c / top, (with_out - a) / top, (with_reasoning - a) / top)
+    mixed = (inside, 1231, 1013, 557, 331)
     check = _genai_price(provider, model, _usage(mixed))
-    if check is None or Decimal(check.total_price) != _linear_total(tuple(rates), mixed):
+    if check is None or Decimal(check.total_price) != _linear_total(rates, mixed):
         logger.debug("genai-prices' price of %s/%s is not linear: priced per call", provider, model)
         return None
-    return tuple(rates)
+    return rates
 
 
-def _is_flat(model_price: Any) -> bool:
-    """True when no price of ``model_price`` varies with the token count."""
+def _tier_starts(model_price: Any) -> tuple[int, ...]:
+    """The input counts where any of ``model_price``'s prices changes rate, ascending."""
     from genai_prices.types import TieredPrices
 
-    return not any(isinstance(v, TieredPrices) for v in vars(model_price).values())
+    return tuple(
+        sorted(
+            {
+                t.start
+                for v in vars(model_price).values()
+                if isinstance(v, TieredPrices)
+                for t in v.tiers
+            }
+        )
+    )
 
 
 def usage_tokens(usage: Mapping[str, Any] | None) -> tuple[int, int]:

@@ -82,6 +82,7 @@ def test_seed_config_reproduces_the_seed_route_figures() -> None:
         ("anthropic", "claude-3-5-haiku-latest"),
         ("anthropic", "claude-sonnet-4-5"),  # tiered above 200k input: genai-prices per call
         ("google", "gemini-2.5-pro"),  # tiered
+        ("openai", "gpt-5.5"),  # tiered above 272k input: the default tier 5
     ],
 )
 def test_usage_cost_equals_genai_prices_own_total(provider: str, model: str) -> None:
@@ -95,8 +96,10 @@ def test_usage_cost_equals_genai_prices_own_total(provider: str, model: str) -> 
 
     spec = TierSpec(provider=provider, model=model, model_id=model)
     rnd = random.Random(18)
-    for _ in range(200):
-        i, o = rnd.randint(0, 400_000), rnd.randint(0, 30_000)
+    # random counts, and counts at and around every tier start (a cliff on the input count)
+    edges = [s + d for s in (128_000, 200_000, 272_000) for d in (-1, 0, 1)]
+    for n in range(200 + len(edges)):
+        i, o = (edges[n - 200] if n >= 200 else rnd.randint(0, 400_000)), rnd.randint(0, 30_000)
         cr = rnd.randint(0, i)
         cw, r = rnd.randint(0, i - cr), rnd.randint(0, o)
         usage = TokenUsage(input=i, output=o, cache_read=cr, cache_write=cw, reasoning=r)
