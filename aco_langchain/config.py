@@ -510,6 +510,20 @@ def config_from_dict(data: dict[str, Any], source: str = "config") -> ACOConfig:
         raise ConfigError(format_validation_error(err, source)) from None
 
 
+def as_config(value: Any) -> Any:
+    """``value`` as an ACOConfig when given as a YAML path or a mapping; anything else as it
+    is (for the caller's own validation to report).
+
+    Raises:
+        ConfigError: the file or the mapping is not a valid config.
+    """
+    if isinstance(value, str | Path):
+        return load_config(value)
+    if isinstance(value, dict):
+        return config_from_dict(value)
+    return value
+
+
 def load_config(path: str | os.PathLike[str] | None = None) -> ACOConfig:
     """Load ``config.yaml``; None gives the defaults (or ``$ACO_CONFIG`` when set).
 

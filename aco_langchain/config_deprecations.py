@@ -34,7 +34,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from aco_langchain.errors import ConfigError, SettingMovedWarning
@@ -205,16 +204,10 @@ def move_model_kwargs(kwargs: dict[str, Any], owner: str = "ACORouterChatModel")
     found = [k for k in homes if k in kwargs and _moves_setting(k, kwargs[k])]
     if not found:
         return kwargs
-    from aco_langchain.config import ACOConfig, config_from_dict, load_config
+    from aco_langchain.config import ACOConfig, as_config
 
     out = dict(kwargs)
-    cfg = out.get("config")
-    if cfg is None:
-        cfg = ACOConfig()
-    elif isinstance(cfg, str | Path):
-        cfg = load_config(cfg)
-    elif isinstance(cfg, dict):
-        cfg = config_from_dict(cfg)
+    cfg = ACOConfig() if out.get("config") is None else as_config(out["config"])
     if not isinstance(cfg, ACOConfig):
         return out  # the config field's own validation reports it
     for name in found:

@@ -31,7 +31,6 @@ from __future__ import annotations
 import inspect
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import aclosing
-from pathlib import Path
 from typing import Any, Literal
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
@@ -66,12 +65,7 @@ from aco_langchain.chat.reporter import result_as_chunks
 from aco_langchain.chat.runs import call_run_key, last_run, remember_run, track_runs
 from aco_langchain.chat.runtime import Runtime, RuntimeSettings, build_runtime, unavailable
 from aco_langchain.chat.structured import structured_output
-from aco_langchain.config import (
-    ACOConfig,
-    config_from_dict,
-    format_validation_error,
-    load_config,
-)
+from aco_langchain.config import ACOConfig, as_config, format_validation_error
 from aco_langchain.config_deprecations import move_model_kwargs
 from aco_langchain.errors import ConfigError
 from aco_langchain.providers.tiers import TierRegistry
@@ -143,11 +137,7 @@ class ACORouterChatModel(BaseChatModel):
     @field_validator("config", mode="before")
     @classmethod
     def _coerce_config(cls, value: Any) -> Any:
-        if isinstance(value, str | Path):
-            return load_config(value)
-        if isinstance(value, dict):
-            return config_from_dict(value)
-        return value
+        return as_config(value)
 
     def model_post_init(self, context: Any) -> None:
         super().model_post_init(context)
