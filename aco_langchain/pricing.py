@@ -290,8 +290,6 @@ def _banded_rates(
     if first is None:
         return None
     starts = _tier_starts(first.model_price)
-    if starts and starts[0] < _MIN_BAND:
-        return None  # a band too narrow to read rates in: genai-prices prices each call
     rates = []
     for k in range(len(starts) + 1):
         low = starts[k - 1] if k else 0
@@ -303,16 +301,12 @@ def _banded_rates(
     return starts, tuple(rates)
 
 
-#: The narrowest first band read as linear (genai-prices' tiers start at 128k-272k tokens).
-_MIN_BAND = 10_000
-
-
 def _band_rates(provider: str, model: str, low: int, top: int) -> tuple[Decimal, ...] | None:
     """Per-token rates (see ``_linear_total``) of the band ``(low, top]``, read at ``top``
     and checked at another input count inside the band."""
     inside = top - 7919
     if inside <= low:
-        return None
+        return None  # a band too narrow to read rates in: genai-prices prices each call
     probes = ((1, 0, 0, 0, 0), (1, 0, 1, 0, 0), (1, 0, 0, 1, 0), (1, 1, 0, 0, 0), (1, 1, 0, 0, 1))
     totals = []
     for probe in probes:
